@@ -1,0 +1,17 @@
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/extract.smk"
+
+
+rule all:
+    input:
+        extract_targets(),
+    default_target: True

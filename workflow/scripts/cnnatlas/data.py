@@ -1,0 +1,201 @@
+"""Datasets: the manifest of images and labels, image decoding and the eval transform.
+
+The manifest is the single list of images every later stage refers to: row i is
+image_id i, and image_id follows the sorted paths, so it is stable across runs.
+"""
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from cnnatlas.errors import DatasetError
+from cnnatlas.io import write_parquet
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "manifest_from_imagefolder",
+    "manifest_from_table",
+    "write_manifest",
+    "load_image",
+    "make_transform",
+    "ImageDataset",
+]
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+MANIFEST_COLUMNS = ["image_id", "path", "label", "label_name"]
+
+
+def manifest_from_imagefolder(root: str | Path, classes: Sequence[str] | None = None) -> pd.DataFrame:
+    """Manifest of an ImageFolder (`root/<class>/<image>`): one row per image, sorted by path.
+
+    Classes are the sub-folder names in sorted order unless `classes` gives the order.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset.path {str(root)!r} is not a directory: give an ImageFolder root")
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    classes = list(classes) if classes else folders
+    unknown = sorted(set(folders) - set(classes))
+    if unknown:
+        raise DatasetError(
+            f"{root}: class folders {unknown} are not in dataset.classes; add them or remove the folders"
+        )
+    rows = []
+    for label, name in enumerate(classes):
+        folder = root / name
+        files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+        images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+        if not images:
+            log.warning("class %r has no images under %s", name, folder)
+        rows += [(str(p), label, name) for p in images]
+    if not rows:
+        raise DatasetError(f"{root}: no images with suffixes {IMAGE_SUFFIXES} found")
+    return _number(pd.DataFrame(rows, columns=["path", "label", "label_name"]))
+
+
+def manifest_from_table(
+    table: str | Path,
+    path_column: str = "path",
+    label_column: str = "label",
+    classes: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Manifest from a CSV or Parquet file with a path and a label column; other columns are metadata.
+
+    Relative paths are taken relative to the table's folder. Labels may be class names
+    or integer class indices (then `classes` names them, else the index is the name).
+    """
+    table = Path(table)
+    if not table.is_file():
+        raise DatasetError(f"dataset.path {str(table)!r} does not exist: give a CSV or Parquet manifest")
+    df = pd.read_parquet(table) if table.suffix == ".parquet" else pd.read_csv(table)
+    for key, col in (("dataset.path_column", path_column), ("dataset.label_column", label_column)):
+        if col not in df.columns:
+            raise DatasetError(f"{table}: no column {col!r} ({key}); columns are {list(df.columns)}")
+    if df.empty:
+        raise DatasetError(f"{table}: the manifest has no rows")
+    df = df.rename(columns={path_column: "path", label_column: "label_raw"})
+    reserved = set(MANIFEST_COLUMNS) & set(df.columns) - {"path"}
+    if reserved:
+        raise DatasetError(f"{table}: columns {sorted(reserved)} are reserved; rename them")
+    df["path"] = [p if Path(p).is_absolute() else str(table.parent / p) for p in df["path"].astype(str)]
+    df["label"], df["label_name"] = _encode_labels(df.pop("label_raw"), classes, table)
+    return _number(df)
+
+
+def _encode_labels(raw: pd.Series, classes: Sequence[str] | None, source: Path) -> tuple[list, list]:
+    if pd.api.types.is_integer_dtype(raw):
+        names = list(classes) if classes else [str(i) for i in range(int(raw.max()) + 1)]
+        bad = sorted({int(v) for v in raw if not 0 <= v < len(names)})
+        if bad:
+            raise DatasetError(f"{source}: labels {bad[:10]} are outside 0..{len(names) - 1}")
+        return [int(v) for v in raw], [names[int(v)] for v in raw]
+    raw = raw.astype(str)
+    names = list(classes) if classes else sorted(raw.unique())
+    index = {n: i for i, n in enumerate(names)}
+    bad = sorted(set(raw) - set(index))
+    if bad:
+        raise DatasetError(f"{source}: labels {bad[:10]} are not in dataset.classes {names}")
+    return [index[v] for v in raw], list(raw)
+
+
+def _number(df: pd.DataFrame) -> pd.DataFrame:
+    dup = df["path"][df["path"].duplicated()]
+    if len(dup):
+        raise DatasetError(f"the manifest lists {len(dup)} paths twice, e.g. {dup.iloc[0]!r}")
+    df = df.sort_values("path", kind="stable").reset_index(drop=True)
+    df.insert(0, "image_id", np.arange(len(df), dtype=np.int64))
+    df["label"] = df["label"].astype(np.int64)
+    meta = [c for c in df.columns if c not in MANIFEST_COLUMNS]
+    return df[MANIFEST_COLUMNS + meta]
+
+
+def write_manifest(df: pd.DataFrame, path: str | Path, classes: Sequence[str]) -> None:
+    """Write the manifest Parquet; the class list (index order) goes in its metadata."""
+    import json
+
+    write_parquet(df, path, meta={"cnnatlas.classes": json.dumps(list(classes))})
+
+
+def load_image(path: str | Path, channels: int = 3) -> Image.Image:
+    """Decode one image to 8-bit RGB (channels=3) or L (channels=1).
+
+    Gray, RGBA (composited on white), palette, CMYK and 16-bit images are converted.
+    An unreadable file raises DatasetError naming it.
+    """
+    try:
+        with Image.open(path) as im:
+            im.seek(0)  # first frame of an animation
+            im.load()
+            im = _to_8bit(im)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise DatasetError(f"cannot decode image {str(path)!r}: {err}") from err
+    return im.convert("RGB" if channels == 3 else "L")
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        hi = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
+        return Image.fromarray(np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return im
+
+
+def make_transform(resize: int, crop: int, mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
+    """The eval transform: resize the short side, centre-crop, scale to [0, 1], normalise."""
+    return v2.Compose(
+        [
+            v2.PILToTensor(),
+            v2.Resize(resize, antialias=True),
+            v2.CenterCrop(crop),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean=list(mean), std=list(std)),
+        ]
+    )
+
+
+class ImageDataset(Dataset):
+    """The manifest's images as (tensor, image_id) pairs, in image_id order."""
+
+    def __init__(self, paths: Sequence[str], transform, channels: int = 3):
+        self.paths = list(paths)
+        self.transform = transform
+        self.channels = channels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.transform(load_image(self.paths[i], self.channels)), i
+
+
+def build_manifest(dataset: dict, out: str | Path) -> pd.DataFrame:
+    """Write `out` (manifest.parquet) for the config's `dataset` section and return it."""
+    classes = dataset.get("classes")
+    if dataset["kind"] == "imagefolder":
+        df = manifest_from_imagefolder(dataset["path"], classes)
+    else:
+        df = manifest_from_table(
+            dataset["path"], dataset.get("path_column", "path"), dataset.get("label_column", "label"), classes
+        )
+    names = classes or _class_names(df)
+    write_manifest(df, out, names)
+    log.info("manifest: %d images, %d classes", len(df), len(names))
+    return df
+
+
+def _class_names(df: pd.DataFrame) -> list[str]:
+    pairs = df[["label", "label_name"]].drop_duplicates().set_index("label")["label_name"]
+    return [str(pairs.get(i, i)) for i in range(int(df["label"].max()) + 1)]

@@ -1,0 +1,129 @@
+"""The embedded demo: scikit-learn's handwritten digits and a small CNN trained on them.
+
+`write_digits` writes the 1,797 bundled 8x8 digits as an ImageFolder of PNGs with a
+seeded, stratified train/test split; `train` fits `DigitNet` on the train split on CPU
+and saves checkpoints at the configured steps (an early, barely trained one included),
+so that the maps can show how the representation forms during training.
+"""
+
+import io
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from torch import nn
+
+from cnnatlas.data import load_image, manifest_from_imagefolder, make_transform
+from cnnatlas.io import atomic_path
+
+__all__ = ["DigitNet", "demo_transform", "write_digits", "train"]
+
+log = logging.getLogger(__name__)
+
+
+class DigitNet(nn.Module):
+    """A small CNN for 1x32x32 digits: three conv blocks, then two fully connected layers."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 16):
+        super().__init__()
+
+        def block(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)
+            )
+
+        self.features = nn.Sequential(
+            block(in_channels, width), block(width, 2 * width), block(2 * width, 4 * width)
+        )
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(4 * width * 4 * 4, 128)
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Linear(128, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.relu(self.fc1(self.flatten(self.features(x)))))
+
+
+def write_digits(out: str | Path, size: int = 32, test_size: float = 0.2, seed: int = 0) -> None:
+    """Write `out/train/<digit>/*.png` and `out/test/<digit>/*.png` (size x size, 8-bit gray)."""
+    digits = load_digits()
+    idx = np.arange(len(digits.target))
+    train_idx, test_idx = train_test_split(
+        idx, test_size=test_size, random_state=seed, stratify=digits.target
+    )
+    out = Path(out)
+    for split, ids in (("train", train_idx), ("test", test_idx)):
+        for i in sorted(ids):
+            pixels = (digits.images[i] * (255.0 / 16.0)).round().astype(np.uint8)
+            img = Image.fromarray(pixels, "L").resize((size, size), Image.Resampling.BILINEAR)
+            path = out / split / str(digits.target[i]) / f"digit_{i:04d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            img.save(path, optimize=False)
+    log.info("wrote %d train and %d test digits to %s", len(train_idx), len(test_idx), out)
+
+
+def demo_transform(size: int = 32) -> dict:
+    """The eval transform of the demo (the digitnet entry of config.yaml uses the same)."""
+    return {"resize": size, "crop": size, "mean": [0.5], "std": [0.5], "channels": 1}
+
+
+def _load_split(root: str | Path, transform) -> tuple[torch.Tensor, torch.Tensor]:
+    manifest = manifest_from_imagefolder(root)
+    x = torch.stack([transform(load_image(p, channels=1)) for p in manifest["path"]])
+    return x, torch.as_tensor(manifest["label"].to_numpy().copy())
+
+
+def train(
+    train_dir: str | Path,
+    checkpoints: Sequence[str | Path],
+    steps: Sequence[int],
+    transform: dict,
+    batch_size: int = 64,
+    lr: float = 0.05,
+    seed: int = 0,
+    threads: int = 1,
+) -> None:
+    """SGD on the train split; after step `steps[i]` save the state_dict to `checkpoints[i]`.
+
+    The same seed, data and thread count give the same checkpoint bytes.
+    """
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    tf = make_transform(transform["resize"], transform["crop"], transform["mean"], transform["std"])
+    x, y = _load_split(train_dir, tf)
+    model = DigitNet(num_classes=int(y.max()) + 1)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    saves = dict(zip(steps, checkpoints, strict=True))
+    loss_fn = nn.CrossEntropyLoss()
+    step = 0
+    while step < max(steps):
+        order = torch.randperm(len(y), generator=gen)
+        for start in range(0, len(y) - batch_size + 1, batch_size):
+            batch = order[start : start + batch_size]
+            model.train()
+            opt.zero_grad()
+            loss = loss_fn(model(x[batch]), y[batch])
+            loss.backward()
+            opt.step()
+            step += 1
+            if step in saves:
+                _save(model, saves[step])
+                log.info("step %d: loss %.4f, saved %s", step, loss.item(), saves[step])
+            if step == max(steps):
+                break
+
+
+def _save(model: nn.Module, path: str | Path) -> None:
+    # torch.save writes the same bytes for the same tensors; go through a buffer so the
+    # final path only ever holds a complete file.
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.getvalue())

@@ -1,0 +1,23 @@
+"""Errors that end a run with a message a user can act on."""
+
+__all__ = ["CnnatlasError", "DatasetError", "ModelError", "CheckpointError", "LayerError"]
+
+
+class CnnatlasError(Exception):
+    """Base class: the message names the file or key and says how to fix it."""
+
+
+class DatasetError(CnnatlasError):
+    """The dataset (folder, manifest or an image in it) cannot be used."""
+
+
+class ModelError(CnnatlasError):
+    """The model spec cannot be built."""
+
+
+class CheckpointError(CnnatlasError):
+    """A checkpoint cannot be read or does not fit the model."""
+
+
+class LayerError(CnnatlasError):
+    """A configured layer does not exist in the model."""

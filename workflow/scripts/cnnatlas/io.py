@@ -1,0 +1,49 @@
+"""Writing outputs so that a final path never holds a partial file.
+
+Every writer goes through `atomic_path`: the data is written to a temporary file in the
+same folder and renamed over the final path only once it is complete, so a run killed
+at any moment leaves either the old file, or none, never half of a new one.
+"""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = ["atomic_path", "write_parquet", "read_parquet_meta"]
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it to `path` if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_parquet(df: pd.DataFrame, path: str | Path, meta: dict[str, str] | None = None) -> None:
+    """Write `df` to Parquet atomically, byte-identical for identical input.
+
+    `meta` is stored in the file's key-value metadata (strings only).
+    """
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    extra = {k.encode(): v.encode() for k, v in (meta or {}).items()}
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def read_parquet_meta(path: str | Path) -> dict[str, str]:
+    """The key-value metadata of a Parquet file written by `write_parquet` (pandas' own key left out)."""
+    meta = pq.read_schema(path).metadata or {}
+    return {k.decode(): v.decode() for k, v in meta.items() if k != b"pandas"}

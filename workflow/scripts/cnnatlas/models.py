@@ -1,0 +1,150 @@
+"""Building a model from the config and loading a checkpoint into it.
+
+A model is named by a torchvision builder (`resnet18`) or by `package.module:callable`
+for a custom architecture; both are called with `num_classes`. Checkpoints are read with
+`torch.load(weights_only=True)` unless the config opts in to full unpickling.
+"""
+
+import difflib
+import importlib
+import logging
+import pickle
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+from torch import nn
+from torchvision.models.feature_extraction import get_graph_node_names
+
+from cnnatlas.errors import CheckpointError, LayerError, ModelError
+
+__all__ = ["build_model", "load_checkpoint", "load_model", "layer_names", "check_layers"]
+
+log = logging.getLogger(__name__)
+
+STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
+PREFIXES = ("module.", "_orig_mod.")
+
+
+def build_model(arch: str, num_classes: int, kwargs: Mapping[str, Any] | None = None) -> nn.Module:
+    """A fresh (randomly initialised) model: torchvision builder name or `package.module:callable`."""
+    kwargs = dict(kwargs or {})
+    if ":" in arch:
+        module_name, _, attr = arch.partition(":")
+        try:
+            builder = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as err:
+            raise ModelError(f"model arch {arch!r}: cannot import {attr!r} from {module_name!r} ({err})") from err
+        return builder(num_classes=num_classes, **kwargs)
+    try:
+        return torchvision.models.get_model(arch, weights=None, num_classes=num_classes, **kwargs)
+    except ValueError as err:
+        close = difflib.get_close_matches(arch, torchvision.models.list_models(), n=3)
+        raise ModelError(
+            f"model arch {arch!r} is not a torchvision builder (close: {close}); "
+            "or give a custom architecture as 'package.module:callable'"
+        ) from err
+
+
+def load_checkpoint(model: nn.Module, path: str | Path, trust: bool = False) -> nn.Module:
+    """Load a checkpoint file into `model` (in place) and return it in eval mode.
+
+    The file holds a state_dict or a dict with one under state_dict / model_state_dict /
+    model; `module.` and `_orig_mod.` prefixes are stripped. Mismatched keys or shapes
+    raise CheckpointError listing the first few.
+    """
+    state = _state_dict(_read(path, trust), path)
+    expected = model.state_dict()
+    problems = _mismatches(expected, state)
+    if problems:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not fit the model ({len(problems)} mismatches): "
+            + "; ".join(problems[:5])
+            + ". Check the model's arch and num_classes."
+        )
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def _read(path: str | Path, trust: bool) -> Any:
+    if not Path(path).is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not trust)
+    except pickle.UnpicklingError as err:
+        if trust:
+            raise CheckpointError(f"checkpoint {str(path)!r} cannot be unpickled: {err}") from err
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds objects that torch.load(weights_only=True) refuses "
+            "to unpickle, because unpickling can run code. Only if you trust this file, set "
+            "trust_checkpoint: true for this model in the config."
+        ) from err
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {str(path)!r} is not a readable torch file: {err}") from err
+
+
+def _state_dict(obj: Any, path: str | Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, nn.Module):
+        obj = obj.state_dict()
+    if isinstance(obj, Mapping):
+        for key in STATE_DICT_KEYS:
+            inner = obj.get(key)
+            if isinstance(inner, nn.Module):
+                inner = inner.state_dict()
+            if isinstance(inner, Mapping) and inner and all(torch.is_tensor(v) for v in inner.values()):
+                obj = inner
+                break
+    if not isinstance(obj, Mapping) or not all(torch.is_tensor(v) for v in obj.values()):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is neither a state_dict nor a dict holding one under {STATE_DICT_KEYS}"
+        )
+    return {_strip(k): v for k, v in obj.items()}
+
+
+def _strip(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for prefix in PREFIXES:
+            if key.startswith(prefix):
+                key, changed = key[len(prefix) :], True
+    return key
+
+
+def _mismatches(expected: Mapping[str, torch.Tensor], got: Mapping[str, torch.Tensor]) -> list[str]:
+    missing = [f"missing {k}" for k in expected if k not in got]
+    unexpected = [f"unexpected {k}" for k in got if k not in expected]
+    shapes = [
+        f"{k}: checkpoint {tuple(got[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in got and got[k].shape != v.shape
+    ]
+    return shapes + missing + unexpected
+
+
+def load_model(spec: Mapping[str, Any], checkpoint: str | Path | None) -> nn.Module:
+    """Build the model a config entry describes and load `checkpoint` into it (None: random init)."""
+    model = build_model(spec["arch"], spec["num_classes"], spec.get("kwargs"))
+    if checkpoint is None:
+        return model.eval()
+    return load_checkpoint(model, checkpoint, trust=spec.get("trust_checkpoint", False))
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    """The FX node names of `model` in eval mode, in graph order: what `layers:` accepts."""
+    return get_graph_node_names(model)[1]
+
+
+def check_layers(model: nn.Module, layers: Sequence[str], model_name: str = "model") -> list[str]:
+    """All node names of `model`; raise LayerError naming close matches if a layer is missing."""
+    names = layer_names(model)
+    for layer in layers:
+        if layer not in names:
+            close = difflib.get_close_matches(layer, names, n=5, cutoff=0.5)
+            raise LayerError(
+                f"models.{model_name}.layers: {layer!r} is not a node of the model; "
+                f"close matches: {close}. `cnnatlas layers ARCH` lists them all."
+            )
+    return names

@@ -1,0 +1,26 @@
+from cnnatlas.extract import extract
+from cnnatlas.logs import to_log
+from cnnatlas.models import load_model
+
+
+def main(snakemake) -> None:
+    to_log(snakemake.log[0])
+    spec, opts = snakemake.params.spec, snakemake.params.extract
+    model = load_model(spec, snakemake.input.checkpoint)
+    extract(
+        snakemake.input.manifest,
+        model,
+        layers=spec["layers"],
+        predictions=snakemake.output.predictions,
+        features_dir=snakemake.output.features,
+        transform=spec["transform"],
+        batch_size=opts["batch_size"],
+        num_workers=opts["num_workers"],
+        device=opts["device"],
+        autocast=opts["autocast"],
+        topk=opts["topk"],
+        threads=snakemake.threads,
+    )
+
+
+main(snakemake)  # noqa: F821
