@@ -1,0 +1,78 @@
+"""Shared fixtures: a tiny synthetic ImageFolder and tiny checkpoints, made fresh per session."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+CLASSES = ("circle", "square", "stripes")
+
+
+def draw(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A noisy RGB image of one of three easy shapes, so class structure is learnable."""
+    yy, xx = np.mgrid[:size, :size] / size
+    cx, cy = rng.uniform(0.35, 0.65, 2)
+    if kind == "circle":
+        mask = (xx - cx) ** 2 + (yy - cy) ** 2 < 0.08
+    elif kind == "square":
+        mask = (abs(xx - cx) < 0.25) & (abs(yy - cy) < 0.25)
+    else:
+        mask = (np.floor(xx * 6 + rng.uniform(0, 1)) % 2) == 0
+    img = rng.normal(40, 10, (size, size, 3))
+    img[mask] = rng.normal([200, 120, 60], 10, (int(mask.sum()), 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_imagefolder(root: Path, per_class: int = 10, size: int = 24, seed: int = 0) -> Path:
+    """`root/<class>/img_XX.png` for the three CLASSES; returns root."""
+    rng = np.random.default_rng(seed)
+    for kind in CLASSES:
+        (root / kind).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(draw(kind, size, rng)).save(root / kind / f"img_{i:02d}.png")
+    return root
+
+
+def save_tiny_checkpoints(folder: Path, names=("early", "late")) -> dict[str, str]:
+    """Random-init DigitNet (3 classes, RGB) state_dicts, one seed per name."""
+    from cnnatlas.demo import DigitNet
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for seed, name in enumerate(names):
+        torch.manual_seed(seed)
+        path = folder / f"{name}.pt"
+        torch.save(DigitNet(num_classes=3, in_channels=3, width=4).state_dict(), path)
+        out[name] = str(path)
+    return out
+
+
+@pytest.fixture(scope="session")
+def imagefolder(tmp_path_factory) -> Path:
+    return make_imagefolder(tmp_path_factory.mktemp("data") / "images")
+
+
+@pytest.fixture(scope="session")
+def has(request):
+    """has('chromium') -> bool; under CI=true a missing program fails instead of skipping."""
+
+    def check(program: str) -> bool:
+        return shutil.which(program) is not None
+
+    return check
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """The real snakemake on REPO's Snakefile in `workdir` (which holds config.yaml)."""
+    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
