@@ -30,13 +30,17 @@ def draw(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def make_imagefolder(root: Path, per_class: int = 10, size: int = 24, seed: int = 0) -> Path:
+def make_imagefolder(
+    root: Path, per_class: int = 10, size: int = 24, seed: int = 0
+) -> Path:
     """`root/<class>/img_XX.png` for the three CLASSES; returns root."""
     rng = np.random.default_rng(seed)
     for kind in CLASSES:
         (root / kind).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            Image.fromarray(draw(kind, size, rng)).save(root / kind / f"img_{i:02d}.png")
+            Image.fromarray(draw(kind, size, rng)).save(
+                root / kind / f"img_{i:02d}.png"
+            )
     return root
 
 
@@ -69,10 +73,23 @@ def has(request):
     return check
 
 
-def run_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+def run_snakemake(
+    workdir: Path, *args: str, timeout: int = 900
+) -> subprocess.CompletedProcess:
     """The real snakemake on REPO's Snakefile in `workdir` (which holds config.yaml)."""
-    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", *args]
+    cmd = [
+        *SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--cores",
+        "2",
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+        raise AssertionError(
+            f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+        )
     return proc

@@ -15,7 +15,9 @@ def write_tiny_config(workdir: Path) -> Path:
     ckpt = workdir / "ckpt"
     save_tiny_checkpoints(ckpt)
     text = (HERE / "tiny_config.yaml").read_text()
-    text = text.replace("DATA", str(data.relative_to(workdir))).replace("CKPT", str(ckpt.relative_to(workdir)))
+    text = text.replace("DATA", str(data.relative_to(workdir))).replace(
+        "CKPT", str(ckpt.relative_to(workdir))
+    )
     (workdir / "config.yaml").write_text(text)
     return workdir
 

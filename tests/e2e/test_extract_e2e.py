@@ -23,8 +23,19 @@ def test_predictions_and_features_of_every_checkpoint(tiny_run, ckpt):
     p = pd.read_parquet(tiny_run / "tiny" / ckpt / "predictions.parquet")
     assert len(p) == 30
     assert p["image_id"].tolist() == list(range(30))
-    for col in ["pred", "pred_name", "confidence", "correct", "topk_ids", "topk_probs", "in_topk",
-                "probs", "loss", "entropy", "margin"]:
+    for col in [
+        "pred",
+        "pred_name",
+        "confidence",
+        "correct",
+        "topk_ids",
+        "topk_probs",
+        "in_topk",
+        "probs",
+        "loss",
+        "entropy",
+        "margin",
+    ]:
         assert col in p.columns
     probs = np.stack(p["probs"])
     assert probs.shape == (30, 3)

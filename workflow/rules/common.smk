@@ -2,7 +2,6 @@ import re
 
 from snakemake.utils import validate
 
-
 validate(config, "../schemas/config.schema.yaml")
 
 RESULTS = config["results"]

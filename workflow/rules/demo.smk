@@ -8,14 +8,14 @@ rule write_demo_dataset:
     output:
         train=directory(f"{DEMO_DIR}/digits/train"),
         test=directory(f"{DEMO_DIR}/digits/test"),
-    params:
-        size=DEMO["image_size"],
-        test_size=DEMO["test_size"],
-        seed=DEMO["seed"],
     log:
         f"{RESULTS}/logs/write_demo_dataset.log",
     conda:
         "../../envs/torch.yaml"
+    params:
+        size=DEMO["image_size"],
+        test_size=DEMO["test_size"],
+        seed=DEMO["seed"],
     script:
         "../scripts/write_demo_dataset.py"
 
@@ -28,18 +28,18 @@ rule train_demo_model:
         checkpoints=[
             f"{DEMO_DIR}/checkpoints/step{step:04d}.pt" for step in DEMO["steps"]
         ],
+    log:
+        f"{RESULTS}/logs/train_demo_model.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_demo_model.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
     params:
         steps=DEMO["steps"],
         batch_size=DEMO["batch_size"],
         lr=DEMO["lr"],
         seed=DEMO["seed"],
         size=DEMO["image_size"],
-    log:
-        f"{RESULTS}/logs/train_demo_model.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/train_demo_model.tsv"
-    threads: 2
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/train_demo_model.py"

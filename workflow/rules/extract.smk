@@ -4,12 +4,12 @@ rule build_manifest:
         lib=lib("data.py"),
     output:
         manifest=f"{RESULTS}/manifest.parquet",
-    params:
-        dataset=config["dataset"],
     log:
         f"{RESULTS}/logs/build_manifest.log",
     conda:
         "../../envs/torch.yaml"
+    params:
+        dataset=config["dataset"],
     script:
         "../scripts/build_manifest.py"
 
@@ -22,15 +22,15 @@ rule extract_features:
     output:
         predictions=f"{RESULTS}/{{model}}/{{ckpt}}/predictions.parquet",
         features=directory(f"{RESULTS}/{{model}}/{{ckpt}}/features"),
-    params:
-        spec=model_spec,
-        extract=config["extract"],
     log:
         f"{RESULTS}/logs/extract_features/{{model}}/{{ckpt}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/extract_features/{{model}}/{{ckpt}}.tsv"
-    threads: 2
     conda:
         "../../envs/torch.yaml"
+    threads: 2
+    params:
+        spec=model_spec,
+        extract=config["extract"],
     script:
         "../scripts/extract_features.py"

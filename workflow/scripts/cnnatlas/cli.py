@@ -14,7 +14,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cnnatlas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     layers = sub.add_parser("layers", help="list the FX node names of an architecture")
-    layers.add_argument("arch", help="torchvision builder name or package.module:callable")
+    layers.add_argument(
+        "arch", help="torchvision builder name or package.module:callable"
+    )
     layers.add_argument("--num-classes", type=int, default=10)
     args = parser.parse_args(argv)
     try:

@@ -34,14 +34,18 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 MANIFEST_COLUMNS = ["image_id", "path", "label", "label_name"]
 
 
-def manifest_from_imagefolder(root: str | Path, classes: Sequence[str] | None = None) -> pd.DataFrame:
+def manifest_from_imagefolder(
+    root: str | Path, classes: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Manifest of an ImageFolder (`root/<class>/<image>`): one row per image, sorted by path.
 
     Classes are the sub-folder names in sorted order unless `classes` gives the order.
     """
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(f"dataset.path {str(root)!r} is not a directory: give an ImageFolder root")
+        raise DatasetError(
+            f"dataset.path {str(root)!r} is not a directory: give an ImageFolder root"
+        )
     folders = sorted(p.name for p in root.iterdir() if p.is_dir())
     classes = list(classes) if classes else folders
     unknown = sorted(set(folders) - set(classes))
@@ -52,7 +56,11 @@ def manifest_from_imagefolder(root: str | Path, classes: Sequence[str] | None = 
     rows = []
     for label, name in enumerate(classes):
         folder = root / name
-        files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+        files = (
+            sorted(p for p in folder.rglob("*") if p.is_file())
+            if folder.is_dir()
+            else []
+        )
         images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
         if not images:
             log.warning("class %r has no images under %s", name, folder)
@@ -75,42 +83,64 @@ def manifest_from_table(
     """
     table = Path(table)
     if not table.is_file():
-        raise DatasetError(f"dataset.path {str(table)!r} does not exist: give a CSV or Parquet manifest")
+        raise DatasetError(
+            f"dataset.path {str(table)!r} does not exist: give a CSV or Parquet manifest"
+        )
     df = pd.read_parquet(table) if table.suffix == ".parquet" else pd.read_csv(table)
-    for key, col in (("dataset.path_column", path_column), ("dataset.label_column", label_column)):
+    for key, col in (
+        ("dataset.path_column", path_column),
+        ("dataset.label_column", label_column),
+    ):
         if col not in df.columns:
-            raise DatasetError(f"{table}: no column {col!r} ({key}); columns are {list(df.columns)}")
+            raise DatasetError(
+                f"{table}: no column {col!r} ({key}); columns are {list(df.columns)}"
+            )
     if df.empty:
         raise DatasetError(f"{table}: the manifest has no rows")
     df = df.rename(columns={path_column: "path", label_column: "label_raw"})
     reserved = set(MANIFEST_COLUMNS) & set(df.columns) - {"path"}
     if reserved:
-        raise DatasetError(f"{table}: columns {sorted(reserved)} are reserved; rename them")
-    df["path"] = [p if Path(p).is_absolute() else str(table.parent / p) for p in df["path"].astype(str)]
+        raise DatasetError(
+            f"{table}: columns {sorted(reserved)} are reserved; rename them"
+        )
+    df["path"] = [
+        p if Path(p).is_absolute() else str(table.parent / p)
+        for p in df["path"].astype(str)
+    ]
     df["label"], df["label_name"] = _encode_labels(df.pop("label_raw"), classes, table)
     return _number(df)
 
 
-def _encode_labels(raw: pd.Series, classes: Sequence[str] | None, source: Path) -> tuple[list, list]:
+def _encode_labels(
+    raw: pd.Series, classes: Sequence[str] | None, source: Path
+) -> tuple[list, list]:
     if pd.api.types.is_integer_dtype(raw):
-        names = list(classes) if classes else [str(i) for i in range(int(raw.max()) + 1)]
+        names = (
+            list(classes) if classes else [str(i) for i in range(int(raw.max()) + 1)]
+        )
         bad = sorted({int(v) for v in raw if not 0 <= v < len(names)})
         if bad:
-            raise DatasetError(f"{source}: labels {bad[:10]} are outside 0..{len(names) - 1}")
+            raise DatasetError(
+                f"{source}: labels {bad[:10]} are outside 0..{len(names) - 1}"
+            )
         return [int(v) for v in raw], [names[int(v)] for v in raw]
     raw = raw.astype(str)
     names = list(classes) if classes else sorted(raw.unique())
     index = {n: i for i, n in enumerate(names)}
     bad = sorted(set(raw) - set(index))
     if bad:
-        raise DatasetError(f"{source}: labels {bad[:10]} are not in dataset.classes {names}")
+        raise DatasetError(
+            f"{source}: labels {bad[:10]} are not in dataset.classes {names}"
+        )
     return [index[v] for v in raw], list(raw)
 
 
 def _number(df: pd.DataFrame) -> pd.DataFrame:
     dup = df["path"][df["path"].duplicated()]
     if len(dup):
-        raise DatasetError(f"the manifest lists {len(dup)} paths twice, e.g. {dup.iloc[0]!r}")
+        raise DatasetError(
+            f"the manifest lists {len(dup)} paths twice, e.g. {dup.iloc[0]!r}"
+        )
     df = df.sort_values("path", kind="stable").reset_index(drop=True)
     df.insert(0, "image_id", np.arange(len(df), dtype=np.int64))
     df["label"] = df["label"].astype(np.int64)
@@ -145,15 +175,21 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         a = np.asarray(im, dtype=np.float64)
         hi = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
-        return Image.fromarray(np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        return Image.fromarray(
+            np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), "L"
+        )
+    if im.mode in ("RGBA", "LA", "PA") or (
+        im.mode == "P" and "transparency" in im.info
+    ):
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
     return im
 
 
-def make_transform(resize: int, crop: int, mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
+def make_transform(
+    resize: int, crop: int, mean: Sequence[float], std: Sequence[float]
+) -> v2.Compose:
     """The eval transform: resize the short side, centre-crop, scale to [0, 1], normalise."""
     return v2.Compose(
         [
@@ -188,7 +224,10 @@ def build_manifest(dataset: dict, out: str | Path) -> pd.DataFrame:
         df = manifest_from_imagefolder(dataset["path"], classes)
     else:
         df = manifest_from_table(
-            dataset["path"], dataset.get("path_column", "path"), dataset.get("label_column", "label"), classes
+            dataset["path"],
+            dataset.get("path_column", "path"),
+            dataset.get("label_column", "label"),
+            classes,
         )
     names = classes or _class_names(df)
     write_manifest(df, out, names)
@@ -197,5 +236,7 @@ def build_manifest(dataset: dict, out: str | Path) -> pd.DataFrame:
 
 
 def _class_names(df: pd.DataFrame) -> list[str]:
-    pairs = df[["label", "label_name"]].drop_duplicates().set_index("label")["label_name"]
+    pairs = (
+        df[["label", "label_name"]].drop_duplicates().set_index("label")["label_name"]
+    )
     return [str(pairs.get(i, i)) for i in range(int(df["label"].max()) + 1)]

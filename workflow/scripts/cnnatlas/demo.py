@@ -18,7 +18,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from cnnatlas.data import load_image, manifest_from_imagefolder, make_transform
+from cnnatlas.data import load_image, make_transform, manifest_from_imagefolder
 from cnnatlas.io import atomic_path
 
 __all__ = ["DigitNet", "demo_transform", "write_digits", "train"]
@@ -34,11 +34,16 @@ class DigitNet(nn.Module):
 
         def block(cin: int, cout: int) -> nn.Sequential:
             return nn.Sequential(
-                nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)
+                nn.Conv2d(cin, cout, 3, padding=1),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
             )
 
         self.features = nn.Sequential(
-            block(in_channels, width), block(width, 2 * width), block(2 * width, 4 * width)
+            block(in_channels, width),
+            block(width, 2 * width),
+            block(2 * width, 4 * width),
         )
         self.flatten = nn.Flatten()
         self.fc1 = nn.Linear(4 * width * 4 * 4, 128)
@@ -49,7 +54,9 @@ class DigitNet(nn.Module):
         return self.fc2(self.relu(self.fc1(self.flatten(self.features(x)))))
 
 
-def write_digits(out: str | Path, size: int = 32, test_size: float = 0.2, seed: int = 0) -> None:
+def write_digits(
+    out: str | Path, size: int = 32, test_size: float = 0.2, seed: int = 0
+) -> None:
     """Write `out/train/<digit>/*.png` and `out/test/<digit>/*.png` (size x size, 8-bit gray)."""
     digits = load_digits()
     idx = np.arange(len(digits.target))
@@ -60,11 +67,15 @@ def write_digits(out: str | Path, size: int = 32, test_size: float = 0.2, seed: 
     for split, ids in (("train", train_idx), ("test", test_idx)):
         for i in sorted(ids):
             pixels = (digits.images[i] * (255.0 / 16.0)).round().astype(np.uint8)
-            img = Image.fromarray(pixels, "L").resize((size, size), Image.Resampling.BILINEAR)
+            img = Image.fromarray(pixels, "L").resize(
+                (size, size), Image.Resampling.BILINEAR
+            )
             path = out / split / str(digits.target[i]) / f"digit_{i:04d}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             img.save(path, optimize=False)
-    log.info("wrote %d train and %d test digits to %s", len(train_idx), len(test_idx), out)
+    log.info(
+        "wrote %d train and %d test digits to %s", len(train_idx), len(test_idx), out
+    )
 
 
 def demo_transform(size: int = 32) -> dict:
@@ -96,7 +107,9 @@ def train(
     torch.use_deterministic_algorithms(True)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    tf = make_transform(transform["resize"], transform["crop"], transform["mean"], transform["std"])
+    tf = make_transform(
+        transform["resize"], transform["crop"], transform["mean"], transform["std"]
+    )
     x, y = _load_split(train_dir, tf)
     model = DigitNet(num_classes=int(y.max()) + 1)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)

@@ -1,6 +1,12 @@
 """Errors that end a run with a message a user can act on."""
 
-__all__ = ["CnnatlasError", "DatasetError", "ModelError", "CheckpointError", "LayerError"]
+__all__ = [
+    "CnnatlasError",
+    "DatasetError",
+    "ModelError",
+    "CheckpointError",
+    "LayerError",
+]
 
 
 class CnnatlasError(Exception):

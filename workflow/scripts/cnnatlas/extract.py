@@ -20,15 +20,26 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+from torchvision.models.feature_extraction import (
+    create_feature_extractor,
+    get_graph_node_names,
+)
 from tqdm import tqdm
 
 from cnnatlas.data import ImageDataset, make_transform
 from cnnatlas.errors import CnnatlasError, LayerError
 from cnnatlas.io import read_parquet_meta, write_parquet
-from cnnatlas.models import check_layers
+from cnnatlas.models import check_layers, is_layer
 
-__all__ = ["POOLS", "pool", "tap_layers", "resolve_device", "forward_pass", "predictions_table", "extract"]
+__all__ = [
+    "POOLS",
+    "pool",
+    "tap_layers",
+    "resolve_device",
+    "forward_pass",
+    "predictions_table",
+    "extract",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +68,19 @@ def tap_layers(model: nn.Module, layers: Sequence[str]) -> Iterator[nn.Module]:
     try:
         nodes = get_graph_node_names(model)[1]
     except Exception as err:  # noqa: BLE001 - any tracing failure means: use hooks
-        log.warning("FX cannot trace %s (%s); using forward hooks on modules", type(model).__name__, err)
+        log.warning(
+            "FX cannot trace %s (%s); using forward hooks on modules",
+            type(model).__name__,
+            err,
+        )
         with _hooked(model, layers) as tapped:
             yield tapped
         return
-    missing = [layer for layer in layers if layer not in nodes]
+    missing = [layer for layer in layers if not is_layer(layer, nodes)]
     if missing:
-        raise LayerError(f"layers {missing} are not nodes of the model; `cnnatlas layers` lists them")
+        raise LayerError(
+            f"layers {missing} are not nodes of the model; `cnnatlas layers` lists them"
+        )
     return_nodes = {layer: layer for layer in layers}
     return_nodes.setdefault(nodes[-1], LOGITS)
     extractor = create_feature_extractor(model, return_nodes=return_nodes)
@@ -94,7 +111,9 @@ def _hooked(model: nn.Module, layers: Sequence[str]) -> Iterator[nn.Module]:
         )
     store: dict[str, torch.Tensor] = {}
     handles = [
-        modules[name].register_forward_hook(lambda _m, _i, out, name=name: store.__setitem__(name, out))
+        modules[name].register_forward_hook(
+            lambda _m, _i, out, name=name: store.__setitem__(name, out)
+        )
         for name in layers
     ]
 
@@ -120,7 +139,9 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CnnatlasError(f"extract.device is {device!r} but CUDA is not available; use 'auto' or 'cpu'")
+        raise CnnatlasError(
+            f"extract.device is {device!r} but CUDA is not available; use 'auto' or 'cpu'"
+        )
     return torch.device(device)
 
 
@@ -138,7 +159,11 @@ def forward_pass(
     dev = resolve_device(device)
     model = model.eval().to(dev, memory_format=torch.channels_last)
     loader = DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=dev.type == "cuda"
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=dev.type == "cuda",
     )
     n = len(dataset)
     features_dir = Path(features_dir)
@@ -152,11 +177,15 @@ def forward_pass(
         with tap_layers(model, list(layers)) as tapped, torch.inference_mode(), amp:
             for x, ids in tqdm(loader, desc="extract", file=sys.stderr, mininterval=5):
                 rows = slice(int(ids[0]), int(ids[-1]) + 1)
-                out = tapped(x.to(dev, non_blocking=True, memory_format=torch.channels_last))
+                out = tapped(
+                    x.to(dev, non_blocking=True, memory_format=torch.channels_last)
+                )
                 for layer, how in layers.items():
                     f = pool(out[layer], how).float().cpu().numpy()
                     if layer not in mmaps:
-                        mmaps[layer] = np.lib.format.open_memmap(tmp[layer], "w+", np.float32, (n, f.shape[1]))
+                        mmaps[layer] = np.lib.format.open_memmap(
+                            tmp[layer], "w+", np.float32, (n, f.shape[1])
+                        )
                     mmaps[layer][rows] = f
                 batch_logits = out[LOGITS].float().cpu().numpy()
                 if logits is None:
@@ -171,13 +200,21 @@ def forward_pass(
         for t in tmp.values():
             t.unlink(missing_ok=True)
     seconds = time.perf_counter() - started
-    log.info("forward pass: %d images in %.1f s (%.1f images/s) on %s", n, seconds, n / seconds, dev)
+    log.info(
+        "forward pass: %d images in %.1f s (%.1f images/s) on %s",
+        n,
+        seconds,
+        n / seconds,
+        dev,
+    )
     return logits
 
 
-def predictions_table(manifest: pd.DataFrame, logits: np.ndarray, classes: Sequence[str], topk: int = 5) -> pd.DataFrame:
+def predictions_table(
+    manifest: pd.DataFrame, logits: np.ndarray, classes: Sequence[str], topk: int = 5
+) -> pd.DataFrame:
     """The predictions columns of DESIGN.md from the logits [N, C] and the manifest (row i = image i)."""
-    labels = manifest["label"].to_numpy()
+    labels = manifest["label"].to_numpy(dtype=np.int64, copy=True)
     if labels.max() >= logits.shape[1]:
         raise CnnatlasError(
             f"labels go up to {labels.max()} but the model has {logits.shape[1]} outputs: check num_classes"
@@ -199,7 +236,11 @@ def predictions_table(manifest: pd.DataFrame, logits: np.ndarray, classes: Seque
     df["topk_probs"] = list(top_p.numpy().astype(np.float32))
     df["in_topk"] = (top_i.numpy() == labels[:, None]).any(axis=1)
     df["probs"] = list(probs.numpy().astype(np.float32))
-    df["loss"] = (-logp[torch.arange(len(t)), torch.from_numpy(labels)]).numpy().astype(np.float32)
+    df["loss"] = (
+        (-logp[torch.arange(len(t)), torch.from_numpy(labels)])
+        .numpy()
+        .astype(np.float32)
+    )
     df["entropy"] = (-(probs * logp).sum(1)).numpy().astype(np.float32)
     df["margin"] = (top_p[:, 0] - second).numpy().astype(np.float32)
     meta = manifest.drop(columns=["image_id", "path", "label", "label_name"])
@@ -224,13 +265,19 @@ def extract(
     torch.set_num_threads(threads)
     check_layers(model, list(layers))
     if num_workers == "auto":
-        num_workers = max(threads - 1, 0) if resolve_device(device).type == "cuda" else 0
+        num_workers = (
+            max(threads - 1, 0) if resolve_device(device).type == "cuda" else 0
+        )
     df = pd.read_parquet(manifest)
     classes = json.loads(read_parquet_meta(manifest).get("cnnatlas.classes", "[]"))
     channels = transform.get("channels", 3)
-    tf = make_transform(transform["resize"], transform["crop"], transform["mean"], transform["std"])
+    tf = make_transform(
+        transform["resize"], transform["crop"], transform["mean"], transform["std"]
+    )
     dataset = ImageDataset(df["path"].tolist(), tf, channels)
-    logits = forward_pass(model, dataset, layers, features_dir, batch_size, num_workers, device, autocast)
+    logits = forward_pass(
+        model, dataset, layers, features_dir, batch_size, num_workers, device, autocast
+    )
     table = predictions_table(df, logits, classes, topk)
     write_parquet(table, predictions, meta={"cnnatlas.classes": json.dumps(classes)})
     log.info("accuracy %.4f over %d images", table["correct"].mean(), len(table))

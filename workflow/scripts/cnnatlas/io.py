@@ -31,7 +31,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-def write_parquet(df: pd.DataFrame, path: str | Path, meta: dict[str, str] | None = None) -> None:
+def write_parquet(
+    df: pd.DataFrame, path: str | Path, meta: dict[str, str] | None = None
+) -> None:
     """Write `df` to Parquet atomically, byte-identical for identical input.
 
     `meta` is stored in the file's key-value metadata (strings only).

@@ -20,7 +20,14 @@ from torchvision.models.feature_extraction import get_graph_node_names
 
 from cnnatlas.errors import CheckpointError, LayerError, ModelError
 
-__all__ = ["build_model", "load_checkpoint", "load_model", "layer_names", "check_layers"]
+__all__ = [
+    "build_model",
+    "load_checkpoint",
+    "load_model",
+    "layer_names",
+    "is_layer",
+    "check_layers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +35,9 @@ STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
 PREFIXES = ("module.", "_orig_mod.")
 
 
-def build_model(arch: str, num_classes: int, kwargs: Mapping[str, Any] | None = None) -> nn.Module:
+def build_model(
+    arch: str, num_classes: int, kwargs: Mapping[str, Any] | None = None
+) -> nn.Module:
     """A fresh (randomly initialised) model: torchvision builder name or `package.module:callable`."""
     kwargs = dict(kwargs or {})
     if ":" in arch:
@@ -36,10 +45,14 @@ def build_model(arch: str, num_classes: int, kwargs: Mapping[str, Any] | None = 
         try:
             builder = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as err:
-            raise ModelError(f"model arch {arch!r}: cannot import {attr!r} from {module_name!r} ({err})") from err
+            raise ModelError(
+                f"model arch {arch!r}: cannot import {attr!r} from {module_name!r} ({err})"
+            ) from err
         return builder(num_classes=num_classes, **kwargs)
     try:
-        return torchvision.models.get_model(arch, weights=None, num_classes=num_classes, **kwargs)
+        return torchvision.models.get_model(
+            arch, weights=None, num_classes=num_classes, **kwargs
+        )
     except ValueError as err:
         close = difflib.get_close_matches(arch, torchvision.models.list_models(), n=3)
         raise ModelError(
@@ -48,7 +61,9 @@ def build_model(arch: str, num_classes: int, kwargs: Mapping[str, Any] | None = 
         ) from err
 
 
-def load_checkpoint(model: nn.Module, path: str | Path, trust: bool = False) -> nn.Module:
+def load_checkpoint(
+    model: nn.Module, path: str | Path, trust: bool = False
+) -> nn.Module:
     """Load a checkpoint file into `model` (in place) and return it in eval mode.
 
     The file holds a state_dict or a dict with one under state_dict / model_state_dict /
@@ -75,14 +90,18 @@ def _read(path: str | Path, trust: bool) -> Any:
         return torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as err:
         if trust:
-            raise CheckpointError(f"checkpoint {str(path)!r} cannot be unpickled: {err}") from err
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} cannot be unpickled: {err}"
+            ) from err
         raise CheckpointError(
             f"checkpoint {str(path)!r} holds objects that torch.load(weights_only=True) refuses "
             "to unpickle, because unpickling can run code. Only if you trust this file, set "
             "trust_checkpoint: true for this model in the config."
         ) from err
     except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {str(path)!r} is not a readable torch file: {err}") from err
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is not a readable torch file: {err}"
+        ) from err
 
 
 def _state_dict(obj: Any, path: str | Path) -> dict[str, torch.Tensor]:
@@ -93,10 +112,16 @@ def _state_dict(obj: Any, path: str | Path) -> dict[str, torch.Tensor]:
             inner = obj.get(key)
             if isinstance(inner, nn.Module):
                 inner = inner.state_dict()
-            if isinstance(inner, Mapping) and inner and all(torch.is_tensor(v) for v in inner.values()):
+            if (
+                isinstance(inner, Mapping)
+                and inner
+                and all(torch.is_tensor(v) for v in inner.values())
+            ):
                 obj = inner
                 break
-    if not isinstance(obj, Mapping) or not all(torch.is_tensor(v) for v in obj.values()):
+    if not isinstance(obj, Mapping) or not all(
+        torch.is_tensor(v) for v in obj.values()
+    ):
         raise CheckpointError(
             f"checkpoint {str(path)!r} is neither a state_dict nor a dict holding one under {STATE_DICT_KEYS}"
         )
@@ -113,7 +138,9 @@ def _strip(key: str) -> str:
     return key
 
 
-def _mismatches(expected: Mapping[str, torch.Tensor], got: Mapping[str, torch.Tensor]) -> list[str]:
+def _mismatches(
+    expected: Mapping[str, torch.Tensor], got: Mapping[str, torch.Tensor]
+) -> list[str]:
     missing = [f"missing {k}" for k in expected if k not in got]
     unexpected = [f"unexpected {k}" for k in got if k not in expected]
     shapes = [
@@ -137,12 +164,22 @@ def layer_names(model: nn.Module) -> list[str]:
     return get_graph_node_names(model)[1]
 
 
-def check_layers(model: nn.Module, layers: Sequence[str], model_name: str = "model") -> list[str]:
+def is_layer(name: str, nodes: Sequence[str]) -> bool:
+    """A node name, or a module prefix of node names (`layer3` means its last node), as torchvision accepts."""
+    return name in nodes or any(n.startswith(name + ".") for n in nodes)
+
+
+def check_layers(
+    model: nn.Module, layers: Sequence[str], model_name: str = "model"
+) -> list[str]:
     """All node names of `model`; raise LayerError naming close matches if a layer is missing."""
     names = layer_names(model)
     for layer in layers:
-        if layer not in names:
-            close = difflib.get_close_matches(layer, names, n=5, cutoff=0.5)
+        if not is_layer(layer, names):
+            modules = [n for n, _ in model.named_modules() if n]
+            close = difflib.get_close_matches(
+                layer, sorted(set(names) | set(modules)), n=5, cutoff=0.5
+            )
             raise LayerError(
                 f"models.{model_name}.layers: {layer!r} is not a node of the model; "
                 f"close matches: {close}. `cnnatlas layers ARCH` lists them all."
