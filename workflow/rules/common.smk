@@ -51,3 +51,46 @@ def extract_targets():
         for m, c in model_ckpts()
         for out in (f"{run_dir(m, c)}/predictions.parquet", f"{run_dir(m, c)}/features")
     ]
+
+
+MAPS = config["maps"]
+
+
+def _fmt(value):
+    """A perplexity as it appears in file names: 30 -> '30', 7.5 -> '7.5'."""
+    return f"{float(value):g}"
+
+
+def map_params():
+    """(method, dim, perplexity, seed) of every configured map, as strings for paths.
+
+    PCA is deterministic and has no perplexity: one map per dim, perplexity and seed 0.
+    UMAP has no perplexity (0) and is swept over seeds; t-SNE over perplexities x seeds.
+    """
+    out = []
+    for method in MAPS["methods"]:
+        for dim in MAPS["dims"]:
+            if method == "pca":
+                out.append((method, str(dim), "0", "0"))
+            elif method == "umap":
+                out += [(method, str(dim), "0", str(s)) for s in MAPS["seeds"]]
+            else:
+                out += [
+                    (method, str(dim), _fmt(p), str(s))
+                    for p in MAPS["perplexities"]
+                    for s in MAPS["seeds"]
+                ]
+    return out
+
+
+def embedding_path(model, ckpt, layer, method, dim, perplexity, seed):
+    """The output contract's embedding file."""
+    return (
+        f"{run_dir(model, ckpt)}/embeddings/{layer}/"
+        f"{method}-{dim}d-p{perplexity}-s{seed}.parquet"
+    )
+
+
+def embedding_paths(model, ckpt, layer):
+    """Every configured embedding of one layer of one checkpoint."""
+    return [embedding_path(model, ckpt, layer, *p) for p in map_params()]
