@@ -172,8 +172,16 @@ def is_layer(name: str, nodes: Sequence[str]) -> bool:
 def check_layers(
     model: nn.Module, layers: Sequence[str], model_name: str = "model"
 ) -> list[str]:
-    """All node names of `model`; raise LayerError naming close matches if a layer is missing."""
-    names = layer_names(model)
+    """All node names of `model`; raise LayerError naming close matches if a layer is missing.
+
+    A model that torch.fx cannot trace is checked against its module names instead
+    (the forward pass then taps those modules with hooks).
+    """
+    try:
+        names = layer_names(model)
+    except Exception as err:  # noqa: BLE001 - any tracing failure means: module names
+        log.warning("FX cannot trace %s (%s)", type(model).__name__, err)
+        return _check_modules(model, layers, model_name)
     for layer in layers:
         if not is_layer(layer, names):
             modules = [n for n, _ in model.named_modules() if n]
@@ -185,3 +193,18 @@ def check_layers(
                 f"close matches: {close}. `cnnatlas layers ARCH` lists them all."
             )
     return names
+
+
+def _check_modules(
+    model: nn.Module, layers: Sequence[str], model_name: str
+) -> list[str]:
+    modules = [n for n, _ in model.named_modules() if n]
+    missing = [layer for layer in layers if layer not in modules]
+    if missing:
+        leaves = [n for n, m in model.named_modules() if n and not list(m.children())]
+        raise LayerError(
+            f"models.{model_name}.layers: torch.fx cannot trace {type(model).__name__}, "
+            f"so layers must be module names (tapped with forward hooks); {missing} are not. "
+            f"Leaf modules: {leaves[:30]}"
+        )
+    return modules
