@@ -53,6 +53,7 @@ def test_another_architectures_checkpoint_lists_missing_and_unexpected_keys(tmp_
         load_model(SPEC, path)
     msg = str(err.value)
     assert str(path) in msg and "missing features.0.0.weight" in msg
+    assert "25 missing, 2 unexpected" in msg and "unexpected 0.weight" in msg
     assert "arch and num_classes" in msg
 
 

@@ -72,11 +72,14 @@ def load_checkpoint(
     """
     state = _state_dict(_read(path, trust), path)
     expected = model.state_dict()
-    problems = _mismatches(expected, state)
-    if problems:
+    kinds = _mismatches(expected, state)
+    if any(kinds.values()):
+        counts = ", ".join(f"{len(v)} {k}" for k, v in kinds.items())
+        first = [p for v in kinds.values() for p in v[:3]]
         raise CheckpointError(
-            f"checkpoint {str(path)!r} does not fit the model ({len(problems)} mismatches): "
-            + "; ".join(problems[:5])
+            f"checkpoint {str(path)!r} does not fit the model "
+            f"({sum(map(len, kinds.values()))} mismatches: {counts}): "
+            + "; ".join(first)
             + ". Check the model's arch and num_classes."
         )
     model.load_state_dict(state, strict=True)
@@ -140,7 +143,7 @@ def _strip(key: str) -> str:
 
 def _mismatches(
     expected: Mapping[str, torch.Tensor], got: Mapping[str, torch.Tensor]
-) -> list[str]:
+) -> dict[str, list[str]]:
     missing = [f"missing {k}" for k in expected if k not in got]
     unexpected = [f"unexpected {k}" for k in got if k not in expected]
     shapes = [
@@ -148,7 +151,7 @@ def _mismatches(
         for k, v in expected.items()
         if k in got and got[k].shape != v.shape
     ]
-    return shapes + missing + unexpected
+    return {"shapes": shapes, "missing": missing, "unexpected": unexpected}
 
 
 def load_model(spec: Mapping[str, Any], checkpoint: str | Path | None) -> nn.Module:
