@@ -55,11 +55,12 @@ def write_config(workdir: Path, config: dict) -> Path:
     return workdir
 
 
-def save_good_checkpoint(workdir: Path) -> Path:
+def save_good_checkpoint(workdir: Path, num_classes: int = 3) -> Path:
     (workdir / "ckpt").mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     path = workdir / "ckpt" / "good.pt"
-    torch.save(DigitNet(num_classes=3, in_channels=3, width=4).state_dict(), path)
+    net = DigitNet(num_classes=num_classes, in_channels=3, width=4)
+    torch.save(net.state_dict(), path)
     return path
 
 
@@ -230,12 +231,17 @@ def test_no_code_ran_from_the_untrusted_checkpoint(model_run):
 def corpus_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus")
     write_imagefolder(root / "data")
-    save_good_checkpoint(root)
+    save_good_checkpoint(
+        root, num_classes=6
+    )  # 3 awkward names, empty, mixed, no_images
     return root
 
 
+CORPUS = with_({"models": {"tiny": {"num_classes": 6}}})
+
+
 def test_fail_stops_before_extraction_listing_every_bad_file(corpus_dir):
-    write_config(corpus_dir, BASE)
+    write_config(corpus_dir, CORPUS)
     proc = snakemake(corpus_dir, "--cores", "2")
     assert proc.returncode != 0
     assert "Error in rule build_manifest" in proc.stderr
@@ -244,7 +250,7 @@ def test_fail_stops_before_extraction_listing_every_bad_file(corpus_dir):
         for p in (corpus_dir / "data").rglob("*")
         if p.suffix in (".png", ".jpg", ".gif")
     )
-    assert f"{len(BAD)} of {n} images cannot be decoded" in proc.stderr
+    assert f"{len(BAD)} of {n} images are missing or cannot be decoded" in proc.stderr
     for name in BAD:
         line = next(ln for ln in proc.stderr.splitlines() if f"/{name}:" in ln)
         assert line.strip().startswith("data/mixed/" + name)
@@ -254,7 +260,7 @@ def test_fail_stops_before_extraction_listing_every_bad_file(corpus_dir):
 
 
 def test_skip_runs_on_the_good_images_with_awkward_names_intact(corpus_dir):
-    write_config(corpus_dir, with_({"dataset": {"on_bad_image": "skip"}}))
+    write_config(corpus_dir, with_({"dataset": {"on_bad_image": "skip"}}, CORPUS))
     proc = snakemake(corpus_dir, "--cores", "2")
     assert proc.returncode == 0, proc.stderr[-4000:]
     res = corpus_dir / "results"

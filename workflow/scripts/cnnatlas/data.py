@@ -149,7 +149,7 @@ def manifest_from_table(
         for p in df["path"].astype(str)
     ]
     df["label"], df["label_name"] = _encode_labels(df.pop("label_raw"), classes, table)
-    return _number(df)
+    return _number(df, table)
 
 
 def _read_table(table: Path) -> pd.DataFrame:
@@ -187,11 +187,11 @@ def _encode_labels(
     return [index[v] for v in raw], list(raw)
 
 
-def _number(df: pd.DataFrame) -> pd.DataFrame:
+def _number(df: pd.DataFrame, source: Path | None = None) -> pd.DataFrame:
     dup = df["path"][df["path"].duplicated()]
     if len(dup):
         raise DatasetError(
-            f"the manifest lists {len(dup)} paths more than once: "
+            f"{source or 'the manifest'}: {len(dup)} paths are listed more than once: "
             f"{sorted(set(dup))[:10]}; list each image once"
         )
     df = df.sort_values("path", kind="stable").reset_index(drop=True)
@@ -339,7 +339,7 @@ def apply_bad_image_policy(
     )
     if policy == "fail":
         raise DatasetError(
-            f"{len(bad)} of {len(df)} images cannot be decoded:\n{lines}\n"
+            f"{len(bad)} of {len(df)} images are missing or cannot be decoded:\n{lines}\n"
             "Fix or remove these files, or set dataset.on_bad_image: skip "
             "to leave them out (they are then listed in bad_images.parquet)."
         )
