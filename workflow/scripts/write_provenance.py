@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from cnnatlas.logs import to_log
 from cnnatlas.provenance import provenance, write_provenance
 
@@ -9,7 +11,7 @@ def main(snakemake) -> None:
         checkpoints=snakemake.params.checkpoints,
         manifest=snakemake.input.manifest,
         outputs=snakemake.input.outputs,
-        results=snakemake.params.results,
+        results=Path(snakemake.output.provenance).parent,
         threads=snakemake.params.threads,
         cores=snakemake.params.cores,
     )
