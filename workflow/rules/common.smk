@@ -94,3 +94,37 @@ def embedding_path(model, ckpt, layer, method, dim, perplexity, seed):
 def embedding_paths(model, ckpt, layer):
     """Every configured embedding of one layer of one checkpoint."""
     return [embedding_path(model, ckpt, layer, *p) for p in map_params()]
+
+
+EXPLAIN = config["explain"]
+
+
+def explain_lib(module):
+    """An explanation module and the helpers it imports, as rule inputs."""
+    return [lib(f"explain/{m}") for m in (module, "inputs.py", "render.py")]
+
+
+def explain_layers(wildcards):
+    """The model's layers listed under explain.layers, or None (its spatial configured layers)."""
+    return EXPLAIN["layers"].get(wildcards.model)
+
+
+def explain_targets():
+    """Every explanation output of the checkpoints explain.checkpoints names (all if empty)."""
+    if not EXPLAIN["enabled"]:
+        return []
+    wanted = set(EXPLAIN["checkpoints"])
+    return [
+        f"{run_dir(m, c)}/explain/{out}"
+        for m, c in model_ckpts()
+        if not wanted or c in wanted
+        for out in (
+            "feature_maps",
+            "filters",
+            "filters.parquet",
+            "gradcam",
+            "gradcam_faithfulness.parquet",
+            "gradcam_summary.parquet",
+            "gradcam_faithfulness.png",
+        )
+    ]
