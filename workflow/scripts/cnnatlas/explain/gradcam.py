@@ -337,15 +337,22 @@ def plot_faithfulness(summary: pd.DataFrame, path: str | Path, fraction: float) 
             xs + len(methods) * width,
             s["drop_random"],
             width,
-            label="random",
+            label="random pixels",
             color="0.6",
         )
-        ax.set_xticks(xs + width * len(methods) / 2, values, rotation=45, ha="right")
-        ax.set_title(f"per {group}", fontsize=9)
+        labels = [f"{v}\n(n={n})" for v, n in zip(values, s["n"], strict=True)]
+        ax.set_xticks(xs + width * len(methods) / 2, labels, fontsize=7)
+        ax.set_title(
+            f"per {'true class' if group == 'class' else 'outcome'}", fontsize=9
+        )
         ax.axhline(0, color="k", lw=0.5)
-    axes[0][0].set_ylabel(f"confidence drop, {fraction:.0%} pixels blurred")
-    axes[0][-1].legend(fontsize=7, frameon=False)
-    fig.tight_layout()
+        ax.tick_params(axis="y", labelsize=7)
+    axes[0][0].set_ylabel(
+        f"mean confidence drop,\n{fraction:.0%} pixels blurred", fontsize=8
+    )
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="upper center", ncol=3, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
