@@ -131,6 +131,22 @@ def test_visualize_filters_writes_grids_and_a_table(manifest, tmp_path):
     for layer in ("features.0.3", LAYER):
         with Image.open(tmp_path / "grids" / f"{layer}.png") as im:
             assert im.mode == "RGB" and im.size[0] >= 2 * 3 * 64
+    # same config, same threads: same bytes
+    visualize_filters(
+        preds,
+        model,
+        RGB,
+        [LAYER],
+        tmp_path / "again",
+        tmp_path / "again.parquet",
+        channels=3,
+        steps=4,
+        topk=2,
+    )
+    first = (tmp_path / "grids" / f"{LAYER}.png").read_bytes()
+    assert (tmp_path / "again" / f"{LAYER}.png").read_bytes() == first
+    again = pd.read_parquet(tmp_path / "again.parquet")
+    pd.testing.assert_frame_equal(again, t[t["layer"] == LAYER].reset_index(drop=True))
 
 
 def test_unknown_channel_is_named(manifest, tmp_path):

@@ -15,6 +15,7 @@ optimized together as one batch; randomness comes from an explicit torch.Generat
 import logging
 import math
 import sys
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -148,7 +149,8 @@ def _normalizer(mean: Sequence[float], std: Sequence[float], device: torch.devic
 
 def _objective(tapped: nn.Module, x: torch.Tensor, layer: str, channels: torch.Tensor):
     act = tapped(x)[layer]
-    return act[torch.arange(len(channels)), channels].mean(dim=(1, 2))
+    rows = torch.arange(len(channels), device=act.device)
+    return act[rows, channels.to(act.device)].mean(dim=(1, 2))
 
 
 def maximize(
@@ -278,8 +280,10 @@ def visualize_filters(
     stats = channel_stats(model, DataLoader(ds, batch_size=batch_size), layers, dev)
     ids = predictions["image_id"].to_numpy()
     tables = []
-    for li, layer in enumerate(layers):
+    for layer in layers:
         chans = _channels(stats[layer].shape[1], channels, layer)
+        # one seed per layer, independent of which other layers are listed
+        layer_seed = (seed + zlib.crc32(layer.encode())) % 2**63
         images, start, reached = maximize(
             model,
             layer,
@@ -287,7 +291,7 @@ def visualize_filters(
             transform,
             steps,
             lr,
-            seed + li,
+            layer_seed,
             jitter,
             scale,
             rotate,

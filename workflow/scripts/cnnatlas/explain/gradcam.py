@@ -167,8 +167,10 @@ def find_target_layer(model: nn.Module, channels: int = 3, size: int = 32) -> st
     Spatial means [N, C, H, W] with H * W > 1: the output of the last convolutional
     block (`layer4` of a ResNet, `features` of a VGG or of the demo's DigitNet).
     """
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
     with _probe(model) as seen, torch.inference_mode():
-        model.eval()(torch.zeros(1, channels, size, size))
+        model.eval()(torch.zeros(1, channels, size, size, device=device))
     spatial = [name for name, s in seen if len(s) == 4 and s[2] * s[3] > 1]
     if not spatial:
         raise LayerError(

@@ -35,7 +35,9 @@ def activation_shapes(
 ) -> dict[str, tuple[int, ...]]:
     """The activation shape (without the batch axis) of every layer for one input."""
     size = transform["crop"]
-    x = torch.zeros(1, transform.get("channels", 3), size, size)
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    x = torch.zeros(1, transform.get("channels", 3), size, size, device=device)
     with tap_layers(model.eval(), list(layers)) as tapped, torch.inference_mode():
         out = tapped(x)
     return {layer: tuple(out[layer].shape[1:]) for layer in layers}
