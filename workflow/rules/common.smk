@@ -209,6 +209,24 @@ def rule_threads(wildcards):
 EXPLAIN = config["explain"]
 
 
+def _check_explain():
+    ckpts = {c for m in MODELS.values() for c in m["checkpoints"]}
+    unknown = sorted(set(EXPLAIN["checkpoints"]) - ckpts)
+    if unknown:
+        raise ValueError(
+            f"explain.checkpoints: {unknown} are not checkpoints of any model "
+            f"({sorted(ckpts)}); fix the names or leave the list empty for all"
+        )
+    unknown = sorted(set(EXPLAIN["layers"]) - set(MODELS))
+    if unknown:
+        raise ValueError(
+            f"explain.layers: {unknown} are not models of the config ({sorted(MODELS)})"
+        )
+
+
+_check_explain()
+
+
 def explain_lib(module):
     """An explanation module and the helpers it imports, as rule inputs."""
     return [lib(f"explain/{m}") for m in (module, "inputs.py", "render.py")]
