@@ -1,10 +1,14 @@
 import json
+import subprocess
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+
+from tests.conftest import REPO, SNAKEMAKE
+from tests.e2e.conftest import write_tiny_config
 
 pytestmark = pytest.mark.e2e
 
@@ -84,3 +88,31 @@ def test_gradcam_overlays_and_faithfulness(tiny_run):
         assert g[g["group"] == "outcome"]["n"].sum() == 30
     with Image.open(ex / "gradcam_faithfulness.png") as im:
         assert im.size[0] > 500 and im.size[1] > 200
+
+
+def test_unknown_explain_checkpoint_stops_the_dry_run(tmp_path):
+    workdir = write_tiny_config(tmp_path)
+    config = workdir / "config.yaml"
+    config.write_text(
+        config.read_text().replace("checkpoints: [late]", "checkpoints: [latest]")
+    )
+    proc = subprocess.run(
+        [
+            *SNAKEMAKE,
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(workdir),
+            "-n",
+            "--cores",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert (
+        "explain.checkpoints: ['latest'] are not checkpoints"
+        in proc.stdout + proc.stderr
+    )
