@@ -9,9 +9,12 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/extract.smk"
+include: "workflow/rules/plot.smk"
 
 
 rule all:
     default_target: True
     input:
         extract_targets(),
+        figure_targets(),
+        rules.write_index.output.index,

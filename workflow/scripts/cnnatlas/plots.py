@@ -42,6 +42,7 @@ __all__ = [
     "check_colour_by",
     "plot_embedding",
     "plot_grid",
+    "plot_grid_files",
     "save_figure",
 ]
 
@@ -350,8 +351,11 @@ def _all_styles(mode, classes, seen):
 
 
 def _label_edges(ax, i, j, row_labels, col_labels):
+    text = getattr(
+        ax, "text2D", ax.text
+    )  # 3-D axes place axes-fraction text with text2D
     if j == 0 and i < len(row_labels):
-        ax.text(
+        text(
             -0.08,
             0.5,
             row_labels[i],
@@ -362,7 +366,7 @@ def _label_edges(ax, i, j, row_labels, col_labels):
             fontsize=8,
         )
     if i == 0 and j < len(col_labels):
-        ax.text(
+        text(
             0.5,
             1.18,
             col_labels[j],
@@ -402,3 +406,26 @@ def save_figure(
         with atomic_path(path) as tmp, matplotlib.rc_context({"pdf.fonttype": 42}):
             fig.savefig(tmp, format=fmt, dpi=dpi, metadata=meta)
     plt.close(fig)
+
+
+def plot_grid_files(
+    cells: Sequence[Sequence[tuple[str, str | Path, str | Path] | None]],
+    mode: str = "label",
+    row_labels: Sequence[str] = (),
+    col_labels: Sequence[str] = (),
+    panel_size: float = 2.2,
+) -> Figure:
+    """`plot_grid` of (title, embedding file, predictions file) cells; classes from the first."""
+    classes: list[str] = []
+    panels = []
+    for row in cells:
+        out_row = []
+        for cell in row:
+            if cell is None:
+                out_row.append(None)
+                continue
+            df, cls = load_points(cell[1], cell[2])
+            classes = cls if len(cls) > len(classes) else classes
+            out_row.append((cell[0], df))
+        panels.append(out_row)
+    return plot_grid(panels, classes, mode, panel_size, row_labels, col_labels)
