@@ -47,7 +47,7 @@ def chromium(has):
 def site(tmp_path_factory):
     """A synthetic run with the XSS image and its map two folders below the sheets."""
     root = tmp_path_factory.mktemp("browser")
-    run = write_run(root, per_class=6, dims=(2,), xss=True)
+    run = write_run(root, per_class=6, dims=(2, 3), xss=True)
     index = thumbnails.write_thumbnail_sheets(
         run["manifest"], root / "thumbnails", SIZE
     )
@@ -55,7 +55,10 @@ def site(tmp_path_factory):
     html = root / "model" / "figures" / "map.html"
     thumbs = {**index, "prefix": "../../thumbnails/", "zoom": ZOOM}
     interactive.write_interactive(df, classes, html, f"map of {XSS_CLASS}", thumbs)
-    return {"html": html, "df": df, "classes": classes}
+    df3, _ = plots.load_points(run["embedding3"], run["predictions"])
+    html3 = html.with_name("map3d.html")
+    interactive.write_interactive(df3, classes, html3, "3-D", thumbs, "domain")
+    return {"html": html, "html3": html3, "df": df, "classes": classes}
 
 
 @pytest.fixture
@@ -185,3 +188,19 @@ def test_file_and_class_names_stay_text(page, site):
     assert page.evaluate(
         "() => document.querySelector('.hoverlayer b, .legend b, svg img') === null"
     )
+
+
+def test_3d_page_draws_every_point(chromium, site):
+    page = chromium.new_page(viewport={"width": 1300, "height": 800})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(site["html3"].as_uri())
+    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    info = page.evaluate(
+        "() => { const d = document.getElementById('cnnatlas-map')._fullData;"
+        " return [d.map(t => t.type), d.reduce((n, t) => n + t.x.length, 0)]; }"
+    )
+    assert set(info[0]) == {"scatter3d"} and info[1] == len(site["df"])
+    assert page.eval_on_selector("#cnnatlas-colour", "e => e.value") == "domain"
+    assert page.locator("canvas").count() > 0 and errors == []
+    page.close()
