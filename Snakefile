@@ -9,6 +9,7 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/extract.smk"
+include: "workflow/rules/reduce.smk"
 include: "workflow/rules/plot.smk"
 
 
@@ -16,5 +17,6 @@ rule all:
     default_target: True
     input:
         extract_targets(),
+        maps_targets(),
         figure_targets(),
         rules.write_index.output.index,
