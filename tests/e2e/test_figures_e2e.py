@@ -52,6 +52,18 @@ def test_every_embedding_has_a_static_png_and_pdf(tiny_run):
             assert len(re.findall(r"/\S+ Do\b", content)) == n, emb
 
 
+def test_class_colours_match_across_checkpoints(tiny_run):
+    from cnnatlas.plots import class_styles
+
+    pngs = sorted(tiny_run.glob("tiny/*/figures/fc1/pca-2d-p0-s0.label.png"))
+    assert len(pngs) == 2  # early and late
+    for style in class_styles(CLASSES):
+        rgb = np.array([int(style.colour[i : i + 2], 16) for i in (1, 3, 5)])
+        for png in pngs:
+            arr = np.asarray(Image.open(png).convert("RGB"))
+            assert (arr == rgb).all(axis=-1).sum() > 50, (png, style.name)
+
+
 def test_html_pages_hold_every_point_of_their_embedding(tiny_run):
     pages = sorted(tiny_run.glob("tiny/*/figures/*/*.html"))
     layers = {(p.parents[2].name, p.parent.name) for p in pages}
@@ -83,6 +95,7 @@ def test_grids_and_index_link_everything(tiny_run):
     for link in links:
         assert (tiny_run / link).is_file(), link
     linked = set(links)
+    assert "metrics.parquet" in linked
     for emb in _embeddings(tiny_run):
         rel = emb.relative_to(tiny_run).as_posix()
         assert rel in linked

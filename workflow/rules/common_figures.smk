@@ -239,12 +239,8 @@ def figure_targets():
 
 
 def index_files(wildcards):
-    """What index.html links: figures, maps, embeddings, predictions and metrics tables."""
-    files = figure_targets()
-    for m, c in model_ckpts():
-        files.append(f"{run_dir(m, c)}/predictions.parquet")
-        for layer in MODELS[m]["layers"]:
-            files += embedding_paths(m, c, layer)
-    produced = {str(f) for r in workflow.rules for f in r.output}
-    files += [f for f in (f"{RESULTS}/metrics.parquet",) if f in produced]
-    return files
+    """What index.html links: figures, pages, predictions, and the maps stage's outputs
+    (embeddings, metrics tables, layer summaries)."""
+    files = figure_targets() + maps_targets() + all_layer_metrics()
+    files += [f"{run_dir(m, c)}/predictions.parquet" for m, c in model_ckpts()]
+    return list(dict.fromkeys(files))

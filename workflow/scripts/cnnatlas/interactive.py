@@ -94,6 +94,9 @@ def colour_modes(
     }
     for col in metadata_columns(df) if metadata is None else metadata:
         values = df[col]
+        if values.map(_is_container).any():
+            log.warning("metadata column %r holds non-scalar values: not offered", col)
+            continue
         if is_continuous(values):
             modes[col] = _number_mode(values)
         else:
@@ -102,6 +105,10 @@ def colour_modes(
             codes = np.array([lookup[v] for v in values.astype(str)])
             modes[col] = _category_mode(names, codes, dim, markers=False)
     return modes
+
+
+def _is_container(v) -> bool:
+    return isinstance(v, list | tuple | dict | set | np.ndarray)
 
 
 def _number_mode(values: pd.Series) -> dict:
@@ -252,6 +259,7 @@ _APP = r"""
   });
   select.value = D.default_mode;
   var N = D.image_id.length;
+  function isNum(v) { return typeof v === "number"; }
   function pick(idx) {
     var t = {
       x: idx.map(function (i) { return D.coords[0][i]; }),
@@ -278,8 +286,8 @@ _APP = r"""
         var t = pick(idx);
         t.name = wrong ? "misclassified" : "correct";
         t.marker = { size: size, color: idx.map(function (i) { return M.values[i]; }),
-          colorscale: D.colorscale, cmin: Math.min.apply(null, M.values.filter(isFinite)),
-          cmax: Math.max.apply(null, M.values.filter(isFinite)), showscale: !wrong || out.length === 0,
+          colorscale: D.colorscale, cmin: Math.min.apply(null, M.values.filter(isNum)),
+          cmax: Math.max.apply(null, M.values.filter(isNum)), showscale: !wrong || out.length === 0,
           colorbar: { title: { text: esc(mode) } } };
         edge(t, wrong);
         out.push(t);
