@@ -12,6 +12,7 @@ include: "workflow/rules/extract.smk"
 include: "workflow/rules/reduce.smk"
 include: "workflow/rules/provenance.smk"
 include: "workflow/rules/explain.smk"
+include: "workflow/rules/plot.smk"
 
 
 rule all:
@@ -21,3 +22,5 @@ rule all:
         maps_targets(),
         PROVENANCE,
         explain_targets(),
+        figure_targets(),
+        rules.write_index.output.index,
