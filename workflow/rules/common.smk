@@ -94,3 +94,32 @@ def embedding_path(model, ckpt, layer, method, dim, perplexity, seed):
 def embedding_paths(model, ckpt, layer):
     """Every configured embedding of one layer of one checkpoint."""
     return [embedding_path(model, ckpt, layer, *p) for p in map_params()]
+
+
+PROJECTOR = config["projector"]
+
+
+def projector_features(wildcards):
+    """layer -> features .npy of one checkpoint, for every configured layer."""
+    folder = f"{run_dir(wildcards.model, wildcards.ckpt)}/features"
+    return {layer: f"{folder}/{layer}.npy" for layer in model_layers(wildcards)}
+
+
+def projector_maps(wildcards):
+    """layer -> the checkpoint's embedding Parquets exported as extra tensors."""
+    if not PROJECTOR["maps"]:
+        return {}
+    return {
+        layer: embedding_paths(wildcards.model, wildcards.ckpt, layer)
+        for layer in model_layers(wildcards)
+    }
+
+
+def projector_map_files(wildcards):
+    return [p for paths in projector_maps(wildcards).values() for p in paths]
+
+
+def projector_targets():
+    if not PROJECTOR["enabled"]:
+        return []
+    return [f"{run_dir(m, c)}/projector" for m, c in model_ckpts()]
