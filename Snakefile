@@ -10,6 +10,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/projector.smk"
+include: "workflow/rules/evolution.smk"
 
 
 rule all:
@@ -17,3 +18,4 @@ rule all:
     input:
         extract_targets(),
         projector_targets(),
+        evolution_targets(),
