@@ -9,6 +9,7 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/extract.smk"
+include: "workflow/rules/reduce.smk"
 include: "workflow/rules/projector.smk"
 include: "workflow/rules/evolution.smk"
 
@@ -17,5 +18,6 @@ rule all:
     default_target: True
     input:
         extract_targets(),
+        maps_targets(),
         projector_targets(),
         evolution_targets(),
