@@ -69,3 +69,18 @@ def test_evolution_maps_figures_and_alignment(tiny_run, method):
         assert im.n_frames >= 2 + 3  # the checkpoints and 3 frames between
     html = (out / "slider.html").read_text()
     assert html.count('"name":"early"') >= 1 and html.count('"name":"late"') >= 1
+
+
+def test_an_unknown_evolution_layer_stops_the_run_naming_it(tmp_path):
+    import subprocess
+
+    from tests.conftest import REPO, SNAKEMAKE
+    from tests.e2e.conftest import write_tiny_config
+
+    cfg = write_tiny_config(tmp_path) / "config.yaml"
+    text = cfg.read_text()
+    cfg.write_text(text.replace("layers: [fc1]", "layers: [fc1, fc9]"))
+    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "evolution.layers ['fc9']" in proc.stdout + proc.stderr
