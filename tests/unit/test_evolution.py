@@ -178,7 +178,8 @@ def test_render_writes_strip_gif_and_slider_with_the_same_bytes_twice(rendered_i
         ).read_bytes(), name
     with Image.open(root / "one" / "strip.png") as im:
         w, h = im.size
-        assert 2.5 < w / h < 3.5  # three panels side by side
+        assert w == round(3 * 2.6 * 110)  # three 2.6-inch panels side by side, 110 dpi
+        assert h < w / 1.5
     with Image.open(root / "one" / "anim.gif") as im:
         # 2 held frames at each of 3 checkpoints + 4 between each pair (PIL merges the
         # identical held frames into one longer frame)

@@ -6,6 +6,8 @@ in the data does not move on screen. Files are written with fixed metadata, so t
 maps give the same bytes.
 """
 
+import html as html_lib
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,7 +23,7 @@ import plotly.graph_objects as go  # noqa: E402
 from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
 
 from cnnatlas.evolution import read_evolution  # noqa: E402
-from cnnatlas.io import atomic_path  # noqa: E402
+from cnnatlas.io import atomic_path, read_parquet_meta  # noqa: E402
 
 __all__ = [
     "PALETTE",
@@ -158,17 +160,16 @@ def write_animation(
     return len(steps)
 
 
-def _hover(manifest: pd.DataFrame, pred: pd.DataFrame | None) -> list[str]:
-    text = [
-        f"image {i}<br>label {n}"
-        for i, n in zip(manifest["image_id"], manifest["label_name"], strict=True)
-    ]
-    if pred is None:
-        return text
+def _hover(manifest: pd.DataFrame, pred: pd.DataFrame) -> list[str]:
+    """Hover text per point: image_id, label and this checkpoint's prediction."""
+    esc = html_lib.escape  # class names are user data; plotly renders HTML tags
     return [
-        f"{t}<br>pred {p} ({c:.2f})"
-        for t, p, c in zip(text, pred["pred_name"], pred["confidence"], strict=True)
-    ]
+        f"image {i}<br>label {esc(str(n))}<br>pred {esc(str(p))} ({c:.2f})"
+        for i, n, p, c in zip(
+            manifest["image_id"], manifest["label_name"], pred["pred_name"],
+            pred["confidence"], strict=True,
+        )
+    ]  # fmt: skip
 
 
 def _traces(xy, labels, class_names, hover, scatter):
@@ -241,10 +242,6 @@ def render_evolution(
     fps: int = 12,
 ) -> None:
     """Strip figure(s), GIF and slider HTML of the aligned maps in `maps_dir`."""
-    import json
-
-    from cnnatlas.io import read_parquet_meta
-
     maps = read_evolution(maps_dir, ckpts)
     man = pd.read_parquet(manifest).sort_values("image_id").reset_index(drop=True)
     classes = json.loads(read_parquet_meta(manifest).get("cnnatlas.classes", "null"))
