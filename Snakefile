@@ -13,6 +13,8 @@ include: "workflow/rules/reduce.smk"
 include: "workflow/rules/provenance.smk"
 include: "workflow/rules/explain.smk"
 include: "workflow/rules/plot.smk"
+include: "workflow/rules/projector.smk"
+include: "workflow/rules/evolution.smk"
 
 
 rule all:
@@ -24,3 +26,5 @@ rule all:
         explain_targets(),
         figure_targets(),
         rules.write_index.output.index,
+        projector_targets(),
+        evolution_targets(),
