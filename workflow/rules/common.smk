@@ -94,3 +94,20 @@ def embedding_path(model, ckpt, layer, method, dim, perplexity, seed):
 def embedding_paths(model, ckpt, layer):
     """Every configured embedding of one layer of one checkpoint."""
     return [embedding_path(model, ckpt, layer, *p) for p in map_params()]
+
+
+EXTRACT_SHARDS = config["extract"]["shards"]
+
+
+def shard_dir(model, ckpt, shard):
+    """The outputs of one extraction shard (temporary; gathered by extract_features)."""
+    return f"{run_dir(model, ckpt)}/shards/{shard}-of-{EXTRACT_SHARDS}"
+
+
+def extract_shard_dirs(wildcards):
+    """Every shard of a checkpoint in shard order, or none when extraction is not sharded."""
+    if EXTRACT_SHARDS == 1:
+        return []
+    return [
+        shard_dir(wildcards.model, wildcards.ckpt, i) for i in range(EXTRACT_SHARDS)
+    ]
