@@ -266,42 +266,33 @@ def extract(
     threads: int = 1,
 ) -> None:
     """Predictions Parquet and `features_dir/{layer}.npy` for every image of `manifest`."""
+    torch.set_num_threads(threads)
+    check_layers(model, list(layers))
+    if num_workers == "auto":
+        num_workers = (
+            max(threads - 1, 0) if resolve_device(device).type == "cuda" else 0
+        )
     df = pd.read_parquet(manifest)
-    logits = _run(
-        model,
-        df,
-        layers,
-        features_dir,
-        transform,
-        threads,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        device=device,
-        autocast=autocast,
-    )
+    logits = _forward(
+        model, df, layers, features_dir, transform, batch_size, num_workers, device,
+        autocast,
+    )  # fmt: skip
     _write_predictions(manifest, df, logits, predictions, topk)
 
 
-def _run(
+def _forward(
     model: nn.Module,
     df: pd.DataFrame,
     layers: Mapping[str, str],
     features_dir: str | Path,
     transform: Mapping[str, Any],
-    threads: int,
     batch_size: int,
-    num_workers: int | str,
+    num_workers: int,
     device: str,
     autocast: bool,
 ) -> np.ndarray:
-    """The forward pass over the images of `df` with the job's threads and workers."""
-    torch.set_num_threads(threads)
-    check_layers(model, list(layers))
+    """`forward_pass` over the images of `df` with the config's transform."""
     _warn_unused_gpu(device)
-    if num_workers == "auto":
-        num_workers = (
-            max(threads - 1, 0) if resolve_device(device).type == "cuda" else 0
-        )
     tf = make_transform(
         transform["resize"], transform["crop"], transform["mean"], transform["std"]
     )
@@ -365,21 +356,19 @@ def extract_shard(
     threads: int = 1,
 ) -> None:
     """Shard `shard` of `shards` of the manifest: `shard_dir/{layer}.npy` and `logits.npy`."""
+    torch.set_num_threads(threads)
+    check_layers(model, list(layers))
+    if num_workers == "auto":
+        num_workers = (
+            max(threads - 1, 0) if resolve_device(device).type == "cuda" else 0
+        )
     df = pd.read_parquet(manifest)
     start, stop = shard_rows(len(df), batch_size, shards)[shard]
     log.info("shard %d of %d: images %d..%d", shard, shards, start, stop - 1)
-    logits = _run(
-        model,
-        df.iloc[start:stop],
-        layers,
-        shard_dir,
-        transform,
-        threads,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        device=device,
-        autocast=autocast,
-    )
+    logits = _forward(
+        model, df.iloc[start:stop], layers, shard_dir, transform, batch_size,
+        num_workers, device, autocast,
+    )  # fmt: skip
     with atomic_path(Path(shard_dir) / "logits.npy") as tmp, open(tmp, "wb") as f:
         np.save(f, logits)
 
