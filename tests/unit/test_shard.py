@@ -70,3 +70,21 @@ def test_gather_refuses_shards_of_another_manifest(imagefolder, tmp_path):
     with pytest.raises(CnnatlasError, match="hold 16 images but .* lists 30"):
         gather_shards(manifest, dirs[:1], list(LAYERS), tmp_path / "p", tmp_path / "f")
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_gpu_that_torch_cannot_see_is_reported(
+    imagefolder, tmp_path, caplog, monkeypatch
+):
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None, num_classes=3)
+    manifest = tmp_path / "m.parquet"
+    build_manifest({"kind": "imagefolder", "path": str(imagefolder)}, manifest)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")  # what slurmd sets for a --gpus job
+    extract_shard(manifest, model, {"fc": "avg"}, tmp_path / "s", TF, shard=0, shards=1)
+    assert "given GPU(s) CUDA_VISIBLE_DEVICES=1 but torch sees no CUDA" in caplog.text
+    assert np.load(tmp_path / "s" / "fc.npy").shape == (30, 3)
+    caplog.clear()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    extract_shard(manifest, model, {"fc": "avg"}, tmp_path / "t", TF, shard=0, shards=1)
+    assert "CUDA_VISIBLE_DEVICES" not in caplog.text
