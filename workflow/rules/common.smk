@@ -96,6 +96,28 @@ def embedding_paths(model, ckpt, layer):
     return [embedding_path(model, ckpt, layer, *p) for p in map_params()]
 
 
+PROVENANCE = f"{RESULTS}/provenance.json"
+
+
+def run_outputs(wildcards):
+    """Every target of `rule all` but the provenance record itself."""
+    return [str(f) for f in rules.all.input if str(f) != PROVENANCE]
+
+
+def checkpoint_files():
+    """{model/ckpt: checkpoint file} of the config."""
+    return {f"{m}/{c}": MODELS[m]["checkpoints"][c] for m, c in model_ckpts()}
+
+
+def rule_threads(wildcards):
+    """Threads each rule asks for (set-threads of the profiles applied), by rule name."""
+    out = {}
+    for r in workflow.rules:
+        value = getattr(r.resources["_cores"], "value", 1)
+        out[r.name] = value if isinstance(value, int) else str(value)
+    return out
+
+
 EXTRACT_SHARDS = config["extract"]["shards"]
 
 
