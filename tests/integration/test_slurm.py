@@ -92,18 +92,9 @@ def scontrol_job(jobid: str) -> dict[str, str]:
     return dict(re.findall(r"(\w+)=(\S*)", out))
 
 
-def test_profile_slurm_runs_gpu_jobs_and_writes_the_local_bytes(slurm, tmp_path):
-    local = write_tiny_config(tmp_path / "local")
-    run_snakemake(local, *TARGETS)
-
-    work = write_tiny_config(tmp_path / "cluster")
-    config = work / "config.yaml"
-    config.write_text(
-        config.read_text().replace("\nextract:\n", "\nextract:\n  shards: 2\n")
-    )
-    (tmp_path / "profile").mkdir()
-    (tmp_path / "profile" / "config.yaml").write_text(TEST_PROFILE)
-    cmd = [
+def slurm_command(work: Path, profile: Path) -> list[str]:
+    """snakemake with the repository's slurm profile, then the test-only one."""
+    return [
         *SNAKEMAKE,
         "-s",
         str(REPO / "Snakefile"),
@@ -112,19 +103,38 @@ def test_profile_slurm_runs_gpu_jobs_and_writes_the_local_bytes(slurm, tmp_path)
         "--profile",
         "slurm",
         "--profile",
-        str(tmp_path / "profile"),
+        str(profile),
         *TARGETS,
     ]
+
+
+def test_profile_slurm_runs_gpu_jobs_and_writes_the_local_bytes(slurm, tmp_path):
+    work = write_tiny_config(tmp_path / "cluster")
+    config = work / "config.yaml"
+    config.write_text(
+        config.read_text().replace("\nextract:\n", "\nextract:\n  shards: 2\n")
+    )
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    (profile / "config.yaml").write_text(TEST_PROFILE)
     env = {**os.environ, "CNNATLAS_SLURM_PARTITION": PARTITION}
-    try:
-        # status problems hang rather than fail: a timeout turns them into a failure
-        proc = subprocess.run(
-            cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=420
+    out = tmp_path / "snakemake.out"
+    with out.open("w") as sink:
+        # from the repository root, where `--profile slurm` resolves
+        proc = subprocess.Popen(
+            slurm_command(work, profile), cwd=REPO, env=env, stdout=sink, stderr=sink
         )
-    finally:
-        subprocess.run(["scancel", "--partition", PARTITION], check=False)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-6000:]
+        try:
+            # the local run to compare with, while the cluster run waits on SLURM
+            local = write_tiny_config(tmp_path / "local")
+            run_snakemake(local, *TARGETS)
+            # status problems hang rather than fail: a timeout turns them into a failure
+            returncode = proc.wait(timeout=420)
+        finally:
+            proc.kill()
+            subprocess.run(["scancel", "--partition", PARTITION], check=False)
+    log = out.read_text()
+    assert returncode == 0, log[-6000:]
 
     assert digests(work / "results") == digests(local / "results")
 
