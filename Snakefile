@@ -9,6 +9,7 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/extract.smk"
+include: "workflow/rules/reduce.smk"
 include: "workflow/rules/provenance.smk"
 
 
@@ -16,4 +17,5 @@ rule all:
     default_target: True
     input:
         extract_targets(),
+        maps_targets(),
         PROVENANCE,

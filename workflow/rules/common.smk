@@ -96,6 +96,94 @@ def embedding_paths(model, ckpt, layer):
     return [embedding_path(model, ckpt, layer, *p) for p in map_params()]
 
 
+# --- maps stage helpers (reduce.smk) ---
+
+
+def method_maps(method):
+    """(dim, perplexity, seed) strings of the configured maps of one method."""
+    return [p[1:] for p in map_params() if p[0] == method]
+
+
+def method_outputs(method):
+    """One method's embedding paths with {model}, {ckpt}, {layer} left as wildcards."""
+    return [
+        embedding_path("{model}", "{ckpt}", "{layer}", method, *p)
+        for p in method_maps(method)
+    ]
+
+
+def features_file(model, ckpt, layer):
+    return f"{run_dir(model, ckpt)}/features/{layer}.npy"
+
+
+def layer_features(wildcards):
+    return features_file(wildcards.model, wildcards.ckpt, wildcards.layer)
+
+
+def layer_embeddings(wildcards):
+    return embedding_paths(wildcards.model, wildcards.ckpt, wildcards.layer)
+
+
+def model_layer_list(model):
+    return list(MODELS[model]["layers"])
+
+
+def umap_jobs():
+    """Every layer's UMAP maps: [{features, maps: [[dim, perplexity, seed, path], ...]}]."""
+    return [
+        {
+            "features": features_file(m, c, l),
+            "maps": [
+                [*p, embedding_path(m, c, l, "umap", *p)] for p in method_maps("umap")
+            ],
+        }
+        for m, c in model_ckpts()
+        for l in model_layer_list(m)
+    ]
+
+
+def umap_outputs():
+    return [path for job in umap_jobs() for *_, path in job["maps"]]
+
+
+def all_features_dirs():
+    return [f"{run_dir(m, c)}/features" for m, c in model_ckpts()]
+
+
+def layer_metrics_path(model, ckpt, layer):
+    return f"{run_dir(model, ckpt)}/metrics/{layer}.parquet"
+
+
+def all_layer_metrics():
+    return [
+        layer_metrics_path(m, c, l)
+        for m, c in model_ckpts()
+        for l in model_layer_list(m)
+    ]
+
+
+def summary_path(model, ext):
+    return f"{RESULTS}/{model}/layer_summary.{ext}"
+
+
+def model_ckpt_names(wildcards):
+    return list(MODELS[wildcards.model]["checkpoints"])
+
+
+def maps_targets():
+    """The maps stage's final outputs: every embedding, metrics.parquet, layer summaries."""
+    embeddings = [
+        path
+        for m, c in model_ckpts()
+        for l in model_layer_list(m)
+        for path in embedding_paths(m, c, l)
+    ]
+    summaries = [
+        summary_path(m, ext) for m in MODELS for ext in ("parquet", "csv", "png", "pdf")
+    ]
+    return [*embeddings, f"{RESULTS}/metrics.parquet", *summaries]
+
+
 PROVENANCE = f"{RESULTS}/provenance.json"
 
 

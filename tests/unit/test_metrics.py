@@ -1,0 +1,133 @@
+import numpy as np
+import pandas as pd
+import pytest
+from cnnatlas.metrics import (
+    COLUMNS,
+    continuity,
+    diagnose,
+    gather_metrics,
+    knn_accuracy,
+    layer_metrics,
+    layer_summary,
+    neighbor_overlap,
+    neighbors,
+    plot_layer_summary,
+    subsample,
+    trustworthiness,
+)
+from cnnatlas.reduce import MapSpec, write_embedding
+from PIL import Image
+
+
+def blobs(n=150, d=20, centers=5, seed=0):
+    rng = np.random.default_rng(seed)
+    means = rng.normal(0, 8, (centers, d))
+    labels = np.arange(n) % centers
+    return means[labels] + rng.normal(0, 1, (n, d)), labels
+
+
+def test_a_map_equal_to_the_features_is_perfectly_faithful():
+    x, y = blobs(d=2)
+    assert trustworthiness(x, x) == pytest.approx(1.0)
+    assert continuity(x, x) == pytest.approx(1.0)
+    assert neighbor_overlap(neighbors(x), neighbors(x)) == 1.0
+
+
+def test_a_random_map_is_near_chance():
+    x, y = blobs()
+    noise = np.random.default_rng(1).normal(size=(len(x), 2))
+    assert knn_accuracy(x, y) > 0.95
+    assert abs(knn_accuracy(noise, y) - 0.2) < 0.1  # 5 balanced classes
+    assert trustworthiness(x, noise) < 0.65
+    assert neighbor_overlap(neighbors(x), neighbors(noise)) < 0.2
+
+
+def test_neighbors_exclude_the_point_itself_even_with_duplicates():
+    x, _ = blobs(n=40)
+    x[5] = x[6]
+    idx = neighbors(x, 4)
+    assert idx.shape == (40, 4)
+    assert not (idx == np.arange(40)[:, None]).any()
+    assert 6 in idx[5] and 5 in idx[6]
+
+
+def test_subsample_is_seeded_and_bounded():
+    assert subsample(10, 50).tolist() == list(range(10))
+    a, b = subsample(1000, 100, seed=3), subsample(1000, 100, seed=3)
+    assert len(a) == 100 and (a == b).all() and (np.diff(a) > 0).all()
+
+
+def test_diagnosis_names_the_problem_in_numbers():
+    row = dict(
+        knn_features=0.93,
+        knn_map=0.41,
+        knn_ratio=0.44,
+        chance=0.1,
+        trustworthiness=0.95,
+        seed_stability=0.8,
+        method="tsne",
+    )
+    text = diagnose(row)
+    assert "loses class structure" in text and "0.93 → 0.41" in text
+    assert "perplexity" in text
+    assert diagnose({**row, "knn_map": 0.92, "knn_ratio": 0.99}) == "faithful"
+    weak = diagnose({**row, "knn_features": 0.15, "knn_map": 0.14, "knn_ratio": 0.93})
+    assert "features themselves barely separate" in weak
+    unstable = diagnose(
+        {**row, "knn_map": 0.92, "knn_ratio": 0.99, "seed_stability": 0.3}
+    )
+    assert "unstable across seeds" in unstable
+
+
+def test_layer_metrics_rows_stability_and_summary(tmp_path):
+    x, y = blobs()
+    np.save(tmp_path / "f.npy", x.astype(np.float32))
+    rng = np.random.default_rng(0)
+    paths = []
+    for seed in (0, 1):  # a faithful "map" (2 features) and noise
+        for method, coords in (
+            ("pca", x[:, :2]),
+            ("tsne", rng.normal(size=(len(x), 2))),
+        ):
+            p = tmp_path / f"{method}-{seed}.parquet"
+            spec = MapSpec(2, 0.0 if method == "pca" else 5.0, seed)
+            write_embedding(coords, p, method, spec, {})
+            paths.append(p)
+    keys = {"model": "m", "ckpt": "c", "layer": "l"}
+    df = layer_metrics(tmp_path / "f.npy", y, paths, keys, {"k": 10})
+    assert list(df.columns) == COLUMNS and len(df) == 4
+    pca = df[df.method == "pca"]
+    tsne = df[df.method == "tsne"]
+    assert (pca.seed_stability == 1.0).all()  # identical maps across "seeds"
+    assert (tsne.seed_stability < 0.3).all()
+    assert (tsne.knn_map < 0.45).all() and (tsne.diagnosis != "faithful").all()
+    assert np.isnan(df.kl_divergence).all()
+    part = tmp_path / "part.parquet"
+    df.to_parquet(part)
+    gathered = gather_metrics([part], tmp_path / "metrics.parquet")
+    assert gathered.equals(pd.read_parquet(tmp_path / "metrics.parquet"))
+    summary = layer_summary(gathered, ["l"], ["c"])
+    assert len(summary) == 1 and summary.loc[0, "best_method"] == "pca"
+    assert summary.loc[0, "knn_best_map"] == pytest.approx(pca.knn_map.max())
+
+
+def test_layer_summary_plot_is_reproducible(tmp_path):
+    summary = pd.DataFrame(
+        {
+            "model": "m",
+            "ckpt": ["a", "a", "b", "b"],
+            "depth": [0, 1, 0, 1],
+            "layer": ["conv", "fc", "conv", "fc"],
+            "chance": 0.1,
+            "knn_features": [0.3, 0.5, 0.6, 0.95],
+            "knn_best_map": [0.25, 0.45, 0.6, 0.93],
+        }
+    )
+    for run in ("1", "2"):
+        plot_layer_summary(
+            summary, tmp_path / f"{run}.png", tmp_path / f"{run}.pdf", ["a", "b"]
+        )
+    assert (tmp_path / "1.png").read_bytes() == (tmp_path / "2.png").read_bytes()
+    assert (tmp_path / "1.pdf").read_bytes() == (tmp_path / "2.pdf").read_bytes()
+    assert Image.open(tmp_path / "1.png").size[0] > 500
+    assert (tmp_path / "1.pdf").read_bytes().startswith(b"%PDF")

@@ -1,0 +1,299 @@
+"""How faithful a map is to the features it was made from, in numbers and in plain words.
+
+All metrics of one layer are computed on the same seeded subsample of at most
+`max_points` points (all points when N is smaller): kNN classification accuracy
+(cross-validated) in feature space and in the map, trustworthiness and continuity,
+neighbourhood preservation, and the neighbour overlap between seeds (stability).
+"""
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.manifold import trustworthiness as _trustworthiness
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
+
+from cnnatlas.io import atomic_path, read_parquet_meta, write_parquet
+
+__all__ = [
+    "METRIC_DEFAULTS",
+    "COLUMNS",
+    "subsample",
+    "knn_accuracy",
+    "trustworthiness",
+    "continuity",
+    "neighbors",
+    "neighbor_overlap",
+    "diagnose",
+    "map_metrics",
+    "layer_metrics",
+    "gather_metrics",
+    "layer_summary",
+    "plot_layer_summary",
+]
+
+log = logging.getLogger(__name__)
+
+METRIC_DEFAULTS: dict[str, Any] = {"k": 10, "folds": 5, "max_points": 5000, "seed": 0}
+KEYS = ["model", "ckpt", "layer", "method", "dim", "perplexity", "seed"]
+COLUMNS = [
+    *KEYS,
+    "n_points",
+    "n_metric_points",
+    "chance",
+    "knn_features",
+    "knn_map",
+    "knn_ratio",
+    "trustworthiness",
+    "continuity",
+    "neighbor_preservation",
+    "seed_stability",
+    "kl_divergence",
+    "diagnosis",
+]
+
+
+def subsample(n: int, max_points: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of a seeded subsample of at most `max_points` of `n` points."""
+    if n <= max_points:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=max_points, replace=False))
+
+
+def knn_accuracy(
+    x: np.ndarray, labels: np.ndarray, k: int = 10, folds: int = 5, seed: int = 0
+) -> float:
+    """Mean accuracy of a k-nearest-neighbour classifier under stratified k-fold CV."""
+    labels = np.asarray(labels)
+    smallest = int(np.bincount(np.unique(labels, return_inverse=True)[1]).min())
+    folds = max(2, min(folds, smallest))
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    k = min(k, len(x) - len(x) // folds - 1)
+    clf = KNeighborsClassifier(n_neighbors=max(1, k))
+    return float(cross_val_score(clf, x, labels, cv=cv).mean())
+
+
+def _k(n: int, k: int) -> int:
+    # scikit-learn's trustworthiness needs k < n / 2
+    return max(1, min(k, (n - 1) // 2))
+
+
+def trustworthiness(x: np.ndarray, y: np.ndarray, k: int = 10) -> float:
+    """Trustworthiness of map `y` w.r.t. features `x`: are the map's neighbours real ones? (1 = all)."""
+    return float(_trustworthiness(x, y, n_neighbors=_k(len(x), k)))
+
+
+def continuity(x: np.ndarray, y: np.ndarray, k: int = 10) -> float:
+    """Continuity: are the features' neighbours kept in the map? (trustworthiness with roles swapped)."""
+    return float(_trustworthiness(y, x, n_neighbors=_k(len(x), k)))
+
+
+def neighbors(x: np.ndarray, k: int = 10) -> np.ndarray:
+    """Indices [N, k] of each point's k nearest other points (duplicates handled)."""
+    k = min(k, len(x) - 1)
+    idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)[1]
+    own = idx == np.arange(len(x))[:, None]
+    # Drop the point itself; when a duplicate displaced it, drop the farthest instead.
+    own[~own.any(axis=1), -1] = True
+    return idx[~own].reshape(len(x), k)
+
+
+def neighbor_overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean fraction of each row's neighbours in `a` that are also in `b` (both [N, k])."""
+    hits = [
+        len(np.intersect1d(ra, rb, assume_unique=True))
+        for ra, rb in zip(a, b, strict=True)
+    ]
+    return float(np.mean(hits) / a.shape[1])
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.2f}"
+
+
+def diagnose(row: Mapping[str, Any]) -> str:
+    """A plain-words verdict on one map from its metrics (a row of metrics.parquet)."""
+    feat, mapped, chance = row["knn_features"], row["knn_map"], row["chance"]
+    notes = []
+    if feat < chance + 0.25 * (1 - chance):
+        notes.append(
+            f"the features themselves barely separate the classes (kNN {_fmt(feat)}, "
+            f"chance {_fmt(chance)}): no map can show class structure this layer lacks"
+        )
+    elif row["knn_ratio"] < 0.9:
+        fix = (
+            "PCA is linear; a t-SNE or UMAP map keeps more"
+            if row["method"] == "pca"
+            else "raise perplexity or iterations, check normalisation"
+        )
+        notes.append(
+            f"the map loses class structure the features have "
+            f"(kNN {_fmt(feat)} → {_fmt(mapped)}): {fix}"
+        )
+    if row["trustworthiness"] < 0.85:
+        notes.append(
+            f"map neighbours are often not feature neighbours (trustworthiness "
+            f"{_fmt(row['trustworthiness'])}): distances in the map mislead"
+        )
+    stab = row.get("seed_stability")
+    if stab is not None and np.isfinite(stab) and stab < 0.5:
+        notes.append(
+            f"unstable across seeds (neighbour overlap {_fmt(stab)}): trust only "
+            "structure every seed shows"
+        )
+    return "; ".join(notes) if notes else "faithful"
+
+
+def map_metrics(
+    x: np.ndarray,
+    y: np.ndarray,
+    labels: np.ndarray,
+    k: int = 10,
+    folds: int = 5,
+    seed: int = 0,
+    x_neighbors: np.ndarray | None = None,
+) -> dict[str, float]:
+    """kNN accuracy in the map, trustworthiness, continuity and 10-NN preservation of map `y`."""
+    if x_neighbors is None:
+        x_neighbors = neighbors(x, k)
+    return {
+        "knn_map": knn_accuracy(y, labels, k, folds, seed),
+        "trustworthiness": trustworthiness(x, y, k),
+        "continuity": continuity(x, y, k),
+        "neighbor_preservation": neighbor_overlap(x_neighbors, neighbors(y, k)),
+    }
+
+
+def _float(v: Any) -> float:
+    return np.nan if v is None else float(v)
+
+
+def _read_map(path: str | Path) -> tuple[dict[str, Any], np.ndarray]:
+    meta = json.loads(read_parquet_meta(path)["cnnatlas.map"])
+    df = pd.read_parquet(path)
+    return meta, df[[c for c in "xyz" if c in df.columns]].to_numpy(np.float64)
+
+
+def _stability(rows: pd.DataFrame, nbrs: dict[int, np.ndarray]) -> pd.Series:
+    """Per map: mean neighbour overlap with the other seeds of its configuration."""
+    out = pd.Series(np.nan, index=rows.index)
+    for _, group in rows.groupby(["method", "dim", "perplexity"]):
+        if len(group) < 2:
+            continue
+        for i in group.index:
+            others = [neighbor_overlap(nbrs[i], nbrs[j]) for j in group.index if j != i]
+            out[i] = float(np.mean(others))
+    return out
+
+
+def layer_metrics(
+    features: str | Path,
+    labels: np.ndarray,
+    embeddings: Sequence[str | Path],
+    keys: Mapping[str, str],
+    options: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """metrics.parquet rows of every embedding of one layer (`keys`: model, ckpt, layer)."""
+    opts = {**METRIC_DEFAULTS, **(options or {})}
+    x = np.load(features).astype(np.float64)
+    k, folds, seed = opts["k"], opts["folds"], opts["seed"]
+    idx = subsample(len(x), opts["max_points"], seed)
+    xs, ls = x[idx], np.asarray(labels)[idx]
+    x_nbrs = neighbors(xs, k)
+    feat_acc = knn_accuracy(xs, ls, k, folds, seed)
+    chance = float(np.bincount(np.unique(ls, return_inverse=True)[1]).max() / len(ls))
+    rows, map_nbrs = [], {}
+    for i, path in enumerate(embeddings):
+        meta, y = _read_map(path)
+        ys = y[idx]
+        map_nbrs[i] = neighbors(ys, k)
+        m = map_metrics(xs, ys, ls, k, folds, seed, x_neighbors=x_nbrs)
+        rows.append(
+            {
+                **keys,
+                "method": meta["method"],
+                "dim": int(meta["dim"]),
+                "perplexity": float(meta["perplexity"]),
+                "seed": int(meta["seed"]),
+                "n_points": len(x),
+                "n_metric_points": len(idx),
+                "chance": chance,
+                "knn_features": feat_acc,
+                **m,
+                "knn_ratio": m["knn_map"] / feat_acc if feat_acc > 0 else np.nan,
+                "kl_divergence": _float(meta.get("kl_divergence")),
+            }
+        )
+    df = pd.DataFrame(rows)
+    df["seed_stability"] = _stability(df, map_nbrs)
+    df["diagnosis"] = [diagnose(r) for r in df.to_dict("records")]
+    return df[COLUMNS]
+
+
+def gather_metrics(parts: Sequence[str | Path], out: str | Path) -> pd.DataFrame:
+    """Concatenate per-layer metrics files into one table, sorted by its keys."""
+    df = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    df = df.sort_values(KEYS, kind="stable", ignore_index=True)
+    write_parquet(df, out)
+    return df
+
+
+def layer_summary(
+    metrics: pd.DataFrame, layers: Sequence[str], ckpts: Sequence[str]
+) -> pd.DataFrame:
+    """Per (ckpt, layer): kNN accuracy in feature space and in the layer's best map.
+
+    `layers` and `ckpts` give the order (depth, training); the best map is the one with
+    the highest kNN accuracy.
+    """
+    best = metrics.loc[metrics.groupby(["model", "ckpt", "layer"])["knn_map"].idxmax()]
+    out = best.rename(
+        columns={"knn_map": "knn_best_map", "method": "best_method", "dim": "best_dim"}
+    )
+    out = out.rename(columns={"perplexity": "best_perplexity", "seed": "best_seed"})
+    out["depth"] = out["layer"].map({name: i for i, name in enumerate(layers)})
+    cols = ["model", "ckpt", "depth", "layer", "chance", "knn_features", "knn_best_map"]
+    cols += ["best_method", "best_dim", "best_perplexity", "best_seed"]
+    out = out.assign(_c=out["ckpt"].map({c: i for i, c in enumerate(ckpts)}))
+    return out.sort_values(["_c", "depth"], ignore_index=True)[cols]
+
+
+def plot_layer_summary(
+    summary: pd.DataFrame, png: str | Path, pdf: str | Path, ckpts: Sequence[str]
+) -> None:
+    """Line plot: kNN accuracy per layer (x, depth order), one colour per checkpoint;
+    solid = features, dashed = best map, dotted = chance. PNG and PDF, fixed metadata."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=150)
+    colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(1, len(ckpts))))
+    for ckpt, color in zip(ckpts, colors, strict=True):
+        s = summary[summary["ckpt"] == ckpt].sort_values("depth")
+        ax.plot(
+            s["layer"], s["knn_features"], "-o", color=color, label=f"{ckpt} features"
+        )
+        ax.plot(
+            s["layer"], s["knn_best_map"], "--s", color=color, label=f"{ckpt} best map"
+        )
+    ax.axhline(summary["chance"].max(), color="grey", ls=":", lw=1, label="chance")
+    ax.set(xlabel="layer (input → output)", ylabel="10-NN accuracy (cross-validated)")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7, ncol=2)
+    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    fig.tight_layout()
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    with atomic_path(pdf) as tmp:
+        fig.savefig(
+            tmp, format="pdf", metadata={"CreationDate": None, "Producer": None}
+        )
+    plt.close(fig)

@@ -1,0 +1,22 @@
+import pandas as pd
+from cnnatlas.io import write_parquet
+from cnnatlas.logs import to_log
+from cnnatlas.metrics import layer_metrics
+
+
+def main(snakemake) -> None:
+    to_log(snakemake.log[0])
+    labels = pd.read_parquet(snakemake.input.predictions, columns=["image_id", "label"])
+    labels = labels.sort_values("image_id")["label"].to_numpy()
+    keys = {k: snakemake.wildcards[k] for k in ("model", "ckpt", "layer")}
+    df = layer_metrics(
+        snakemake.params.layer_file,
+        labels,
+        snakemake.input.embeddings,
+        keys,
+        snakemake.params.options,
+    )
+    write_parquet(df, snakemake.output.metrics)
+
+
+main(snakemake)  # noqa: F821
