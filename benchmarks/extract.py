@@ -13,7 +13,6 @@ and the peak RSS of (b) in a fresh process for N and 4N images.
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import tempfile

@@ -361,3 +361,20 @@ def evolution_targets():
         for method in EVOLUTION["methods"]
         for name in ("strip.png", "animation.gif", "slider.html", "alignment.parquet")
     ]
+
+
+EXTRACT_SHARDS = config["extract"]["shards"]
+
+
+def shard_dir(model, ckpt, shard):
+    """The outputs of one extraction shard (temporary; gathered by extract_features)."""
+    return f"{run_dir(model, ckpt)}/shards/{shard}-of-{EXTRACT_SHARDS}"
+
+
+def extract_shard_dirs(wildcards):
+    """Every shard of a checkpoint in shard order, or none when extraction is not sharded."""
+    if EXTRACT_SHARDS == 1:
+        return []
+    return [
+        shard_dir(wildcards.model, wildcards.ckpt, i) for i in range(EXTRACT_SHARDS)
+    ]
