@@ -24,6 +24,24 @@ def lib(module):
     return workflow.source_path(f"{LIB}/{module}")
 
 
+# A run killed with SIGKILL leaves Snakemake's locks behind; clear them when their owner
+# (recorded in onstart, after locking) is dead, so that rerunning the same command works.
+import os
+import sys
+
+from snakemake.logging import logger
+
+sys.path.insert(0, os.path.join(workflow.current_basedir, "../scripts"))
+from cnnatlas.locks import clear_stale_locks, record_owner
+
+for _lock in clear_stale_locks(".snakemake"):
+    logger.warning(f"Removed the stale lock {_lock} of a killed snakemake run.")
+
+
+onstart:
+    record_owner(".snakemake")
+
+
 def model_ckpts():
     """(model, ckpt) pairs of the config, in config order."""
     return [(m, c) for m, spec in MODELS.items() for c in spec["checkpoints"]]
