@@ -23,6 +23,7 @@ rule extract_features:
         manifest=rules.build_manifest.output.manifest,
         checkpoint=checkpoint_file,
         lib=lib("extract.py"),
+        shards=extract_shard_dirs,
     output:
         predictions=f"{RESULTS}/{{model}}/{{ckpt}}/predictions.parquet",
         features=directory(f"{RESULTS}/{{model}}/{{ckpt}}/features"),
@@ -30,6 +31,9 @@ rule extract_features:
         f"{RESULTS}/logs/extract_features/{{model}}/{{ckpt}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/extract_features/{{model}}/{{ckpt}}.tsv"
+    # Sharded (extract.shards > 1), this job only gathers the shards' rows: it runs
+    # where snakemake runs, not as a cluster job holding a GPU.
+    localrule: EXTRACT_SHARDS > 1
     conda:
         "../../envs/torch.yaml"
     threads: 2
@@ -38,3 +42,26 @@ rule extract_features:
         extract=config["extract"],
     script:
         "../scripts/extract_features.py"
+
+
+rule extract_shard:
+    input:
+        manifest=rules.build_manifest.output.manifest,
+        checkpoint=checkpoint_file,
+        lib=lib("extract.py"),
+    output:
+        shard=temp(directory(shard_dir("{model}", "{ckpt}", "{shard}"))),
+    log:
+        f"{RESULTS}/logs/extract_shard/{{model}}/{{ckpt}}/{{shard}}-of-{EXTRACT_SHARDS}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/extract_shard/{{model}}/{{ckpt}}/{{shard}}-of-{EXTRACT_SHARDS}.tsv"
+    wildcard_constraints:
+        shard=r"\d+",
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    params:
+        spec=model_spec,
+        extract=config["extract"],
+    script:
+        "../scripts/extract_shard.py"
