@@ -41,6 +41,9 @@ BASE = {
     "models": {"tiny": TINY_MODEL},
     "extract": {"batch_size": 8, "topk": 2},
     "maps": {"methods": ["pca"], "dims": [2], "metrics": {"k": 3, "folds": 2}},
+    "explain": {"enabled": False},
+    "projector": {"enabled": False},
+    "evolution": {"enabled": False},
 }
 
 
@@ -193,8 +196,15 @@ def model_run(tmp_path_factory):
     good = save_good_checkpoint(workdir)
     torch.save({"state_dict": _Payload(workdir / "code_ran")}, workdir / "ckpt/evil.pt")
     (workdir / "ckpt/cut.pt").write_bytes(good.read_bytes()[:2000])
+    targets = [f"results/{name}/ck/predictions.parquet" for name in MODEL_CASES]
     proc = snakemake(
-        workdir, "--cores", "2", "--keep-going", "--set-threads", "extract_features=1"
+        workdir,
+        *targets,  # before --set-threads, which takes several values
+        "--cores",
+        "2",
+        "--keep-going",
+        "--set-threads",
+        "extract_features=1",
     )
     return workdir, proc
 
@@ -258,7 +268,10 @@ def test_fail_stops_before_extraction_listing_every_bad_file(corpus_dir):
 
 def test_skip_runs_on_the_good_images_with_awkward_names_intact(corpus_dir):
     write_config(corpus_dir, with_({"dataset": {"on_bad_image": "skip"}}, CORPUS))
-    proc = snakemake(corpus_dir, "--cores", "2")
+    maps = "results/tiny/ck/embeddings/fc1/pca-2d-p0-s0.parquet"
+    proc = snakemake(
+        corpus_dir, "--cores", "2", "results/tiny/ck/predictions.parquet", maps
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     res = corpus_dir / "results"
     m = pd.read_parquet(res / "manifest.parquet")

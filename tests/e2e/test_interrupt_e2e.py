@@ -29,6 +29,9 @@ pytestmark = pytest.mark.e2e
 SLOW = with_(
     {  # one layer, t-SNE only: fewer jobs
         "extract": {"batch_size": 1},
+        "explain": {"enabled": False},
+        "projector": {"enabled": False},
+        "evolution": {"enabled": False},
         "maps": {
             "methods": ["tsne"],
             "perplexities": [5],
