@@ -12,6 +12,9 @@ include: "workflow/rules/extract.smk"
 include: "workflow/rules/reduce.smk"
 include: "workflow/rules/provenance.smk"
 include: "workflow/rules/explain.smk"
+include: "workflow/rules/plot.smk"
+include: "workflow/rules/projector.smk"
+include: "workflow/rules/evolution.smk"
 
 
 rule all:
@@ -21,3 +24,7 @@ rule all:
         maps_targets(),
         PROVENANCE,
         explain_targets(),
+        figure_targets(),
+        rules.write_index.output.index,
+        projector_targets(),
+        evolution_targets(),
