@@ -135,6 +135,7 @@ def test_batched_maps_equal_one_image_at_a_time():
             "layer4",
         ),
         (lambda: DigitNet(num_classes=3, in_channels=1), 32, "features"),
+        (lambda: torchvision.models.vgg11(weights=None, num_classes=3), 64, "features"),
     ],
 )
 def test_default_target_layer_is_the_last_conv_block(builder, size, expected):
