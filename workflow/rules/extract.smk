@@ -4,10 +4,14 @@ rule build_manifest:
         lib=lib("data.py"),
     output:
         manifest=f"{RESULTS}/manifest.parquet",
+        bad_images=f"{RESULTS}/bad_images.parquet",
     log:
         f"{RESULTS}/logs/build_manifest.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/build_manifest.tsv"
     conda:
         "../../envs/torch.yaml"
+    threads: 2
     params:
         dataset=config["dataset"],
     script:

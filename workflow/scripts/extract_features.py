@@ -30,6 +30,7 @@ def main(snakemake) -> None:
         autocast=opts["autocast"],
         topk=opts["topk"],
         threads=snakemake.threads,
+        model_name=snakemake.wildcards.model,
     )
 
 

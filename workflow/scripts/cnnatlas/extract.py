@@ -264,10 +264,14 @@ def extract(
     autocast: bool = False,
     topk: int = 5,
     threads: int = 1,
+    model_name: str = "model",
 ) -> None:
-    """Predictions Parquet and `features_dir/{layer}.npy` for every image of `manifest`."""
+    """Predictions Parquet and `features_dir/{layer}.npy` for every image of `manifest`.
+
+    `model_name` (the config's key) names the model in error messages.
+    """
     torch.set_num_threads(threads)
-    check_layers(model, list(layers))
+    check_layers(model, list(layers), model_name)
     if num_workers == "auto":
         num_workers = (
             max(threads - 1, 0) if resolve_device(device).type == "cuda" else 0

@@ -1,0 +1,257 @@
+"""Figures of a layer's aligned maps across checkpoints: strip, animation, slider HTML.
+
+Colours are shared by every panel, frame and trace (one colour per class, from a fixed
+colour-blind-safe palette), and so are the axis limits, so a point that does not move
+in the data does not move on screen. Files are written with fixed metadata, so the same
+maps give the same bytes.
+"""
+
+import html as html_lib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
+from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
+
+from cnnatlas.evolution import read_evolution  # noqa: E402
+from cnnatlas.io import atomic_path, read_parquet_meta  # noqa: E402
+
+__all__ = [
+    "PALETTE",
+    "class_colours",
+    "frame_positions",
+    "plot_strip",
+    "write_animation",
+    "slider_figure",
+    "write_slider_html",
+    "render_evolution",
+]
+
+log = logging.getLogger(__name__)
+
+# Okabe & Ito's colour-blind-safe palette, then Paul Tol's muted colours; cycled beyond.
+PALETTE = (
+    "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2",
+    "#D55E00", "#CC79A7", "#000000", "#882255", "#44AA99",
+    "#999933", "#AA4499", "#332288", "#DDCC77", "#117733",
+)  # fmt: skip
+
+
+def class_colours(n: int) -> list[str]:
+    """One colour per class index 0..n-1."""
+    return [PALETTE[i % len(PALETTE)] for i in range(n)]
+
+
+def _limits(maps: Sequence[np.ndarray], pad: float = 0.05) -> tuple[tuple, tuple]:
+    allxy = np.concatenate(maps)
+    lo, hi = allxy.min(axis=0), allxy.max(axis=0)
+    margin = (hi - lo) * pad + 1e-9
+    return (lo[0] - margin[0], hi[0] + margin[0]), (
+        lo[1] - margin[1],
+        hi[1] + margin[1],
+    )
+
+
+def plot_strip(
+    maps: Sequence[np.ndarray],
+    ckpts: Sequence[str],
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    outputs: Sequence[str | Path],
+    title: str = "",
+) -> None:
+    """One panel per checkpoint, shared colours and limits; written to each of `outputs`
+    (.png and/or .pdf)."""
+    colours = np.array(class_colours(len(class_names)))[labels]
+    xlim, ylim = _limits(maps)
+    aspect = min(1.5, max(0.4, (ylim[1] - ylim[0]) / (xlim[1] - xlim[0])))
+    size_in = (2.6 * len(maps), 2.6 * aspect + 0.9)
+    fig, axes = plt.subplots(1, len(maps), figsize=size_in, squeeze=False)
+    size = max(2.0, min(12.0, 3000 / len(labels)))
+    for ax, xy, ckpt in zip(axes[0], maps, ckpts, strict=True):
+        ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=size, linewidths=0)
+        ax.set(xlim=xlim, ylim=ylim, xticks=[], yticks=[], aspect="equal")
+        ax.set_title(ckpt, fontsize=9)
+    handles = [
+        plt.Line2D([], [], ls="", marker="o", color=c, label=name)
+        for name, c in zip(class_names, class_colours(len(class_names)), strict=True)
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=min(10, len(handles)),
+               fontsize=7, frameon=False, handletextpad=0.1)  # fmt: skip
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0.3 / size_in[1], 1, 1))
+    for out in outputs:
+        _savefig(fig, out)
+    plt.close(fig)
+
+
+def _savefig(fig, out: str | Path) -> None:
+    out = Path(out)
+    fmt = out.suffix.lstrip(".")
+    meta = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=110, metadata=meta)
+
+
+def frame_positions(
+    maps: Sequence[np.ndarray], frames: int, hold: int
+) -> list[tuple[np.ndarray, float]]:
+    """(coordinates, position along the checkpoints) of every animation frame:
+    `hold` frames at each checkpoint, `frames` linear steps between consecutive ones."""
+    out = []
+    for k, xy in enumerate(maps):
+        out += [(xy, float(k))] * hold
+        if k + 1 < len(maps):
+            for t in np.arange(1, frames + 1) / (frames + 1):
+                out.append(((1 - t) * xy + t * maps[k + 1], k + float(t)))
+    return out
+
+
+def write_animation(
+    maps: Sequence[np.ndarray],
+    ckpts: Sequence[str],
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    gif: str | Path,
+    frames: int = 12,
+    fps: int = 12,
+) -> int:
+    """A GIF moving every point from checkpoint to checkpoint; returns the frame count."""
+    steps = frame_positions(maps, frames, hold=max(1, fps // 2))
+    fig, ax = plt.subplots(figsize=(3.6, 3.8), dpi=90)
+    xlim, ylim = _limits(maps)
+    ax.set(xlim=xlim, ylim=ylim, xticks=[], yticks=[], aspect="equal")
+    colours = np.array(class_colours(len(class_names)))[labels]
+    dots = ax.scatter(*maps[0].T, c=colours, s=max(2.0, min(10.0, 2000 / len(labels))),
+                      linewidths=0)  # fmt: skip
+    title = ax.set_title("", fontsize=9)
+    fig.tight_layout()
+
+    def draw(i: int):
+        xy, pos = steps[i]
+        dots.set_offsets(xy)
+        k = int(round(pos))
+        title.set_text(
+            ckpts[k]
+            if abs(pos - k) < 1e-9
+            else f"{ckpts[int(pos)]} \u2192 {ckpts[int(pos) + 1]}"
+        )
+        return dots, title
+
+    anim = FuncAnimation(fig, draw, frames=len(steps), blit=False)
+    with atomic_path(gif) as tmp:
+        # Pillow picks the format from the suffix, which the temporary name lacks.
+        named = tmp.with_name(tmp.name + ".gif")
+        try:
+            anim.save(named, writer=PillowWriter(fps=fps))
+            named.replace(tmp)
+        finally:
+            named.unlink(missing_ok=True)
+    plt.close(fig)
+    return len(steps)
+
+
+def _hover(manifest: pd.DataFrame, pred: pd.DataFrame) -> list[str]:
+    """Hover text per point: image_id, label and this checkpoint's prediction."""
+    esc = html_lib.escape  # class names are user data; plotly renders HTML tags
+    return [
+        f"image {i}<br>label {esc(str(n))}<br>pred {esc(str(p))} ({c:.2f})"
+        for i, n, p, c in zip(
+            manifest["image_id"], manifest["label_name"], pred["pred_name"],
+            pred["confidence"], strict=True,
+        )
+    ]  # fmt: skip
+
+
+def _traces(xy, labels, class_names, hover, scatter):
+    colours = class_colours(len(class_names))
+    hover = np.asarray(hover, dtype=object)
+    return [
+        scatter(
+            x=xy[labels == c, 0],
+            y=xy[labels == c, 1],
+            mode="markers",
+            name=name,
+            marker={"color": colours[c], "size": 5},
+            hovertext=hover[labels == c],
+            hoverinfo="text",
+        )  # fmt: skip
+        for c, name in enumerate(class_names)
+    ]
+
+
+def slider_figure(
+    maps: Sequence[np.ndarray],
+    ckpts: Sequence[str],
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    hovers: Sequence[Sequence[str]],
+    title: str = "",
+) -> go.Figure:
+    """One plotly frame per checkpoint (a trace per class), a slider and a play button;
+    plotly moves the points between frames."""
+    scatter = go.Scattergl if len(labels) > 5000 else go.Scatter
+    frames = [
+        go.Frame(data=_traces(xy, labels, class_names, hv, scatter), name=c)
+        for xy, c, hv in zip(maps, ckpts, hovers, strict=True)
+    ]
+    anim = {"mode": "immediate", "frame": {"duration": 700, "redraw": True},
+            "transition": {"duration": 500}}  # fmt: skip
+    xlim, ylim = _limits(maps)
+    fig = go.Figure(data=frames[0].data, frames=frames)
+    fig.update_layout(
+        title=title, template="simple_white", height=640,
+        xaxis={"range": xlim, "visible": False},
+        yaxis={"range": ylim, "visible": False, "scaleanchor": "x"},
+        sliders=[{"active": 0, "currentvalue": {"prefix": "checkpoint: "},
+                  "steps": [{"label": c, "method": "animate", "args": [[c], anim]} for c in ckpts]}],
+        updatemenus=[{"type": "buttons", "x": 0, "y": 0, "xanchor": "right",
+                      "buttons": [{"label": "Play", "method": "animate", "args": [None, anim]}]}],
+    )  # fmt: skip
+    return fig
+
+
+def write_slider_html(fig: go.Figure, html: str | Path) -> None:
+    """Self-contained HTML (plotly.js inlined, fixed div id, so reruns give the same bytes)."""
+    with atomic_path(html) as tmp:
+        tmp.write_text(
+            fig.to_html(include_plotlyjs=True, full_html=True, div_id="evolution"),
+            encoding="utf-8",
+        )
+
+
+def render_evolution(
+    maps_dir: str | Path,
+    ckpts: Sequence[str],
+    manifest: str | Path,
+    predictions: Mapping[str, str | Path],
+    strip: Sequence[str | Path],
+    gif: str | Path,
+    html: str | Path,
+    title: str = "",
+    frames: int = 12,
+    fps: int = 12,
+) -> None:
+    """Strip figure(s), GIF and slider HTML of the aligned maps in `maps_dir`."""
+    maps = read_evolution(maps_dir, ckpts)
+    man = pd.read_parquet(manifest).sort_values("image_id").reset_index(drop=True)
+    classes = json.loads(read_parquet_meta(manifest).get("cnnatlas.classes", "null"))
+    classes = classes or [str(i) for i in range(int(man["label"].max()) + 1)]
+    labels = man["label"].to_numpy()
+    hovers = [
+        _hover(man, pd.read_parquet(predictions[c]).sort_values("image_id"))
+        for c in ckpts
+    ]
+    plot_strip(maps, ckpts, labels, classes, strip, title)
+    n = write_animation(maps, ckpts, labels, classes, gif, frames, fps)
+    write_slider_html(slider_figure(maps, ckpts, labels, classes, hovers, title), html)
+    log.info("%s: %d checkpoints, %d animation frames", title, len(ckpts), n)
