@@ -358,10 +358,14 @@ def extract_shard(
     device: str = "auto",
     autocast: bool = False,
     threads: int = 1,
+    model_name: str = "model",
 ) -> None:
-    """Shard `shard` of `shards` of the manifest: `shard_dir/{layer}.npy` and `logits.npy`."""
+    """Shard `shard` of `shards` of the manifest: `shard_dir/{layer}.npy` and `logits.npy`.
+
+    `model_name` (the config's key) names the model in error messages.
+    """
     torch.set_num_threads(threads)
-    check_layers(model, list(layers))
+    check_layers(model, list(layers), model_name)
     if num_workers == "auto":
         num_workers = (
             max(threads - 1, 0) if resolve_device(device).type == "cuda" else 0
