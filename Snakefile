@@ -10,6 +10,9 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/reduce.smk"
+include: "workflow/rules/provenance.smk"
+include: "workflow/rules/explain.smk"
+include: "workflow/rules/plot.smk"
 include: "workflow/rules/projector.smk"
 include: "workflow/rules/evolution.smk"
 
@@ -19,5 +22,9 @@ rule all:
     input:
         extract_targets(),
         maps_targets(),
+        PROVENANCE,
+        explain_targets(),
+        figure_targets(),
+        rules.write_index.output.index,
         projector_targets(),
         evolution_targets(),

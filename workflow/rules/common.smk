@@ -24,6 +24,24 @@ def lib(module):
     return workflow.source_path(f"{LIB}/{module}")
 
 
+# A run killed with SIGKILL leaves Snakemake's locks behind; clear them when their owner
+# (recorded in onstart, after locking) is dead, so that rerunning the same command works.
+import os
+import sys
+
+from snakemake.logging import logger
+
+sys.path.insert(0, os.path.join(workflow.current_basedir, "../scripts"))
+from cnnatlas.locks import clear_stale_locks, record_owner
+
+for _lock in clear_stale_locks(".snakemake"):
+    logger.warning(f"Removed the stale lock {_lock} of a killed snakemake run.")
+
+
+onstart:
+    record_owner(".snakemake")
+
+
 def model_ckpts():
     """(model, ckpt) pairs of the config, in config order."""
     return [(m, c) for m, spec in MODELS.items() for c in spec["checkpoints"]]
@@ -184,6 +202,80 @@ def maps_targets():
     return [*embeddings, f"{RESULTS}/metrics.parquet", *summaries]
 
 
+PROVENANCE = f"{RESULTS}/provenance.json"
+
+
+def run_outputs(wildcards):
+    """Every target of `rule all` but the provenance record itself."""
+    return [str(f) for f in rules.all.input if str(f) != PROVENANCE]
+
+
+def checkpoint_files():
+    """{model/ckpt: checkpoint file} of the config."""
+    return {f"{m}/{c}": MODELS[m]["checkpoints"][c] for m, c in model_ckpts()}
+
+
+def rule_threads(wildcards):
+    """Threads each rule asks for (set-threads of the profiles applied), by rule name."""
+    out = {}
+    for r in workflow.rules:
+        value = getattr(r.resources["_cores"], "value", 1)
+        out[r.name] = value if isinstance(value, int) else str(value)
+    return out
+
+
+EXPLAIN = config["explain"]
+
+
+def _check_explain():
+    ckpts = {c for m in MODELS.values() for c in m["checkpoints"]}
+    unknown = sorted(set(EXPLAIN["checkpoints"]) - ckpts)
+    if unknown:
+        raise ValueError(
+            f"explain.checkpoints: {unknown} are not checkpoints of any model "
+            f"({sorted(ckpts)}); fix the names or leave the list empty for all"
+        )
+    unknown = sorted(set(EXPLAIN["layers"]) - set(MODELS))
+    if unknown:
+        raise ValueError(
+            f"explain.layers: {unknown} are not models of the config ({sorted(MODELS)})"
+        )
+
+
+_check_explain()
+
+
+def explain_lib(module):
+    """An explanation module and the helpers it imports, as rule inputs."""
+    return [lib(f"explain/{m}") for m in (module, "inputs.py", "render.py")]
+
+
+def explain_layers(wildcards):
+    """The model's layers listed under explain.layers, or None (its spatial configured layers)."""
+    return EXPLAIN["layers"].get(wildcards.model)
+
+
+def explain_targets():
+    """Every explanation output of the checkpoints explain.checkpoints names (all if empty)."""
+    if not EXPLAIN["enabled"]:
+        return []
+    wanted = set(EXPLAIN["checkpoints"])
+    return [
+        f"{run_dir(m, c)}/explain/{out}"
+        for m, c in model_ckpts()
+        if not wanted or c in wanted
+        for out in (
+            "feature_maps",
+            "filters",
+            "filters.parquet",
+            "gradcam",
+            "gradcam_faithfulness.parquet",
+            "gradcam_summary.parquet",
+            "gradcam_faithfulness.png",
+        )
+    ]
+
+
 PROJECTOR = config["projector"]
 
 
@@ -286,4 +378,21 @@ def evolution_targets():
         for l in evolution_layers(m)
         for method in EVOLUTION["methods"]
         for name in ("strip.png", "animation.gif", "slider.html", "alignment.parquet")
+    ]
+
+
+EXTRACT_SHARDS = config["extract"]["shards"]
+
+
+def shard_dir(model, ckpt, shard):
+    """The outputs of one extraction shard (temporary; gathered by extract_features)."""
+    return f"{run_dir(model, ckpt)}/shards/{shard}-of-{EXTRACT_SHARDS}"
+
+
+def extract_shard_dirs(wildcards):
+    """Every shard of a checkpoint in shard order, or none when extraction is not sharded."""
+    if EXTRACT_SHARDS == 1:
+        return []
+    return [
+        shard_dir(wildcards.model, wildcards.ckpt, i) for i in range(EXTRACT_SHARDS)
     ]
