@@ -217,3 +217,21 @@ def test_missing_manifest_paths_are_bad_images(manifests, tmp_path):
         "x",
         "y",
     ]
+
+
+def test_image_between_the_bomb_limit_and_twice_it_is_decoded_and_named(
+    corpus, monkeypatch, caplog
+):
+    # 24 x 24 = 576 px: above a limit of 400, below twice it -> PIL only warns
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 400)
+    path = corpus["gray.png"]
+    with pytest.warns(Image.DecompressionBombWarning):
+        assert check_image(path) is None
+    assert (
+        f"image {str(path)!r} has 576 pixels, above PIL's decompression-bomb"
+        in caplog.text
+    )
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200)  # twice the limit is exceeded
+    assert check_image(path).startswith(
+        "DecompressionBombError: Image size (576 pixels)"
+    )
