@@ -63,6 +63,16 @@ def imagefolder(tmp_path_factory) -> Path:
     return make_imagefolder(tmp_path_factory.mktemp("data") / "images")
 
 
+@pytest.fixture
+def one_torch_thread():
+    """torch on 1 thread for the test: its threads spin while waiting, and on shared
+    cores 2 threads ran tiny models 30x slower than 1."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def has(request):
     """has('chromium') -> bool; under CI=true a missing program fails instead of skipping."""

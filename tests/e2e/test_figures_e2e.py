@@ -101,6 +101,16 @@ def test_grids_and_index_link_everything(tiny_run):
         assert rel in linked
         assert _figure(emb, "label.png").relative_to(tiny_run).as_posix() in linked
     assert {g.relative_to(tiny_run).as_posix() for g in grids} <= linked
+    # the other stages' figures and exports are on the same page
+    for stage_dir, pattern in (
+        ("tiny/late/explain", "**/*.png"),
+        ("tiny/early/projector", "projector_config.pbtxt"),
+        ("tiny/evolution", "**/strip.png"),
+        ("tiny/evolution", "**/animation.gif"),
+    ):
+        found = sorted((tiny_run / stage_dir).glob(pattern))
+        assert found, (stage_dir, pattern)
+        assert {f.relative_to(tiny_run).as_posix() for f in found} <= linked
 
 
 def test_snakemake_report_holds_the_figures(tiny_run, tmp_path):

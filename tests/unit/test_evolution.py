@@ -21,6 +21,7 @@ from cnnatlas.evolution_plots import (
     slider_figure,
 )
 from cnnatlas.io import read_parquet_meta
+from cnnatlas.plots import class_styles
 from PIL import Image
 
 FAST = {"n_iter": 150, "early_exaggeration_iter": 100}
@@ -164,7 +165,7 @@ def rendered_inputs(tmp_path, series):
 
 def _render(root, preds, out):
     render_evolution(root / "maps", ["a", "b", "c"], root / "manifest.parquet", preds,
-                     [out / "strip.png", out / "strip.pdf"], out / "anim.gif",
+                     out / "strip.png", out / "strip.pdf", out / "anim.gif",
                      out / "slider.html", title="layer", frames=4, fps=4)  # fmt: skip
 
 
@@ -200,7 +201,10 @@ def test_slider_figure_has_one_frame_per_checkpoint_with_every_point(rendered_in
         assert sum(len(t.x) for t in frame.data) == len(labels)
         t0 = frame.data[0]
         np.testing.assert_allclose(t0.x, xy[labels == 0, 0])
-        assert t0.marker.color == fig.frames[0].data[0].marker.color  # shared colours
+        # every class in the atlas-wide colour and marker of the static figures
+        styles = class_styles([f"c{i}" for i in range(6)])
+        assert [t.marker.color for t in frame.data] == [st.colour for st in styles]
+        assert frame.data[1].marker.symbol == "square" and styles[1].marker == "s"
 
 
 @pytest.fixture(scope="module")

@@ -20,17 +20,9 @@ from cnnatlas.explain.select import select_images
 from cnnatlas.extract import tap_layers
 from PIL import Image
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TF = {"resize": 32, "crop": 32, "mean": [0.5] * 3, "std": [0.25] * 3, "channels": 3}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # torch's threads spin while waiting: on shared cores 2 threads ran these tiny
-    # models 30x slower than 1
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _model() -> DigitNet:

@@ -15,20 +15,12 @@ from cnnatlas.explain.filters import (
 from PIL import Image
 from torch.utils.data import DataLoader
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 RGB = {"resize": 32, "crop": 32, "mean": [0.5] * 3, "std": [0.25] * 3, "channels": 3}
 GRAY = {"resize": 32, "crop": 32, "mean": [0.5], "std": [0.5], "channels": 1}
 LAYER = "features.1.3"
 CHANNELS = [0, 1, 2, 3]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # torch's threads spin while waiting: on shared cores 2 threads ran these tiny
-    # models 30x slower than 1
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _model(channels: int, width: int = 4) -> DigitNet:

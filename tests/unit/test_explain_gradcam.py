@@ -16,21 +16,13 @@ from cnnatlas.explain.gradcam import (
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SIZE = 32
 REGIONS = {
     "top_left": (slice(0, 12), slice(0, 12)),
     "bottom": (slice(20, 32), slice(6, 26)),
 }
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # torch's threads spin while waiting: on shared cores 2 threads ran these tiny
-    # models 30x slower than 1
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 class RegionNet(nn.Module):
@@ -135,6 +127,7 @@ def test_batched_maps_equal_one_image_at_a_time():
             "layer4",
         ),
         (lambda: DigitNet(num_classes=3, in_channels=1), 32, "features"),
+        (lambda: torchvision.models.vgg11(weights=None, num_classes=3), 64, "features"),
     ],
 )
 def test_default_target_layer_is_the_last_conv_block(builder, size, expected):

@@ -239,8 +239,10 @@ def figure_targets():
 
 
 def index_files(wildcards):
-    """What index.html links: figures, pages, predictions, and the maps stage's outputs
-    (embeddings, metrics tables, layer summaries)."""
+    """What index.html links: figures, pages, predictions, the maps stage's outputs
+    (embeddings, metrics tables, layer summaries), explanations, projector exports and
+    training-evolution figures."""
     files = figure_targets() + maps_targets() + all_layer_metrics()
+    files += explain_targets() + projector_targets() + evolution_targets()
     files += [f"{run_dir(m, c)}/predictions.parquet" for m, c in model_ckpts()]
     return list(dict.fromkeys(files))

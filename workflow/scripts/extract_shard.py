@@ -19,6 +19,7 @@ def main(snakemake) -> None:
         device=opts["device"],
         autocast=opts["autocast"],
         threads=snakemake.threads,
+        model_name=snakemake.wildcards.model,
     )
 
 

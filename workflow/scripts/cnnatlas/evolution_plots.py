@@ -1,9 +1,10 @@
 """Figures of a layer's aligned maps across checkpoints: strip, animation, slider HTML.
 
-Colours are shared by every panel, frame and trace (one colour per class, from a fixed
-colour-blind-safe palette), and so are the axis limits, so a point that does not move
-in the data does not move on screen. Files are written with fixed metadata, so the same
-maps give the same bytes.
+Every class keeps the colour and marker it has in all of the atlas's figures
+(`plots.class_styles`: a colour-blind-safe palette, from the class index alone) in every
+panel, frame and trace, and the axis limits are shared, so a point that does not move in
+the data does not move on screen. Files are written with fixed metadata, so the same maps
+give the same bytes.
 """
 
 import html as html_lib
@@ -24,10 +25,9 @@ from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
 
 from cnnatlas.evolution import read_evolution  # noqa: E402
 from cnnatlas.io import atomic_path, read_parquet_meta  # noqa: E402
+from cnnatlas.plots import Style, class_styles, save_figure  # noqa: E402
 
 __all__ = [
-    "PALETTE",
-    "class_colours",
     "frame_positions",
     "plot_strip",
     "write_animation",
@@ -38,17 +38,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Okabe & Ito's colour-blind-safe palette, then Paul Tol's muted colours; cycled beyond.
-PALETTE = (
-    "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2",
-    "#D55E00", "#CC79A7", "#000000", "#882255", "#44AA99",
-    "#999933", "#AA4499", "#332288", "#DDCC77", "#117733",
-)  # fmt: skip
-
-
-def class_colours(n: int) -> list[str]:
-    """One colour per class index 0..n-1."""
-    return [PALETTE[i % len(PALETTE)] for i in range(n)]
+# plotly's names for plots.MARKERS, so that a class looks the same in the HTML.
+_SYMBOLS = {
+    "o": "circle",
+    "s": "square",
+    "^": "triangle-up",
+    "D": "diamond",
+    "v": "triangle-down",
+    "P": "cross",
+    "X": "x",
+}
 
 
 def _limits(maps: Sequence[np.ndarray], pad: float = 0.05) -> tuple[tuple, tuple]:
@@ -61,45 +60,49 @@ def _limits(maps: Sequence[np.ndarray], pad: float = 0.05) -> tuple[tuple, tuple
     )
 
 
+def _scatter_classes(
+    ax, xy: np.ndarray, labels: np.ndarray, styles: Sequence[Style], size: float
+) -> list:
+    """One scatter per class in its colour and marker, in class order."""
+    return [
+        ax.scatter(
+            *xy[labels == k].T,
+            c=st.colour,
+            marker=st.marker,
+            s=size,
+            linewidths=0,
+            label=st.name,
+        )
+        for k, st in enumerate(styles)
+    ]
+
+
 def plot_strip(
     maps: Sequence[np.ndarray],
     ckpts: Sequence[str],
     labels: np.ndarray,
     class_names: Sequence[str],
-    outputs: Sequence[str | Path],
+    png: str | Path | None = None,
+    pdf: str | Path | None = None,
     title: str = "",
 ) -> None:
-    """One panel per checkpoint, shared colours and limits; written to each of `outputs`
-    (.png and/or .pdf)."""
-    colours = np.array(class_colours(len(class_names)))[labels]
+    """One panel per checkpoint with shared limits; PNG and/or PDF with fixed metadata."""
+    styles = class_styles(class_names)
     xlim, ylim = _limits(maps)
     aspect = min(1.5, max(0.4, (ylim[1] - ylim[0]) / (xlim[1] - xlim[0])))
     size_in = (2.6 * len(maps), 2.6 * aspect + 0.9)
     fig, axes = plt.subplots(1, len(maps), figsize=size_in, squeeze=False)
     size = max(2.0, min(12.0, 3000 / len(labels)))
     for ax, xy, ckpt in zip(axes[0], maps, ckpts, strict=True):
-        ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=size, linewidths=0)
+        _scatter_classes(ax, xy, labels, styles, size)
         ax.set(xlim=xlim, ylim=ylim, xticks=[], yticks=[], aspect="equal")
         ax.set_title(ckpt, fontsize=9)
-    handles = [
-        plt.Line2D([], [], ls="", marker="o", color=c, label=name)
-        for name, c in zip(class_names, class_colours(len(class_names)), strict=True)
-    ]
-    fig.legend(handles=handles, loc="lower center", ncol=min(10, len(handles)),
-               fontsize=7, frameon=False, handletextpad=0.1)  # fmt: skip
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=min(10, len(styles)), fontsize=7,
+               frameon=False, handletextpad=0.1, markerscale=1.5)  # fmt: skip
     fig.suptitle(title, fontsize=9)
     fig.tight_layout(rect=(0, 0.3 / size_in[1], 1, 1))
-    for out in outputs:
-        _savefig(fig, out)
-    plt.close(fig)
-
-
-def _savefig(fig, out: str | Path) -> None:
-    out = Path(out)
-    fmt = out.suffix.lstrip(".")
-    meta = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=110, metadata=meta)
+    save_figure(fig, png, pdf, dpi=110)
 
 
 def frame_positions(
@@ -130,22 +133,19 @@ def write_animation(
     fig, ax = plt.subplots(figsize=(3.6, 3.8), dpi=90)
     xlim, ylim = _limits(maps)
     ax.set(xlim=xlim, ylim=ylim, xticks=[], yticks=[], aspect="equal")
-    colours = np.array(class_colours(len(class_names)))[labels]
-    dots = ax.scatter(*maps[0].T, c=colours, s=max(2.0, min(10.0, 2000 / len(labels))),
-                      linewidths=0)  # fmt: skip
+    size = max(2.0, min(10.0, 2000 / len(labels)))
+    dots = _scatter_classes(ax, maps[0], labels, class_styles(class_names), size)
     title = ax.set_title("", fontsize=9)
     fig.tight_layout()
 
-    def draw(i: int):
+    def draw(i: int) -> list:
         xy, pos = steps[i]
-        dots.set_offsets(xy)
+        for k, d in enumerate(dots):
+            d.set_offsets(xy[labels == k])
         k = int(round(pos))
-        title.set_text(
-            ckpts[k]
-            if abs(pos - k) < 1e-9
-            else f"{ckpts[int(pos)]} \u2192 {ckpts[int(pos) + 1]}"
-        )
-        return dots, title
+        between = f"{ckpts[int(pos)]} \u2192 {ckpts[min(int(pos) + 1, len(ckpts) - 1)]}"
+        title.set_text(ckpts[k] if abs(pos - k) < 1e-9 else between)
+        return [*dots, title]
 
     anim = FuncAnimation(fig, draw, frames=len(steps), blit=False)
     with atomic_path(gif) as tmp:
@@ -172,20 +172,23 @@ def _hover(manifest: pd.DataFrame, pred: pd.DataFrame) -> list[str]:
     ]  # fmt: skip
 
 
-def _traces(xy, labels, class_names, hover, scatter):
-    colours = class_colours(len(class_names))
+def _traces(xy, labels, class_names, hover, scatter) -> list:
     hover = np.asarray(hover, dtype=object)
     return [
         scatter(
-            x=xy[labels == c, 0],
-            y=xy[labels == c, 1],
+            x=xy[labels == k, 0],
+            y=xy[labels == k, 1],
             mode="markers",
-            name=name,
-            marker={"color": colours[c], "size": 5},
-            hovertext=hover[labels == c],
+            name=st.name,
+            marker={
+                "color": st.colour,
+                "symbol": _SYMBOLS.get(st.marker, "circle"),
+                "size": 6,
+            },
+            hovertext=hover[labels == k],
             hoverinfo="text",
-        )  # fmt: skip
-        for c, name in enumerate(class_names)
+        )
+        for k, st in enumerate(class_styles(class_names))
     ]
 
 
@@ -234,14 +237,15 @@ def render_evolution(
     ckpts: Sequence[str],
     manifest: str | Path,
     predictions: Mapping[str, str | Path],
-    strip: Sequence[str | Path],
+    png: str | Path | None,
+    pdf: str | Path | None,
     gif: str | Path,
     html: str | Path,
     title: str = "",
     frames: int = 12,
     fps: int = 12,
 ) -> None:
-    """Strip figure(s), GIF and slider HTML of the aligned maps in `maps_dir`."""
+    """Strip figure (PNG/PDF), GIF and slider HTML of the aligned maps in `maps_dir`."""
     maps = read_evolution(maps_dir, ckpts)
     man = pd.read_parquet(manifest).sort_values("image_id").reset_index(drop=True)
     classes = json.loads(read_parquet_meta(manifest).get("cnnatlas.classes", "null"))
@@ -251,7 +255,7 @@ def render_evolution(
         _hover(man, pd.read_parquet(predictions[c]).sort_values("image_id"))
         for c in ckpts
     ]
-    plot_strip(maps, ckpts, labels, classes, strip, title)
+    plot_strip(maps, ckpts, labels, classes, png, pdf, title)
     n = write_animation(maps, ckpts, labels, classes, gif, frames, fps)
     write_slider_html(slider_figure(maps, ckpts, labels, classes, hovers, title), html)
     log.info("%s: %d checkpoints, %d animation frames", title, len(ckpts), n)

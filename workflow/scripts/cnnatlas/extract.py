@@ -251,6 +251,23 @@ def predictions_table(
     return pd.concat([df, meta.reset_index(drop=True)], axis=1)
 
 
+def _prepare(
+    model: nn.Module,
+    layers: Mapping[str, str],
+    threads: int,
+    num_workers: int | str,
+    device: str,
+    model_name: str,
+) -> int:
+    """Set torch's threads, check the layers exist, and resolve `num_workers: auto`
+    (0 on CPU, where workers compete with torch's threads; threads - 1 on CUDA)."""
+    torch.set_num_threads(threads)
+    check_layers(model, list(layers), model_name)
+    if num_workers != "auto":
+        return int(num_workers)
+    return max(threads - 1, 0) if resolve_device(device).type == "cuda" else 0
+
+
 def extract(
     manifest: str | Path,
     model: nn.Module,
@@ -270,12 +287,7 @@ def extract(
 
     `model_name` (the config's key) names the model in error messages.
     """
-    torch.set_num_threads(threads)
-    check_layers(model, list(layers), model_name)
-    if num_workers == "auto":
-        num_workers = (
-            max(threads - 1, 0) if resolve_device(device).type == "cuda" else 0
-        )
+    num_workers = _prepare(model, layers, threads, num_workers, device, model_name)
     df = pd.read_parquet(manifest)
     logits = _forward(
         model, df, layers, features_dir, transform, batch_size, num_workers, device,
@@ -358,14 +370,13 @@ def extract_shard(
     device: str = "auto",
     autocast: bool = False,
     threads: int = 1,
+    model_name: str = "model",
 ) -> None:
-    """Shard `shard` of `shards` of the manifest: `shard_dir/{layer}.npy` and `logits.npy`."""
-    torch.set_num_threads(threads)
-    check_layers(model, list(layers))
-    if num_workers == "auto":
-        num_workers = (
-            max(threads - 1, 0) if resolve_device(device).type == "cuda" else 0
-        )
+    """Shard `shard` of `shards` of the manifest: `shard_dir/{layer}.npy` and `logits.npy`.
+
+    `model_name` (the config's key) names the model in error messages.
+    """
+    num_workers = _prepare(model, layers, threads, num_workers, device, model_name)
     df = pd.read_parquet(manifest)
     start, stop = shard_rows(len(df), batch_size, shards)[shard]
     log.info("shard %d of %d: images %d..%d", shard, shards, start, stop - 1)

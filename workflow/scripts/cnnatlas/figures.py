@@ -51,7 +51,9 @@ def draw_layer(
     for m in maps:
         df, classes = load_points(m["embedding"], predictions)
         check_colour_by(modes, df)
-        for mode, png, pdf in zip(modes, m["png"], m["pdf"], strict=True):
+        # A map selected for a page only (figures.html, not figures.maps) has no files here.
+        static = zip(modes, m["png"], m["pdf"], strict=True) if m["png"] else []
+        for mode, png, pdf in static:
             fig = plot_embedding(df, classes, mode, m["title"], opts["width"])
             save_figure(fig, png, pdf, dpi=opts["dpi"])
         if m.get("html"):

@@ -19,7 +19,21 @@ _KINDS = {
     ".png": "figure (PNG)",
     ".pdf": "figure (PDF)",
     ".parquet": "table",
+    ".gif": "animation",
+    ".pbtxt": "TensorBoard projector config: tensorboard --logdir on its folder",
 }
+
+
+def _expand(files: Sequence[str | Path]) -> set[Path]:
+    """Files as given; a folder (explanations, projector) stands for the files of the
+    kinds above inside it."""
+    out: set[Path] = set()
+    for f in map(Path, files):
+        if f.is_dir():
+            out |= {p for p in f.rglob("*") if p.is_file() and p.suffix in _KINDS}
+        else:
+            out.add(f)
+    return out
 
 
 def _section(path: Path, results: Path) -> str:
@@ -31,11 +45,14 @@ def _section(path: Path, results: Path) -> str:
 def write_index(
     out: str | Path, files: Sequence[str | Path], title: str = "cnnatlas run"
 ) -> None:
-    """Write `out` listing `files` (grouped by folder, sorted) as links relative to `out`'s folder."""
+    """Write `out` listing `files` (grouped by folder, sorted) as links relative to `out`'s folder.
+
+    A folder among `files` is listed by the figures, pages and tables inside it.
+    """
     out = Path(out)
     root = out.parent
     groups: dict[str, list[Path]] = defaultdict(list)
-    for f in sorted({Path(f) for f in files}):
+    for f in sorted(_expand(files)):
         groups[_section(f, root)].append(f)
     parts = [
         "<!DOCTYPE html>",
@@ -59,4 +76,4 @@ def write_index(
     parts.append("</body></html>\n")
     with atomic_path(out) as tmp:
         tmp.write_text("\n".join(parts), encoding="utf-8")
-    log.info("index of %d files: %s", len(files), out)
+    log.info("index of %d files: %s", sum(map(len, groups.values())), out)

@@ -171,7 +171,14 @@ def find_target_layer(model: nn.Module, channels: int = 3, size: int = 32) -> st
     device = param.device if param is not None else torch.device("cpu")
     with _probe(model) as seen, torch.inference_mode():
         model.eval()(torch.zeros(1, channels, size, size, device=device))
-    spatial = [name for name, s in seen if len(s) == 4 and s[2] * s[3] > 1]
+    modules = dict(model.named_modules())
+    # a global pooling to a fixed grid (VGG's avgpool) is not a conv block
+    pools = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+    spatial = [
+        name
+        for name, s in seen
+        if len(s) == 4 and s[2] * s[3] > 1 and not isinstance(modules[name], pools)
+    ]
     if not spatial:
         raise LayerError(
             "no module of the model outputs a spatial [N, C, H, W] map; "
