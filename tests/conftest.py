@@ -83,20 +83,16 @@ def has(request):
     return check
 
 
+def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
+    """The command line of the real snakemake on REPO's Snakefile in `workdir`."""
+    return [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+
+
 def run_snakemake(
     workdir: Path, *args: str, timeout: int = 900
 ) -> subprocess.CompletedProcess:
     """The real snakemake on REPO's Snakefile in `workdir` (which holds config.yaml)."""
-    cmd = [
-        *SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--cores",
-        "2",
-        *args,
-    ]
+    cmd = snakemake_cmd(workdir, "--cores", "2", *args)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise AssertionError(

@@ -19,7 +19,7 @@ from cnnatlas.demo import DigitNet
 from cnnatlas.io import read_parquet_meta
 
 from tests.badcorpus import AWKWARD_CLASSES, BAD, IMAGES, write_imagefolder
-from tests.conftest import REPO, SNAKEMAKE, make_imagefolder
+from tests.conftest import make_imagefolder, snakemake_cmd
 
 pytestmark = pytest.mark.e2e
 
@@ -49,7 +49,7 @@ BASE = {
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     """The real snakemake in `workdir`; the caller checks the return code."""
-    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+    cmd = snakemake_cmd(workdir, *args)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO, SNAKEMAKE
+from tests.conftest import snakemake_cmd
 from tests.e2e.conftest import write_tiny_config
 
 pytestmark = pytest.mark.e2e
@@ -97,16 +97,7 @@ def test_unknown_explain_checkpoint_stops_the_dry_run(tmp_path):
         config.read_text().replace("checkpoints: [late]", "checkpoints: [latest]")
     )
     proc = subprocess.run(
-        [
-            *SNAKEMAKE,
-            "-s",
-            str(REPO / "Snakefile"),
-            "-d",
-            str(workdir),
-            "-n",
-            "--cores",
-            "1",
-        ],
+        snakemake_cmd(workdir, "-n", "--cores", "1"),
         capture_output=True,
         text=True,
         timeout=300,

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.conftest import REPO, SNAKEMAKE, make_imagefolder, run_snakemake
+from tests.conftest import make_imagefolder, run_snakemake, snakemake_cmd
 from tests.e2e.test_bad_input_e2e import save_good_checkpoint, with_
 
 pytestmark = pytest.mark.e2e
@@ -80,16 +80,7 @@ def _kill_when(workdir: Path, ready, timeout: float = 300) -> str:
 
     Returns what snakemake printed until then.
     """
-    cmd = [
-        *SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--cores",
-        "2",
-        *TARGETS,
-    ]
+    cmd = snakemake_cmd(workdir, "--cores", "2", *TARGETS)
     log = workdir / f"killed-{time.monotonic_ns()}.txt"
     with open(log, "w") as out:
         proc = subprocess.Popen(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, SNAKEMAKE, run_snakemake
+from tests.conftest import REPO, run_snakemake, snakemake_cmd
 from tests.e2e.conftest import write_tiny_config
 
 pytestmark = pytest.mark.integration
@@ -94,18 +94,9 @@ def scontrol_job(jobid: str) -> dict[str, str]:
 
 def slurm_command(work: Path, profile: Path) -> list[str]:
     """snakemake with the repository's slurm profile, then the test-only one."""
-    return [
-        *SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(work),
-        "--profile",
-        "slurm",
-        "--profile",
-        str(profile),
-        *TARGETS,
-    ]
+    return snakemake_cmd(
+        work, "--profile", "slurm", "--profile", str(profile), *TARGETS
+    )
 
 
 def test_profile_slurm_runs_gpu_jobs_and_writes_the_local_bytes(slurm, tmp_path):
