@@ -10,6 +10,11 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/reduce.smk"
+include: "workflow/rules/provenance.smk"
+include: "workflow/rules/explain.smk"
+include: "workflow/rules/plot.smk"
+include: "workflow/rules/projector.smk"
+include: "workflow/rules/evolution.smk"
 
 
 rule all:
@@ -17,3 +22,9 @@ rule all:
     input:
         extract_targets(),
         maps_targets(),
+        PROVENANCE,
+        explain_targets(),
+        figure_targets(),
+        rules.write_index.output.index,
+        projector_targets(),
+        evolution_targets(),

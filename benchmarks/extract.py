@@ -13,7 +13,6 @@ and the peak RSS of (b) in a fresh process for N and 4N images.
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -30,9 +29,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scrip
 from cnnatlas.data import build_manifest, make_transform  # noqa: E402
 from cnnatlas.extract import extract  # noqa: E402
 
-TF = {"resize": 224, "crop": 224, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+TF = {
+    "resize": 224,
+    "crop": 224,
+    "mean": [0.485, 0.456, 0.406],
+    "std": [0.229, 0.224, 0.225],
+}
 LAYERS = {
-    "resnet18": {"layer1": "avg", "layer2": "avg", "layer3": "avg", "layer4": "avg", "avgpool": "flatten"},
+    "resnet18": {
+        "layer1": "avg",
+        "layer2": "avg",
+        "layer3": "avg",
+        "layer4": "avg",
+        "avgpool": "flatten",
+    },
     "vgg16": {
         "features.4": "avg",
         "features.9": "avg",
@@ -65,7 +75,9 @@ def per_image_loop(arch: str, paths: list[str]) -> float:
     tf = make_transform(**TF)
     feats = []
     module = dict(model.named_modules())[ONE_LAYER[arch]]
-    handle = module.register_forward_hook(lambda _m, _i, out: feats.append(out.flatten(1).numpy().copy()))
+    handle = module.register_forward_hook(
+        lambda _m, _i, out: feats.append(out.flatten(1).numpy().copy())
+    )
     start = time.perf_counter()
     with torch.no_grad():
         for p in paths:
@@ -90,8 +102,17 @@ def forward_only(arch: str, n: int, batch: int = 64) -> float:
 
 def cnnatlas_extract(arch: str, manifest: Path, out: Path, n: int) -> float:
     start = time.perf_counter()
-    extract(manifest, model_for(arch), LAYERS[arch], out / "pred.parquet", out / "features", TF, batch_size=64,
-            num_workers=0, threads=torch.get_num_threads())
+    extract(
+        manifest,
+        model_for(arch),
+        LAYERS[arch],
+        out / "pred.parquet",
+        out / "features",
+        TF,
+        batch_size=64,
+        num_workers=0,
+        threads=torch.get_num_threads(),
+    )
     return n / (time.perf_counter() - start)
 
 
@@ -103,8 +124,13 @@ def peak_rss_mib(arch: str, manifest: Path, out: Path, threads: int) -> float:
         f"b.cnnatlas_extract({arch!r}, b.Path({str(manifest)!r}), b.Path({str(out)!r}), 1); "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1])
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     return int(res.stdout.split()[-1]) / 1024
 
 
@@ -113,12 +139,21 @@ def main() -> None:
     parser.add_argument("--archs", nargs="+", default=["resnet18", "vgg16"])
     parser.add_argument("--n", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rss-archs", nargs="*", default=["resnet18"], help="archs whose RSS at N and 4N is measured")
+    parser.add_argument(
+        "--rss-archs",
+        nargs="*",
+        default=["resnet18"],
+        help="archs whose RSS at N and 4N is measured",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     result = {
-        "machine": {"platform": platform.platform(), "cpu_count": torch.get_num_threads(), "torch": torch.__version__,
-                    "cuda": torch.cuda.is_available()},
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "cuda": torch.cuda.is_available(),
+        },
         "n_images": args.n,
         "archs": {},
     }
@@ -148,9 +183,15 @@ def main() -> None:
             build_manifest({"kind": "imagefolder", "path": str(big)}, big_manifest)
             for arch in args.rss_archs:
                 r1 = peak_rss_mib(arch, manifest, tmp / f"rss1-{arch}", args.threads)
-                r4 = peak_rss_mib(arch, big_manifest, tmp / f"rss4-{arch}", args.threads)
+                r4 = peak_rss_mib(
+                    arch, big_manifest, tmp / f"rss4-{arch}", args.threads
+                )
                 result["archs"].setdefault(arch, {}).update(
-                    {"peak_rss_mib_n": round(r1), "peak_rss_mib_4n": round(r4), "rss_4n_over_n": round(r4 / r1, 3)}
+                    {
+                        "peak_rss_mib_n": round(r1),
+                        "peak_rss_mib_4n": round(r4),
+                        "rss_4n_over_n": round(r4 / r1, 3),
+                    }
                 )
     print(json.dumps(result, indent=2))
 

@@ -4,10 +4,14 @@ rule build_manifest:
         lib=lib("data.py"),
     output:
         manifest=f"{RESULTS}/manifest.parquet",
+        bad_images=f"{RESULTS}/bad_images.parquet",
     log:
         f"{RESULTS}/logs/build_manifest.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/build_manifest.tsv"
     conda:
         "../../envs/torch.yaml"
+    threads: 2
     params:
         dataset=config["dataset"],
     script:
@@ -19,6 +23,7 @@ rule extract_features:
         manifest=rules.build_manifest.output.manifest,
         checkpoint=checkpoint_file,
         lib=lib("extract.py"),
+        shards=extract_shard_dirs,
     output:
         predictions=f"{RESULTS}/{{model}}/{{ckpt}}/predictions.parquet",
         features=directory(f"{RESULTS}/{{model}}/{{ckpt}}/features"),
@@ -26,6 +31,9 @@ rule extract_features:
         f"{RESULTS}/logs/extract_features/{{model}}/{{ckpt}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/extract_features/{{model}}/{{ckpt}}.tsv"
+    # Sharded (extract.shards > 1), this job only gathers the shards' rows: it runs
+    # where snakemake runs, not as a cluster job holding a GPU.
+    localrule: EXTRACT_SHARDS > 1
     conda:
         "../../envs/torch.yaml"
     threads: 2
@@ -34,3 +42,26 @@ rule extract_features:
         extract=config["extract"],
     script:
         "../scripts/extract_features.py"
+
+
+rule extract_shard:
+    input:
+        manifest=rules.build_manifest.output.manifest,
+        checkpoint=checkpoint_file,
+        lib=lib("extract.py"),
+    output:
+        shard=temp(directory(shard_dir("{model}", "{ckpt}", "{shard}"))),
+    log:
+        f"{RESULTS}/logs/extract_shard/{{model}}/{{ckpt}}/{{shard}}-of-{EXTRACT_SHARDS}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/extract_shard/{{model}}/{{ckpt}}/{{shard}}-of-{EXTRACT_SHARDS}.tsv"
+    wildcard_constraints:
+        shard=r"\d+",
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    params:
+        spec=model_spec,
+        extract=config["extract"],
+    script:
+        "../scripts/extract_shard.py"

@@ -5,7 +5,10 @@ image_id i, and image_id follows the sorted paths, so it is stable across runs.
 """
 
 import logging
+import os
+import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -14,24 +17,37 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
+from tqdm import tqdm
 
 from cnnatlas.errors import DatasetError
 from cnnatlas.io import write_parquet
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "imagefolder_classes",
     "manifest_from_imagefolder",
     "manifest_from_table",
     "write_manifest",
     "load_image",
     "make_transform",
     "ImageDataset",
+    "BAD_IMAGE_POLICIES",
+    "check_image",
+    "find_bad_images",
+    "apply_bad_image_policy",
+    "build_manifest",
 ]
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 MANIFEST_COLUMNS = ["image_id", "path", "label", "label_name"]
+BAD_IMAGE_POLICIES = ("fail", "skip")
+
+
+def imagefolder_classes(root: str | Path) -> list[str]:
+    """The class folders of an ImageFolder root, sorted: its default class list."""
+    return sorted(p.name for p in Path(root).iterdir() if p.is_dir())
 
 
 def manifest_from_imagefolder(
@@ -46,7 +62,7 @@ def manifest_from_imagefolder(
         raise DatasetError(
             f"dataset.path {str(root)!r} is not a directory: give an ImageFolder root"
         )
-    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    folders = imagefolder_classes(root)
     classes = list(classes) if classes else folders
     unknown = sorted(set(folders) - set(classes))
     if unknown:
@@ -62,12 +78,30 @@ def manifest_from_imagefolder(
             else []
         )
         images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-        if not images:
-            log.warning("class %r has no images under %s", name, folder)
+        _warn_ignored(name, folder, [p for p in files if p not in images], images)
         rows += [(str(p), label, name) for p in images]
     if not rows:
         raise DatasetError(f"{root}: no images with suffixes {IMAGE_SUFFIXES} found")
     return _number(pd.DataFrame(rows, columns=["path", "label", "label_name"]))
+
+
+def _warn_ignored(
+    name: str, folder: Path, ignored: list[Path], images: list[Path]
+) -> None:
+    if ignored:
+        log.warning(
+            "class %r: %d files without an image suffix %s are not listed, e.g. %r",
+            name,
+            len(ignored),
+            IMAGE_SUFFIXES,
+            str(ignored[0]),
+        )
+    if not images:
+        log.warning(
+            "class %r has no images under %s; it stays in the class list with 0 images",
+            name,
+            folder,
+        )
 
 
 def manifest_from_table(
@@ -86,7 +120,7 @@ def manifest_from_table(
         raise DatasetError(
             f"dataset.path {str(table)!r} does not exist: give a CSV or Parquet manifest"
         )
-    df = pd.read_parquet(table) if table.suffix == ".parquet" else pd.read_csv(table)
+    df = _read_table(table)
     for key, col in (
         ("dataset.path_column", path_column),
         ("dataset.label_column", label_column),
@@ -97,6 +131,13 @@ def manifest_from_table(
             )
     if df.empty:
         raise DatasetError(f"{table}: the manifest has no rows")
+    for key, col in (("path", path_column), ("label", label_column)):
+        missing = np.flatnonzero(df[col].isna().to_numpy())
+        if len(missing):
+            raise DatasetError(
+                f"{table}: {len(missing)} rows have no {key} (column {col!r}), "
+                f"e.g. data rows {[int(i) + 1 for i in missing[:10]]}; fill or remove them"
+            )
     df = df.rename(columns={path_column: "path", label_column: "label_raw"})
     reserved = set(MANIFEST_COLUMNS) & set(df.columns) - {"path"}
     if reserved:
@@ -104,11 +145,22 @@ def manifest_from_table(
             f"{table}: columns {sorted(reserved)} are reserved; rename them"
         )
     df["path"] = [
-        p if Path(p).is_absolute() else str(table.parent / p)
+        os.path.normpath(p if Path(p).is_absolute() else table.parent / p)
         for p in df["path"].astype(str)
     ]
     df["label"], df["label_name"] = _encode_labels(df.pop("label_raw"), classes, table)
-    return _number(df)
+    return _number(df, table)
+
+
+def _read_table(table: Path) -> pd.DataFrame:
+    try:
+        if table.suffix == ".parquet":
+            return pd.read_parquet(table)
+        return pd.read_csv(table)
+    except (ValueError, OSError, pd.errors.ParserError) as err:
+        raise DatasetError(
+            f"dataset.path {str(table)!r} is not a readable CSV or Parquet manifest: {err}"
+        ) from err
 
 
 def _encode_labels(
@@ -135,11 +187,12 @@ def _encode_labels(
     return [index[v] for v in raw], list(raw)
 
 
-def _number(df: pd.DataFrame) -> pd.DataFrame:
+def _number(df: pd.DataFrame, source: Path | None = None) -> pd.DataFrame:
     dup = df["path"][df["path"].duplicated()]
     if len(dup):
         raise DatasetError(
-            f"the manifest lists {len(dup)} paths twice, e.g. {dup.iloc[0]!r}"
+            f"{source or 'the manifest'}: {len(dup)} paths are listed more than once: "
+            f"{sorted(set(dup))[:10]}; list each image once"
         )
     df = df.sort_values("path", kind="stable").reset_index(drop=True)
     df.insert(0, "image_id", np.arange(len(df), dtype=np.int64))
@@ -163,12 +216,26 @@ def load_image(path: str | Path, channels: int = 3) -> Image.Image:
     """
     try:
         with Image.open(path) as im:
+            _note_large(im, path)
             im.seek(0)  # first frame of an animation
             im.load()
             im = _to_8bit(im)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise DatasetError(f"cannot decode image {str(path)!r}: {err}") from err
     return im.convert("RGB" if channels == 3 else "L")
+
+
+def _note_large(im: Image.Image, path: str | Path) -> None:
+    # PIL only warns (without the file name) between its limit and twice the limit;
+    # above twice the limit Image.open raises DecompressionBombError.
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and im.width * im.height > limit:
+        log.warning(
+            "image %r has %d pixels, above PIL's decompression-bomb limit %d; decoding it",
+            str(path),
+            im.width * im.height,
+            limit,
+        )
 
 
 def _to_8bit(im: Image.Image) -> Image.Image:
@@ -217,8 +284,87 @@ class ImageDataset(Dataset):
         return self.transform(load_image(self.paths[i], self.channels)), i
 
 
-def build_manifest(dataset: dict, out: str | Path) -> pd.DataFrame:
-    """Write `out` (manifest.parquet) for the config's `dataset` section and return it."""
+def check_image(path: str | Path) -> str | None:
+    """Decode `path` fully, as the forward pass will: None if it loads, else the reason."""
+    if not Path(path).is_file():
+        return "file does not exist"
+    try:
+        load_image(path, channels=3)
+    except DatasetError as err:
+        cause = err.__cause__ or err
+        return f"{type(cause).__name__}: {cause}"
+    return None
+
+
+def find_bad_images(paths: Sequence[str], threads: int = 1) -> dict[int, str]:
+    """{index in `paths`: reason} of every image that does not decode; `threads` decode at once."""
+    with ThreadPoolExecutor(max_workers=max(threads, 1)) as pool:
+        reasons = list(
+            tqdm(
+                pool.map(check_image, paths, chunksize=16),
+                total=len(paths),
+                desc="validate",
+                file=sys.stderr,
+                mininterval=5,
+            )
+        )
+    return {i: r for i, r in enumerate(reasons) if r is not None}
+
+
+def apply_bad_image_policy(
+    df: pd.DataFrame, bad: dict[int, str], policy: str = "fail"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(kept manifest, bad images table) for `policy` fail or skip.
+
+    fail raises DatasetError listing every bad file with its reason; skip drops them and
+    renumbers image_id 0..n-1 over the kept images (still in path order).
+    """
+    if policy not in BAD_IMAGE_POLICIES:
+        raise DatasetError(
+            f"dataset.on_bad_image is {policy!r}; use one of {BAD_IMAGE_POLICIES}"
+        )
+    rows = df.iloc[sorted(bad)]
+    table = pd.DataFrame(
+        {
+            "path": rows["path"].astype(str).tolist(),
+            "label": rows["label"].to_numpy(dtype=np.int64),
+            "label_name": rows["label_name"].astype(str).tolist(),
+            "reason": [bad[i] for i in sorted(bad)],
+        }
+    )
+    if not bad:
+        return df, table
+    lines = "\n".join(
+        f"  {p}: {r}" for p, r in zip(table["path"], table["reason"], strict=True)
+    )
+    if policy == "fail":
+        raise DatasetError(
+            f"{len(bad)} of {len(df)} images are missing or cannot be decoded:\n{lines}\n"
+            "Fix or remove these files, or set dataset.on_bad_image: skip "
+            "to leave them out (they are then listed in bad_images.parquet)."
+        )
+    log.warning(
+        "skipping %d of %d images that cannot be decoded:\n%s", len(bad), len(df), lines
+    )
+    kept = df.drop(index=df.index[sorted(bad)]).reset_index(drop=True)
+    if kept.empty:
+        raise DatasetError(f"none of the {len(df)} images can be decoded:\n{lines}")
+    kept["image_id"] = np.arange(len(kept), dtype=np.int64)
+    return kept, table
+
+
+def build_manifest(
+    dataset: dict,
+    out: str | Path,
+    bad_images: str | Path | None = None,
+    threads: int = 1,
+) -> pd.DataFrame:
+    """Write `out` (manifest.parquet) for the config's `dataset` section and return it.
+
+    Every image is decoded first (`threads` at once); undecodable ones are handled by
+    `dataset.on_bad_image` (fail, the default, or skip) and, if `bad_images` is given,
+    listed there (path, label, label_name, reason).
+    """
     classes = dataset.get("classes")
     if dataset["kind"] == "imagefolder":
         df = manifest_from_imagefolder(dataset["path"], classes)
@@ -229,9 +375,20 @@ def build_manifest(dataset: dict, out: str | Path) -> pd.DataFrame:
             dataset.get("label_column", "label"),
             classes,
         )
-    names = classes or _class_names(df)
+    if classes:
+        names = list(classes)
+    elif dataset["kind"] == "imagefolder":
+        names = imagefolder_classes(dataset["path"])
+    else:
+        names = _class_names(df)
+    bad = find_bad_images(df["path"].tolist(), threads)
+    df, table = apply_bad_image_policy(df, bad, dataset.get("on_bad_image", "fail"))
+    if bad_images is not None:
+        write_parquet(table, bad_images)
     write_manifest(df, out, names)
-    log.info("manifest: %d images, %d classes", len(df), len(names))
+    log.info(
+        "manifest: %d images (%d skipped), %d classes", len(df), len(bad), len(names)
+    )
     return df
 
 

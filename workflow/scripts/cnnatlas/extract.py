@@ -5,6 +5,7 @@ channels_last layout (+34-46% on CPU here), and writes each layer's pooled featu
 into a preallocated `.npy` memmap, so memory does not grow with the number of images.
 """
 
+import itertools
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ from tqdm import tqdm
 
 from cnnatlas.data import ImageDataset, make_transform
 from cnnatlas.errors import CnnatlasError, LayerError
-from cnnatlas.io import read_parquet_meta, write_parquet
+from cnnatlas.io import atomic_path, read_parquet_meta, write_parquet
 from cnnatlas.models import check_layers, is_layer
 
 __all__ = [
@@ -39,6 +40,9 @@ __all__ = [
     "forward_pass",
     "predictions_table",
     "extract",
+    "shard_rows",
+    "extract_shard",
+    "gather_shards",
 ]
 
 log = logging.getLogger(__name__)
@@ -260,24 +264,156 @@ def extract(
     autocast: bool = False,
     topk: int = 5,
     threads: int = 1,
+    model_name: str = "model",
 ) -> None:
-    """Predictions Parquet and `features_dir/{layer}.npy` for every image of `manifest`."""
+    """Predictions Parquet and `features_dir/{layer}.npy` for every image of `manifest`.
+
+    `model_name` (the config's key) names the model in error messages.
+    """
     torch.set_num_threads(threads)
-    check_layers(model, list(layers))
+    check_layers(model, list(layers), model_name)
     if num_workers == "auto":
         num_workers = (
             max(threads - 1, 0) if resolve_device(device).type == "cuda" else 0
         )
     df = pd.read_parquet(manifest)
-    classes = json.loads(read_parquet_meta(manifest).get("cnnatlas.classes", "[]"))
-    channels = transform.get("channels", 3)
+    logits = _forward(
+        model, df, layers, features_dir, transform, batch_size, num_workers, device,
+        autocast,
+    )  # fmt: skip
+    _write_predictions(manifest, df, logits, predictions, topk)
+
+
+def _forward(
+    model: nn.Module,
+    df: pd.DataFrame,
+    layers: Mapping[str, str],
+    features_dir: str | Path,
+    transform: Mapping[str, Any],
+    batch_size: int,
+    num_workers: int,
+    device: str,
+    autocast: bool,
+) -> np.ndarray:
+    """`forward_pass` over the images of `df` with the config's transform."""
+    _warn_unused_gpu(device)
     tf = make_transform(
         transform["resize"], transform["crop"], transform["mean"], transform["std"]
     )
-    dataset = ImageDataset(df["path"].tolist(), tf, channels)
-    logits = forward_pass(
+    dataset = ImageDataset(df["path"].tolist(), tf, transform.get("channels", 3))
+    return forward_pass(
         model, dataset, layers, features_dir, batch_size, num_workers, device, autocast
     )
+
+
+def _warn_unused_gpu(device: str) -> None:
+    # A scheduler that allocated a GPU sets CUDA_VISIBLE_DEVICES; a CPU-only torch
+    # build (or a missing driver) would otherwise quietly extract on the CPU.
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    if device == "auto" and visible not in ("", "-1") and not torch.cuda.is_available():
+        log.warning(
+            "this job was given GPU(s) CUDA_VISIBLE_DEVICES=%s but torch sees no CUDA "
+            "device (torch %s, CUDA build %s); extracting on the CPU",
+            visible,
+            torch.__version__,
+            torch.version.cuda,
+        )
+
+
+def _write_predictions(manifest, df, logits, predictions, topk) -> None:
+    classes = json.loads(read_parquet_meta(manifest).get("cnnatlas.classes", "[]"))
     table = predictions_table(df, logits, classes, topk)
     write_parquet(table, predictions, meta={"cnnatlas.classes": json.dumps(classes)})
     log.info("accuracy %.4f over %d images", table["correct"].mean(), len(table))
+
+
+def shard_rows(n: int, batch_size: int, shards: int) -> list[tuple[int, int]]:
+    """Contiguous [start, stop) rows of each of `shards` shards of `n` images.
+
+    Shards hold whole batches (the last one ends with the unsharded run's last, partial
+    batch), so every batch a shard runs is a batch the unsharded pass runs: on the CPU
+    the features and logits are then the same bytes. Batches are spread as evenly as
+    possible; more shards than batches is an error, as a shard would be empty.
+    """
+    batches = -(-n // batch_size)
+    if shards > batches:
+        raise CnnatlasError(
+            f"extract.shards is {shards} but {n} images make only {batches} batches of "
+            f"extract.batch_size {batch_size}: use at most {batches} shards"
+        )
+    edges = [min(i * batches // shards * batch_size, n) for i in range(shards + 1)]
+    return list(itertools.pairwise(edges))
+
+
+def extract_shard(
+    manifest: str | Path,
+    model: nn.Module,
+    layers: Mapping[str, str],
+    shard_dir: str | Path,
+    transform: Mapping[str, Any],
+    shard: int,
+    shards: int,
+    batch_size: int = 64,
+    num_workers: int | str = "auto",
+    device: str = "auto",
+    autocast: bool = False,
+    threads: int = 1,
+    model_name: str = "model",
+) -> None:
+    """Shard `shard` of `shards` of the manifest: `shard_dir/{layer}.npy` and `logits.npy`.
+
+    `model_name` (the config's key) names the model in error messages.
+    """
+    torch.set_num_threads(threads)
+    check_layers(model, list(layers), model_name)
+    if num_workers == "auto":
+        num_workers = (
+            max(threads - 1, 0) if resolve_device(device).type == "cuda" else 0
+        )
+    df = pd.read_parquet(manifest)
+    start, stop = shard_rows(len(df), batch_size, shards)[shard]
+    log.info("shard %d of %d: images %d..%d", shard, shards, start, stop - 1)
+    logits = _forward(
+        model, df.iloc[start:stop], layers, shard_dir, transform, batch_size,
+        num_workers, device, autocast,
+    )  # fmt: skip
+    with atomic_path(Path(shard_dir) / "logits.npy") as tmp, open(tmp, "wb") as f:
+        np.save(f, logits)
+
+
+def gather_shards(
+    manifest: str | Path,
+    shard_dirs: Sequence[str | Path],
+    layers: Sequence[str],
+    predictions: str | Path,
+    features_dir: str | Path,
+    topk: int = 5,
+) -> None:
+    """The outputs of `extract` from the shards' outputs, given in shard order.
+
+    Each layer is copied shard by shard into a memmap, so memory does not grow with N.
+    """
+    df = pd.read_parquet(manifest)
+    counts = [len(np.load(Path(d) / "logits.npy", mmap_mode="r")) for d in shard_dirs]
+    if sum(counts) != len(df):
+        raise CnnatlasError(
+            f"the shards {[str(d) for d in shard_dirs]} hold {sum(counts)} images but "
+            f"{manifest} lists {len(df)}: the manifest changed; rerun the shards"
+        )
+    for layer in layers:
+        parts = [np.load(Path(d) / f"{layer}.npy", mmap_mode="r") for d in shard_dirs]
+        _concatenate(parts, Path(features_dir) / f"{layer}.npy")
+    logits = np.concatenate([np.load(Path(d) / "logits.npy") for d in shard_dirs])
+    _write_predictions(manifest, df, logits, predictions, topk)
+
+
+def _concatenate(parts: Sequence[np.ndarray], out: Path) -> None:
+    shape = (sum(len(p) for p in parts), parts[0].shape[1])
+    with atomic_path(out) as tmp:
+        mm = np.lib.format.open_memmap(tmp, "w+", np.float32, shape)
+        row = 0
+        for p in parts:
+            mm[row : row + len(p)] = p
+            row += len(p)
+        mm.flush()
+        del mm

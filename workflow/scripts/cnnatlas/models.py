@@ -72,11 +72,14 @@ def load_checkpoint(
     """
     state = _state_dict(_read(path, trust), path)
     expected = model.state_dict()
-    problems = _mismatches(expected, state)
-    if problems:
+    kinds = _mismatches(expected, state)
+    if any(kinds.values()):
+        counts = ", ".join(f"{len(v)} {k}" for k, v in kinds.items())
+        first = [p for v in kinds.values() for p in v[:3]]
         raise CheckpointError(
-            f"checkpoint {str(path)!r} does not fit the model ({len(problems)} mismatches): "
-            + "; ".join(problems[:5])
+            f"checkpoint {str(path)!r} does not fit the model "
+            f"({sum(map(len, kinds.values()))} mismatches: {counts}): "
+            + "; ".join(first)
             + ". Check the model's arch and num_classes."
         )
     model.load_state_dict(state, strict=True)
@@ -140,7 +143,7 @@ def _strip(key: str) -> str:
 
 def _mismatches(
     expected: Mapping[str, torch.Tensor], got: Mapping[str, torch.Tensor]
-) -> list[str]:
+) -> dict[str, list[str]]:
     missing = [f"missing {k}" for k in expected if k not in got]
     unexpected = [f"unexpected {k}" for k in got if k not in expected]
     shapes = [
@@ -148,7 +151,7 @@ def _mismatches(
         for k, v in expected.items()
         if k in got and got[k].shape != v.shape
     ]
-    return shapes + missing + unexpected
+    return {"shapes": shapes, "missing": missing, "unexpected": unexpected}
 
 
 def load_model(spec: Mapping[str, Any], checkpoint: str | Path | None) -> nn.Module:
@@ -172,8 +175,16 @@ def is_layer(name: str, nodes: Sequence[str]) -> bool:
 def check_layers(
     model: nn.Module, layers: Sequence[str], model_name: str = "model"
 ) -> list[str]:
-    """All node names of `model`; raise LayerError naming close matches if a layer is missing."""
-    names = layer_names(model)
+    """All node names of `model`; raise LayerError naming close matches if a layer is missing.
+
+    A model that torch.fx cannot trace is checked against its module names instead
+    (the forward pass then taps those modules with hooks).
+    """
+    try:
+        names = layer_names(model)
+    except Exception as err:  # noqa: BLE001 - any tracing failure means: module names
+        log.warning("FX cannot trace %s (%s)", type(model).__name__, err)
+        return _check_modules(model, layers, model_name)
     for layer in layers:
         if not is_layer(layer, names):
             modules = [n for n, _ in model.named_modules() if n]
@@ -185,3 +196,18 @@ def check_layers(
                 f"close matches: {close}. `cnnatlas layers ARCH` lists them all."
             )
     return names
+
+
+def _check_modules(
+    model: nn.Module, layers: Sequence[str], model_name: str
+) -> list[str]:
+    modules = [n for n, _ in model.named_modules() if n]
+    missing = [layer for layer in layers if layer not in modules]
+    if missing:
+        leaves = [n for n, m in model.named_modules() if n and not list(m.children())]
+        raise LayerError(
+            f"models.{model_name}.layers: torch.fx cannot trace {type(model).__name__}, "
+            f"so layers must be module names (tapped with forward hooks); {missing} are not. "
+            f"Leaf modules: {leaves[:30]}"
+        )
+    return modules

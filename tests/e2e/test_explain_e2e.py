@@ -1,0 +1,118 @@
+import json
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from tests.conftest import REPO, SNAKEMAKE
+from tests.e2e.conftest import write_tiny_config
+
+pytestmark = pytest.mark.e2e
+
+
+def _explain(tiny_run, ckpt="late"):
+    return tiny_run / "tiny" / ckpt / "explain"
+
+
+def test_only_the_configured_checkpoint_is_explained(tiny_run):
+    assert _explain(tiny_run).is_dir()
+    assert not _explain(tiny_run, "early").exists()
+
+
+def test_selected_images_and_feature_maps(tiny_run):
+    ex = _explain(tiny_run)
+    sel = pd.read_parquet(ex / "images.parquet")
+    pred = pd.read_parquet(tiny_run / "tiny" / "late" / "predictions.parquet")
+    assert 1 <= len(sel) <= 6
+    assert sel["label"].value_counts().max() <= 2
+    merged = sel.merge(pred, on="image_id", suffixes=("", "_p"))
+    assert (merged["correct"] == merged["correct_p"]).all()
+    assert json.loads(
+        pq.read_schema(ex / "images.parquet").metadata[b"cnnatlas.classes"]
+    ) == ["circle", "square", "stripes"]
+    index = pd.read_parquet(ex / "feature_maps" / "index.parquet")
+    # fc1 is not a spatial map: only features.1.3 (8 channels) and the overview
+    assert sorted(set(index["layer"])) == ["features.1.3", "overview"]
+    assert sorted(set(index["image_id"])) == sorted(sel["image_id"])
+    for r in index.itertuples():
+        with Image.open(ex / "feature_maps" / r.file) as im:
+            w, h = im.size
+        if r.layer == "features.1.3":
+            assert r.channels == 8 and 0 <= r.dead <= 8
+            assert (
+                w >= 4 * 32 + 64 and h >= 2 * 32
+            )  # 4 tiles a row, 2 rows, image beside
+
+
+def test_filters_grid_and_table(tiny_run):
+    ex = _explain(tiny_run)
+    t = pd.read_parquet(ex / "filters.parquet")
+    assert t["layer"].tolist() == ["features.1.3"] * 3
+    assert t["channel"].tolist() == [0, 1, 2]
+    assert (t["real_max"] >= t["real_mean"]).all()
+    assert np.isfinite(
+        t[["start", "reached", "real_mean", "real_max"]].to_numpy()
+    ).all()
+    assert all(
+        len(ids) == 2 and set(ids) <= set(range(30)) for ids in t["top_image_ids"]
+    )
+    with Image.open(ex / "filters" / "features.1.3.png") as im:
+        assert im.mode == "RGB" and im.size[0] >= 2 * 3 * 64
+
+
+def test_gradcam_overlays_and_faithfulness(tiny_run):
+    ex = _explain(tiny_run)
+    sel = pd.read_parquet(ex / "images.parquet")
+    pngs = sorted(p.name for p in (ex / "gradcam").glob("*.png"))
+    assert pngs == sorted([f"{i:05d}.png" for i in sel["image_id"]] + ["overview.png"])
+    with Image.open(ex / "gradcam" / "overview.png") as im:
+        assert im.size[1] >= len(sel) * 96
+    per = pd.read_parquet(ex / "gradcam_faithfulness.parquet")
+    assert len(per) == 60 and sorted(set(per["method"])) == ["gradcam", "gradcam++"]
+    pred = pd.read_parquet(tiny_run / "tiny" / "late" / "predictions.parquet")
+    one = per[per["method"] == "gradcam"].sort_values("image_id")
+    assert (one["pred"].to_numpy() == pred["pred"].to_numpy()).all()
+    np.testing.assert_allclose(one["confidence"], pred["confidence"], rtol=1e-4)
+    assert (per["drop_salient"].abs() <= 1).all() and (
+        per["drop_random"].abs() <= 1
+    ).all()
+    meta = pq.read_schema(ex / "gradcam_summary.parquet").metadata
+    assert meta[b"cnnatlas.gradcam_layer"] == b"features"
+    s = pd.read_parquet(ex / "gradcam_summary.parquet")
+    assert set(s["group"]) == {"all", "class", "outcome"}
+    for _, g in s.groupby("method"):
+        assert g[g["group"] == "class"]["n"].sum() == 30
+        assert g[g["group"] == "outcome"]["n"].sum() == 30
+    with Image.open(ex / "gradcam_faithfulness.png") as im:
+        assert im.size[0] > 500 and im.size[1] > 200
+
+
+def test_unknown_explain_checkpoint_stops_the_dry_run(tmp_path):
+    workdir = write_tiny_config(tmp_path)
+    config = workdir / "config.yaml"
+    config.write_text(
+        config.read_text().replace("checkpoints: [late]", "checkpoints: [latest]")
+    )
+    proc = subprocess.run(
+        [
+            *SNAKEMAKE,
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(workdir),
+            "-n",
+            "--cores",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert (
+        "explain.checkpoints: ['latest'] are not checkpoints"
+        in proc.stdout + proc.stderr
+    )

@@ -1,0 +1,114 @@
+"""The figures of the tiny run: every embedding's PNG/PDF, the HTML pages, grids, index, report."""
+
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from pypdf import PdfReader
+
+from tests.conftest import CLASSES, run_snakemake
+
+pytestmark = pytest.mark.e2e
+
+# Schema defaults (the tiny config has no figures section).
+DPI, WIDTH, LEGEND = 300, 4.0, 1.3
+
+
+def _embeddings(results: Path) -> list[Path]:
+    found = sorted(results.glob("tiny/*/embeddings/*/*.parquet"))
+    assert found, "the tiny run wrote no embeddings"
+    return found
+
+
+def _figure(embedding: Path, ext: str) -> Path:
+    layer_dir = embedding.parents[2] / "figures" / embedding.parent.name
+    return layer_dir / f"{embedding.stem}.{ext}"
+
+
+def _payload(html: Path) -> dict:
+    text = html.read_text(encoding="utf-8")
+    return json.loads(
+        re.search(r'id="cnnatlas-data">(.*?)</script>', text, re.S).group(1)
+    )
+
+
+def test_every_embedding_has_a_static_png_and_pdf(tiny_run):
+    for emb in _embeddings(tiny_run):
+        n = len(pd.read_parquet(emb))
+        png = _figure(emb, "label.png")
+        im = Image.open(png)
+        assert im.size == (round((WIDTH + LEGEND) * DPI), round(WIDTH * DPI)), png
+        assert np.asarray(im.convert("L")).std() > 5, png
+        page = PdfReader(_figure(emb, "label.pdf")).pages[0]
+        text = page.extract_text()
+        assert all(c in text for c in CLASSES), emb
+        if "-2d-" in emb.name:  # every point is one placed marker in the vector PDF
+            content = page.get_contents().get_data().decode("latin1")
+            assert len(re.findall(r"/\S+ Do\b", content)) == n, emb
+
+
+def test_class_colours_match_across_checkpoints(tiny_run):
+    from cnnatlas.plots import class_styles
+
+    pngs = sorted(tiny_run.glob("tiny/*/figures/fc1/pca-2d-p0-s0.label.png"))
+    assert len(pngs) == 2  # early and late
+    for style in class_styles(CLASSES):
+        rgb = np.array([int(style.colour[i : i + 2], 16) for i in (1, 3, 5)])
+        for png in pngs:
+            arr = np.asarray(Image.open(png).convert("RGB"))
+            assert (arr == rgb).all(axis=-1).sum() > 50, (png, style.name)
+
+
+def test_html_pages_hold_every_point_of_their_embedding(tiny_run):
+    pages = sorted(tiny_run.glob("tiny/*/figures/*/*.html"))
+    layers = {(p.parents[2].name, p.parent.name) for p in pages}
+    assert len(layers) == 4  # 2 checkpoints x 2 layers
+    sheets = json.loads((tiny_run / "thumbnails" / "index.json").read_text())
+    assert sheets["n"] == 30
+    for page in pages:
+        emb = page.parents[2] / "embeddings" / page.parent.name / f"{page.stem}.parquet"
+        table = pd.read_parquet(emb)
+        payload = _payload(page)
+        assert payload["image_id"] == table["image_id"].tolist()
+        assert len(payload["coords"]) == (3 if "z" in table else 2)
+        assert np.allclose(payload["coords"][0], table["x"], rtol=1e-5)
+        assert payload["modes"]["label"]["names"] == list(CLASSES)
+        assert (page.parent / payload["thumbs"]["prefix"] / "sheet-0000.png").is_file()
+        assert page.stat().st_size < 6_000_000
+
+
+def test_grids_and_index_link_everything(tiny_run):
+    grids = sorted((tiny_run / "tiny" / "figures").glob("grid-*.png"))
+    assert grids
+    for g in grids:
+        assert (
+            Image.open(g).size[0] > Image.open(g).size[1]
+        )  # 2 layers wide, 2 checkpoints high
+    index = (tiny_run / "index.html").read_text()
+    links = re.findall(r'href="([^"]+)"', index)
+    assert len(links) == len(set(links))
+    for link in links:
+        assert (tiny_run / link).is_file(), link
+    linked = set(links)
+    assert "metrics.parquet" in linked
+    for emb in _embeddings(tiny_run):
+        rel = emb.relative_to(tiny_run).as_posix()
+        assert rel in linked
+        assert _figure(emb, "label.png").relative_to(tiny_run).as_posix() in linked
+    assert {g.relative_to(tiny_run).as_posix() for g in grids} <= linked
+
+
+def test_snakemake_report_holds_the_figures(tiny_run, tmp_path):
+    workdir = tiny_run.parent
+    report = tmp_path / "report.zip"
+    run_snakemake(workdir, "--report", str(report))
+    with zipfile.ZipFile(report) as z:
+        names = z.namelist()
+        html = z.read(next(n for n in names if n.endswith("report.html"))).decode()
+    assert sum(n.endswith(".png") for n in names) >= len(_embeddings(tiny_run))
+    assert "Map of layer" in html and "Checkpoints x layers" in html

@@ -1,0 +1,163 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from cnnatlas.data import ImageDataset, build_manifest, make_transform
+from cnnatlas.demo import DigitNet
+from cnnatlas.errors import CnnatlasError
+from cnnatlas.explain.filters import (
+    FourierImage,
+    channel_stats,
+    maximize,
+    random_transform,
+    visualize_filters,
+)
+from PIL import Image
+from torch.utils.data import DataLoader
+
+RGB = {"resize": 32, "crop": 32, "mean": [0.5] * 3, "std": [0.25] * 3, "channels": 3}
+GRAY = {"resize": 32, "crop": 32, "mean": [0.5], "std": [0.5], "channels": 1}
+LAYER = "features.1.3"
+CHANNELS = [0, 1, 2, 3]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # torch's threads spin while waiting: on shared cores 2 threads ran these tiny
+    # models 30x slower than 1
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _model(channels: int, width: int = 4) -> DigitNet:
+    torch.manual_seed(0)
+    return DigitNet(num_classes=3, in_channels=channels, width=width).eval()
+
+
+@pytest.fixture(scope="module")
+def manifest(imagefolder, tmp_path_factory):
+    path = tmp_path_factory.mktemp("filters") / "m.parquet"
+    return build_manifest({"kind": "imagefolder", "path": str(imagefolder)}, path)
+
+
+def _real_stats(model, manifest, tf):
+    t = make_transform(tf["resize"], tf["crop"], tf["mean"], tf["std"])
+    ds = ImageDataset(manifest["path"].tolist(), t, tf["channels"])
+    return channel_stats(model, DataLoader(ds, batch_size=16), [LAYER])[LAYER]
+
+
+@pytest.mark.parametrize("tf", [RGB, GRAY], ids=["rgb", "gray"])
+def test_maximization_far_above_random_start_and_real_mean(manifest, tf):
+    model = _model(tf["channels"], width=8)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    images, start, reached = maximize(
+        model, LAYER, CHANNELS, tf, steps=48, lr=0.1, seed=0
+    )
+    assert images.shape == (4, tf["channels"], 32, 32)
+    assert images.min() >= 0 and images.max() <= 1
+    real = _real_stats(model, manifest, tf)[:, CHANNELS]
+    assert (reached > 3 * start + 0.05).all(), (start, reached)
+    assert (reached.numpy() > real.mean(0)).all(), (reached, real.mean(0))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), f"{k} changed"
+    assert all(p.requires_grad for p in model.parameters())
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_same_seed_same_images_other_seed_other_images():
+    model = _model(3)
+    a = maximize(model, LAYER, [0, 1], RGB, steps=5, seed=1)[0]
+    b = maximize(model, LAYER, [0, 1], RGB, steps=5, seed=1)[0]
+    c = maximize(model, LAYER, [0, 1], RGB, steps=5, seed=2)[0]
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_fourier_image_starts_gray_and_is_smooth():
+    gen = torch.Generator().manual_seed(0)
+    img = FourierImage(2, 3, 32, gen)()
+    assert img.shape == (2, 3, 32, 32)
+    assert (img - 0.5).abs().max() < 0.1
+    # the 1/f scaling makes neighbouring pixels correlated, unlike white noise
+    d = img - img.mean(dim=(2, 3), keepdim=True)
+    corr = (d[..., 1:] * d[..., :-1]).mean() / d.pow(2).mean()
+    assert corr > 0.5
+
+
+def test_random_transform_keeps_shape_and_moves_pixels():
+    x = torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    y = random_transform(x, torch.Generator().manual_seed(0), jitter=0.1)
+    assert y.shape == x.shape and not torch.equal(x, y)
+    same = random_transform(
+        x, torch.Generator().manual_seed(0), jitter=0, scale=0, rotate=0
+    )
+    torch.testing.assert_close(same, x, atol=1e-5, rtol=0)
+
+
+def test_visualize_filters_writes_grids_and_a_table(manifest, tmp_path):
+    model = _model(3)
+    preds = manifest
+    table = visualize_filters(
+        preds,
+        model,
+        RGB,
+        ["features.0.3", LAYER],
+        tmp_path / "grids",
+        tmp_path / "f.parquet",
+        channels=3,
+        steps=4,
+        topk=2,
+    )
+    t = pd.read_parquet(tmp_path / "f.parquet")
+    assert list(t.columns) == [
+        "layer",
+        "channel",
+        "start",
+        "reached",
+        "real_mean",
+        "real_max",
+        "top_image_ids",
+    ]
+    assert len(t) == len(table) == 6 and t["channel"].tolist() == [0, 1, 2] * 2
+    real = _real_stats(model, manifest, RGB)
+    sub = t[t["layer"] == LAYER]
+    np.testing.assert_allclose(sub["real_mean"], real[:, :3].mean(0), rtol=1e-5)
+    np.testing.assert_allclose(sub["real_max"], real[:, :3].max(0), rtol=1e-5)
+    for r in sub.itertuples():  # the first top image is the one with the maximum
+        assert len(r.top_image_ids) == 2
+        assert real[r.top_image_ids[0], r.channel] == pytest.approx(r.real_max)
+    for layer in ("features.0.3", LAYER):
+        with Image.open(tmp_path / "grids" / f"{layer}.png") as im:
+            assert im.mode == "RGB" and im.size[0] >= 2 * 3 * 64
+    # same config, same threads: same bytes
+    visualize_filters(
+        preds,
+        model,
+        RGB,
+        [LAYER],
+        tmp_path / "again",
+        tmp_path / "again.parquet",
+        channels=3,
+        steps=4,
+        topk=2,
+    )
+    first = (tmp_path / "grids" / f"{LAYER}.png").read_bytes()
+    assert (tmp_path / "again" / f"{LAYER}.png").read_bytes() == first
+    again = pd.read_parquet(tmp_path / "again.parquet")
+    pd.testing.assert_frame_equal(again, t[t["layer"] == LAYER].reset_index(drop=True))
+
+
+def test_unknown_channel_is_named(manifest, tmp_path):
+    with pytest.raises(CnnatlasError, match="explain.filters.channels"):
+        visualize_filters(
+            manifest,
+            _model(3),
+            RGB,
+            [LAYER],
+            tmp_path,
+            tmp_path / "f.parquet",
+            channels=[0, 99],
+            steps=1,
+        )

@@ -1,0 +1,225 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torchvision
+from cnnatlas.demo import DigitNet
+from cnnatlas.errors import LayerError
+from cnnatlas.explain.gradcam import (
+    GradCAM,
+    faithfulness,
+    find_target_layer,
+    gaussian_blur,
+    replace_pixels,
+    summarize_faithfulness,
+)
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+SIZE = 32
+REGIONS = {
+    "top_left": (slice(0, 12), slice(0, 12)),
+    "bottom": (slice(20, 32), slice(6, 26)),
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # torch's threads spin while waiting: on shared cores 2 threads ran these tiny
+    # models 30x slower than 1
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+class RegionNet(nn.Module):
+    """Sees only one region of the image: everything outside it is multiplied by 0.
+
+    Convolutions have no bias, so activations outside the region's receptive field are 0;
+    the head's weights make class 0 the one the region's features vote for.
+    """
+
+    def __init__(self, region: tuple[slice, slice], seed: int = 0):
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        mask = torch.zeros(1, 1, SIZE, SIZE)
+        mask[:, :, region[0], region[1]] = 1
+        self.register_buffer("mask", mask)
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1, bias=False),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1, bias=False),
+            nn.ReLU(),
+        )
+        self.fc = nn.Linear(8, 3, bias=False)
+        with torch.no_grad():
+            for m in self.features:
+                if isinstance(m, nn.Conv2d):
+                    m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * 0.3)
+            w = torch.rand(3, 8, generator=gen)
+            self.fc.weight.copy_(torch.cat([w[:1], -w[1:]]))
+
+    def forward(self, x):
+        h = self.features(x * self.mask)
+        return self.fc(h.mean(dim=(2, 3)))
+
+
+def _no_hooks(model: nn.Module) -> bool:
+    return all(
+        not m._forward_hooks and not m._backward_hooks and not m._forward_pre_hooks
+        for m in model.modules()
+    )
+
+
+def _images(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(n, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("region", list(REGIONS))
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
+def test_gradcam_mass_lies_in_the_region_the_prediction_depends_on(region, method):
+    model = RegionNet(REGIONS[region]).eval()
+    x = _images(8)
+    with GradCAM(model, "features", methods=[method]) as cam:
+        logits, maps = cam(x, {"pred": None})
+    assert (logits.argmax(1) == 0).all()
+    m = maps[(method, "pred")]
+    assert m.shape == (8, SIZE, SIZE) and (m >= 0).all()
+    rows, cols = REGIONS[region]
+    inside = m[:, rows, cols].sum(dim=(1, 2)) / m.sum(dim=(1, 2))
+    assert (inside >= 0.8).all(), inside
+
+
+def test_hooks_are_removed_after_use_and_after_an_error():
+    model = torchvision.models.resnet18(weights=None, num_classes=3).eval()
+    with GradCAM(model, "layer4") as cam:
+        assert len(model.layer4._forward_hooks) == 1
+        cam(_images(2), {"pred": None, "true": torch.tensor([0, 1])})
+    assert _no_hooks(model)
+    with pytest.raises(RuntimeError, match="boom"), GradCAM(model, "layer4"):
+        raise RuntimeError("boom")
+    assert _no_hooks(model)
+    with pytest.raises(RuntimeError, match="with"):
+        GradCAM(model, "layer4")(_images(1), {"pred": None})
+
+
+def test_unknown_layer_is_named():
+    with pytest.raises(LayerError, match="layer9"):
+        GradCAM(DigitNet(), "layer9")
+
+
+def test_batched_maps_equal_one_image_at_a_time():
+    torch.manual_seed(0)
+    model = DigitNet(num_classes=3, in_channels=3, width=4).eval()
+    x = _images(5)
+    targets = torch.tensor([0, 1, 2, 0, 1])
+    with GradCAM(model, "features.1") as cam:
+        _, batched = cam(x, {"pred": None, "true": targets})
+        singles = [
+            cam(x[i : i + 1], {"pred": None, "true": targets[i : i + 1]})[1]
+            for i in range(5)
+        ]
+    for key, value in batched.items():
+        one = torch.cat([s[key] for s in singles])
+        torch.testing.assert_close(value, one, rtol=1e-4, atol=1e-6)
+    assert not torch.equal(batched[("gradcam", "true")], batched[("gradcam++", "true")])
+
+
+@pytest.mark.parametrize(
+    ("builder", "size", "expected"),
+    [
+        (
+            lambda: torchvision.models.resnet18(weights=None, num_classes=3),
+            64,
+            "layer4",
+        ),
+        (lambda: DigitNet(num_classes=3, in_channels=1), 32, "features"),
+        (lambda: torchvision.models.vgg11(weights=None, num_classes=3), 64, "features"),
+    ],
+)
+def test_default_target_layer_is_the_last_conv_block(builder, size, expected):
+    model = builder()
+    channels = model.features[0][0].in_channels if isinstance(model, DigitNet) else 3
+    assert find_target_layer(model, channels, size) == expected
+    assert _no_hooks(model)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+def test_memory_does_not_grow_over_1000_images():
+    torch.manual_seed(0)
+    model = DigitNet(num_classes=3, in_channels=3, width=4).eval()
+    x = _images(50)
+    rss = []
+    with GradCAM(model, "features") as cam:
+        for _ in range(20):  # 1,000 images
+            cam(x, {"pred": None, "true": torch.zeros(50, dtype=torch.long)})
+            assert cam._act is None, "the layer's output is not kept between calls"
+            rss.append(_rss_bytes())
+    assert _no_hooks(model)
+    # Keeping each batch's graph alive would add the activations of all layers, about
+    # 0.1 MB per image here (100 MB over the run); allow 16 MB of allocator noise.
+    growth = max(rss[5:]) - max(rss[:5])
+    assert growth < 16 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB after warm-up"
+
+
+def test_blur_and_pixel_replacement():
+    x = _images(2)
+    torch.testing.assert_close(gaussian_blur(x, 0), x)
+    flat = torch.full((1, 3, 8, 8), 0.7)
+    torch.testing.assert_close(gaussian_blur(flat, 2.0), flat)
+    assert gaussian_blur(x, 2.0).std() < x.std() / 2
+    order = torch.stack(
+        [
+            torch.randperm(SIZE * SIZE, generator=torch.Generator().manual_seed(i))
+            for i in range(2)
+        ]
+    )
+    replaced = replace_pixels(x, torch.zeros_like(x), order, 100)
+    changed = (replaced != x).any(dim=1).flatten(1).sum(1)
+    assert changed.tolist() == [100, 100]
+    assert (replaced.flatten(2)[0][:, order[0, :100]] == 0).all()
+
+
+def test_faithfulness_salient_pixels_matter_more_than_random_ones():
+    model = RegionNet(REGIONS["top_left"]).eval()
+    x = _images(40, seed=1)
+    loader = DataLoader(TensorDataset(x, torch.arange(40)), batch_size=16)
+    df = faithfulness(model, "features", loader, fraction=0.1, blur=0.1, seed=0)
+    assert len(df) == 80 and set(df["method"]) == {"gradcam", "gradcam++"}
+    assert df["image_id"].tolist()[:40] == list(range(40))
+    for _, g in df.groupby("method"):
+        assert g["drop_salient"].mean() > 3 * g["drop_random"].abs().mean()
+    again = faithfulness(model, "features", loader, fraction=0.1, blur=0.1, seed=0)
+    pd.testing.assert_frame_equal(df, again)
+    assert _no_hooks(model)
+
+
+def test_summary_groups_by_class_and_outcome():
+    rng = np.random.default_rng(0)
+    per_image = pd.DataFrame(
+        {
+            "image_id": np.tile(np.arange(6), 2),
+            "method": ["gradcam"] * 6 + ["gradcam++"] * 6,
+            "drop_salient": rng.uniform(0, 1, 12),
+            "drop_random": rng.uniform(0, 0.1, 12),
+            "label_name": ["a", "a", "b", "b", "b", "c"] * 2,
+            "correct": [True, False, True, True, False, True] * 2,
+        }
+    )
+    s = summarize_faithfulness(per_image)
+    one = s[s["method"] == "gradcam"].set_index(["group", "value"])
+    assert one.loc[("all", "all"), "n"] == 6
+    assert one.loc[("class", "b"), "n"] == 3
+    assert one.loc[("outcome", "misclassified"), "n"] == 2
+    g = per_image[(per_image["method"] == "gradcam") & (per_image["label_name"] == "b")]
+    assert one.loc[("class", "b"), "drop_salient"] == pytest.approx(
+        g["drop_salient"].mean()
+    )
+    mine = per_image[per_image["method"] == "gradcam"]
+    wins = (mine["drop_salient"] > mine["drop_random"]).mean()
+    assert one.loc[("all", "all"), "salient_wins"] == pytest.approx(wins)

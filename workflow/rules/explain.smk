@@ -1,0 +1,113 @@
+EXPLAIN_DIR = f"{RESULTS}/{{model}}/{{ckpt}}/explain"
+
+
+rule select_explain_images:
+    input:
+        predictions=rules.extract_features.output.predictions,
+        lib=lib("explain/select.py"),
+    output:
+        selection=f"{EXPLAIN_DIR}/images.parquet",
+    log:
+        f"{RESULTS}/logs/select_explain_images/{{model}}/{{ckpt}}.log",
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        images=EXPLAIN["images"],
+    script:
+        "../scripts/select_explain_images.py"
+
+
+rule render_feature_maps:
+    input:
+        selection=rules.select_explain_images.output.selection,
+        checkpoint=checkpoint_file,
+        lib=explain_lib("feature_maps.py"),
+    output:
+        maps=report(
+            directory(f"{EXPLAIN_DIR}/feature_maps"),
+            patterns=["{name}_overview.png"],
+            caption="../report/feature_maps.rst",
+            category="Explanations",
+            subcategory="{model} {ckpt}: feature maps",
+        ),
+    log:
+        f"{RESULTS}/logs/render_feature_maps/{{model}}/{{ckpt}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/render_feature_maps/{{model}}/{{ckpt}}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    params:
+        spec=model_spec,
+        layers=explain_layers,
+        options=EXPLAIN["feature_maps"],
+        device=config["extract"]["device"],
+    script:
+        "../scripts/render_feature_maps.py"
+
+
+rule visualize_filters:
+    input:
+        predictions=rules.extract_features.output.predictions,
+        checkpoint=checkpoint_file,
+        lib=explain_lib("filters.py"),
+    output:
+        grids=report(
+            directory(f"{EXPLAIN_DIR}/filters"),
+            patterns=["{name}.png"],
+            caption="../report/filters.rst",
+            category="Explanations",
+            subcategory="{model} {ckpt}: filters",
+        ),
+        table=f"{EXPLAIN_DIR}/filters.parquet",
+    log:
+        f"{RESULTS}/logs/visualize_filters/{{model}}/{{ckpt}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/visualize_filters/{{model}}/{{ckpt}}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    params:
+        spec=model_spec,
+        layers=explain_layers,
+        options=EXPLAIN["filters"],
+        device=config["extract"]["device"],
+    script:
+        "../scripts/visualize_filters.py"
+
+
+rule render_gradcam:
+    input:
+        predictions=rules.extract_features.output.predictions,
+        selection=rules.select_explain_images.output.selection,
+        checkpoint=checkpoint_file,
+        lib=explain_lib("gradcam.py"),
+    output:
+        overlays=report(
+            directory(f"{EXPLAIN_DIR}/gradcam"),
+            patterns=["overview.png"],
+            caption="../report/gradcam.rst",
+            category="Explanations",
+            subcategory="{model} {ckpt}: Grad-CAM",
+        ),
+        per_image=f"{EXPLAIN_DIR}/gradcam_faithfulness.parquet",
+        summary=f"{EXPLAIN_DIR}/gradcam_summary.parquet",
+        figure=report(
+            f"{EXPLAIN_DIR}/gradcam_faithfulness.png",
+            caption="../report/gradcam_faithfulness.rst",
+            category="Explanations",
+            subcategory="{model} {ckpt}: Grad-CAM",
+        ),
+    log:
+        f"{RESULTS}/logs/render_gradcam/{{model}}/{{ckpt}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/render_gradcam/{{model}}/{{ckpt}}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    params:
+        spec=model_spec,
+        options=EXPLAIN["gradcam"],
+        device=config["extract"]["device"],
+    script:
+        "../scripts/render_gradcam.py"

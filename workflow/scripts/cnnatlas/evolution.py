@@ -1,0 +1,235 @@
+"""Maps of one layer across a model's checkpoints, aligned so the eye can follow points.
+
+t-SNE: checkpoint 0 starts from the (jittered) PCA initialisation, as the maps stage does;
+checkpoint k+1 starts from checkpoint k's map rescaled to t-SNE's initial scale
+(`openTSNE.initialization.rescale`), so clusters keep their place unless the features
+move them; a rotation/reflection the optimisation may still add is undone by orthogonal
+Procrustes onto map k (t-SNE is blind to rotations). PCA: each checkpoint's PCA map is rotated/reflected onto the previous aligned
+one by orthogonal Procrustes. Both are compared with independent maps (every checkpoint
+from its own PCA initialisation / raw PCA) by the mean point displacement and the
+Procrustes disparity between consecutive maps.
+"""
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from openTSNE.initialization import jitter
+from scipy.linalg import orthogonal_procrustes
+from scipy.spatial import procrustes
+
+from cnnatlas.errors import CnnatlasError
+from cnnatlas.io import write_parquet
+from cnnatlas.reduce import (
+    PCA_DEFAULTS,
+    TSNE_DEFAULTS,
+    MapSpec,
+    check_perplexity,
+    embedding_frame,
+    fit_tsne,
+    load_features,
+    pca_initialization,
+    pca_maps,
+    prepare_features,
+    rescale,
+    tsne_affinities,
+)
+
+__all__ = [
+    "META_KEY",
+    "METHODS",
+    "tsne_evolution",
+    "pca_evolution",
+    "procrustes_align",
+    "displacement",
+    "disparity",
+    "alignment_table",
+    "evolve_layer",
+    "read_evolution",
+]
+
+log = logging.getLogger(__name__)
+
+META_KEY = "cnnatlas.evolution"
+METHODS = ("tsne", "pca")
+_FIT_KEYS = (
+    "n_iter",
+    "early_exaggeration_iter",
+    "early_exaggeration",
+    "exaggeration",
+    "learning_rate",
+    "negative_gradient_method",
+)
+
+
+def tsne_evolution(
+    features: Sequence[np.ndarray],
+    perplexity: float = 30,
+    seed: int = 0,
+    options: Mapping[str, Any] | None = None,
+    n_jobs: int = 1,
+    names: Sequence[str] | None = None,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """2-D t-SNE maps of features [N, D] per checkpoint: (aligned, independent).
+
+    Both series share each checkpoint's affinities and the first map; the aligned map of
+    checkpoint k+1 starts from `rescale(aligned map k)` and is then rotated onto it
+    (`procrustes_align`), the independent one starts from PCA and is left as it is.
+    """
+    opts = {**TSNE_DEFAULTS, **(options or {})}
+    fit = {k: opts[k] for k in _FIT_KEYS}
+    names = list(names or [f"checkpoint {k}" for k in range(len(features))])
+    aligned: list[np.ndarray] = []
+    independent: list[np.ndarray] = []
+    for name, x in zip(names, features, strict=True):
+        xp = prepare_features(x, opts["standardize"], opts["pca_components"])
+        p = check_perplexity(perplexity, len(xp), name, opts["perplexity_too_large"])
+        aff = tsne_affinities(xp, p, opts["metric"], opts["neighbors"], n_jobs)
+        pca_init = jitter(pca_initialization(xp, 2), random_state=seed)
+        own, _ = fit_tsne(aff, pca_init, n_jobs=n_jobs, seed=seed, **fit)
+        independent.append(own)
+        if aligned:
+            init = rescale(aligned[-1])
+            own, kl = fit_tsne(aff, init, n_jobs=n_jobs, seed=seed, **fit)
+            log.info("%s: t-SNE from the previous map, KL %.4f", name, kl)
+            # Early exaggeration can still turn or mirror the layout as a whole; t-SNE
+            # is blind to rotations, so undoing one changes nothing but the view.
+            own = procrustes_align(aligned[-1], own)
+        aligned.append(own)
+    return aligned, independent
+
+
+def procrustes_align(reference: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """`x` rotated/reflected (no scaling) to best match `reference`, on its centroid."""
+    xc = x - x.mean(axis=0)
+    rotation, _ = orthogonal_procrustes(xc, reference - reference.mean(axis=0))
+    return (xc @ rotation + reference.mean(axis=0)).astype(np.float32)
+
+
+def pca_evolution(
+    features: Sequence[np.ndarray], options: Mapping[str, Any] | None = None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """2-D PCA maps per checkpoint: (Procrustes-aligned to the previous, as computed)."""
+    opts = {**PCA_DEFAULTS, **(options or {})}
+    independent = [next(pca_maps(x, [MapSpec(2)], opts))[1] for x in features]
+    aligned = independent[:1]
+    for coords in independent[1:]:
+        aligned.append(procrustes_align(aligned[-1], coords))
+    return aligned, independent
+
+
+def _normalise(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64) - np.mean(a, axis=0)
+    scale = np.sqrt((a**2).sum(axis=1).mean())
+    return a / scale if scale > 0 else a
+
+
+def displacement(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean distance a point moves from map `a` to map `b`, both centred and scaled to
+    unit RMS radius; no rotation allowed, so it is what the eye sees."""
+    return float(np.linalg.norm(_normalise(a) - _normalise(b), axis=1).mean())
+
+
+def disparity(a: np.ndarray, b: np.ndarray) -> float:
+    """scipy's Procrustes disparity (after the best translation, scale and rotation)."""
+    return float(procrustes(np.asarray(a, np.float64), np.asarray(b, np.float64))[2])
+
+
+def alignment_table(
+    method: str,
+    ckpts: Sequence[str],
+    aligned: Sequence[np.ndarray],
+    independent: Sequence[np.ndarray],
+) -> pd.DataFrame:
+    """One row per consecutive pair of checkpoints and per kind (aligned, independent)."""
+    rows = []
+    for kind, maps in (("aligned", aligned), ("independent", independent)):
+        for k in range(len(maps) - 1):
+            rows.append(
+                {
+                    "method": method,
+                    "from_ckpt": ckpts[k],
+                    "to_ckpt": ckpts[k + 1],
+                    "kind": kind,
+                    "displacement": displacement(maps[k], maps[k + 1]),
+                    "disparity": disparity(maps[k], maps[k + 1]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def evolve_layer(
+    features: Mapping[str, str | Path],
+    method: str,
+    maps_dir: str | Path,
+    alignment: str | Path,
+    perplexity: float = 30,
+    seed: int = 0,
+    options: Mapping[str, Any] | None = None,
+    n_jobs: int = 1,
+) -> pd.DataFrame:
+    """Write `maps_dir/{ckpt}.parquet` (image_id, x, y) for checkpoints in the order of
+    `features` (ckpt -> .npy) and the alignment table; returns the table."""
+    if len(features) < 2:
+        raise CnnatlasError(
+            f"training evolution needs at least 2 checkpoints, got {list(features)}"
+        )
+    ckpts = list(features)
+    xs = [load_features(features[c]) for c in ckpts]
+    if len({len(x) for x in xs}) != 1:
+        raise CnnatlasError(
+            f"checkpoints {ckpts} have features of {[len(x) for x in xs]} images; "
+            "they must come from the same manifest: re-run extract_features"
+        )
+    if method == "tsne":
+        aligned, independent = tsne_evolution(
+            xs, perplexity, seed, options, n_jobs, [str(features[c]) for c in ckpts]
+        )
+    elif method == "pca":
+        aligned, independent = pca_evolution(xs, options)
+    else:
+        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    table = alignment_table(method, ckpts, aligned, independent)
+    _write_maps(maps_dir, ckpts, aligned, method, perplexity, seed)
+    write_parquet(table, alignment)
+    _log_summary(table)
+    return table
+
+
+def _write_maps(folder, ckpts, maps, method, perplexity, seed) -> None:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, (ckpt, coords) in enumerate(zip(ckpts, maps, strict=True)):
+        meta = {"method": method, "ckpt": ckpt, "order": k, "ckpts": ckpts}
+        if method == "tsne":
+            meta |= {"perplexity": perplexity, "seed": seed}
+        write_parquet(
+            embedding_frame(coords),
+            folder / f"{ckpt}.parquet",
+            {META_KEY: json.dumps(meta, sort_keys=True)},
+        )
+
+
+def _log_summary(table: pd.DataFrame) -> None:
+    mean = table.groupby("kind")[["displacement", "disparity"]].mean()
+    for kind, row in mean.iterrows():
+        log.info(
+            "%s maps: mean displacement %.4f, Procrustes disparity %.4f",
+            kind, row["displacement"], row["disparity"],
+        )  # fmt: skip
+
+
+def read_evolution(maps_dir: str | Path, ckpts: Sequence[str]) -> list[np.ndarray]:
+    """The aligned maps [N, 2] of `ckpts` (in that order) from `maps_dir`."""
+    out = []
+    for ckpt in ckpts:
+        path = Path(maps_dir) / f"{ckpt}.parquet"
+        if not path.is_file():
+            raise CnnatlasError(f"{path} is missing: re-run align_evolution")
+        df = pd.read_parquet(path).sort_values("image_id")
+        out.append(df[["x", "y"]].to_numpy(np.float32))
+    return out

@@ -1,0 +1,467 @@
+"""Grad-CAM and Grad-CAM++ at one layer, batched, with hooks released by a context manager.
+
+`with GradCAM(model, layer) as cam:` registers one forward hook that keeps the layer's
+output of the current batch only; gradients are taken with `torch.autograd.grad` (no
+backward hook), every result is detached, and the hook is removed when the block ends,
+so looping over a dataset neither leaks hooks nor keeps graphs alive.
+
+Faithfulness: for each image the 20% (configurable) most salient pixels are replaced by a
+blurred copy of the image and the drop in the predicted class's probability is compared
+with the drop when the same number of random pixels (seeded) is replaced.
+"""
+
+import logging
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from cnnatlas.data import ImageDataset, make_transform
+from cnnatlas.errors import LayerError
+from cnnatlas.explain.inputs import load_inputs
+from cnnatlas.explain.render import (
+    captioned,
+    hstack,
+    overlay,
+    resize,
+    save_png,
+    to_rgb,
+    vstack,
+)
+from cnnatlas.extract import resolve_device
+from cnnatlas.io import atomic_path, write_parquet
+
+__all__ = [
+    "METHODS",
+    "GradCAM",
+    "find_target_layer",
+    "gaussian_blur",
+    "replace_pixels",
+    "faithfulness",
+    "summarize_faithfulness",
+    "plot_faithfulness",
+    "overlay_figure",
+    "render_gradcam",
+]
+
+log = logging.getLogger(__name__)
+
+METHODS = ("gradcam", "gradcam++")
+
+
+def _weights(method: str, act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    if method == "gradcam":
+        return grad.mean(dim=(2, 3))
+    # Grad-CAM++ (Chattopadhay et al. 2018), closed form for an exponential score, as
+    # in pytorch-grad-cam: alpha = g^2 / (2 g^2 + sum(A) g^3), weights = sum(alpha relu(g)).
+    g2 = grad.pow(2)
+    denom = 2 * g2 + act.sum(dim=(2, 3), keepdim=True) * g2 * grad
+    alpha = torch.where(grad != 0, g2 / (denom + 1e-7), torch.zeros_like(grad))
+    return (alpha * grad.clamp(min=0)).sum(dim=(2, 3))
+
+
+class GradCAM:
+    """Class-activation maps of `layer` (a module name) of `model`; use as a context manager.
+
+    `cam(x, targets)` returns (logits [N, K], {(method, target): map [N, H, W]}) where each
+    map is ReLU'd, upsampled bilinearly to the input size, and not normalised. `targets`
+    maps a name to class indices [N], or None for the predicted class.
+    """
+
+    def __init__(
+        self, model: nn.Module, layer: str, methods: Sequence[str] = METHODS
+    ) -> None:
+        modules = dict(model.named_modules())
+        if layer not in modules:
+            raise LayerError(
+                f"explain.gradcam.target_layer: {layer!r} is not a module of the model; "
+                f"modules with children or leaves, e.g. {[n for n in modules if n][-8:]}"
+            )
+        unknown = sorted(set(methods) - set(METHODS))
+        if unknown:
+            raise ValueError(f"Grad-CAM methods {unknown} are not in {METHODS}")
+        self.model, self.layer, self.methods = model, layer, tuple(methods)
+        self._module = modules[layer]
+        self._handle = None
+        self._act: torch.Tensor | None = None
+
+    def __enter__(self) -> "GradCAM":
+        self._handle = self._module.register_forward_hook(self._keep)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+        self._act = None
+
+    def _keep(self, _module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        self._act = output
+
+    def __call__(
+        self, x: torch.Tensor, targets: Mapping[str, torch.Tensor | None]
+    ) -> tuple[torch.Tensor, dict[tuple[str, str], torch.Tensor]]:
+        if self._handle is None:
+            raise RuntimeError("use GradCAM inside a `with` block")
+        # A leaf input that requires grad puts the layer on the graph even when every
+        # parameter is frozen.
+        x = x.detach().requires_grad_(True)
+        maps = {}
+        with torch.enable_grad():
+            logits = self.model(x)
+            act, self._act = self._act, None
+            if act is None or act.ndim != 4:
+                raise LayerError(
+                    f"Grad-CAM layer {self.layer!r} gave no [N, C, H, W] output"
+                )
+            names = list(targets)
+            for j, name in enumerate(names):
+                cls = targets[name]
+                cls = logits.argmax(1) if cls is None else cls.to(logits.device)
+                score = logits.gather(1, cls.view(-1, 1)).sum()
+                (grad,) = torch.autograd.grad(
+                    score, act, retain_graph=j < len(names) - 1
+                )
+                a, g = act.detach().float(), grad.float()
+                for method in self.methods:
+                    w = _weights(method, a, g)
+                    cam = (w[:, :, None, None] * a).sum(1, keepdim=True).clamp(min=0)
+                    cam = F.interpolate(
+                        cam, size=x.shape[-2:], mode="bilinear", align_corners=False
+                    )
+                    maps[(method, name)] = cam[:, 0].clamp(min=0)
+        return logits.detach(), maps
+
+
+@contextmanager
+def _probe(model: nn.Module) -> Iterator[list[tuple[str, tuple[int, ...]]]]:
+    seen: list[tuple[str, tuple[int, ...]]] = []
+    handles = [
+        m.register_forward_hook(
+            lambda _m, _i, out, name=name: (
+                seen.append((name, tuple(out.shape))) if torch.is_tensor(out) else None
+            )
+        )
+        for name, m in model.named_modules()
+        if name
+    ]
+    try:
+        yield seen
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def find_target_layer(model: nn.Module, channels: int = 3, size: int = 32) -> str:
+    """The last module (in the order forward calls finish) whose output is a spatial map.
+
+    Spatial means [N, C, H, W] with H * W > 1: the output of the last convolutional
+    block (`layer4` of a ResNet, `features` of a VGG or of the demo's DigitNet).
+    """
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    with _probe(model) as seen, torch.inference_mode():
+        model.eval()(torch.zeros(1, channels, size, size, device=device))
+    modules = dict(model.named_modules())
+    # a global pooling to a fixed grid (VGG's avgpool) is not a conv block
+    pools = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+    spatial = [
+        name
+        for name, s in seen
+        if len(s) == 4 and s[2] * s[3] > 1 and not isinstance(modules[name], pools)
+    ]
+    if not spatial:
+        raise LayerError(
+            "no module of the model outputs a spatial [N, C, H, W] map; "
+            "set explain.gradcam.target_layer"
+        )
+    return spatial[-1]
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of [N, C, H, W] with replicate padding."""
+    if sigma <= 0:
+        return x.clone()
+    radius = max(1, int(np.ceil(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-(t**2) / (2 * sigma**2))
+    k = k / k.sum()
+    c = x.shape[1]
+    y = F.pad(x, (radius, radius, 0, 0), mode="replicate")
+    y = F.conv2d(y, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    y = F.pad(y, (0, 0, radius, radius), mode="replicate")
+    return F.conv2d(y, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def replace_pixels(
+    x: torch.Tensor, replacement: torch.Tensor, order: torch.Tensor, n: int
+) -> torch.Tensor:
+    """x with the first `n` pixels of each image's `order` [N, H*W] taken from `replacement`."""
+    mask = torch.zeros(order.shape, dtype=torch.bool, device=x.device)
+    mask.scatter_(1, order[:, :n].to(x.device), True)
+    mask = mask.view(x.shape[0], 1, *x.shape[2:])
+    return torch.where(mask, replacement, x)
+
+
+def _prob(model: nn.Module, x: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        return model(x).float().softmax(1).gather(1, cls.view(-1, 1))[:, 0].cpu()
+
+
+def _faithfulness_batch(
+    model: nn.Module,
+    cam: GradCAM,
+    x: torch.Tensor,
+    fraction: float,
+    blur: float,
+    gen: torch.Generator,
+) -> dict[str, torch.Tensor]:
+    logits, maps = cam(x, {"pred": None})
+    probs = logits.float().softmax(1)
+    conf, pred = probs.max(1)
+    n = int(round(fraction * x.shape[2] * x.shape[3]))
+    blurred = gaussian_blur(x, blur * max(x.shape[2:]))
+    rand = torch.rand(x.shape[0], x.shape[2] * x.shape[3], generator=gen)
+    random_order = rand.argsort(1)
+    out = {
+        "pred": pred.cpu(),
+        "confidence": conf.cpu(),
+        "drop_random": conf.cpu()
+        - _prob(model, replace_pixels(x, blurred, random_order, n), pred),
+    }
+    for method in cam.methods:
+        sal = maps[(method, "pred")].flatten(1).cpu()
+        order = torch.argsort(sal, dim=1, descending=True, stable=True)
+        kept = _prob(model, replace_pixels(x, blurred, order, n), pred)
+        out[f"drop_{method}"] = conf.cpu() - kept
+    return out
+
+
+def faithfulness(
+    model: nn.Module,
+    layer: str,
+    loader: DataLoader,
+    fraction: float = 0.2,
+    blur: float = 0.1,
+    seed: int = 0,
+    methods: Sequence[str] = METHODS,
+    device: torch.device | str = "cpu",
+) -> pd.DataFrame:
+    """Per image and method: confidence, drop_salient and drop_random (predicted class).
+
+    `loader` yields (inputs, image_ids). `blur` is the Gaussian sigma as a fraction of the
+    image side; random pixels come from `torch.Generator().manual_seed(seed)`.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    parts: list[dict[str, np.ndarray]] = []
+    with GradCAM(model, layer, methods) as cam:
+        for x, ids in tqdm(loader, desc="faithfulness", file=sys.stderr, mininterval=5):
+            out = _faithfulness_batch(model, cam, x.to(device), fraction, blur, gen)
+            parts.append({k: v.numpy() for k, v in out.items()} | {"image_id": ids})
+    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    frames = [
+        pd.DataFrame(
+            {
+                "image_id": cols["image_id"].astype(np.int64),
+                "method": m,
+                "pred": cols["pred"].astype(np.int64),
+                "confidence": cols["confidence"].astype(np.float32),
+                "drop_salient": cols[f"drop_{m}"].astype(np.float32),
+                "drop_random": cols["drop_random"].astype(np.float32),
+            }
+        )
+        for m in methods
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def summarize_faithfulness(per_image: pd.DataFrame) -> pd.DataFrame:
+    """Mean drops per method for all images, per true class and for correct vs misclassified.
+
+    `per_image` needs label_name and correct besides the `faithfulness` columns. Columns:
+    method, group (all | class | outcome), value, n, drop_salient, drop_random,
+    difference (salient - random), salient_wins (fraction of images where salient > random).
+    """
+    df = per_image.assign(
+        outcome=np.where(per_image["correct"], "correct", "misclassified"),
+        all="all",
+        win=per_image["drop_salient"] > per_image["drop_random"],
+    )
+    rows = []
+    for group, col in (("all", "all"), ("class", "label_name"), ("outcome", "outcome")):
+        for (method, value), g in df.groupby(["method", col], sort=False):
+            rows.append(
+                {
+                    "method": method,
+                    "group": group,
+                    "value": str(value),
+                    "n": len(g),
+                    "drop_salient": g["drop_salient"].mean(),
+                    "drop_random": g["drop_random"].mean(),
+                    "difference": (g["drop_salient"] - g["drop_random"]).mean(),
+                    "salient_wins": g["win"].mean(),
+                }
+            )
+    out = pd.DataFrame(rows)
+    for c in ("drop_salient", "drop_random", "difference", "salient_wins"):
+        out[c] = out[c].astype(np.float32)
+    return out
+
+
+def plot_faithfulness(summary: pd.DataFrame, path: str | Path, fraction: float) -> None:
+    """Bars of the mean confidence drop, salient vs random, per class and per outcome (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = [g for g in ("class", "outcome") if (summary["group"] == g).any()]
+    fig, axes = plt.subplots(
+        1,
+        len(groups),
+        figsize=(9, 3.2),
+        width_ratios=[3, 1][: len(groups)],
+        squeeze=False,
+    )
+    methods = list(dict.fromkeys(summary["method"]))
+    for ax, group in zip(axes[0], groups, strict=True):
+        sub = summary[summary["group"] == group]
+        values = list(dict.fromkeys(sub["value"]))
+        xs = np.arange(len(values))
+        width = 0.8 / (len(methods) + 1)
+        for i, m in enumerate(methods):
+            s = sub[sub["method"] == m].set_index("value").loc[values]
+            ax.bar(xs + i * width, s["drop_salient"], width, label=f"{m}: salient")
+        s = sub[sub["method"] == methods[0]].set_index("value").loc[values]
+        ax.bar(
+            xs + len(methods) * width,
+            s["drop_random"],
+            width,
+            label="random pixels",
+            color="0.6",
+        )
+        labels = [f"{v}\n(n={n})" for v, n in zip(values, s["n"], strict=True)]
+        ax.set_xticks(xs + width * len(methods) / 2, labels, fontsize=7)
+        ax.set_title(
+            f"per {'true class' if group == 'class' else 'outcome'}", fontsize=9
+        )
+        ax.axhline(0, color="k", lw=0.5)
+        ax.tick_params(axis="y", labelsize=7)
+    axes[0][0].set_ylabel(
+        f"mean confidence drop,\n{fraction:.0%} pixels blurred", fontsize=8
+    )
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="upper center", ncol=3, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+
+
+def overlay_figure(
+    image: np.ndarray,
+    maps: Mapping[str, np.ndarray],
+    title: str,
+    side: int = 96,
+) -> np.ndarray:
+    """The image, then each named map [H, W] (scaled to its max) overlaid on it, in a row."""
+    panels = [captioned(resize(image, side), "input")]
+    for name, m in maps.items():
+        peak = float(m.max())
+        heat = m / peak if peak > 0 else m
+        panels.append(captioned(resize(overlay(image, heat), side), name))
+    return captioned(hstack(panels), title)
+
+
+def _overlays(
+    cam: GradCAM,
+    selection: pd.DataFrame,
+    transform: Mapping[str, Any],
+    classes: Sequence[str],
+    device: torch.device,
+) -> list[np.ndarray]:
+    x = load_inputs(selection["path"].tolist(), transform).to(device)
+    labels = torch.from_numpy(selection["label"].to_numpy(np.int64, copy=True))
+    figures = []
+    for start in range(0, len(x), 32):
+        xb, lb = x[start : start + 32], labels[start : start + 32]
+        logits, maps = cam(xb, {"pred": None, "true": lb})
+        pred = logits.argmax(1).cpu()
+        for i in range(len(xb)):
+            r = selection.iloc[start + i]
+            names = {"pred": classes[pred[i]], "true": classes[lb[i]]}
+            panels = {
+                f"{m} {t}={names[t]}": maps[(m, t)][i].cpu().numpy()
+                for m in cam.methods
+                for t in ("pred", "true")
+            }
+            image = to_rgb(xb[i], transform["mean"], transform["std"])
+            title = (
+                f"image {r.image_id}: true {names['true']}, predicted {names['pred']}"
+            )
+            figures.append(overlay_figure(image, panels, title))
+    return figures
+
+
+def render_gradcam(
+    predictions: pd.DataFrame,
+    selection: pd.DataFrame,
+    model: nn.Module,
+    transform: Mapping[str, Any],
+    classes: Sequence[str],
+    overlays_dir: str | Path,
+    per_image_out: str | Path,
+    summary_out: str | Path,
+    figure_out: str | Path,
+    layer: str | None = None,
+    fraction: float = 0.2,
+    blur: float = 0.1,
+    seed: int = 0,
+    batch_size: int = 64,
+    device: str = "auto",
+) -> pd.DataFrame:
+    """Overlays for the selected images, faithfulness over every image of `predictions`.
+
+    Writes `{image_id:05d}.png` per selected image and `overview.png` (all of them) in
+    `overlays_dir`, the per-image and summary Parquet tables and the summary figure.
+    Returns the summary.
+    """
+    dev = resolve_device(device)
+    model = model.eval().to(dev)
+    if not layer:
+        layer = find_target_layer(
+            model, transform.get("channels", 3), transform["crop"]
+        )
+    log.info("Grad-CAM target layer: %s", layer)
+    with GradCAM(model, layer) as cam:
+        figures = _overlays(cam, selection, transform, classes, dev)
+    overlays_dir = Path(overlays_dir)
+    for fig, image_id in zip(figures, selection["image_id"], strict=True):
+        save_png(fig, overlays_dir / f"{image_id:05d}.png")
+    save_png(vstack(figures, gap=6), overlays_dir / "overview.png")
+    tf = make_transform(
+        transform["resize"], transform["crop"], transform["mean"], transform["std"]
+    )
+    ds = ImageDataset(predictions["path"].tolist(), tf, transform.get("channels", 3))
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
+    per_image = faithfulness(model, layer, loader, fraction, blur, seed, device=dev)
+    # the loader yields row positions; name the images by their image_id
+    per_image["image_id"] = predictions["image_id"].to_numpy()[per_image["image_id"]]
+    per_image = per_image.merge(
+        predictions[["image_id", "label", "label_name", "correct"]], on="image_id"
+    )
+    meta = {"cnnatlas.gradcam_layer": layer, "cnnatlas.fraction": str(fraction)}
+    write_parquet(per_image, per_image_out, meta=meta)
+    summary = summarize_faithfulness(per_image)
+    write_parquet(summary, summary_out, meta=meta)
+    plot_faithfulness(summary, figure_out, fraction)
+    return summary

@@ -1,0 +1,89 @@
+"""Which images the per-image explanations show.
+
+Either the image_ids the config lists, or automatically a few correctly classified and a
+few misclassified images of every class, drawn from predictions.parquet with a seeded
+generator so that the same config always shows the same images.
+"""
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cnnatlas.errors import CnnatlasError
+from cnnatlas.io import read_parquet_meta, write_parquet
+
+__all__ = ["select_images", "write_selection", "read_classes"]
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["image_id", "path", "label", "label_name", "pred", "pred_name"]
+
+
+def select_images(
+    predictions: pd.DataFrame,
+    ids: Sequence[int] | None = None,
+    correct_per_class: int = 1,
+    wrong_per_class: int = 1,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Rows of `predictions` to explain, sorted by image_id, with a `reason` column.
+
+    `ids` given: exactly those images (reason "listed"). Otherwise up to
+    `correct_per_class` correct and `wrong_per_class` misclassified images per true class,
+    drawn without replacement by `numpy.random.default_rng(seed)`.
+    """
+    cols = COLUMNS + ["confidence", "correct"]
+    if ids:
+        unknown = sorted(set(ids) - set(predictions["image_id"]))
+        if unknown:
+            raise CnnatlasError(
+                f"explain.images.ids: {unknown[:10]} are not image_ids of the manifest "
+                f"(0..{len(predictions) - 1})"
+            )
+        out = predictions[predictions["image_id"].isin(ids)][cols].copy()
+        out["reason"] = "listed"
+        return out.sort_values("image_id").reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    parts = []
+    for label in sorted(predictions["label"].unique()):
+        rows = predictions[predictions["label"] == label]
+        for correct, n in ((True, correct_per_class), (False, wrong_per_class)):
+            pool = rows[rows["correct"] == correct]
+            take = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
+            part = pool.iloc[np.sort(take)][cols].copy()
+            part["reason"] = "correct" if correct else "misclassified"
+            parts.append(part)
+    out = pd.concat(parts).sort_values("image_id").reset_index(drop=True)
+    log.info("selected %d images (%d misclassified)", len(out), (~out["correct"]).sum())
+    return out
+
+
+def read_classes(path: str | Path) -> list[str]:
+    """The class list stored in a manifest's or predictions' Parquet metadata."""
+    return json.loads(read_parquet_meta(path).get("cnnatlas.classes", "[]"))
+
+
+def write_selection(
+    predictions: str | Path,
+    out: str | Path,
+    ids: Sequence[int] | None = None,
+    correct_per_class: int = 1,
+    wrong_per_class: int = 1,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Select images from a predictions Parquet and write them (with its class list) to `out`."""
+    sel = select_images(
+        pd.read_parquet(predictions), ids, correct_per_class, wrong_per_class, seed
+    )
+    if sel.empty:
+        raise CnnatlasError(
+            f"{predictions}: no image selected; set explain.images.ids or raise "
+            "explain.images.correct_per_class"
+        )
+    classes = json.dumps(read_classes(predictions))
+    write_parquet(sel, out, meta={"cnnatlas.classes": classes})
+    return sel

@@ -1,0 +1,171 @@
+"""Provenance of a run: what went in, with which software, and the hash of what came out.
+
+`provenance.json` holds the resolved config, package versions, platform, thread counts,
+device, and the sha256 of every checkpoint, of the manifest and of every output file.
+It carries no timestamp, so the same run on the same machine writes the same bytes.
+`run_hash` names the inputs of a run (config, checkpoints, manifest, versions) in
+12 hex digits: paper figures carry it in their metadata.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import platform
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from cnnatlas.io import atomic_path
+
+__all__ = [
+    "PACKAGES",
+    "sha256_file",
+    "hash_outputs",
+    "package_versions",
+    "machine",
+    "run_hash",
+    "provenance",
+    "write_provenance",
+]
+
+log = logging.getLogger(__name__)
+
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "openTSNE",
+    "umap-learn",
+    "scikit-learn",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "pillow",
+    "matplotlib",
+    "plotly",
+    "snakemake",
+    "cnnatlas",
+)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The sha256 hex digest of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def hash_outputs(paths: Iterable[str | Path], root: str | Path) -> dict[str, str]:
+    """{path relative to root: sha256} for every file in `paths`; folders are walked.
+
+    Hidden files (temporaries of an atomic write) are left out; keys are sorted.
+    """
+    root = Path(root)
+    files: set[Path] = set()
+    for p in map(Path, paths):
+        if p.is_dir():
+            files |= {f for f in p.rglob("*") if f.is_file()}
+        elif p.is_file():
+            files.add(p)
+        else:
+            raise FileNotFoundError(f"output {str(p)!r} does not exist")
+    visible = (f for f in files if not any(s.startswith(".") for s in f.parts[-1:]))
+    return {
+        str(f.relative_to(root) if f.is_relative_to(root) else f): sha256_file(f)
+        for f in sorted(visible)
+    }
+
+
+def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str | None]:
+    """Installed versions of `names` (None for one that is not installed), and Python's."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def machine() -> dict[str, Any]:
+    """Platform, CPU count and the torch device that `extract.device: auto` would pick."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads_default": torch.get_num_threads(),
+        "cuda": cuda,
+        "cuda_version": torch.version.cuda,
+        "gpus": [
+            torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())
+        ]
+        if cuda
+        else [],
+    }
+
+
+def run_hash(
+    config: Mapping[str, Any],
+    checkpoints: Mapping[str, str],
+    manifest: str,
+    versions: Mapping[str, str | None],
+) -> str:
+    """12 hex digits naming a run's inputs: config, checkpoint and manifest hashes, versions."""
+    blob = json.dumps(
+        {
+            "config": config,
+            "checkpoints": checkpoints,
+            "manifest": manifest,
+            "versions": versions,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def provenance(
+    config: Mapping[str, Any],
+    checkpoints: Mapping[str, str | Path],
+    manifest: str | Path,
+    outputs: Iterable[str | Path],
+    results: str | Path,
+    threads: Mapping[str, Any],
+    cores: int | None = None,
+) -> dict[str, Any]:
+    """The provenance record of a run (see the module docstring)."""
+    ckpt = {name: sha256_file(p) for name, p in sorted(checkpoints.items())}
+    man = sha256_file(manifest)
+    versions = package_versions()
+    return {
+        "run_hash": run_hash(config, ckpt, man, versions),
+        "config": config,
+        "versions": versions,
+        "machine": machine(),
+        "threads": {"cores": cores, "rules": dict(sorted(threads.items()))},
+        "checkpoints": {
+            name: {"path": str(checkpoints[name]), "sha256": h}
+            for name, h in ckpt.items()
+        },
+        "manifest": {"path": str(manifest), "sha256": man},
+        "outputs": hash_outputs(outputs, results),
+    }
+
+
+def write_provenance(path: str | Path, record: Mapping[str, Any]) -> None:
+    """Write `record` as indented, key-sorted JSON, atomically."""
+    text = json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    log.info(
+        "provenance: run %s, %d outputs hashed",
+        record["run_hash"],
+        len(record["outputs"]),
+    )

@@ -1,0 +1,33 @@
+import pandas as pd
+import torch
+from cnnatlas.explain.gradcam import render_gradcam
+from cnnatlas.explain.select import read_classes
+from cnnatlas.logs import to_log
+from cnnatlas.models import load_model
+
+
+def main(snakemake) -> None:
+    to_log(snakemake.log[0])
+    torch.set_num_threads(snakemake.threads)
+    spec, opts = snakemake.params.spec, snakemake.params.options
+    out = snakemake.output
+    render_gradcam(
+        pd.read_parquet(snakemake.input.predictions),
+        pd.read_parquet(snakemake.input.selection),
+        load_model(spec, snakemake.input.checkpoint),
+        spec["transform"],
+        read_classes(snakemake.input.predictions),
+        overlays_dir=out.overlays,
+        per_image_out=out.per_image,
+        summary_out=out.summary,
+        figure_out=out.figure,
+        layer=opts["target_layer"],
+        fraction=opts["fraction"],
+        blur=opts["blur"],
+        seed=opts["seed"],
+        batch_size=opts["batch_size"],
+        device=snakemake.params.device,
+    )
+
+
+main(snakemake)  # noqa: F821
