@@ -41,5 +41,6 @@ rule train_demo_model:
         lr=DEMO["lr"],
         seed=DEMO["seed"],
         size=DEMO["image_size"],
+        device=config["extract"]["device"],
     script:
         "../scripts/train_demo_model.py"

@@ -13,6 +13,7 @@ def main(snakemake) -> None:
         lr=snakemake.params.lr,
         seed=snakemake.params.seed,
         threads=snakemake.threads,
+        device=snakemake.params.device,
     )
 
 

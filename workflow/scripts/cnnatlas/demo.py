@@ -8,6 +8,7 @@ so that the maps can show how the representation forms during training.
 
 import io
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from cnnatlas.data import load_image, make_transform, manifest_from_imagefolder
+from cnnatlas.extract import resolve_device
 from cnnatlas.io import atomic_path
 
 __all__ = ["DigitNet", "demo_transform", "write_digits", "train"]
@@ -98,12 +100,17 @@ def train(
     lr: float = 0.05,
     seed: int = 0,
     threads: int = 1,
+    device: str = "cpu",
 ) -> None:
     """SGD on the train split; after step `steps[i]` save the state_dict to `checkpoints[i]`.
 
-    The same seed, data and thread count give the same checkpoint bytes.
+    `device` as `extract.device` (`auto`: CUDA when available). The same seed, data,
+    device and thread count give the same checkpoint bytes.
     """
     torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    if dev.type == "cuda":  # cuBLAS is deterministic only with a fixed workspace
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -111,7 +118,8 @@ def train(
         transform["resize"], transform["crop"], transform["mean"], transform["std"]
     )
     x, y = _load_split(train_dir, tf)
-    model = DigitNet(num_classes=int(y.max()) + 1)
+    model = DigitNet(num_classes=int(y.max()) + 1).to(dev)
+    x, y = x.to(dev), y.to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     saves = dict(zip(steps, checkpoints, strict=True))
     loss_fn = nn.CrossEntropyLoss()
@@ -119,7 +127,7 @@ def train(
     while step < max(steps):
         order = torch.randperm(len(y), generator=gen)
         for start in range(0, len(y) - batch_size + 1, batch_size):
-            batch = order[start : start + batch_size]
+            batch = order[start : start + batch_size].to(dev)
             model.train()
             opt.zero_grad()
             loss = loss_fn(model(x[batch]), y[batch])
@@ -137,6 +145,6 @@ def _save(model: nn.Module, path: str | Path) -> None:
     # torch.save writes the same bytes for the same tensors; go through a buffer so the
     # final path only ever holds a complete file.
     buf = io.BytesIO()
-    torch.save(model.state_dict(), buf)
+    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buf)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buf.getvalue())
