@@ -178,7 +178,7 @@ def test_gradcam_one_column_per_image(tiny, tmp_path):
         model, TRANSFORM, predictions, [0, 5, 2], list(CLASSES), None, "single", FONTS
     )
     assert len(fig.axes) == 6
-    assert fig.axes[0].get_title() == f"0: {CLASSES[predictions['label'][0]]}"
+    assert fig.axes[0].get_title() == f"#0 true {CLASSES[predictions['label'][0]]}"
     assert fig.get_size_inches()[0] == 3.5
     pdf, _ = save(fig, tmp_path)
     assert {"a", "b", "c"} <= set(pdf_words(pdf))

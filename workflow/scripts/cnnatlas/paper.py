@@ -56,7 +56,8 @@ WIDTHS = {"single": 3.5, "double": 7.2}
 KINDS = ("layer_grid", "perplexity_sweep", "gradcam", "filters", "separation")
 FONT_DEFAULTS = {"font_size": 7, "title_size": 7, "letter_size": 9}
 HASH_KEY = "cnnatlas.run_hash"
-_LEGEND_HEIGHT = 0.35  # inches below the panels for a one-row legend
+_LEGEND_LINE = 0.22  # inches below the panels per line of the class legend
+_LEGEND_COLUMNS = {"single": 6, "double": 11}
 
 
 def figure_run_hash(
@@ -113,7 +114,9 @@ def _bare(ax) -> None:
     ax.set_yticks([])
 
 
-def _class_legend(fig: Figure, classes: Sequence[str], any_wrong: bool) -> None:
+def _class_legend(
+    fig: Figure, classes: Sequence[str], any_wrong: bool, ncol: int
+) -> None:
     handles = [
         Line2D([], [], linestyle="", marker=s.marker, color=s.colour, markersize=4)
         for s in plots.class_styles(classes)
@@ -132,12 +135,11 @@ def _class_legend(fig: Figure, classes: Sequence[str], any_wrong: bool) -> None:
             )
         )
         labels.append("misclassified")
-    ncol = min(len(handles), 11)
     fig.legend(
         handles,
         labels,
         loc="outside lower center",
-        ncol=ncol,
+        ncol=min(ncol, len(handles)),
         frameon=False,
         handletextpad=0.1,
         columnspacing=0.8,
@@ -156,27 +158,30 @@ def embedding_grid(
 
     Rows and columns are labelled at the edges; one class legend below the grid.
     """
+    loaded = [plots.load_points(p["embedding"], p["predictions"]) for p in panels]
+    classes = max((cls for _, cls in loaded), key=len, default=[])
+    wrong = any(bool((~df["correct"]).any()) for df, _ in loaded)
+    legend = colour_by in ("label", "pred")
+    ncol = _LEGEND_COLUMNS[width]
+    lines = -(-(len(classes) + wrong) // ncol) if legend else 0
     with matplotlib.rc_context(_rc(fonts)):
-        fig = _figure(width, len(rows), len(cols), _LEGEND_HEIGHT)
+        fig = _figure(width, len(rows), len(cols), _LEGEND_LINE * lines)
         spec = fig.add_gridspec(len(rows), len(cols))
-        axes, classes, wrong = [], [], False
-        for p in panels:
-            df, cls = plots.load_points(p["embedding"], p["predictions"])
-            classes = cls if len(cls) > len(classes) else classes
+        axes = []
+        for p, (df, _) in zip(panels, loaded, strict=True):
             i, j = rows.index(p["row"]), cols.index(p["col"])
             ax = fig.add_subplot(spec[i, j])
             _bare(ax)
             ax.set_aspect("equal", adjustable="datalim")
             size = float(np.clip(150 / np.sqrt(len(df)), 0.5, 12))
             plots._draw(ax, df, colour_by, classes, 2, size)
-            wrong |= bool((~df["correct"]).any())
             if i == 0:
                 ax.set_title(str(p["col"]))
             if j == 0:
                 ax.set_ylabel(str(p["row"]))
             axes.append(ax)
-        if colour_by in ("label", "pred"):
-            _class_legend(fig, classes, wrong)
+        if legend:
+            _class_legend(fig, classes, wrong, ncol)
         letter_panels(axes, fonts["letter_size"])
     return fig
 
@@ -234,7 +239,7 @@ def gradcam_figure(
                 interpolation="bilinear",
             )
             true = classes[int(rows["label"].iloc[j])]
-            top.set_title(f"{image_id}: {true}")
+            top.set_title(f"#{image_id} true {true}")
             bottom.set_title(f"pred {classes[int(pred[j])]}")
             for ax in (top, bottom):
                 _bare(ax)
