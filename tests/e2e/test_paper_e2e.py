@@ -75,3 +75,26 @@ def test_paper_rerun_writes_the_same_bytes(paper_dir):
     for p in files:
         assert p.stat().st_mtime_ns > before[p][1], f"{p.name} was not redrawn"
     assert [p.name for p in files if p.read_bytes() != before[p][0]] == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            "{kind: filters, model: tiny, layer: conv9}",
+            "paper.figures.bad.layer: 'conv9'",
+        ),
+        (
+            "{kind: layer_grid, model: tiny, perplexity: 7}",
+            "paper.figures.bad.perplexity: 7",
+        ),
+        ("{kind: separation, model: tiny, colour: label}", "'colour' was unexpected"),
+    ],
+)
+def test_a_bad_paper_entry_stops_the_run_naming_the_key(tmp_path, entry, message):
+    workdir = write_tiny_config(tmp_path / "bad")
+    config = workdir / "config.yaml"
+    config.write_text(config.read_text() + f"    bad: {entry}\n")
+    with pytest.raises(AssertionError) as failed:
+        run_snakemake(workdir, "-n", "paper")
+    assert message in str(failed.value)
