@@ -88,7 +88,7 @@ def test_paper_rerun_writes_the_same_bytes(paper_dir):
             "{kind: layer_grid, model: tiny, perplexity: 7}",
             "paper.figures.bad.perplexity: 7",
         ),
-        ("{kind: separation, model: tiny, colour: label}", "'colour' was unexpected"),
+        ("{kind: gradcam, model: big}", "paper.figures.bad.model: 'big'"),
     ],
 )
 def test_a_bad_paper_entry_stops_the_run_naming_the_key(tmp_path, entry, message):
