@@ -15,6 +15,7 @@ include: "workflow/rules/explain.smk"
 include: "workflow/rules/plot.smk"
 include: "workflow/rules/projector.smk"
 include: "workflow/rules/evolution.smk"
+include: "workflow/rules/paper.smk"
 
 
 rule all:
@@ -28,3 +29,8 @@ rule all:
         rules.write_index.output.index,
         projector_targets(),
         evolution_targets(),
+
+
+rule paper:
+    input:
+        paper_targets(),

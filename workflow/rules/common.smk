@@ -396,3 +396,168 @@ def extract_shard_dirs(wildcards):
     return [
         shard_dir(wildcards.model, wildcards.ckpt, i) for i in range(EXTRACT_SHARDS)
     ]
+
+
+# --- paper figures (paper.smk) ---
+
+PAPER = config.get("paper", {})
+PAPER_DIR = f"{RESULTS}/paper"
+PAPER_FONTS = {
+    k: PAPER.get(k, v)
+    for k, v in {"font_size": 7, "title_size": 7, "letter_size": 9}.items()
+}
+_PAPER_DEFAULTS = {
+    "width": "double",
+    "checkpoint": None,
+    "checkpoints": None,
+    "layers": None,
+    "layer": None,
+    "method": "tsne",
+    "dim": 2,
+    "perplexity": None,
+    "perplexities": None,
+    "seed": None,
+    "seeds": None,
+    "colour_by": "label",
+    "image_ids": [0],
+    "target_layer": None,
+    "channels": 8,
+    "columns": 8,
+}
+
+
+def _paper_error(name, key, value, known):
+    raise ValueError(
+        f"paper.figures.{name}.{key}: {value!r} is not one of {list(known)}; fix the config"
+    )
+
+
+def _paper_pick(name, key, values, known):
+    for v in values:
+        if v not in known:
+            _paper_error(name, key, v, known)
+    return list(values)
+
+
+def _paper_map(model, ckpt, layer, method, perplexity, seed):
+    """The embedding path of a 2-D map, with PCA/UMAP's fixed perplexity and seed."""
+    p = "0" if method != "tsne" else _fmt(perplexity)
+    s = "0" if method == "pca" else str(seed)
+    return embedding_path(model, ckpt, layer, method, "2", p, s)
+
+
+def _paper_grid(name, f, m):
+    ckpts = _paper_pick(
+        name, "checkpoints", f["checkpoints"] or m["checkpoints"], m["checkpoints"]
+    )
+    layers = _paper_pick(name, "layers", f["layers"] or m["layers"], m["layers"])
+    method = _paper_pick(name, "method", [f["method"]], MAPS["methods"])[0]
+    perp = f["perplexity"] if f["perplexity"] is not None else MAPS["perplexities"][0]
+    seed = f["seed"] if f["seed"] is not None else MAPS["seeds"][0]
+    if method == "tsne":
+        _paper_pick(name, "perplexity", [perp], MAPS["perplexities"])
+    if method != "pca":
+        _paper_pick(name, "seed", [seed], MAPS["seeds"])
+    panels = [
+        {
+            "row": c,
+            "col": l,
+            "embedding": _paper_map(f["model"], c, l, method, perp, seed),
+            "predictions": f"{run_dir(f['model'], c)}/predictions.parquet",
+        }
+        for c in ckpts
+        for l in layers
+    ]
+    return {"rows": ckpts, "cols": layers, "panels": panels}
+
+
+def _paper_sweep(name, f, m, ckpt, layer):
+    perps = f["perplexities"] or MAPS["perplexities"]
+    seeds = f["seeds"] or MAPS["seeds"]
+    _paper_pick(name, "perplexities", perps, MAPS["perplexities"])
+    _paper_pick(name, "seeds", seeds, MAPS["seeds"])
+    if "tsne" not in MAPS["methods"]:
+        _paper_error(name, "kind", "perplexity_sweep (needs tsne)", MAPS["methods"])
+    cols = [f"perplexity {_fmt(p)}" for p in perps]
+    rows = [f"seed {s}" for s in seeds]
+    panels = [
+        {
+            "row": f"seed {s}",
+            "col": f"perplexity {_fmt(p)}",
+            "embedding": _paper_map(f["model"], ckpt, layer, "tsne", p, s),
+            "predictions": f"{run_dir(f['model'], ckpt)}/predictions.parquet",
+        }
+        for s in seeds
+        for p in perps
+    ]
+    return {"rows": rows, "cols": cols, "panels": panels}
+
+
+def paper_figure(name):
+    """A `paper.figures` entry resolved: defaults filled in, names checked, files listed."""
+    if name not in PAPER.get("figures", {}):
+        raise ValueError(f"paper.figures has no figure {name!r}")
+    f = {**_PAPER_DEFAULTS, **PAPER["figures"][name]}
+    if f["model"] not in MODELS:
+        _paper_error(name, "model", f["model"], MODELS)
+    m = MODELS[f["model"]]
+    ckpt = f["checkpoint"] or list(m["checkpoints"])[-1]
+    layer = f["layer"] or list(m["layers"])[-1]
+    _paper_pick(name, "checkpoint", [ckpt], m["checkpoints"])
+    _paper_pick(name, "layer", [layer], m["layers"])
+    out = {"kind": f["kind"], "width": f["width"], "colour_by": f["colour_by"]}
+    if f["kind"] == "layer_grid":
+        out.update(_paper_grid(name, f, m))
+    elif f["kind"] == "perplexity_sweep":
+        out.update(_paper_sweep(name, f, m, ckpt, layer))
+    elif f["kind"] == "separation":
+        ckpts = _paper_pick(
+            name, "checkpoints", f["checkpoints"] or m["checkpoints"], m["checkpoints"]
+        )
+        layers = _paper_pick(name, "layers", f["layers"] or m["layers"], m["layers"])
+        metrics = [layer_metrics_path(f["model"], c, l) for c in ckpts for l in layers]
+        out.update({"checkpoints": ckpts, "layers": layers, "metrics": metrics})
+    else:
+        out.update(
+            {
+                "spec": m,
+                "checkpoint": m["checkpoints"][ckpt],
+                "predictions": f"{run_dir(f['model'], ckpt)}/predictions.parquet",
+                "device": config["extract"]["device"],
+                "image_ids": f["image_ids"],
+                "target_layer": f["target_layer"] or EXPLAIN["gradcam"]["target_layer"],
+                "layer": layer,
+                "channels": f["channels"],
+                "columns": f["columns"],
+                "options": EXPLAIN["filters"],
+            }
+        )
+    return out
+
+
+for _name in PAPER.get("figures", {}):
+    paper_figure(_name)  # bad names fail when the workflow is parsed
+
+
+def paper_inputs(wildcards):
+    """The files one paper figure is drawn from (only those)."""
+    f = paper_figure(wildcards.name)
+    if f["kind"] in ("layer_grid", "perplexity_sweep"):
+        files = [p[k] for p in f["panels"] for k in ("embedding", "predictions")]
+    elif f["kind"] == "separation":
+        files = f["metrics"]
+    else:
+        files = [f["checkpoint"], f["predictions"]]
+    return sorted(set(files))
+
+
+def paper_params(wildcards):
+    return paper_figure(wildcards.name)
+
+
+def paper_targets():
+    return [
+        f"{PAPER_DIR}/{name}.{ext}"
+        for name in PAPER.get("figures", {})
+        for ext in ("pdf", "png")
+    ]
