@@ -24,6 +24,7 @@ import plotly.graph_objects as go  # noqa: E402
 from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
 
 from cnnatlas.evolution import read_evolution  # noqa: E402
+from cnnatlas.interactive import PLOTLY_SYMBOLS  # noqa: E402
 from cnnatlas.io import atomic_path, read_parquet_meta  # noqa: E402
 from cnnatlas.plots import Style, class_styles, save_figure  # noqa: E402
 
@@ -37,17 +38,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# plotly's names for plots.MARKERS, so that a class looks the same in the HTML.
-_SYMBOLS = {
-    "o": "circle",
-    "s": "square",
-    "^": "triangle-up",
-    "D": "diamond",
-    "v": "triangle-down",
-    "P": "cross",
-    "X": "x",
-}
 
 
 def _limits(maps: Sequence[np.ndarray], pad: float = 0.05) -> tuple[tuple, tuple]:
@@ -182,7 +172,7 @@ def _traces(xy, labels, class_names, hover, scatter) -> list:
             name=st.name,
             marker={
                 "color": st.colour,
-                "symbol": _SYMBOLS.get(st.marker, "circle"),
+                "symbol": PLOTLY_SYMBOLS.get(st.marker, "circle"),
                 "size": 6,
             },
             hovertext=hover[labels == k],

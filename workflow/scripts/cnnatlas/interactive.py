@@ -33,12 +33,20 @@ from cnnatlas.plots import (
     metadata_columns,
 )
 
-__all__ = ["DIV_ID", "colour_modes", "map_payload", "render_html", "write_interactive"]
+__all__ = [
+    "DIV_ID",
+    "PLOTLY_SYMBOLS",
+    "colour_modes",
+    "map_payload",
+    "render_html",
+    "write_interactive",
+]
 
 log = logging.getLogger(__name__)
 
 DIV_ID = "cnnatlas-map"
-_SYMBOLS_2D = {
+# plotly's names for plots.MARKERS, so that a class looks the same in the HTML.
+PLOTLY_SYMBOLS = {
     "o": "circle",
     "s": "square",
     "^": "triangle-up",
@@ -63,7 +71,7 @@ def _category_mode(
     names: Sequence[str], codes: np.ndarray, dim: int, markers=True
 ) -> dict:
     styles = class_styles(names)
-    symbols = _SYMBOLS_3D if dim == 3 else _SYMBOLS_2D
+    symbols = _SYMBOLS_3D if dim == 3 else PLOTLY_SYMBOLS
     return {
         "kind": "category",
         "names": [s.name for s in styles],
