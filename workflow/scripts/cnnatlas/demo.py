@@ -145,6 +145,6 @@ def _save(model: nn.Module, path: str | Path) -> None:
     # torch.save writes the same bytes for the same tensors; go through a buffer so the
     # final path only ever holds a complete file.
     buf = io.BytesIO()
-    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buf)
+    torch.save(model.state_dict(), buf)  # CUDA tensors load with map_location=cpu
     with atomic_path(path) as tmp:
         tmp.write_bytes(buf.getvalue())
