@@ -37,6 +37,7 @@ from cnnatlas.reduce import (
     prepare_features,
     rescale,
     tsne_affinities,
+    tsne_fit_options,
 )
 
 __all__ = [
@@ -56,14 +57,6 @@ log = logging.getLogger(__name__)
 
 META_KEY = "cnnatlas.evolution"
 METHODS = ("tsne", "pca")
-_FIT_KEYS = (
-    "n_iter",
-    "early_exaggeration_iter",
-    "early_exaggeration",
-    "exaggeration",
-    "learning_rate",
-    "negative_gradient_method",
-)
 
 
 def tsne_evolution(
@@ -81,7 +74,7 @@ def tsne_evolution(
     (`procrustes_align`), the independent one starts from PCA and is left as it is.
     """
     opts = {**TSNE_DEFAULTS, **(options or {})}
-    fit = {k: opts[k] for k in _FIT_KEYS}
+    fit = tsne_fit_options(opts)
     names = list(names or [f"checkpoint {k}" for k in range(len(features))])
     aligned: list[np.ndarray] = []
     independent: list[np.ndarray] = []

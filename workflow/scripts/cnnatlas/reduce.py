@@ -34,6 +34,8 @@ from cnnatlas.io import write_parquet
 __all__ = [
     "FeatureError",
     "TSNE_DEFAULTS",
+    "TSNE_FIT_KEYS",
+    "tsne_fit_options",
     "UMAP_DEFAULTS",
     "PCA_DEFAULTS",
     "MapSpec",
@@ -61,6 +63,15 @@ META_KEY = "cnnatlas.map"
 # every seed of a sweep shares them; the map's seed drives the initialisation's jitter.
 SHARED_STATE = 0
 
+# The options of fit_tsne (the optimisation); the others shape the affinities.
+TSNE_FIT_KEYS = (
+    "n_iter",
+    "early_exaggeration_iter",
+    "early_exaggeration",
+    "exaggeration",
+    "learning_rate",
+    "negative_gradient_method",
+)
 TSNE_DEFAULTS: dict[str, Any] = {
     "metric": "euclidean",
     "standardize": False,
@@ -255,16 +266,10 @@ def fit_tsne(
     return np.asarray(emb, dtype=np.float32), float(emb.kl_divergence)
 
 
-def _tsne_fit_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    keys = (
-        "n_iter",
-        "early_exaggeration_iter",
-        "early_exaggeration",
-        "exaggeration",
-        "learning_rate",
-        "negative_gradient_method",
-    )
-    return {k: options[k] for k in keys}
+def tsne_fit_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The optimisation options of `fit_tsne` from a `maps.tsne` config (defaults filled)."""
+    opts = {**TSNE_DEFAULTS, **options}
+    return {k: opts[k] for k in TSNE_FIT_KEYS}
 
 
 def tsne_map(
@@ -287,7 +292,7 @@ def tsne_map(
     aff = tsne_affinities(xp, p, opts["metric"], opts["neighbors"], n_jobs)
     if init is None:
         init = initialization.jitter(pca_initialization(xp, dim), random_state=seed)
-    return fit_tsne(aff, init, n_jobs=n_jobs, seed=seed, **_tsne_fit_options(opts))
+    return fit_tsne(aff, init, n_jobs=n_jobs, seed=seed, **tsne_fit_options(opts))
 
 
 def _versions(*packages: str) -> dict[str, str]:
@@ -321,7 +326,7 @@ def tsne_maps(
         aff.set_perplexity(eff[spec.perplexity])
         init = initialization.jitter(inits[spec.dim], random_state=spec.seed)
         coords, kl = fit_tsne(
-            aff, init, n_jobs=n_jobs, seed=spec.seed, **_tsne_fit_options(opts)
+            aff, init, n_jobs=n_jobs, seed=spec.seed, **tsne_fit_options(opts)
         )
         log.info("t-SNE %s: KL divergence %.4f", spec, kl)
         params = {
