@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 import torch
 import torchvision
-from cnnatlas.data import ImageDataset, build_manifest
+from cnnatlas.batches import CropDataset
+from cnnatlas.data import build_manifest
 from cnnatlas.extract import extract, forward_pass, pool, predictions_table
 from cnnatlas.torchutil import LOGITS, make_transform, tap_layers
 
@@ -62,7 +63,7 @@ def test_features_equal_with_batch_size_1_and_64(imagefolder, tmp_path):
     manifest = build_manifest(
         {"kind": "imagefolder", "path": str(imagefolder)}, tmp_path / "m.parquet"
     )
-    ds = ImageDataset(manifest["path"], make_transform(TF))
+    ds = CropDataset(manifest["path"], make_transform(TF))
     logits = {}
     for bs in (1, 64):
         logits[bs] = forward_pass(model, ds, LAYERS, tmp_path / f"b{bs}", batch_size=bs)

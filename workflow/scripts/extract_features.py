@@ -24,13 +24,9 @@ def main(snakemake) -> None:
         predictions=snakemake.output.predictions,
         features_dir=snakemake.output.features,
         transform=spec["transform"],
-        batch_size=opts["batch_size"],
-        num_workers=opts["num_workers"],
-        device=opts["device"],
-        autocast=opts["autocast"],
-        topk=opts["topk"],
         threads=snakemake.threads,
         model_name=snakemake.wildcards.model,
+        **opts,  # batch_size, num_workers, device, precision, decode, topk
     )
 
 

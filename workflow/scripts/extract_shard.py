@@ -13,13 +13,9 @@ def main(snakemake) -> None:
         shard_dir=snakemake.output.shard,
         transform=spec["transform"],
         shard=int(snakemake.wildcards.shard),
-        shards=opts["shards"],
-        batch_size=opts["batch_size"],
-        num_workers=opts["num_workers"],
-        device=opts["device"],
-        autocast=opts["autocast"],
         threads=snakemake.threads,
         model_name=snakemake.wildcards.model,
+        **opts,  # shards, batch_size, num_workers, device, precision, decode
     )
 
 

@@ -3,6 +3,8 @@
 The pass is batched through a DataLoader, runs under `torch.inference_mode` in
 channels_last layout (+34-46% on CPU here), and writes each layer's pooled features
 into a preallocated `.npy` memmap, so memory does not grow with the number of images.
+The data path (uint8 from the workers, decoding on the device, normalisation there, the
+features' asynchronous copy back) is `cnnatlas.batches`.
 """
 
 import itertools
@@ -12,7 +14,6 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,19 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cnnatlas.data import ImageDataset
+from cnnatlas.batches import (
+    CropDataset,
+    FeatureSink,
+    autocast_context,
+    collate_crops,
+    device_batch,
+    resolve_decode,
+    resolve_precision,
+)
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.io import atomic_path, read_parquet_meta, write_parquet
 from cnnatlas.models import check_layers
+from cnnatlas.schema import default, defaults
 from cnnatlas.torchutil import LOGITS, make_transform, resolve_device, tap_layers
 
 __all__ = [
@@ -34,6 +44,7 @@ __all__ = [
     "pool",
     "forward_pass",
     "predictions_table",
+    "extract_options",
     "extract",
     "shard_rows",
     "extract_shard",
@@ -57,67 +68,61 @@ def pool(t: torch.Tensor, how: str = "avg") -> torch.Tensor:
 
 def forward_pass(
     model: nn.Module,
-    dataset: ImageDataset,
+    dataset: CropDataset,
     layers: Mapping[str, str],
     features_dir: str | Path,
-    batch_size: int = 64,
+    batch_size: int = default("extract.batch_size"),
     num_workers: int = 0,
-    device: str = "auto",
-    autocast: bool = False,
+    device: str = default("extract.device"),
+    precision: str = default("extract.precision"),
 ) -> np.ndarray:
-    """Run `model` once over `dataset`; write `features_dir/{layer}.npy`, return the logits [N, C]."""
+    """Run `model` once over `dataset`; write `features_dir/{layer}.npy`, return the logits [N, C].
+
+    Features are stored as float32 whatever `precision` the model runs in.
+    """
     dev = resolve_device(device)
+    dtype = resolve_precision(precision, dev)
     model = model.eval().to(dev, memory_format=torch.channels_last)
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
+        collate_fn=collate_crops,
         pin_memory=dev.type == "cuda",
+        persistent_workers=False,
+        prefetch_factor=4 if num_workers else None,
     )
-    n = len(dataset)
-    features_dir = Path(features_dir)
-    features_dir.mkdir(parents=True, exist_ok=True)
-    mmaps: dict[str, np.memmap] = {}
-    tmp = {layer: features_dir / f".{layer}.npy.tmp{os.getpid()}" for layer in layers}
-    logits = None
-    amp = torch.autocast(dev.type) if autocast else nullcontext()
+    Path(features_dir).mkdir(parents=True, exist_ok=True)
+    sink = FeatureSink(features_dir, len(dataset), dev, in_memory=[LOGITS])
     started = time.perf_counter()
     try:
-        with tap_layers(model, list(layers)) as tapped, torch.inference_mode(), amp:
-            for x, ids in tqdm(loader, desc="extract", file=sys.stderr, mininterval=5):
-                rows = slice(int(ids[0]), int(ids[-1]) + 1)
-                out = tapped(
-                    x.to(dev, non_blocking=True, memory_format=torch.channels_last)
+        with (
+            tap_layers(model, list(layers)) as tapped,
+            torch.inference_mode(),
+            autocast_context(dev, dtype),
+        ):
+            for batch in tqdm(loader, desc="extract", file=sys.stderr, mininterval=5):
+                ids = batch["rows"]
+                out = tapped(device_batch(batch, dataset, dev))
+                pooled = {layer: pool(out[layer], how) for layer, how in layers.items()}
+                sink.put(
+                    slice(int(ids[0]), int(ids[-1]) + 1), pooled | {LOGITS: out[LOGITS]}
                 )
-                for layer, how in layers.items():
-                    f = pool(out[layer], how).float().cpu().numpy()
-                    if layer not in mmaps:
-                        mmaps[layer] = np.lib.format.open_memmap(
-                            tmp[layer], "w+", np.float32, (n, f.shape[1])
-                        )
-                    mmaps[layer][rows] = f
-                batch_logits = out[LOGITS].float().cpu().numpy()
-                if logits is None:
-                    logits = np.empty((n, batch_logits.shape[1]), np.float32)
-                logits[rows] = batch_logits
-        for layer, mm in mmaps.items():
-            mm.flush()
-            del mm
-            os.replace(tmp[layer], features_dir / f"{layer}.npy")
+        sink.close()
     finally:
-        mmaps.clear()
-        for t in tmp.values():
-            t.unlink(missing_ok=True)
+        sink.discard()
     seconds = time.perf_counter() - started
     log.info(
-        "forward pass: %d images in %.1f s (%.1f images/s) on %s",
-        n,
+        "forward pass: %d images in %.1f s (%.1f images/s) on %s, %s, decode %s",
+        len(dataset),
         seconds,
-        n / seconds,
+        len(dataset) / seconds,
         dev,
+        dtype or torch.float32,
+        "on the device" if dataset.encoded else "by PIL",
     )
-    return logits
+    return sink.arrays[LOGITS]
 
 
 def predictions_table(
@@ -157,21 +162,30 @@ def predictions_table(
     return pd.concat([df, meta.reset_index(drop=True)], axis=1)
 
 
+def extract_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The config's `extract` section with the schema's defaults for keys not given."""
+    schema = defaults("extract")
+    unknown = sorted(set(options) - set(schema))
+    if unknown:
+        raise CnnatlasError(
+            f"extract options {unknown} are not known; use {sorted(schema)}"
+        )
+    return {**schema, **options}
+
+
 def _prepare(
-    model: nn.Module,
-    layers: Mapping[str, str],
-    threads: int,
-    num_workers: int | str,
-    device: str,
-    model_name: str,
-) -> int:
-    """Set torch's threads, check the layers exist, and resolve `num_workers: auto`
-    (0 on CPU, where workers compete with torch's threads; threads - 1 on CUDA)."""
+    model: nn.Module, layers: Mapping[str, str], threads: int, model_name: str
+) -> None:
     torch.set_num_threads(threads)
     check_layers(model, list(layers), model_name)
+
+
+def _workers(num_workers: int | str, threads: int, device: torch.device) -> int:
+    """`num_workers: auto`: 0 on the CPU, where workers compete with torch's threads for
+    the job's cores; threads - 1 on CUDA, where they feed the device."""
     if num_workers != "auto":
         return int(num_workers)
-    return max(threads - 1, 0) if resolve_device(device).type == "cuda" else 0
+    return max(threads - 1, 0) if device.type == "cuda" else 0
 
 
 def extract(
@@ -181,25 +195,21 @@ def extract(
     predictions: str | Path,
     features_dir: str | Path,
     transform: Mapping[str, Any],
-    batch_size: int = 64,
-    num_workers: int | str = "auto",
-    device: str = "auto",
-    autocast: bool = False,
-    topk: int = 5,
     threads: int = 1,
     model_name: str = "model",
+    **options: Any,
 ) -> None:
     """Predictions Parquet and `features_dir/{layer}.npy` for every image of `manifest`.
 
-    `model_name` (the config's key) names the model in error messages.
+    `options` are keys of the config's `extract` section (batch_size, num_workers,
+    device, precision, decode, topk); the schema gives the rest. `model_name` (the
+    config's key) names the model in error messages.
     """
-    num_workers = _prepare(model, layers, threads, num_workers, device, model_name)
+    opts = extract_options(options)
+    _prepare(model, layers, threads, model_name)
     df = pd.read_parquet(manifest)
-    logits = _forward(
-        model, df, layers, features_dir, transform, batch_size, num_workers, device,
-        autocast,
-    )  # fmt: skip
-    _write_predictions(manifest, df, logits, predictions, topk)
+    logits = _forward(model, df, layers, features_dir, transform, opts, threads)
+    _write_predictions(manifest, df, logits, predictions, opts["topk"])
 
 
 def _forward(
@@ -208,17 +218,19 @@ def _forward(
     layers: Mapping[str, str],
     features_dir: str | Path,
     transform: Mapping[str, Any],
-    batch_size: int,
-    num_workers: int,
-    device: str,
-    autocast: bool,
+    opts: Mapping[str, Any],
+    threads: int,
 ) -> np.ndarray:
     """`forward_pass` over the images of `df` with the config's transform."""
-    _warn_unused_gpu(device)
-    dataset = ImageDataset(df["path"].tolist(), make_transform(transform))
+    _warn_unused_gpu(opts["device"])
+    dev = resolve_device(opts["device"])
+    encoded = resolve_decode(opts["decode"], dev) == "gpu"
+    dataset = CropDataset(df["path"].tolist(), make_transform(transform), encoded)
+    workers = _workers(opts["num_workers"], threads, dev)
     return forward_pass(
-        model, dataset, layers, features_dir, batch_size, num_workers, device, autocast
-    )
+        model, dataset, layers, features_dir, opts["batch_size"], workers,
+        opts["device"], opts["precision"],
+    )  # fmt: skip
 
 
 def _warn_unused_gpu(device: str) -> None:
@@ -268,25 +280,23 @@ def extract_shard(
     transform: Mapping[str, Any],
     shard: int,
     shards: int,
-    batch_size: int = 64,
-    num_workers: int | str = "auto",
-    device: str = "auto",
-    autocast: bool = False,
     threads: int = 1,
     model_name: str = "model",
+    **options: Any,
 ) -> None:
     """Shard `shard` of `shards` of the manifest: `shard_dir/{layer}.npy` and `logits.npy`.
 
-    `model_name` (the config's key) names the model in error messages.
+    `options` as for `extract`. `model_name` (the config's key) names the model in
+    error messages.
     """
-    num_workers = _prepare(model, layers, threads, num_workers, device, model_name)
+    opts = extract_options(options)
+    _prepare(model, layers, threads, model_name)
     df = pd.read_parquet(manifest)
-    start, stop = shard_rows(len(df), batch_size, shards)[shard]
+    start, stop = shard_rows(len(df), opts["batch_size"], shards)[shard]
     log.info("shard %d of %d: images %d..%d", shard, shards, start, stop - 1)
     logits = _forward(
-        model, df.iloc[start:stop], layers, shard_dir, transform, batch_size,
-        num_workers, device, autocast,
-    )  # fmt: skip
+        model, df.iloc[start:stop], layers, shard_dir, transform, opts, threads
+    )
     with atomic_path(Path(shard_dir) / "logits.npy") as tmp, open(tmp, "wb") as f:
         np.save(f, logits)
 
