@@ -108,7 +108,12 @@ def test_profile_slurm_runs_gpu_jobs_and_writes_the_local_bytes(slurm, tmp_path)
     profile = tmp_path / "profile"
     profile.mkdir()
     (profile / "config.yaml").write_text(TEST_PROFILE)
-    env = {**os.environ, "CNNATLAS_SLURM_PARTITION": PARTITION}
+    # the test node has 4 CPUs: two shard jobs of 2 CPUs each run side by side
+    env = {
+        **os.environ,
+        "CNNATLAS_SLURM_PARTITION": PARTITION,
+        "CNNATLAS_SLURM_GPU_CPUS": "2",
+    }
     out = tmp_path / "snakemake.out"
     with out.open("w") as sink:
         # from the repository root, where `--profile slurm` resolves
@@ -140,6 +145,7 @@ def test_profile_slurm_runs_gpu_jobs_and_writes_the_local_bytes(slurm, tmp_path)
         assert job["Partition"] == PARTITION
         if rule == "extract_shard":
             assert job["TresPerJob"] == "gres:gpu:1", job
+            assert job["NumCPUs"] == "2", job
         else:
             assert "gpu" not in job.get("TresPerJob", ""), job
     # slurmd gave each shard job one of the node's GPUs; torch (no driver) used the CPU
@@ -149,3 +155,99 @@ def test_profile_slurm_runs_gpu_jobs_and_writes_the_local_bytes(slurm, tmp_path)
                 work / f"results/logs/extract_shard/tiny/{ckpt}/{shard}-of-2.log"
             ).read_text()
             assert re.search(r"given GPU\(s\) CUDA_VISIBLE_DEVICES=[01] ", text), text
+
+
+# ---- the plan `--profile slurm` makes; a dry run needs no cluster -------------------
+
+GPU_RULES = {
+    "train_demo_model",
+    "extract_features",
+    "extract_shard",
+    "render_feature_maps",
+    "visualize_filters",
+    "render_gradcam",
+}
+
+
+def planned_jobs(stdout: str) -> list[dict]:
+    """{rule, threads, resources} of every job in a dry run's listing."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", stdout):
+        head = re.match(r"(local)?rule (\w+):", block.strip())
+        if not head:
+            continue
+        threads = re.search(r"^\s+threads: (\d+)", block, re.M)
+        res = re.search(r"^\s+resources: (.*)$", block, re.M)
+        jobs.append(
+            {
+                "rule": head.group(2),
+                "local": bool(head.group(1)),
+                "threads": int(threads.group(1)) if threads else 1,
+                "resources": dict(re.findall(r"(\w+)=([^,]*)", res.group(1)))
+                if res
+                else {},
+            }
+        )
+    return jobs
+
+
+def dry_run(tmp_path: Path, *args: str, shards: int = 1, **env: str) -> list[dict]:
+    """The demo's plan in a fresh folder (config.yaml of the repository)."""
+    work = tmp_path / f"work{shards}"
+    work.mkdir(exist_ok=True)
+    config = (REPO / "config.yaml").read_text()
+    assert "  shards: 1 " in config
+    (work / "config.yaml").write_text(
+        config.replace("  shards: 1 ", f"  shards: {shards} ")
+    )
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "CNNATLAS_"))
+    }
+    proc = subprocess.run(
+        snakemake_cmd(work, "-n", *args),
+        cwd=REPO,  # where `--profile slurm` resolves
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    jobs = planned_jobs(proc.stdout)
+    assert len(jobs) > 50, proc.stdout[-3000:]
+    return jobs
+
+
+def test_profile_slurm_plans_gpu_jobs_with_a_gpu_and_8_cpus(tmp_path):
+    jobs = dry_run(tmp_path, "--profile", "slurm")
+    rules = {j["rule"] for j in jobs}
+    assert GPU_RULES - {"extract_shard"} <= rules
+    for job in jobs:
+        res = job["resources"]
+        if job["rule"] in GPU_RULES:
+            assert res["gpu"] == "1" and int(res["cpus_per_task"]) >= 8, job
+        else:
+            assert "gpu" not in res and "cpus_per_task" not in res, job
+
+
+def test_gpu_jobs_take_every_cpu_slurm_gives_them(tmp_path):
+    """CNNATLAS_SLURM_GPU_CPUS sets --cpus-per-task; inside the job (SLURM_CPUS_PER_TASK
+    set) the GPU rules' threads, hence DataLoader workers, are that many."""
+    jobs = dry_run(
+        tmp_path, "--profile", "slurm", "--cores", "64", shards=2,
+        CNNATLAS_SLURM_GPU_CPUS="12", SLURM_CPUS_PER_TASK="12",
+    )  # fmt: skip
+    shards = [j for j in jobs if j["rule"] == "extract_shard"]
+    assert len(shards) == 2 * 3  # two per demo checkpoint
+    for job in jobs:
+        if job["rule"] in GPU_RULES and not job["local"]:
+            assert job["threads"] == 12, job
+            assert job["resources"]["cpus_per_task"] == "12", job
+
+
+def test_local_runs_keep_their_threads(tmp_path):
+    """Outside SLURM the GPU rules keep the local threads: nothing gets slower on a laptop."""
+    jobs = dry_run(tmp_path, "--cores", "8")
+    expected = {"train_demo_model": 2, "extract_features": 2, "render_gradcam": 1}
+    for job in jobs:
+        if job["rule"] in expected:
+            assert job["threads"] == expected[job["rule"]], job

@@ -219,7 +219,10 @@ def rule_threads(wildcards):
     """Threads each rule asks for (set-threads of the profiles applied), by rule name."""
     out = {}
     for r in workflow.rules:
-        value = getattr(r.resources["_cores"], "value", 1)
+        cores = r.resources["_cores"]
+        if cores.is_evaluable():  # a profile's expression (GPU rules): its value here
+            cores = cores.evaluate(wildcards, [], 1, r.name, None)
+        value = getattr(cores, "value", 1)
         out[r.name] = value if isinstance(value, int) else str(value)
     return out
 
