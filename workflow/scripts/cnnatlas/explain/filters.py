@@ -96,8 +96,15 @@ def random_transform(
 ) -> torch.Tensor:
     """Each image of [N, C, H, W] shifted by up to `jitter` of its side, scaled by
     1 +- `scale` and rotated by up to +-`rotate` degrees (reflection at the borders)."""
-    n = x.shape[0]
-    u = torch.rand(n, 4, generator=generator) * 2 - 1
+    u = torch.rand(x.shape[0], 4, generator=generator)
+    return _transform(x, u, jitter, scale, rotate)
+
+
+def _transform(
+    x: torch.Tensor, u: torch.Tensor, jitter: float, scale: float, rotate: float
+) -> torch.Tensor:
+    """`random_transform` with its uniform numbers `u` [N, 4] given (on x's device)."""
+    u = u * 2 - 1
     angle = u[:, 0] * math.radians(rotate)
     s = 1 + u[:, 1] * scale
     cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
@@ -189,8 +196,11 @@ def maximize(
         with tap_layers(model, [layer]) as tapped, _redirected_relus(model):
             with torch.no_grad():
                 start = _objective(tapped, norm(param()), layer, target)
-            for _ in range(steps):
-                img = random_transform(param(), gen, jitter, scale, rotate)
+            # every step's random numbers at once (the same numbers, in the same order),
+            # so the loop never waits for a host-to-device copy
+            noise = torch.rand(steps, len(channels), 4, generator=gen).to(device)
+            for step in range(steps):
+                img = _transform(param(), noise[step], jitter, scale, rotate)
                 loss = -_objective(tapped, norm(img), layer, target).sum()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -211,13 +221,13 @@ def channel_stats(
     device: torch.device | str = "cpu",
 ) -> dict[str, np.ndarray]:
     """Each layer's per-image channel means [N, C] (spatial mean) over the loader's images."""
-    out: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
+    out: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
     with tap_layers(model.eval(), list(layers)) as tapped, torch.inference_mode():
         for x, _ in tqdm(loader, desc="channel stats", file=sys.stderr, mininterval=5):
             acts = tapped(x.to(device))
-            for layer in layers:
-                out[layer].append(acts[layer].float().mean(dim=(2, 3)).cpu().numpy())
-    return {layer: np.concatenate(v) for layer, v in out.items()}
+            for layer in layers:  # kept on the device; one copy to the host at the end
+                out[layer].append(acts[layer].float().mean(dim=(2, 3)))
+    return {layer: torch.cat(v).cpu().numpy() for layer, v in out.items()}
 
 
 def filter_grid(

@@ -214,7 +214,7 @@ def replace_pixels(
 
 def _prob(model: nn.Module, x: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
     with torch.inference_mode():
-        return model(x).float().softmax(1).gather(1, cls.view(-1, 1))[:, 0].cpu()
+        return model(x).float().softmax(1).gather(1, cls.view(-1, 1))[:, 0]
 
 
 def _faithfulness_batch(
@@ -230,20 +230,21 @@ def _faithfulness_batch(
     conf, pred = probs.max(1)
     n = int(round(fraction * x.shape[2] * x.shape[3]))
     blurred = gaussian_blur(x, blur * max(x.shape[2:]))
+    # drawn on the CPU (seeded generator), ordered there as before, moved once
     rand = torch.rand(x.shape[0], x.shape[2] * x.shape[3], generator=gen)
-    random_order = rand.argsort(1)
+    random_order = rand.argsort(1).to(x.device, non_blocking=True)
     out = {
-        "pred": pred.cpu(),
-        "confidence": conf.cpu(),
-        "drop_random": conf.cpu()
+        "pred": pred,
+        "confidence": conf,
+        "drop_random": conf
         - _prob(model, replace_pixels(x, blurred, random_order, n), pred),
     }
     for method in cam.methods:
-        sal = maps[(method, "pred")].flatten(1).cpu()
+        sal = maps[(method, "pred")].flatten(1)
         order = torch.argsort(sal, dim=1, descending=True, stable=True)
         kept = _prob(model, replace_pixels(x, blurred, order, n), pred)
-        out[f"drop_{method}"] = conf.cpu() - kept
-    return out
+        out[f"drop_{method}"] = conf - kept
+    return out  # on the device: `faithfulness` copies all batches to the host once
 
 
 def faithfulness(
@@ -262,12 +263,12 @@ def faithfulness(
     image side; random pixels come from `torch.Generator().manual_seed(seed)`.
     """
     gen = torch.Generator().manual_seed(seed)
-    parts: list[dict[str, np.ndarray]] = []
+    parts: list[dict[str, torch.Tensor]] = []
     with GradCAM(model, layer, methods) as cam:
         for x, ids in tqdm(loader, desc="faithfulness", file=sys.stderr, mininterval=5):
             out = _faithfulness_batch(model, cam, x.to(device), fraction, blur, gen)
-            parts.append({k: v.numpy() for k, v in out.items()} | {"image_id": ids})
-    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+            parts.append(out | {"image_id": ids})
+    cols = {k: torch.cat([p[k] for p in parts]).cpu().numpy() for k in parts[0]}
     frames = [
         pd.DataFrame(
             {
@@ -396,11 +397,12 @@ def _overlays(
         xb, lb = x[start : start + 32], labels[start : start + 32]
         logits, maps = cam(xb, {"pred": None, "true": lb})
         pred = logits.argmax(1).cpu()
+        maps = {key: m.cpu() for key, m in maps.items()}  # one copy per batch
         for i in range(len(xb)):
             r = selection.iloc[start + i]
             names = {"pred": classes[pred[i]], "true": classes[lb[i]]}
             panels = {
-                f"{m} {t}={names[t]}": maps[(m, t)][i].cpu().numpy()
+                f"{m} {t}={names[t]}": maps[(m, t)][i].numpy()
                 for m in cam.methods
                 for t in ("pred", "true")
             }
