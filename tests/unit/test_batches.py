@@ -109,7 +109,7 @@ def test_resolve_decode_and_precision():
     cpu = torch.device("cpu")
     assert resolve_decode("auto", cpu) == "cpu"
     assert resolve_decode("gpu", cpu) == "gpu"  # torchvision.io decodes on the CPU
-    assert resolve_precision("auto", cpu) is None
+    assert resolve_precision("fp32", cpu) is None
     assert resolve_precision("bf16", cpu) is torch.bfloat16
     with pytest.raises(CnnatlasError, match="extract.decode"):
         resolve_decode("nvjpeg", cpu)
@@ -243,7 +243,7 @@ def test_bf16_autocast_stores_float32_features_close_to_fp32(mixed, tmp_path):
 def test_extract_options_come_from_the_schema_and_unknown_ones_are_refused():
     opts = extract_options({"batch_size": 7})
     assert opts["batch_size"] == 7
-    assert opts["precision"] == default("extract.precision") == "auto"
+    assert opts["precision"] == default("extract.precision") == "fp32"
     assert opts["decode"] == default("extract.decode") == "auto"
     with pytest.raises(CnnatlasError, match=r"\['autocast'\]"):
         extract_options({"autocast": True})
