@@ -30,6 +30,22 @@ def draw(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def float_pipeline(spec: dict):
+    """The eval transform as cnnatlas wrote it before its uint8 data path: torchvision's
+    v2 pipeline per image, in float32. Tests compare the new path's bytes with it."""
+    from torchvision.transforms import v2
+
+    return v2.Compose(
+        [
+            v2.PILToTensor(),
+            v2.Resize(spec["resize"], antialias=True),
+            v2.CenterCrop(spec["crop"]),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean=spec["mean"], std=spec["std"]),
+        ]
+    )
+
+
 def make_imagefolder(
     root: Path, per_class: int = 10, size: int = 24, seed: int = 0
 ) -> Path:

@@ -23,9 +23,8 @@ from cnnatlas.extract import extract, extract_options, forward_pass, pool
 from cnnatlas.schema import default
 from cnnatlas.torchutil import LOGITS, make_transform, tap_layers
 from PIL import Image
-from torchvision.transforms import v2
 
-from tests.conftest import draw
+from tests.conftest import draw, float_pipeline
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -128,15 +127,7 @@ def test_cpu_path_gives_the_bytes_of_the_float_pipeline_it_replaced(mixed, tmp_p
     paths = pd.read_parquet(mixed)["path"].tolist()
     model = _model()
     forward_pass(model, CropDataset(paths, make_transform(RGB)), LAYERS, tmp_path, 8)
-    before = v2.Compose(
-        [
-            v2.PILToTensor(),
-            v2.Resize(36, antialias=True),
-            v2.CenterCrop(32),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(mean=RGB["mean"], std=RGB["std"]),
-        ]
-    )
+    before = float_pipeline(RGB)
     x = torch.stack([before(load_image(p, 3)) for p in paths])
     with tap_layers(model, list(LAYERS)) as tapped, torch.inference_mode():
         for start in range(0, len(paths), 8):

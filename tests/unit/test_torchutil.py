@@ -19,7 +19,8 @@ from torchvision.models.feature_extraction import (
     create_feature_extractor,
     get_graph_node_names,
 )
-from torchvision.transforms import v2
+
+from tests.conftest import float_pipeline
 
 LAYERS = ["layer1.0.relu_1", "layer3", "avgpool", "fc"]
 
@@ -97,15 +98,7 @@ def test_transform_gives_the_bytes_of_the_torchvision_pipeline(imagefolder, chan
         "std": [0.2, 0.25, 0.3][:channels],
         "channels": channels,
     }
-    reference = v2.Compose(
-        [
-            v2.PILToTensor(),
-            v2.Resize(20, antialias=True),
-            v2.CenterCrop(16),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(mean=spec["mean"], std=spec["std"]),
-        ]
-    )
+    reference = float_pipeline(spec)
     tf = make_transform(spec)
     paths = sorted(imagefolder.rglob("*.png"))[:4]
     images = [load_image(p, channels) for p in paths]
