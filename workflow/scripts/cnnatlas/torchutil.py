@@ -260,6 +260,7 @@ class ImageTransform:
 
     def __init__(self, spec: TransformSpec):
         self.spec = spec
+        self._stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def resize_crop(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 [..., C, H, W] resized (short side) and centre-cropped, still uint8."""
@@ -271,9 +272,19 @@ class ImageTransform:
         return self.resize_crop(TF.pil_to_tensor(image))
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 crops [N, C, H, W] to float32 in [0, 1], then (x - mean) / std."""
-        x = TF.to_dtype(x, torch.float32, scale=True)
-        return TF.normalize(x, list(self.spec.mean), list(self.spec.std))
+        """uint8 crops [N, C, H, W] to float32 in [0, 1], then (x - mean) / std.
+
+        The arithmetic of torchvision's ToDtype(scale=True) and Normalize, with mean and
+        std made once per device (torchvision copies them to the device on every call,
+        which on CUDA waits for the device). The memory format of `x` is kept.
+        """
+        if x.device not in self._stats:
+            self._stats[x.device] = tuple(
+                torch.tensor(v, dtype=torch.float32, device=x.device).view(-1, 1, 1)
+                for v in (self.spec.mean, self.spec.std)
+            )
+        mean, std = self._stats[x.device]
+        return x.to(torch.float32).mul_(1.0 / 255).sub_(mean).div_(std)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return self.normalize(self.crop(image)[None])[0]
