@@ -97,15 +97,14 @@ def forward_pass(
     sink = FeatureSink(features_dir, len(dataset), dev, in_memory=[LOGITS])
     started = time.perf_counter()
     try:
-        with (
-            tap_layers(model, list(layers)) as tapped,
-            torch.inference_mode(),
-            autocast_context(dev, dtype),
-        ):
+        with tap_layers(model, list(layers)) as tapped, torch.inference_mode():
             for batch in tqdm(loader, desc="extract", file=sys.stderr, mininterval=5):
                 ids = batch["rows"]
-                out = tapped(device_batch(batch, dataset, dev))
-                pooled = {layer: pool(out[layer], how) for layer, how in layers.items()}
+                x = device_batch(batch, dataset, dev)
+                with autocast_context(dev, dtype):  # the model only, not the data path
+                    out = tapped(x)
+                # pooled in float32 whatever the model ran in (a no-op for fp32)
+                pooled = {n: pool(out[n].float(), how) for n, how in layers.items()}
                 sink.put(
                     slice(int(ids[0]), int(ids[-1]) + 1), pooled | {LOGITS: out[LOGITS]}
                 )
