@@ -31,7 +31,15 @@ import sys
 
 from snakemake.logging import logger
 
-sys.path.insert(0, os.path.join(workflow.current_basedir, "../scripts"))
+LIBDIR = os.path.normpath(os.path.join(workflow.current_basedir, "../scripts"))
+sys.path.insert(0, LIBDIR)
+# Script jobs are new processes: Snakemake appends the scripts' folder to their sys.path,
+# after site-packages, so an installed cnnatlas (the Quick start's editable install, or
+# that of another checkout sharing the venv) would be imported instead of this workflow's
+# own library. PYTHONPATH comes first; jobs (local or SLURM) inherit it.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [LIBDIR] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+)
 from cnnatlas.locks import clear_stale_locks, record_owner
 
 for _lock in clear_stale_locks(".snakemake"):
