@@ -51,6 +51,6 @@ def test_predictions_and_features_of_every_checkpoint(tiny_run, ckpt):
 def test_jobs_import_this_checkouts_library(tiny_run):
     """A script job is a new process: the workflow puts its own library first on
     PYTHONPATH, so an installed cnnatlas (e.g. another checkout's editable install in a
-    shared venv) is not the one that runs. `cnnatlas.batches` logs how it decoded."""
+    shared venv) is not the one that runs. This checkout's forward pass logs its decode."""
     log = (tiny_run / "logs/extract_features/tiny/late.log").read_text()
     assert "decode by PIL" in log, log[-2000:]
