@@ -203,6 +203,7 @@ def measure(arch, manifest, paths, device, threads, tmp) -> dict:
     b_decode = resolve_decode(shipped["decode"], device)
     b_dtype = resolve_precision(shipped["precision"], device)
     batch = 256 if cuda else 64
+    torch.set_num_threads(threads)  # (a), (c), (d) on the threads (b) gets
     r = {"a_per_image_loop_ips": per_image_loop(arch, paths, device)}
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
