@@ -26,9 +26,9 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
-from cnnatlas.metrics import knn_accuracy  # noqa: E402
 from cnnatlas.maps import MapSpec  # noqa: E402
 from cnnatlas.maps.tsne import METHOD, tsne_map, tsne_maps  # noqa: E402
+from cnnatlas.metrics import knn_accuracy  # noqa: E402
 
 DEMO = ROOT / "results" / "digitnet" / "step0600" / "features" / "relu.npy"
 
