@@ -41,7 +41,7 @@ def layer_table(layer: str, names: list[str], seeds: list[int]) -> list[dict]:
     x = load_features(RUN / "features" / f"{layer}.npy").astype(np.float64)
     labels = pd.read_parquet(RUN / "predictions.parquet").sort_values("image_id")
     labels = labels["label"].to_numpy()
-    k = defaults("maps", "metrics")
+    k = defaults("maps.metrics")
     x_nbrs = neighbors(x, k["k"])
     rows = []
     for name in names:
