@@ -5,33 +5,50 @@ that are called with part of a config (or directly, from tests and benchmarks) t
 same defaults from here instead of restating them.
 """
 
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["SCHEMA", "default", "defaults"]
+__all__ = ["SCHEMA", "load_schema", "section", "default", "defaults", "with_defaults"]
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
 
 @cache
-def _schema() -> dict[str, Any]:
-    return yaml.safe_load(SCHEMA.read_text())
+def load_schema() -> dict[str, Any]:
+    """The config schema as a dict (read once)."""
+    return yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
 
 
-def _node(pointer: str) -> dict[str, Any]:
-    """The sub-schema at a dotted config path; `*` steps into additionalProperties."""
-    node = _schema()
+def _resolve(node: dict[str, Any]) -> dict[str, Any]:
+    """`node`, or the schema it points to with a local `$ref` (`#/$defs/...`)."""
+    ref = node.get("$ref", "")
+    if not ref.startswith("#/"):
+        return node
+    target: Any = load_schema()
+    for key in ref[2:].split("/"):
+        target = target[key]
+    return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+
+
+def section(pointer: str) -> dict[str, Any]:
+    """The sub-schema at a dotted config path (`maps.tsne`); `*` steps into
+    additionalProperties."""
+    node = load_schema()
     for key in pointer.split(".") if pointer else []:
-        node = node["additionalProperties"] if key == "*" else node["properties"][key]
+        props = node.get("properties", {})
+        if key != "*" and key not in props:
+            raise KeyError(f"{SCHEMA.name} has no config key {pointer!r} (at {key!r})")
+        node = _resolve(node["additionalProperties"] if key == "*" else props[key])
     return node
 
 
 def default(pointer: str) -> Any:
     """The schema default of one config key, e.g. `default("extract.device")`."""
-    node = _node(pointer)
+    node = section(pointer)
     if "default" not in node:
         raise KeyError(f"the schema gives no default for {pointer}")
     return node["default"]
@@ -39,5 +56,11 @@ def default(pointer: str) -> Any:
 
 def defaults(pointer: str) -> dict[str, Any]:
     """{key: default} of every key of the object at `pointer` that has a default."""
-    props = _node(pointer).get("properties", {})
+    props = section(pointer).get("properties", {})
     return {k: v["default"] for k, v in props.items() if "default" in v}
+
+
+def with_defaults(options: Mapping[str, Any] | None, pointer: str) -> dict[str, Any]:
+    """`options` over the schema's defaults of the object at `pointer` (a validated
+    config section already holds them all; this serves callers without a config)."""
+    return {**defaults(pointer), **(options or {})}
