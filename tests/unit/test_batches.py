@@ -18,7 +18,7 @@ from cnnatlas.batches import (
     rgb_to_gray,
 )
 from cnnatlas.data import build_manifest, load_image
-from cnnatlas.errors import CnnatlasError
+from cnnatlas.errors import CnnatlasError, DatasetError
 from cnnatlas.extract import extract, extract_options, forward_pass, pool
 from cnnatlas.schema import default
 from cnnatlas.torchutil import LOGITS, make_transform, tap_layers
@@ -238,3 +238,15 @@ def test_extract_options_come_from_the_schema_and_unknown_ones_are_refused():
     assert opts["decode"] == default("extract.decode") == "auto"
     with pytest.raises(CnnatlasError, match=r"\['autocast'\]"):
         extract_options({"autocast": True})
+
+
+def test_a_jpeg_no_decoder_reads_is_named(tmp_path):
+    """Past the manifest's check only if the file changed since; PIL then names it."""
+    good = _bytes(_image(0), "JPEG")
+    sos = good.index(b"\xff\xda")
+    path = tmp_path / "broken.jpg"
+    path.write_bytes(good[: sos + 20] + b"\xff" * 200)  # a header, then garbage
+    assert jpeg_decodable(path.read_bytes())
+    ds = CropDataset([str(path)], make_transform(RGB), encoded=True)
+    with pytest.raises(DatasetError, match="broken.jpg"):
+        device_batch(collate_crops([ds[0]]), ds, torch.device("cpu"))

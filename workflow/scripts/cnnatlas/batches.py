@@ -184,15 +184,22 @@ def _decode(
         return torch.stack([_crop(im, tf) for im in images])
     except RuntimeError as err:
         # one image the device decoder refuses fails the whole batch: retry one by one
-        log.warning("batched JPEG decode on %s failed (%s); one by one", device, err)
-    out = []
+        log.info("batched JPEG decode on %s failed (%s); one by one", device, err)
+    out, refused = [], []
     for data, row in zip(jpegs, rows.tolist(), strict=True):
         try:
             im = _crop(decode_jpeg(data, mode=ImageReadMode.RGB, device=device), tf)
         except RuntimeError as err:
-            log.warning("%s: decoded on the CPU (%s)", dataset.paths[row], err)
-            im = dataset.crop(row).to(device)
+            refused.append(f"{dataset.paths[row]} ({err})")
+            im = dataset.crop(row).to(device)  # PIL; a DatasetError names the file
         out.append(im)
+    if refused:
+        log.warning(
+            "%d JPEGs of a batch decoded by PIL instead of on %s, e.g. %s",
+            len(refused),
+            device,
+            refused[0],
+        )
     return torch.stack(out)
 
 
