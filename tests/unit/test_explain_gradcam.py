@@ -215,3 +215,44 @@ def test_summary_groups_by_class_and_outcome():
     mine = per_image[per_image["method"] == "gradcam"]
     wins = (mine["drop_salient"] > mine["drop_random"]).mean()
     assert one.loc[("all", "all"), "salient_wins"] == pytest.approx(wins)
+
+
+def test_true_class_maps_use_the_class_index(imagefolder, tmp_path):
+    """A model with 5 outputs whose classes sit at outputs (4, 0, 2) explains exactly as
+    the same model with its outputs permuted so that the classes are outputs 0, 1, 2."""
+    import copy
+
+    from cnnatlas.classes import ClassSpace, class_space
+    from cnnatlas.data import build_manifest
+    from cnnatlas.explain.gradcam import render_gradcam
+    from PIL import Image
+
+    classes = ["circle", "square", "stripes"]
+    manifest = build_manifest(
+        {"kind": "imagefolder", "path": str(imagefolder)}, tmp_path / "m.pq"
+    )
+    predictions = manifest.assign(correct=False)
+    selection = manifest.iloc[[0, 12, 25]]
+    torch.manual_seed(0)
+    model = DigitNet(num_classes=5, in_channels=3, width=4).eval()
+    perm = [4, 0, 2, 1, 3]  # permuted output k is output perm[k]
+    permuted = copy.deepcopy(model)
+    with torch.no_grad():
+        permuted.fc2.weight.copy_(model.fc2.weight[perm])
+        permuted.fc2.bias.copy_(model.fc2.bias[perm])
+    mapped = class_space({"circle": 4, "square": 0, "stripes": 2}, classes, 5)
+    same = ClassSpace(tuple(classes), (0, 1, 2), (*classes, "output 1", "output 3"))
+    tf = {"resize": 32, "crop": 32, "mean": [0.5] * 3, "std": [0.25] * 3}
+
+    def overview(net, space, name):
+        out = tmp_path / name
+        render_gradcam(
+            predictions, selection, net, tf, space, out / "overlays", out / "p.pq",
+            out / "s.pq", out / "f.png", layer="features", batch_size=8, device="cpu",
+        )  # fmt: skip
+        return np.asarray(Image.open(out / "overlays" / "overview.png"))
+
+    expected = overview(permuted, same, "permuted")
+    np.testing.assert_array_equal(overview(model, mapped, "mapped"), expected)
+    # the dataset's labels taken as outputs give other true-class maps (and names)
+    assert not np.array_equal(overview(model, classes, "identity"), expected)

@@ -130,12 +130,12 @@ def _num(v: float) -> float | None:
 def _info(row, classes: Sequence[str]) -> str:
     """The plain-text description of one point (hover and side panel)."""
     topk = ", ".join(
-        f"{classes[i]} {p:.3f}"
-        for i, p in zip(row.topk_ids, row.topk_probs, strict=False)
+        f"{name} {p:.3f}"
+        for name, p in zip(row.topk_names, row.topk_probs, strict=False)
     )
     mark = "" if row.correct else "  (misclassified)"
     return (
-        f"{row.path}\ntrue: {classes[row.label]}\npred: {classes[row.pred]}{mark}\n"
+        f"{row.path}\ntrue: {classes[row.label]}\npred: {row.pred_name}{mark}\n"
         f"confidence: {row.confidence:.3f}\ntop-k: {topk}"
     )
 

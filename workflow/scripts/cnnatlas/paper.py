@@ -31,6 +31,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from cnnatlas import plots  # noqa: E402
+from cnnatlas.classes import ClassSpace, read_class_space  # noqa: E402
 from cnnatlas.errors import CnnatlasError  # noqa: E402
 from cnnatlas.io import atomic_path  # noqa: E402
 from cnnatlas.provenance import package_versions, run_hash, sha256_file  # noqa: E402
@@ -191,7 +192,7 @@ def gradcam_figure(
     transform: Mapping[str, Any],
     predictions: pd.DataFrame,
     image_ids: Sequence[int],
-    classes: Sequence[str],
+    classes: ClassSpace | Sequence[str],
     layer: str | None = None,
     width: str = "single",
     fonts: Mapping[str, float] = FONT_DEFAULTS,
@@ -211,6 +212,7 @@ def gradcam_figure(
             f"(0..{len(predictions) - 1}); fix the paper section of the config"
         )
     rows = predictions.set_index("image_id").loc[list(image_ids)]
+    space = ClassSpace.of(classes)
     dev = resolve_device(device)
     model = model.eval().to(dev)
     layer = layer or find_target_layer(
@@ -238,9 +240,9 @@ def gradcam_figure(
                 vmax=1,
                 interpolation="bilinear",
             )
-            true = classes[int(rows["label"].iloc[j])]
+            true = space.classes[int(rows["label"].iloc[j])]
             top.set_title(f"#{image_id} true {true}")
-            bottom.set_title(f"pred {classes[int(pred[j])]}")
+            bottom.set_title(f"pred {space.name(pred[j])}")
             for ax in (top, bottom):
                 _bare(ax)
         letter_panels(list(axes[0]), fonts["letter_size"])
@@ -381,14 +383,12 @@ def draw_figure(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> Figure
     spec = figure["spec"]
     model = load_model(spec, figure["checkpoint"])
     if kind == "gradcam":
-        from cnnatlas.explain.select import read_classes
-
         return gradcam_figure(
             model,
             spec["transform"],
             pd.read_parquet(figure["predictions"]),
             figure["image_ids"],
-            read_classes(figure["predictions"]),
+            read_class_space(figure["predictions"]),
             figure.get("target_layer"),
             width,
             fonts,

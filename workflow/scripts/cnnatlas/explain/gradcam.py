@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from cnnatlas.classes import ClassSpace
 from cnnatlas.data import ImageDataset, make_transform
 from cnnatlas.errors import LayerError
 from cnnatlas.explain.inputs import load_inputs
@@ -386,11 +387,13 @@ def _overlays(
     cam: GradCAM,
     selection: pd.DataFrame,
     transform: Mapping[str, Any],
-    classes: Sequence[str],
+    classes: ClassSpace | Sequence[str],
     device: torch.device,
 ) -> list[np.ndarray]:
+    space = ClassSpace.of(classes)
     x = load_inputs(selection["path"].tolist(), transform).to(device)
-    labels = torch.from_numpy(selection["label"].to_numpy(np.int64, copy=True))
+    # the true class's output: the dataset label mapped by the model's class_index
+    labels = torch.from_numpy(space.target(selection["label"].to_numpy()))
     figures = []
     for start in range(0, len(x), 32):
         xb, lb = x[start : start + 32], labels[start : start + 32]
@@ -398,7 +401,7 @@ def _overlays(
         pred = logits.argmax(1).cpu()
         for i in range(len(xb)):
             r = selection.iloc[start + i]
-            names = {"pred": classes[pred[i]], "true": classes[lb[i]]}
+            names = {"pred": space.name(pred[i]), "true": space.classes[r.label]}
             panels = {
                 f"{m} {t}={names[t]}": maps[(m, t)][i].cpu().numpy()
                 for m in cam.methods
@@ -417,7 +420,7 @@ def render_gradcam(
     selection: pd.DataFrame,
     model: nn.Module,
     transform: Mapping[str, Any],
-    classes: Sequence[str],
+    classes: ClassSpace | Sequence[str],
     overlays_dir: str | Path,
     per_image_out: str | Path,
     summary_out: str | Path,
@@ -430,6 +433,9 @@ def render_gradcam(
     device: str = "auto",
 ) -> pd.DataFrame:
     """Overlays for the selected images, faithfulness over every image of `predictions`.
+
+    `classes` (a ClassSpace, or the class list when class i is output i) gives the
+    output of each true class and the name of every predicted output.
 
     Writes `{image_id:05d}.png` per selected image and `overview.png` (all of them) in
     `overlays_dir`, the per-image and summary Parquet tables and the summary figure.
