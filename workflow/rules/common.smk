@@ -31,8 +31,18 @@ import sys
 
 from snakemake.logging import logger
 
-sys.path.insert(0, os.path.join(workflow.current_basedir, "../scripts"))
+_SCRIPTS = os.path.normpath(os.path.join(workflow.current_basedir, "../scripts"))
+sys.path.insert(0, _SCRIPTS)
+# Jobs import the library beside this Snakefile: snakemake appends it to a job's sys.path,
+# after site-packages, where another checkout's editable install would win.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_SCRIPTS, os.environ.get("PYTHONPATH")) if p
+)
+from cnnatlas.classes import check_class_spaces, dataset_classes
 from cnnatlas.locks import clear_stale_locks, record_owner
+from cnnatlas.project import model_files
+
+check_class_spaces(config, dataset_classes(config["dataset"]))
 
 for _lock in clear_stale_locks(".snakemake"):
     logger.warning(f"Removed the stale lock {_lock} of a killed snakemake run.")
@@ -53,6 +63,11 @@ def checkpoint_file(wildcards):
 
 def model_spec(wildcards):
     return MODELS[wildcards.model]
+
+
+def model_sources(wildcards):
+    """The model's files in the project folder (its module, its class-index file)."""
+    return model_files(MODELS[wildcards.model])
 
 
 def model_layers(wildcards):

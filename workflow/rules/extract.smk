@@ -22,6 +22,7 @@ rule extract_features:
     input:
         manifest=rules.build_manifest.output.manifest,
         checkpoint=checkpoint_file,
+        sources=model_sources,
         lib=lib("extract.py"),
         shards=extract_shard_dirs,
     output:
@@ -48,6 +49,7 @@ rule extract_shard:
     input:
         manifest=rules.build_manifest.output.manifest,
         checkpoint=checkpoint_file,
+        sources=model_sources,
         lib=lib("extract.py"),
     output:
         shard=temp(directory(shard_dir("{model}", "{ckpt}", "{shard}"))),
