@@ -33,14 +33,11 @@ from snakemake.logging import logger
 
 _SCRIPTS = os.path.normpath(os.path.join(workflow.current_basedir, "../scripts"))
 sys.path.insert(0, _SCRIPTS)
-# Jobs import the library beside this Snakefile: snakemake appends it to a job's sys.path,
-# after site-packages, where another checkout's editable install would win.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (_SCRIPTS, os.environ.get("PYTHONPATH")) if p
-)
 from cnnatlas.classes import check_class_spaces, dataset_classes
 from cnnatlas.locks import clear_stale_locks, record_owner
-from cnnatlas.project import model_files
+from cnnatlas.project import library_first, model_files
+
+library_first(_SCRIPTS)  # jobs import this library, not another installed cnnatlas
 
 check_class_spaces(config, dataset_classes(config["dataset"]))
 
