@@ -24,8 +24,6 @@ def lib(module):
     return workflow.source_path(f"{LIB}/{module}")
 
 
-# A run killed with SIGKILL leaves Snakemake's locks behind; clear them when their owner
-# (recorded in onstart, after locking) is dead, so that rerunning the same command works.
 import os
 import sys
 
@@ -34,13 +32,21 @@ from snakemake.logging import logger
 _SCRIPTS = os.path.normpath(os.path.join(workflow.current_basedir, "../scripts"))
 sys.path.insert(0, _SCRIPTS)
 from cnnatlas.classes import check_class_spaces, dataset_classes
+from cnnatlas.errors import CnnatlasError
 from cnnatlas.locks import clear_stale_locks, record_owner
 from cnnatlas.project import library_first, model_files
 
 library_first(_SCRIPTS)  # jobs import this library, not another installed cnnatlas
 
-check_class_spaces(config, dataset_classes(config["dataset"]))
+try:
+    check_class_spaces(config, dataset_classes(config["dataset"]))
+except CnnatlasError as _err:
+    # one message, as a failed job prints it: the config names the fix, no traceback
+    logger.error(f"cnnatlas: {_err}")
+    sys.exit(1)
 
+# A run killed with SIGKILL leaves Snakemake's locks behind; clear them when their owner
+# (recorded in onstart, after locking) is dead, so that rerunning the same command works.
 for _lock in clear_stale_locks(".snakemake"):
     logger.warning(f"Removed the stale lock {_lock} of a killed snakemake run.")
 
