@@ -332,6 +332,17 @@ def test_more_classes_than_outputs_asks_for_a_class_index(tmp_path):
     assert text == (tmp_path / "config.yaml").read_text()
 
 
+def check_run(run: Path, spec: dict, shapes: dict) -> pd.DataFrame:
+    """Every layer's features have `shapes`; probs are the softmax of the last layer."""
+    assert {
+        n: np.load(run / f"features/{n}.npy").shape for n in spec["layers"]
+    } == shapes
+    p = pd.read_parquet(run / "predictions.parquet")
+    probs = softmax(np.load(run / "features/fc.npy").astype(np.float64))
+    np.testing.assert_allclose(np.stack(p["probs"]), probs, rtol=1e-4, atol=1e-6)
+    return p
+
+
 # ---- an architecture beside the config, no PYTHONPATH ------------------------------
 
 
@@ -341,11 +352,8 @@ def test_own_module_beside_the_config_needs_no_pythonpath(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     snakemake(tmp_path, env=env)
     run = tmp_path / "results/vggbn/best"
-    shapes = {n: np.load(run / f"features/{n}.npy").shape for n in spec["layers"]}
-    assert shapes == {"features.1": (6, 32), "features.2": (6, 64), "fc": (6, 3)}
-    p = pd.read_parquet(run / "predictions.parquet")
-    probs = softmax(np.load(run / "features/fc.npy").astype(np.float64))
-    np.testing.assert_allclose(np.stack(p["probs"]), probs, rtol=1e-4, atol=1e-6)
+    shapes = {"features.1": (6, 32), "features.2": (6, 64), "fc": (6, 3)}
+    check_run(run, spec, shapes)
     assert (run / "embeddings/fc/pca-2d-p0-s0.parquet").is_file()
     # the module is an input of the extraction: editing it reruns it
     assert "extract_features" not in dry_run(tmp_path).stdout
@@ -371,11 +379,7 @@ def test_timm_model(tmp_path):
     torch.save(model.state_dict(), ckpt)
     snakemake(tmp_path)
     run = tmp_path / "results/resnet10t/final"
-    shapes = {n: np.load(run / f"features/{n}.npy").shape for n in spec["layers"]}
-    assert shapes == {"layer3": (6, 256), "layer4": (6, 512), "fc": (6, 3)}
-    p = pd.read_parquet(run / "predictions.parquet")
-    probs = softmax(np.load(run / "features/fc.npy").astype(np.float64))
-    np.testing.assert_allclose(np.stack(p["probs"]), probs, rtol=1e-4, atol=1e-6)
+    p = check_run(run, spec, {"layer3": (6, 256), "layer4": (6, 512), "fc": (6, 3)})
     # the same model in this process gives the same outputs as the workflow's pass
     tf = spec["transform"]
     x = torch.stack(

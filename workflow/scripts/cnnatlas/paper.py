@@ -31,7 +31,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from cnnatlas import plots  # noqa: E402
-from cnnatlas.classes import ClassSpace, read_class_space  # noqa: E402
+from cnnatlas.classes import OTHER, ClassSpace, read_class_space  # noqa: E402
 from cnnatlas.errors import CnnatlasError  # noqa: E402
 from cnnatlas.io import atomic_path  # noqa: E402
 from cnnatlas.provenance import package_versions, run_hash, sha256_file  # noqa: E402
@@ -163,8 +163,12 @@ def embedding_grid(
     classes = max((cls for _, cls in loaded), key=len, default=[])
     wrong = any(bool((~df["correct"]).any()) for df, _ in loaded)
     legend = colour_by in ("label", "pred")
+    # predictions of no dataset class come last (load_points); no label is one of them
+    shown = (
+        classes[:-1] if colour_by == "label" and classes[-1:] == [OTHER] else classes
+    )
     ncol = _LEGEND_COLUMNS[width]
-    lines = -(-(len(classes) + wrong) // ncol) if legend else 0
+    lines = -(-(len(shown) + wrong) // ncol) if legend else 0
     with matplotlib.rc_context(_rc(fonts)):
         fig = _figure(width, len(rows), len(cols), _LEGEND_LINE * lines)
         spec = fig.add_gridspec(len(rows), len(cols))
@@ -182,7 +186,7 @@ def embedding_grid(
                 ax.set_ylabel(str(p["row"]))
             axes.append(ax)
         if legend:
-            _class_legend(fig, classes, wrong, ncol)
+            _class_legend(fig, shown, wrong, ncol)
         letter_panels(axes, fonts["letter_size"])
     return fig
 
