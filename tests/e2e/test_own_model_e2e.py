@@ -20,7 +20,7 @@ import pytest
 import torch
 import torchvision
 import yaml
-from cnnatlas.data import load_image, make_transform
+from cnnatlas.explain.inputs import load_inputs
 from cnnatlas.io import read_parquet_meta
 from PIL import Image
 
@@ -75,20 +75,16 @@ def centroid_head(model, folder: Path, kinds: dict, transform: dict, wanted: dic
     """Set model.fc so that an image of shape `kind` predicts output `wanted[kind]`.
 
     A random-init network's features still tell the three shapes apart; a
-    nearest-centroid head on them gives a checkpoint whose predictions are known.
+    nearest-centroid head on them puts the predictions on chosen outputs, inside
+    and outside the dataset's classes.
     """
-    tf = make_transform(
-        transform["resize"], transform["crop"], transform["mean"], transform["std"]
-    )
+    paths = [p for name in kinds for p in sorted((folder / name).iterdir())]
+    shapes = [kinds[p.parent.name] for p in paths]
     fc, model.fc = model.fc, torch.nn.Identity()
-    feats, shapes = [], []
     with torch.no_grad():
-        for name, kind in kinds.items():
-            for path in sorted((folder / name).iterdir()):
-                feats.append(model.eval()(tf(load_image(path))[None])[0])
-                shapes.append(kind)
+        feats = model.eval()(load_inputs([str(p) for p in paths], transform))
     model.fc = fc
-    f = torch.stack(feats).double()
+    f = feats.double()
     mu = f.mean(0)
     with torch.no_grad():
         fc.weight.zero_()
@@ -381,15 +377,7 @@ def test_timm_model(tmp_path):
     run = tmp_path / "results/resnet10t/final"
     p = check_run(run, spec, {"layer3": (6, 256), "layer4": (6, 512), "fc": (6, 3)})
     # the same model in this process gives the same outputs as the workflow's pass
-    tf = spec["transform"]
-    x = torch.stack(
-        [
-            make_transform(tf["resize"], tf["crop"], tf["mean"], tf["std"])(
-                load_image(tmp_path / path)
-            )
-            for path in p["path"]
-        ]
-    )
+    x = load_inputs([str(tmp_path / path) for path in p["path"]], spec["transform"])
     with torch.no_grad():
         logits = model.eval()(x).numpy()
     np.testing.assert_allclose(

@@ -35,6 +35,7 @@ from cnnatlas.classes import OTHER, ClassSpace, read_class_space  # noqa: E402
 from cnnatlas.errors import CnnatlasError  # noqa: E402
 from cnnatlas.io import atomic_path  # noqa: E402
 from cnnatlas.provenance import package_versions, run_hash, sha256_file  # noqa: E402
+from cnnatlas.schema import default  # noqa: E402
 
 __all__ = [
     "WIDTHS",
@@ -200,14 +201,14 @@ def gradcam_figure(
     layer: str | None = None,
     width: str = "single",
     fonts: Mapping[str, float] = FONT_DEFAULTS,
-    device: str = "cpu",
+    device: str = default("extract.device"),
 ) -> Figure:
     """One column per listed image: the input above its Grad-CAM (predicted class) overlay."""
 
     from cnnatlas.explain.gradcam import GradCAM, find_target_layer
     from cnnatlas.explain.inputs import load_inputs
     from cnnatlas.explain.render import to_rgb
-    from cnnatlas.extract import resolve_device
+    from cnnatlas.torchutil import resolve_device, transform_spec
 
     missing = sorted(set(image_ids) - set(predictions["image_id"]))
     if missing:
@@ -219,9 +220,8 @@ def gradcam_figure(
     space = ClassSpace.of(classes)
     dev = resolve_device(device)
     model = model.eval().to(dev)
-    layer = layer or find_target_layer(
-        model, transform.get("channels", 3), transform["crop"]
-    )
+    spec = transform_spec(transform)
+    layer = layer or find_target_layer(model, spec.channels, spec.crop)
     x = load_inputs(rows["path"].tolist(), transform).to(dev)
     with GradCAM(model, layer, methods=("gradcam",)) as cam:
         logits, maps = cam(x, {"pred": None})
@@ -263,7 +263,7 @@ def filters_figure(
     columns: int = 8,
     width: str = "double",
     fonts: Mapping[str, float] = FONT_DEFAULTS,
-    device: str = "cpu",
+    device: str = default("extract.device"),
 ) -> Figure:
     """Activation-maximisation images of `layer`'s channels, as the explain stage makes them.
 
@@ -272,7 +272,7 @@ def filters_figure(
     """
     from cnnatlas.explain.filters import maximize
     from cnnatlas.explain.render import to_rgb
-    from cnnatlas.extract import resolve_device
+    from cnnatlas.torchutil import resolve_device
 
     chans = list(range(channels)) if isinstance(channels, int) else list(channels)
     dev = resolve_device(device)
@@ -396,7 +396,7 @@ def draw_figure(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> Figure
             figure.get("target_layer"),
             width,
             fonts,
-            figure.get("device", "cpu"),
+            figure["device"],
         )
     if kind == "filters":
         return filters_figure(
@@ -408,6 +408,6 @@ def draw_figure(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> Figure
             figure["columns"],
             width,
             fonts,
-            figure.get("device", "cpu"),
+            figure["device"],
         )
     raise ValueError(f"paper figure kind {kind!r} is not one of {KINDS}")

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from cnnatlas.classes import ClassSpace
-from cnnatlas.data import ImageDataset, make_transform
+from cnnatlas.data import ImageDataset
 from cnnatlas.errors import LayerError
 from cnnatlas.explain.inputs import load_inputs
 from cnnatlas.explain.render import (
@@ -38,8 +38,8 @@ from cnnatlas.explain.render import (
     to_rgb,
     vstack,
 )
-from cnnatlas.extract import resolve_device
 from cnnatlas.io import atomic_path, write_parquet
+from cnnatlas.torchutil import make_transform, resolve_device
 
 __all__ = [
     "METHODS",
@@ -443,10 +443,9 @@ def render_gradcam(
     """
     dev = resolve_device(device)
     model = model.eval().to(dev)
+    tf = make_transform(transform)
     if not layer:
-        layer = find_target_layer(
-            model, transform.get("channels", 3), transform["crop"]
-        )
+        layer = find_target_layer(model, tf.spec.channels, tf.spec.crop)
     log.info("Grad-CAM target layer: %s", layer)
     with GradCAM(model, layer) as cam:
         figures = _overlays(cam, selection, transform, classes, dev)
@@ -454,10 +453,7 @@ def render_gradcam(
     for fig, image_id in zip(figures, selection["image_id"], strict=True):
         save_png(fig, overlays_dir / f"{image_id:05d}.png")
     save_png(vstack(figures, gap=6), overlays_dir / "overview.png")
-    tf = make_transform(
-        transform["resize"], transform["crop"], transform["mean"], transform["std"]
-    )
-    ds = ImageDataset(predictions["path"].tolist(), tf, transform.get("channels", 3))
+    ds = ImageDataset(predictions["path"].tolist(), tf)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
     per_image = faithfulness(model, layer, loader, fraction, blur, seed, device=dev)
     # the loader yields row positions; name the images by their image_id
