@@ -1,5 +1,4 @@
 import collections
-import os
 import pickle
 import sys
 
@@ -15,7 +14,7 @@ from cnnatlas.models import (
     load_checkpoint,
     load_model,
 )
-from cnnatlas.project import library_first, model_files
+from cnnatlas.project import model_files
 
 
 def _reference():
@@ -167,15 +166,3 @@ def test_timm_errors_name_close_models():
         ModelError, match=r"timm .* has no model 'resnet10x' \(close: \["
     ):
         build_model("timm:resnet10x", 3)
-
-
-def test_jobs_get_the_library_first_and_never_the_working_directory(monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", "/a:/b")
-    library_first("/lib")
-    assert os.environ["PYTHONPATH"] == "/lib:/a:/b"
-    library_first("/a")
-    assert os.environ["PYTHONPATH"] == "/a:/lib:/b"
-    # an empty entry would put the working directory on sys.path
-    monkeypatch.delenv("PYTHONPATH")
-    library_first("/lib")
-    assert os.environ["PYTHONPATH"] == "/lib"

@@ -7,7 +7,6 @@ project folder first, as `python` run in that folder would.
 """
 
 import importlib
-import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 from cnnatlas.errors import ModelError
 
-__all__ = ["module_file", "import_callable", "model_files", "library_first"]
+__all__ = ["module_file", "import_callable", "model_files"]
 
 
 def module_file(module: str, folder: str | Path = ".") -> Path | None:
@@ -67,13 +66,3 @@ def model_files(spec: Mapping[str, Any], folder: str | Path = ".") -> list[str]:
     if isinstance(spec.get("class_index"), str):
         files.append(spec["class_index"])
     return files
-
-
-def library_first(scripts: str | Path) -> None:
-    """Put `scripts` (the library beside the Snakefile) first on the PYTHONPATH of jobs.
-
-    Snakemake appends a script's own folders to a job's sys.path, after site-packages,
-    where another checkout's editable install of cnnatlas would otherwise win.
-    """
-    paths = [str(scripts), *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
-    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in paths if p))

@@ -1,8 +1,8 @@
-"""Defaults read from the workflow's JSON Schema, the one place a default is written.
+"""The config schema (workflow/schemas/config.schema.yaml) as the one home of defaults.
 
-The workflow fills the config from the schema when it validates it; library functions
-that are called with part of a config (or directly, from tests and benchmarks) take the
-same defaults from here instead of restating them.
+Snakemake's `validate` fills a config's defaults from the schema. Library functions that
+are called without a config (tests, benchmarks, notebooks) read the same defaults here,
+so that no default is ever written twice.
 """
 
 from functools import cache
@@ -11,33 +11,71 @@ from typing import Any
 
 import yaml
 
-__all__ = ["SCHEMA", "default", "defaults"]
+__all__ = [
+    "SCHEMA_FILE",
+    "load_schema",
+    "section",
+    "default",
+    "defaults",
+    "with_defaults",
+]
 
-SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
 
 @cache
-def _schema() -> dict[str, Any]:
-    return yaml.safe_load(SCHEMA.read_text())
+def load_schema() -> dict[str, Any]:
+    """The config schema as a dict (read once)."""
+    return yaml.safe_load(SCHEMA_FILE.read_text(encoding="utf-8"))
 
 
-def _node(pointer: str) -> dict[str, Any]:
-    """The sub-schema at a dotted config path; `*` steps into additionalProperties."""
-    node = _schema()
-    for key in pointer.split(".") if pointer else []:
-        node = node["additionalProperties"] if key == "*" else node["properties"][key]
+def _resolve(node: dict[str, Any]) -> dict[str, Any]:
+    ref = node.get("$ref", "")
+    if ref.startswith("#/"):
+        target: Any = load_schema()
+        for key in ref[2:].split("/"):
+            target = target[key]
+        return target
+    return node
+
+
+def _keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+    # one dotted path ("models.*.transform") or the keys one by one ("maps", "tsne")
+    return tuple(keys[0].split(".")) if len(keys) == 1 else keys
+
+
+def section(*keys: str) -> dict[str, Any]:
+    """The schema of the config section `keys`, e.g. section("maps", "tsne") or
+    section("models.*.transform"), where `*` steps into additionalProperties."""
+    node = load_schema()
+    for key in _keys(keys):
+        if key == "*":
+            node = _resolve(node["additionalProperties"])
+            continue
+        props = node.get("properties", {})
+        if key not in props:
+            raise KeyError(
+                f"{SCHEMA_FILE.name}: no config key {'.'.join(_keys(keys))} (at {key!r})"
+            )
+        node = _resolve(props[key])
     return node
 
 
 def default(pointer: str) -> Any:
     """The schema default of one config key, e.g. `default("extract.device")`."""
-    node = _node(pointer)
+    node = section(pointer)
     if "default" not in node:
         raise KeyError(f"the schema gives no default for {pointer}")
     return node["default"]
 
 
-def defaults(pointer: str) -> dict[str, Any]:
-    """{key: default} of every key of the object at `pointer` that has a default."""
-    props = _node(pointer).get("properties", {})
+def defaults(*keys: str) -> dict[str, Any]:
+    """{key: default} of the properties of config section `keys` that have one."""
+    props = section(*keys).get("properties", {})
     return {k: v["default"] for k, v in props.items() if "default" in v}
+
+
+def with_defaults(options: dict[str, Any] | None, *keys: str) -> dict[str, Any]:
+    """`options` over the schema's defaults of section `keys` (a validated config
+    section already holds them all; this serves callers without a config)."""
+    return {**defaults(*keys), **(options or {})}
