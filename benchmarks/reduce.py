@@ -26,9 +26,9 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
-from cnnatlas.metrics import knn_accuracy  # noqa: E402
 from cnnatlas.maps import MapSpec  # noqa: E402
-from cnnatlas.maps.tsne import METHOD, tsne_map, tsne_maps  # noqa: E402
+from cnnatlas.maps.tsne import METHOD, tsne_map  # noqa: E402
+from cnnatlas.metrics import knn_accuracy  # noqa: E402
 
 DEMO = ROOT / "results" / "digitnet" / "step0600" / "features" / "relu.npy"
 
@@ -86,9 +86,7 @@ def one_map(name, x, labels, threads):
 
 def sweep(x, threads, perplexities=(30, 50), seeds=(0, 1, 2)):
     specs = [MapSpec(2, p, s) for p in perplexities for s in seeds]
-    _, shared_s = timed(
-        lambda: list(tsne_maps(x, specs, METHOD.options(), n_jobs=threads))
-    )
+    _, shared_s = timed(lambda: list(METHOD.maps(x, specs, n_jobs=threads)))
     shared_cpu = CPU[0]
 
     def singles():

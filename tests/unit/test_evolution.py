@@ -18,8 +18,7 @@ from cnnatlas.evolution_plots import (
     slider_figure,
 )
 from cnnatlas.io import read_parquet_meta
-from cnnatlas.maps.pca import pca_evolution
-from cnnatlas.maps.tsne import tsne_evolution
+from cnnatlas.maps import get_method
 from cnnatlas.plots import class_styles
 from cnnatlas.reduce import procrustes_align
 from PIL import Image
@@ -51,7 +50,7 @@ def series():
 @pytest.fixture(scope="module")
 def tsne(series):
     xs, _ = series
-    return tsne_evolution(xs, perplexity=20, seed=0, options=FAST)
+    return get_method("tsne").evolution(xs, 20, 0, FAST)
 
 
 def test_aligned_tsne_moves_points_far_less_than_independent_maps(tsne):
@@ -69,7 +68,7 @@ def test_aligned_tsne_moves_points_far_less_than_independent_maps(tsne):
 
 def test_aligned_pca_removes_rotations_and_reflections(series):
     xs, _ = series
-    aligned, independent = pca_evolution(xs)
+    aligned, independent = get_method("pca").evolution(xs, 30, 0)
     t = alignment_table("pca", ["a", "b", "c"], aligned, independent)
     a, i = (t[t.kind == k].reset_index() for k in ("aligned", "independent"))
     assert (a["displacement"] < 0.8 * i["displacement"]).all()
@@ -79,7 +78,7 @@ def test_aligned_pca_removes_rotations_and_reflections(series):
 
 def test_tsne_evolution_is_reproducible_with_a_seed(series, tsne):
     xs, _ = series
-    again, _ = tsne_evolution(xs[:2], perplexity=20, seed=0, options=FAST)
+    again, _ = get_method("tsne").evolution(xs[:2], 20, 0, FAST)
     np.testing.assert_array_equal(again[0], tsne[0][0])
     np.testing.assert_array_equal(again[1], tsne[0][1])
 
@@ -113,7 +112,9 @@ def test_evolve_layer_writes_maps_in_checkpoint_order(tmp_path, series):
     assert meta["order"] == 1 and meta["ckpts"] == ["late", "early"]
     maps = read_evolution(tmp_path / "maps", ["late", "early"])
     np.testing.assert_allclose(
-        maps[1], procrustes_align(maps[0], pca_evolution(xs[1:2])[0][0]), atol=1e-4
+        maps[1],
+        procrustes_align(maps[0], get_method("pca").evolution(xs[1:2], 30, 0)[0][0]),
+        atol=1e-4,
     )
 
 
@@ -153,7 +154,7 @@ def rendered_inputs(tmp_path, series):
     for c in ("a", "b", "c"):
         preds[c] = tmp_path / f"pred-{c}.parquet"
         man.assign(pred_name=man["label_name"], confidence=0.5).to_parquet(preds[c])
-    aligned, _ = pca_evolution(xs)
+    aligned, _ = get_method("pca").evolution(xs, 30, 0)
     maps = tmp_path / "maps"
     maps.mkdir()
     for c, xy in zip("abc", aligned, strict=True):
@@ -235,7 +236,7 @@ def demo_features(tmp_path_factory):
 def test_aligned_tsne_is_clearly_closer_on_the_demos_training_checkpoints(
     demo_features,
 ):
-    aligned, independent = tsne_evolution(demo_features, perplexity=30, seed=0)
+    aligned, independent = get_method("tsne").evolution(demo_features, 30, 0)
     t = alignment_table("tsne", ["step5", "step60"], aligned, independent)
     a, i = (t.set_index("kind").loc[k] for k in ("aligned", "independent"))
     assert a["displacement"] < 0.8 * i["displacement"]

@@ -32,12 +32,12 @@ def test_every_method_module_is_registered_and_well_formed():
 
 @pytest.mark.parametrize("name", sorted(methods()))
 def test_each_method_has_a_schema_block_whose_options_all_have_defaults(name):
-    block = section("maps", name)
+    block = section(f"maps.{name}")
     assert block["type"] == "object" and block["default"] == {}
     assert block.get("additionalProperties") is False
     props = block.get("properties", {})
     assert all("default" in p for p in props.values()), name
-    assert get_method(name).options() == defaults("maps", name)
+    assert get_method(name).options() == defaults(f"maps.{name}")
 
 
 def test_schema_enums_envs_and_pyproject_agree_with_the_registry():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 from cnnatlas import maps as registry
-from cnnatlas.maps import MapMethod, MapSpec
+from cnnatlas.maps import FitJob, MapMethod, MapSpec
 from cnnatlas.plan import Plan, alternatives, fmt_number
 from cnnatlas.plan.paper import KINDS
 from snakemake.utils import validate
@@ -153,9 +153,9 @@ def test_figure_selection_titles_and_sweep_grids(demo):
 def test_a_new_registered_method_is_planned_from_its_axes(monkeypatch):
     """No method name is written in the planner: a new module is enough."""
 
-    def fit(x, specs, options, n_jobs, name):
-        for s in specs:
-            yield s, np.zeros((len(x), s.dim), np.float32), {}
+    def fit(job):
+        for s in job.specs:
+            yield s, np.zeros((len(job.x), s.dim), np.float32), {}
 
     fake = MapMethod(name="fake", title="Fake", axes=("seed",), packages={}, fit=fit)
     known = {**registry.methods(), "fake": fake}
@@ -173,7 +173,7 @@ def test_a_new_registered_method_is_planned_from_its_axes(monkeypatch):
         ("fake", "3", "0", "1"),
     ]
     assert plan.reduce_methods(batched=False) == ["tsne", "fake"]
-    assert next(fake.fit(np.ones((3, 2)), [MapSpec(2)], {}, 1, "x"))[1].shape == (3, 2)
+    assert next(fake.fit(FitJob(np.ones((3, 2)), [MapSpec(2)], {})))[1].shape == (3, 2)
 
 
 def test_paper_figures_resolve_to_the_files_they_show(demo):

@@ -110,13 +110,12 @@ def evolve_layer(
             f"checkpoints {ckpts} have features of {[len(x) for x in xs]} images; "
             "they must come from the same manifest: re-run extract_features"
         )
-    evolve = get_method(method).evolve
-    if evolve is None:
+    if method not in evolution_methods():
         raise ValueError(
             f"map method {method!r} has no training evolution; expected one of "
             f"{evolution_methods()}"
         )
-    aligned, independent = evolve(
+    aligned, independent = get_method(method).evolution(
         xs, perplexity, seed, options, n_jobs, [str(features[c]) for c in ckpts]
     )
     table = alignment_table(method, ckpts, aligned, independent)

@@ -195,7 +195,7 @@ def layer_metrics(
     options: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """metrics.parquet rows of every embedding of one layer (`keys`: model, ckpt, layer)."""
-    opts = with_defaults(options, "maps", "metrics")
+    opts = with_defaults(options, "maps.metrics")
     x = np.load(features).astype(np.float64)
     k, folds, seed = opts["k"], opts["folds"], opts["seed"]
     idx = subsample(len(x), opts["max_points"], seed)

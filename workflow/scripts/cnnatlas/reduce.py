@@ -10,7 +10,7 @@ smaller one). Only the optimisation runs per (dim, perplexity, seed).
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import pandas as pd
 
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.io import write_parquet
-from cnnatlas.maps import MapSpec, get_method
+from cnnatlas.maps import FitJob, Maps, MapSpec, get_method
 
 __all__ = [
     "FeatureError",
@@ -28,6 +28,8 @@ __all__ = [
     "load_features",
     "check_features",
     "prepare_features",
+    "neighbor_features",
+    "neighbor_maps",
     "procrustes_align",
     "versions",
     "embedding_frame",
@@ -107,6 +109,34 @@ def prepare_features(
 
         x = PCA(n_components=k, random_state=random_state).fit_transform(x)
     return np.ascontiguousarray(x)
+
+
+def neighbor_features(job: FitJob) -> tuple[np.ndarray, int]:
+    """A kNN-graph method's input: prepared features (`standardize`, `pca_components` of
+    its options) and its `n_neighbors`, lowered to N - 1 with a warning when N is small."""
+    opts = job.options
+    xp = prepare_features(job.x, opts["standardize"], opts["pca_components"])
+    k = min(opts["n_neighbors"], len(xp) - 1)
+    if k < opts["n_neighbors"]:
+        log.warning(
+            "%s: n_neighbors %d > N - 1; using %d", job.name, opts["n_neighbors"], k
+        )
+    return xp, k
+
+
+def neighbor_maps(
+    job: FitJob, build: Callable[..., Any], packages: Iterable[str]
+) -> Maps:
+    """The maps of a kNN-graph method (UMAP, PaCMAP): `build(n_components=,
+    n_neighbors=, random_state=)` makes the estimator of one map (seeded with the map's
+    seed), whose `fit_transform` lays out the prepared features; the metadata records
+    the options, the n_neighbors used and the versions of `packages`."""
+    xp, k = neighbor_features(job)
+    for spec in job.specs:
+        model = build(n_components=spec.dim, n_neighbors=k, random_state=spec.seed)
+        coords = model.fit_transform(xp).astype(np.float32)
+        params = {**job.options, "effective_n_neighbors": k}
+        yield spec, coords, {**params, "versions": versions(*packages)}
 
 
 def procrustes_align(reference: np.ndarray, x: np.ndarray) -> np.ndarray:

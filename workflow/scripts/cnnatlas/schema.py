@@ -1,63 +1,48 @@
-"""The config schema (workflow/schemas/config.schema.yaml) as the one home of defaults.
+"""Defaults read from the workflow's JSON Schema, the one place a default is written.
 
-Snakemake's `validate` fills a config's defaults from the schema. Library functions that
-are called without a config (tests, benchmarks, notebooks) read the same defaults here,
-so that no default is ever written twice.
+The workflow fills the config from the schema when it validates it; library functions
+that are called with part of a config (or directly, from tests and benchmarks) take the
+same defaults from here instead of restating them.
 """
 
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = [
-    "SCHEMA_FILE",
-    "load_schema",
-    "section",
-    "default",
-    "defaults",
-    "with_defaults",
-]
+__all__ = ["SCHEMA", "load_schema", "section", "default", "defaults", "with_defaults"]
 
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
 
 @cache
 def load_schema() -> dict[str, Any]:
     """The config schema as a dict (read once)."""
-    return yaml.safe_load(SCHEMA_FILE.read_text(encoding="utf-8"))
+    return yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
 
 
 def _resolve(node: dict[str, Any]) -> dict[str, Any]:
+    """`node`, or the schema it points to with a local `$ref` (`#/$defs/...`)."""
     ref = node.get("$ref", "")
-    if ref.startswith("#/"):
-        target: Any = load_schema()
-        for key in ref[2:].split("/"):
-            target = target[key]
-        return target
-    return node
+    if not ref.startswith("#/"):
+        return node
+    target: Any = load_schema()
+    for key in ref[2:].split("/"):
+        target = target[key]
+    return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
 
 
-def _keys(keys: tuple[str, ...]) -> tuple[str, ...]:
-    # one dotted path ("models.*.transform") or the keys one by one ("maps", "tsne")
-    return tuple(keys[0].split(".")) if len(keys) == 1 else keys
-
-
-def section(*keys: str) -> dict[str, Any]:
-    """The schema of the config section `keys`, e.g. section("maps", "tsne") or
-    section("models.*.transform"), where `*` steps into additionalProperties."""
+def section(pointer: str) -> dict[str, Any]:
+    """The sub-schema at a dotted config path (`maps.tsne`); `*` steps into
+    additionalProperties."""
     node = load_schema()
-    for key in _keys(keys):
-        if key == "*":
-            node = _resolve(node["additionalProperties"])
-            continue
+    for key in pointer.split(".") if pointer else []:
         props = node.get("properties", {})
-        if key not in props:
-            raise KeyError(
-                f"{SCHEMA_FILE.name}: no config key {'.'.join(_keys(keys))} (at {key!r})"
-            )
-        node = _resolve(props[key])
+        if key != "*" and key not in props:
+            raise KeyError(f"{SCHEMA.name} has no config key {pointer!r} (at {key!r})")
+        node = _resolve(node["additionalProperties"] if key == "*" else props[key])
     return node
 
 
@@ -69,13 +54,13 @@ def default(pointer: str) -> Any:
     return node["default"]
 
 
-def defaults(*keys: str) -> dict[str, Any]:
-    """{key: default} of the properties of config section `keys` that have one."""
-    props = section(*keys).get("properties", {})
+def defaults(pointer: str) -> dict[str, Any]:
+    """{key: default} of every key of the object at `pointer` that has a default."""
+    props = section(pointer).get("properties", {})
     return {k: v["default"] for k, v in props.items() if "default" in v}
 
 
-def with_defaults(options: dict[str, Any] | None, *keys: str) -> dict[str, Any]:
-    """`options` over the schema's defaults of section `keys` (a validated config
-    section already holds them all; this serves callers without a config)."""
-    return {**defaults(*keys), **(options or {})}
+def with_defaults(options: Mapping[str, Any] | None, pointer: str) -> dict[str, Any]:
+    """`options` over the schema's defaults of the object at `pointer` (a validated
+    config section already holds them all; this serves callers without a config)."""
+    return {**defaults(pointer), **(options or {})}

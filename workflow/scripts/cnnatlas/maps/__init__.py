@@ -28,8 +28,10 @@ from cnnatlas.schema import with_defaults
 __all__ = [
     "AXES",
     "MapSpec",
+    "FitJob",
+    "EvolveJob",
+    "Maps",
     "MapMethod",
-    "Fit",
     "methods",
     "get_method",
     "packages",
@@ -48,12 +50,34 @@ class MapSpec:
     seed: int = 0
 
 
-# fit(features [N, D], specs, options (defaults filled), n_jobs, name of the features)
-# yields (spec, coordinates float32 [N, dim], parameters for the map's metadata).
-Fit = Callable[
-    [np.ndarray, Sequence[MapSpec], Mapping[str, Any], int, str],
-    Iterator[tuple[MapSpec, np.ndarray, dict[str, Any]]],
-]
+@dataclass(frozen=True)
+class FitJob:
+    """What a fit function gets: features `x` [N, D], the maps to make, the method's
+    options (the schema's defaults filled), threads, and the features' name for messages.
+    The fit yields (spec, coordinates float32 [N, dim], parameters for the metadata)."""
+
+    x: np.ndarray
+    specs: Sequence[MapSpec]
+    options: Mapping[str, Any]
+    n_jobs: int = 1
+    name: str = "features"
+
+
+@dataclass(frozen=True)
+class EvolveJob:
+    """What an evolve function gets: features [N, D] per checkpoint in training order,
+    the perplexity and seed of evolution.*, the method's options, threads, and names
+    for messages. It returns (aligned maps, independent maps), one [N, 2] per checkpoint."""
+
+    features: Sequence[np.ndarray]
+    perplexity: float
+    seed: int
+    options: Mapping[str, Any]
+    n_jobs: int = 1
+    names: Sequence[str] | None = None
+
+
+Maps = Iterator[tuple[MapSpec, np.ndarray, dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -64,17 +88,18 @@ class MapMethod:
     title: str
     axes: tuple[str, ...]
     packages: Mapping[str, str]
-    fit: Fit
+    fit: Callable[[FitJob], Maps]
     batched: bool = False
     # What to try when the map loses class structure the features have (diagnosis).
     advice: str = "raise perplexity or iterations, check normalisation"
-    # evolve(features per checkpoint, perplexity, seed, options, n_jobs, names) ->
-    # (aligned maps, independent maps); None: no training-evolution maps.
-    evolve: Callable[..., tuple[list[np.ndarray], list[np.ndarray]]] | None = None
+    # None: the method makes no training-evolution maps.
+    evolve: Callable[[EvolveJob], tuple[list[np.ndarray], list[np.ndarray]]] | None = (
+        None
+    )
 
     def options(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """`given` options over the schema's defaults of `maps.<name>`."""
-        return with_defaults(dict(given or {}), "maps", self.name)
+        return with_defaults(given, f"maps.{self.name}")
 
     def maps(
         self,
@@ -83,9 +108,24 @@ class MapMethod:
         options: Mapping[str, Any] | None = None,
         n_jobs: int = 1,
         name: str = "features",
-    ) -> Iterator[tuple[MapSpec, np.ndarray, dict[str, Any]]]:
+    ) -> Maps:
         """Every map of `specs` of features `x` [N, D]: (spec, coordinates, parameters)."""
-        return self.fit(x, specs, self.options(options), n_jobs, name)
+        return self.fit(FitJob(x, specs, self.options(options), n_jobs, name))
+
+    def evolution(
+        self,
+        features: Sequence[np.ndarray],
+        perplexity: float,
+        seed: int,
+        options: Mapping[str, Any] | None = None,
+        n_jobs: int = 1,
+        names: Sequence[str] | None = None,
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(aligned, independent) 2-D maps of a layer's features per checkpoint."""
+        if self.evolve is None:
+            raise ValueError(f"map method {self.name!r} has no training evolution")
+        opts = self.options(options)
+        return self.evolve(EvolveJob(features, perplexity, seed, opts, n_jobs, names))
 
 
 @cache

@@ -4,29 +4,20 @@ One PCA for the largest dim; smaller dims are its first components. The explaine
 variance goes into each map's metadata.
 """
 
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
-
 import numpy as np
 
-from cnnatlas.maps import MapMethod, MapSpec
+from cnnatlas.maps import EvolveJob, FitJob, MapMethod, Maps, MapSpec
 from cnnatlas.reduce import SHARED_STATE, prepare_features, procrustes_align, versions
 
 __all__ = ["METHOD", "pca_maps", "pca_evolution"]
 
 
-def pca_maps(
-    x: np.ndarray,
-    specs: Sequence[MapSpec],
-    options: Mapping[str, Any],
-    n_jobs: int = 1,
-    name: str = "features",
-) -> Iterator[tuple[MapSpec, np.ndarray, dict[str, Any]]]:
-    """PCA maps of features [N, D] (`options`: maps.pca with its defaults)."""
+def pca_maps(job: FitJob) -> Maps:
+    """PCA maps of `job.x` (options: maps.pca)."""
     from sklearn.decomposition import PCA
 
-    opts = dict(options)
-    xp = prepare_features(x, opts["standardize"], pca_components=None)
+    opts, specs = dict(job.options), job.specs
+    xp = prepare_features(job.x, opts["standardize"], pca_components=None)
     k = min(max(s.dim for s in specs), *xp.shape)
     pca = PCA(n_components=k, random_state=SHARED_STATE).fit(xp)
     coords = pca.transform(xp).astype(np.float32)
@@ -43,20 +34,13 @@ def pca_maps(
         yield spec, out, params
 
 
-def pca_evolution(
-    features: Sequence[np.ndarray],
-    perplexity: float = 0,
-    seed: int = 0,
-    options: Mapping[str, Any] | None = None,
-    n_jobs: int = 1,
-    names: Sequence[str] | None = None,
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def pca_evolution(job: EvolveJob) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """2-D PCA maps per checkpoint: (Procrustes-aligned to the previous, as computed).
 
-    PCA has no perplexity or seed; the arguments keep the registry's `evolve` signature.
+    PCA has no perplexity or seed; the job's are not used.
     """
-    opts = METHOD.options(options)
-    independent = [next(pca_maps(x, [MapSpec(2)], opts))[1] for x in features]
+    fits = (pca_maps(FitJob(x, [MapSpec(2)], job.options)) for x in job.features)
+    independent = [next(maps)[1] for maps in fits]
     aligned = independent[:1]
     for coords in independent[1:]:
         aligned.append(procrustes_align(aligned[-1], coords))

@@ -14,12 +14,12 @@ of it in one call.
 """
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cnnatlas.maps import MapMethod, MapSpec
+from cnnatlas.maps import EvolveJob, FitJob, MapMethod, Maps
 from cnnatlas.reduce import (
     SHARED_STATE,
     FeatureError,
@@ -201,23 +201,17 @@ def tsne_map(
     return fit_tsne(aff, init, n_jobs=n_jobs, seed=seed, **fit_options(opts))
 
 
-def tsne_maps(
-    x: np.ndarray,
-    specs: Sequence[MapSpec],
-    options: Mapping[str, Any],
-    n_jobs: int = 1,
-    name: str = "features",
-) -> Iterator[tuple[MapSpec, np.ndarray, dict[str, Any]]]:
+def tsne_maps(job: FitJob) -> Maps:
     """Every t-SNE map of a sweep, sharing the prepared features, kNN graph and PCA init.
 
-    `options`: maps.tsne with its defaults. Yields (spec, coordinates, parameters) in
-    order of decreasing perplexity.
+    Options: maps.tsne. Yields (spec, coordinates, parameters) in order of decreasing
+    perplexity.
     """
-    opts = dict(options)
-    xp = prepare_features(x, opts["standardize"], opts["pca_components"])
+    opts, specs, n_jobs = dict(job.options), job.specs, job.n_jobs
+    xp = prepare_features(job.x, opts["standardize"], opts["pca_components"])
     policy = opts["perplexity_too_large"]
     eff = {
-        s.perplexity: check_perplexity(s.perplexity, len(xp), name, policy)
+        s.perplexity: check_perplexity(s.perplexity, len(xp), job.name, policy)
         for s in specs
     }
     aff = tsne_affinities(
@@ -244,28 +238,22 @@ def tsne_maps(
         yield spec, coords, params
 
 
-def tsne_evolution(
-    features: Sequence[np.ndarray],
-    perplexity: float = 30,
-    seed: int = 0,
-    options: Mapping[str, Any] | None = None,
-    n_jobs: int = 1,
-    names: Sequence[str] | None = None,
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def tsne_evolution(job: EvolveJob) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """2-D t-SNE maps of features [N, D] per checkpoint: (aligned, independent).
 
     Both series share each checkpoint's affinities and the first map; the aligned map of
     checkpoint k+1 starts from `rescale(aligned map k)` and is then rotated onto it
     (`procrustes_align`), the independent one starts from PCA and is left as it is.
     """
-    opts = METHOD.options(options)
+    opts, seed, n_jobs = job.options, job.seed, job.n_jobs
     fit = fit_options(opts)
-    names = list(names or [f"checkpoint {k}" for k in range(len(features))])
+    names = list(job.names or [f"checkpoint {k}" for k in range(len(job.features))])
     aligned: list[np.ndarray] = []
     independent: list[np.ndarray] = []
-    for name, x in zip(names, features, strict=True):
+    for name, x in zip(names, job.features, strict=True):
         xp = prepare_features(x, opts["standardize"], opts["pca_components"])
-        p = check_perplexity(perplexity, len(xp), name, opts["perplexity_too_large"])
+        policy = opts["perplexity_too_large"]
+        p = check_perplexity(job.perplexity, len(xp), name, policy)
         aff = tsne_affinities(xp, p, opts["metric"], opts["neighbors"], n_jobs)
         pca_init = _jitter(pca_initialization(xp, 2), seed)
         own, _ = fit_tsne(aff, pca_init, n_jobs=n_jobs, seed=seed, **fit)
