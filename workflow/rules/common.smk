@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 from snakemake.utils import validate
 
@@ -33,6 +34,7 @@ from snakemake.logging import logger
 
 sys.path.insert(0, os.path.join(workflow.current_basedir, "../scripts"))
 from cnnatlas.locks import clear_stale_locks, record_owner
+from cnnatlas.explain.method_names import check_saliency_methods
 
 for _lock in clear_stale_locks(".snakemake"):
     logger.warning(f"Removed the stale lock {_lock} of a killed snakemake run.")
@@ -240,6 +242,7 @@ def _check_explain():
         raise ValueError(
             f"explain.layers: {unknown} are not models of the config ({sorted(MODELS)})"
         )
+    check_saliency_methods(EXPLAIN["gradcam"]["methods"], "explain.gradcam.methods")
 
 
 _check_explain()
@@ -247,7 +250,17 @@ _check_explain()
 
 def explain_lib(module):
     """An explanation module and the helpers it imports, as rule inputs."""
-    return [lib(f"explain/{m}") for m in (module, "inputs.py", "render.py")]
+    helpers = [module, "inputs.py", "render.py", "method_names.py"]
+    return [lib(f"explain/{m}") for m in helpers] + [
+        lib(f"explain/saliency/{m}") for m in SALIENCY_MODULES
+    ]
+
+
+# every saliency method's module, so that adding or editing one reruns the jobs using them
+SALIENCY_MODULES = sorted(
+    p.name
+    for p in Path(workflow.current_basedir, LIB, "explain", "saliency").glob("*.py")
+)
 
 
 def explain_layers(wildcards):

@@ -199,9 +199,10 @@ def gradcam_figure(
 ) -> Figure:
     """One column per listed image: the input above its Grad-CAM (predicted class) overlay."""
 
-    from cnnatlas.explain.gradcam import GradCAM, find_target_layer
+    from cnnatlas.explain.gradcam import find_target_layer
     from cnnatlas.explain.inputs import load_inputs
     from cnnatlas.explain.render import to_rgb
+    from cnnatlas.explain.saliency import method_class
     from cnnatlas.extract import resolve_device
 
     missing = sorted(set(image_ids) - set(predictions["image_id"]))
@@ -217,9 +218,9 @@ def gradcam_figure(
         model, transform.get("channels", 3), transform["crop"]
     )
     x = load_inputs(rows["path"].tolist(), transform).to(dev)
-    with GradCAM(model, layer, methods=("gradcam",)) as cam:
+    with method_class("gradcam")(model, layer) as cam:
         logits, maps = cam(x, {"pred": None})
-    heat = maps[("gradcam", "pred")].cpu().numpy()
+    heat = maps["pred"].cpu().numpy()
     pred = logits.argmax(1).cpu().numpy()
     with matplotlib.rc_context(_rc(fonts)):
         fig = _figure(width, 2, len(image_ids), 0.25)
