@@ -34,7 +34,10 @@ from snakemake.logging import logger
 
 sys.path.insert(0, os.path.join(workflow.current_basedir, "../scripts"))
 from cnnatlas.locks import clear_stale_locks, record_owner
-from cnnatlas.explain.method_names import check_saliency_methods
+from cnnatlas.explain.method_names import (
+    check_saliency_methods,
+    saliency_method_names,
+)
 
 for _lock in clear_stale_locks(".snakemake"):
     logger.warning(f"Removed the stale lock {_lock} of a killed snakemake run.")
@@ -243,6 +246,7 @@ def _check_explain():
             f"explain.layers: {unknown} are not models of the config ({sorted(MODELS)})"
         )
     check_saliency_methods(EXPLAIN["gradcam"]["methods"], "explain.gradcam.methods")
+    check_saliency_methods(EXPLAIN["trust"]["methods"], "explain.trust.methods")
 
 
 _check_explain()
@@ -286,7 +290,35 @@ def explain_targets():
             "gradcam_summary.parquet",
             "gradcam_faithfulness.png",
         )
+    ] + trust_targets()
+
+
+TRUST_OUTPUTS = (
+    "saliency_checks.parquet",
+    "saliency_curves.parquet",
+    "saliency_randomisation.parquet",
+    "saliency_cascade.npz",
+    "saliency_curves.png",
+    "saliency_randomisation.png",
+)
+
+
+def trust_targets():
+    """The saliency checks of the explained checkpoints (explain.trust.enabled)."""
+    if not EXPLAIN["trust"]["enabled"]:
+        return []
+    wanted = set(EXPLAIN["checkpoints"])
+    return [
+        f"{run_dir(m, c)}/explain/{out}"
+        for m, c in model_ckpts()
+        if not wanted or c in wanted
+        for out in TRUST_OUTPUTS
     ]
+
+
+def trust_methods(wildcards):
+    """explain.trust.methods, or every saliency method when it is empty."""
+    return EXPLAIN["trust"]["methods"] or saliency_method_names()
 
 
 PROJECTOR = config["projector"]

@@ -111,3 +111,43 @@ rule render_gradcam:
         device=config["extract"]["device"],
     script:
         "../scripts/render_gradcam.py"
+
+
+rule check_saliency:
+    input:
+        predictions=rules.extract_features.output.predictions,
+        checkpoint=checkpoint_file,
+        lib=explain_lib("trust.py")
+        + [lib(f"explain/{m}") for m in ("gradcam.py", "perturb.py", "randomise.py")],
+    output:
+        summary=f"{EXPLAIN_DIR}/saliency_checks.parquet",
+        curves=f"{EXPLAIN_DIR}/saliency_curves.parquet",
+        randomisation=f"{EXPLAIN_DIR}/saliency_randomisation.parquet",
+        cascade=f"{EXPLAIN_DIR}/saliency_cascade.npz",
+        curves_figure=report(
+            f"{EXPLAIN_DIR}/saliency_curves.png",
+            caption="../report/saliency_curves.rst",
+            category="Explanations",
+            subcategory="{model} {ckpt}: saliency checks",
+        ),
+        cascade_figure=report(
+            f"{EXPLAIN_DIR}/saliency_randomisation.png",
+            caption="../report/saliency_randomisation.rst",
+            category="Explanations",
+            subcategory="{model} {ckpt}: saliency checks",
+        ),
+    log:
+        f"{RESULTS}/logs/check_saliency/{{model}}/{{ckpt}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/check_saliency/{{model}}/{{ckpt}}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    params:
+        spec=model_spec,
+        methods=trust_methods,
+        layer=EXPLAIN["gradcam"]["target_layer"],
+        options=EXPLAIN["trust"],
+        device=config["extract"]["device"],
+    script:
+        "../scripts/check_saliency.py"

@@ -1,11 +1,14 @@
 """Camera-ready figures listed as data in the config's `paper:` section.
 
-Five kinds, each drawn from what the workflow already makes: `layer_grid` (checkpoints x
+Seven kinds, each drawn from what the workflow already makes: `layer_grid` (checkpoints x
 layers maps of one model), `perplexity_sweep` (seeds x perplexities t-SNE maps of one
 layer), `gradcam` (Grad-CAM of listed images, recomputed from the checkpoint), `filters`
 (activation-maximisation images of a layer's channels, recomputed with the explain
 stage's seed so they match its grids) and `separation` (kNN accuracy in feature space per
-layer, one line per checkpoint, from the maps stage's per-layer metrics).
+layer, one line per checkpoint, from the maps stage's per-layer metrics),
+`saliency_curves` (deletion/insertion curves of every checked saliency method) and
+`saliency_randomisation` (the randomisation cascade), both from the explain stage's
+saliency checks of one checkpoint.
 
 Every figure is exactly 3.5 in (single column) or 7.2 in (double) wide, uses the configured
 font sizes, keeps its text vector in the PDF (TrueType), rasterises scatter points above
@@ -46,6 +49,8 @@ __all__ = [
     "gradcam_figure",
     "filters_figure",
     "separation_figure",
+    "saliency_curves_figure",
+    "saliency_randomisation_figure",
     "save_paper_figure",
     "draw_figure",
 ]
@@ -53,7 +58,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 WIDTHS = {"single": 3.5, "double": 7.2}
-KINDS = ("layer_grid", "perplexity_sweep", "gradcam", "filters", "separation")
+KINDS = (
+    "layer_grid",
+    "perplexity_sweep",
+    "gradcam",
+    "filters",
+    "separation",
+    "saliency_curves",
+    "saliency_randomisation",
+)
 FONT_DEFAULTS = {"font_size": 7, "title_size": 7, "letter_size": 9}
 HASH_KEY = "cnnatlas.run_hash"
 _LEGEND_LINE = 0.22  # inches below the panels per line of the class legend
@@ -332,6 +345,49 @@ def separation_figure(
     return fig
 
 
+def saliency_curves_figure(
+    curves_path: str | Path,
+    width: str = "double",
+    fonts: Mapping[str, float] = FONT_DEFAULTS,
+) -> Figure:
+    """Deletion and insertion curves (mean, interquartile band) of `saliency_curves.parquet`."""
+    import json
+
+    from cnnatlas.explain.saliency import METHODS
+    from cnnatlas.explain.trust import draw_curves
+    from cnnatlas.io import read_parquet_meta
+
+    fractions = json.loads(read_parquet_meta(curves_path)["cnnatlas.fractions"])
+    curves = pd.read_parquet(curves_path)
+    titles = {m: c.title for m, c in METHODS.items()}
+    with matplotlib.rc_context(_rc(fonts)):
+        fig = _figure(width, 1, 2, -0.4 * WIDTHS[width] / 2)
+        axes = draw_curves(fig, curves, fractions, titles)
+        letter_panels(axes, fonts["letter_size"])
+    return fig
+
+
+def saliency_randomisation_figure(
+    cascade_path: str | Path,
+    randomisation_path: str | Path,
+    width: str = "double",
+    fonts: Mapping[str, float] = FONT_DEFAULTS,
+) -> Figure:
+    """The randomisation cascade: rows = methods, columns = input, trained model and each
+    further layer randomised, the mean Spearman correlation above each map."""
+    from cnnatlas.explain.trust import draw_cascade, load_cascade
+    from cnnatlas.io import read_parquet_meta
+
+    cascade = load_cascade(cascade_path)
+    threshold = float(read_parquet_meta(randomisation_path)["cnnatlas.threshold"])
+    rand = pd.read_parquet(randomisation_path)
+    rows, cols = len(cascade["methods"]), len(cascade["layers"]) + 2
+    with matplotlib.rc_context(_rc(fonts)):
+        fig = _figure(width, rows, cols, 0.45)
+        draw_cascade(fig, cascade, rand, threshold)
+    return fig
+
+
 def save_paper_figure(
     fig: Figure, pdf: str | Path, png: str | Path, run: str, dpi: int = 300
 ) -> None:
@@ -376,6 +432,12 @@ def draw_figure(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> Figure
         metrics = pd.concat(map(pd.read_parquet, figure["metrics"]), ignore_index=True)
         return separation_figure(
             metrics, figure["layers"], figure["checkpoints"], width, fonts
+        )
+    if kind == "saliency_curves":
+        return saliency_curves_figure(figure["curves"], width, fonts)
+    if kind == "saliency_randomisation":
+        return saliency_randomisation_figure(
+            figure["cascade"], figure["randomisation"], width, fonts
         )
     from cnnatlas.models import load_model
 

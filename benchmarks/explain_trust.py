@@ -1,0 +1,92 @@
+"""CPU cost of the saliency checks per method, and their results, on a real checkpoint.
+
+Prints one JSON object: for each saliency method alone (and all together), the CPU
+seconds (`time.process_time`) of `cnnatlas.explain.trust.check_saliency` on a
+class-stratified sample of the images, with its deletion/insertion AUCs, ROAD means and
+randomisation outcome. Defaults read the demo's final checkpoint as the workflow writes it.
+
+    python benchmarks/explain_trust.py --results results --threads 1 --images 100
+"""
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
+
+from cnnatlas.data import ImageDataset, make_transform  # noqa: E402
+from cnnatlas.explain.gradcam import find_target_layer  # noqa: E402
+from cnnatlas.explain.saliency import METHODS  # noqa: E402
+from cnnatlas.explain.trust import (  # noqa: E402
+    check_saliency,
+    sample_images,
+    summarize_checks,
+)
+from cnnatlas.models import load_model  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--results", default="results")
+    ap.add_argument("--model", default="digitnet")
+    ap.add_argument("--ckpt", default="step0600")
+    ap.add_argument("--checkpoint", default=None, help="default: the config's")
+    ap.add_argument("--images", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    spec = config["models"][args.model]
+    opts = config["explain"]["trust"]
+    pred = pd.read_parquet(
+        Path(args.results) / args.model / args.ckpt / "predictions.parquet"
+    )
+    sample = sample_images(pred, args.images, opts["seed"])
+    model = load_model(spec, args.checkpoint or spec["checkpoints"][args.ckpt]).eval()
+    t = spec["transform"]
+    layer = find_target_layer(model, t["channels"], t["crop"])
+    tf = make_transform(t["resize"], t["crop"], t["mean"], t["std"])
+    ds = ImageDataset(sample["path"].tolist(), tf, t["channels"])
+    info = sample[["image_id", "label_name", "correct"]].reset_index(drop=True)
+    info["image_id"] = range(len(info))
+    out = {"images": len(sample), "layer": layer, "threads": args.threads}
+    for methods in [[m] for m in METHODS] + [list(METHODS)]:
+        loader = DataLoader(ds, batch_size=opts["batch_size"])
+        started = time.process_time()
+        curves, rand, _ = check_saliency(model, layer, loader, methods, opts)
+        cpu = time.process_time() - started
+        s = summarize_checks(curves, rand, info, opts["threshold"])
+        key = methods[0] if len(methods) == 1 else "all together"
+        out[key] = {"cpu_s": round(cpu, 1)}
+        if len(methods) == 1:
+            r = s[s["group"] == "all"].iloc[0]
+            cols = [
+                "deletion_auc",
+                "deletion_auc_random",
+                "insertion_auc",
+                "insertion_auc_random",
+                "road_morf",
+                "road_lerf",
+                "road_score",
+                "spearman_half",
+                "spearman_last",
+            ]
+            out[key] |= {c: round(float(r[c]), 3) for c in cols}
+            out[key]["randomisation_passed"] = bool(r["randomisation_passed"])
+    out["machine"] = platform.machine()
+    out["torch"] = torch.__version__
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
