@@ -135,14 +135,11 @@ METHODS_TITLES = {
 }
 
 
-def test_unknown_saliency_method_stops_the_dry_run(tmp_path):
+def _failed_dry_run(tmp_path, old: str, new: str) -> str:
+    """The output of a dry run that must fail, on the tiny config with `old` -> `new`."""
     workdir = write_tiny_config(tmp_path)
     config = workdir / "config.yaml"
-    config.write_text(
-        config.read_text().replace(
-            "gradcam: {batch_size: 8}", "gradcam: {batch_size: 8, methods: [gradkam]}"
-        )
-    )
+    config.write_text(config.read_text().replace(old, new))
     proc = subprocess.run(
         snakemake_cmd(workdir, "-n", "--cores", "1"),
         capture_output=True,
@@ -150,26 +147,18 @@ def test_unknown_saliency_method_stops_the_dry_run(tmp_path):
         timeout=300,
     )
     assert proc.returncode != 0
-    assert (
-        "explain.gradcam.methods: ['gradkam'] are not saliency methods"
-        in proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def test_unknown_saliency_method_stops_the_dry_run(tmp_path):
+    out = _failed_dry_run(
+        tmp_path,
+        "gradcam: {batch_size: 8}",
+        "gradcam: {batch_size: 8, methods: [gradkam]}",
     )
+    assert "explain.gradcam.methods: ['gradkam'] are not saliency methods" in out
 
 
 def test_unknown_explain_checkpoint_stops_the_dry_run(tmp_path):
-    workdir = write_tiny_config(tmp_path)
-    config = workdir / "config.yaml"
-    config.write_text(
-        config.read_text().replace("checkpoints: [late]", "checkpoints: [latest]")
-    )
-    proc = subprocess.run(
-        snakemake_cmd(workdir, "-n", "--cores", "1"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode != 0
-    assert (
-        "explain.checkpoints: ['latest'] are not checkpoints"
-        in proc.stdout + proc.stderr
-    )
+    out = _failed_dry_run(tmp_path, "checkpoints: [late]", "checkpoints: [latest]")
+    assert "explain.checkpoints: ['latest'] are not checkpoints" in out

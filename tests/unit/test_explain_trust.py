@@ -33,6 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tests.conftest import CLASSES, draw
+from tests.unit.test_explain_gradcam import RegionNet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -47,34 +48,18 @@ OPTIONS = {
 }
 
 
-class LeftHalfNet(nn.Module):
-    """Reads only the left half of the image: the right half is multiplied by 0 and the
-    convolutions have no bias, so nothing there reaches the output. Class 0 wins by a
-    margin on noise images; its bias makes a blurred (low-contrast) image lose it."""
+class LeftHalfNet(RegionNet):
+    """Reads only the left half of the image (a RegionNet: the rest is multiplied by 0,
+    convolutions have no bias). Class 0 wins by a margin on noise images; its bias makes
+    a blurred (low-contrast) image lose it."""
 
     def __init__(self, seed: int = 0):
-        super().__init__()
-        gen = torch.Generator().manual_seed(seed)
-        mask = torch.zeros(1, 1, SIZE, SIZE)
-        mask[..., : SIZE // 2] = 1
-        self.register_buffer("mask", mask)
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1, bias=False),
-            nn.ReLU(),
-            nn.Conv2d(8, 8, 3, padding=1, bias=False),
-            nn.ReLU(),
-        )
-        self.fc = nn.Linear(8, 3)
+        super().__init__((slice(None), slice(0, SIZE // 2)), seed)
+        fc = nn.Linear(8, 3)
         with torch.no_grad():
-            for m in self.features:
-                if isinstance(m, nn.Conv2d):
-                    m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * 0.3)
-            w = torch.rand(3, 8, generator=gen) * 2
-            self.fc.weight.copy_(torch.cat([w[:1], -w[1:]]))
-            self.fc.bias.copy_(torch.tensor([-5.0, 0, 0]))
-
-    def forward(self, x):
-        return self.fc(self.features(x * self.mask).mean(dim=(2, 3)))
+            fc.weight.copy_(self.fc.weight * 2)
+            fc.bias.copy_(torch.tensor([-5.0, 0, 0]))
+        self.fc = fc
 
 
 class EdgeMagnitude(SaliencyMethod):
