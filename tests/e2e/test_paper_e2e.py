@@ -19,6 +19,8 @@ FIGURES = {  # name -> (width in inches, panels lettered)
     "cam": (3.5, "abc"),
     "filters": (7.2, "abc"),
     "separation": (3.5, ""),
+    "trust_curves": (7.2, "ab"),
+    "trust_cascade": (7.2, ""),
 }
 
 

@@ -293,14 +293,14 @@ def explain_targets():
     ] + trust_targets()
 
 
-TRUST_OUTPUTS = (
-    "saliency_checks.parquet",
-    "saliency_curves.parquet",
-    "saliency_randomisation.parquet",
-    "saliency_cascade.npz",
-    "saliency_curves.png",
-    "saliency_randomisation.png",
-)
+TRUST_FILES = {
+    "summary": "saliency_checks.parquet",
+    "curves": "saliency_curves.parquet",
+    "randomisation": "saliency_randomisation.parquet",
+    "cascade": "saliency_cascade.npz",
+    "curves_figure": "saliency_curves.png",
+    "cascade_figure": "saliency_randomisation.png",
+}
 
 
 def trust_targets():
@@ -312,7 +312,7 @@ def trust_targets():
         f"{run_dir(m, c)}/explain/{out}"
         for m, c in model_ckpts()
         if not wanted or c in wanted
-        for out in TRUST_OUTPUTS
+        for out in TRUST_FILES.values()
     ]
 
 
@@ -562,6 +562,9 @@ def paper_figure(name):
         layers = _paper_pick(name, "layers", f["layers"] or m["layers"], m["layers"])
         metrics = [layer_metrics_path(f["model"], c, l) for c in ckpts for l in layers]
         out.update({"checkpoints": ckpts, "layers": layers, "metrics": metrics})
+    elif f["kind"] in ("saliency_curves", "saliency_randomisation"):
+        explain = f"{run_dir(f['model'], ckpt)}/explain"
+        out.update({n: f"{explain}/{TRUST_FILES[n]}" for n in TRUST_FILES})
     else:
         out.update(
             {
@@ -591,6 +594,10 @@ def paper_inputs(wildcards):
         files = [p[k] for p in f["panels"] for k in ("embedding", "predictions")]
     elif f["kind"] == "separation":
         files = f["metrics"]
+    elif f["kind"] == "saliency_curves":
+        files = [f["curves"]]
+    elif f["kind"] == "saliency_randomisation":
+        files = [f["cascade"], f["randomisation"]]
     else:
         files = [f["checkpoint"], f["predictions"]]
     return sorted(set(files))

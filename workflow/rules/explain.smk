@@ -120,18 +120,18 @@ rule check_saliency:
         lib=explain_lib("trust.py")
         + [lib(f"explain/{m}") for m in ("gradcam.py", "perturb.py", "randomise.py")],
     output:
-        summary=f"{EXPLAIN_DIR}/saliency_checks.parquet",
-        curves=f"{EXPLAIN_DIR}/saliency_curves.parquet",
-        randomisation=f"{EXPLAIN_DIR}/saliency_randomisation.parquet",
-        cascade=f"{EXPLAIN_DIR}/saliency_cascade.npz",
+        summary=f"{EXPLAIN_DIR}/{TRUST_FILES['summary']}",
+        curves=f"{EXPLAIN_DIR}/{TRUST_FILES['curves']}",
+        randomisation=f"{EXPLAIN_DIR}/{TRUST_FILES['randomisation']}",
+        cascade=f"{EXPLAIN_DIR}/{TRUST_FILES['cascade']}",
         curves_figure=report(
-            f"{EXPLAIN_DIR}/saliency_curves.png",
+            f"{EXPLAIN_DIR}/{TRUST_FILES['curves_figure']}",
             caption="../report/saliency_curves.rst",
             category="Explanations",
             subcategory="{model} {ckpt}: saliency checks",
         ),
         cascade_figure=report(
-            f"{EXPLAIN_DIR}/saliency_randomisation.png",
+            f"{EXPLAIN_DIR}/{TRUST_FILES['cascade_figure']}",
             caption="../report/saliency_randomisation.rst",
             category="Explanations",
             subcategory="{model} {ckpt}: saliency checks",
