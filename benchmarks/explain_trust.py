@@ -24,7 +24,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from cnnatlas.data import ImageDataset, make_transform  # noqa: E402
+from cnnatlas.data import ImageDataset  # noqa: E402
 from cnnatlas.explain.gradcam import find_target_layer  # noqa: E402
 from cnnatlas.explain.saliency import METHODS  # noqa: E402
 from cnnatlas.explain.trust import (  # noqa: E402
@@ -33,6 +33,7 @@ from cnnatlas.explain.trust import (  # noqa: E402
     summarize_checks,
 )
 from cnnatlas.models import load_model  # noqa: E402
+from cnnatlas.torchutil import make_transform  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,10 +84,9 @@ def main() -> None:
     )
     sample = sample_images(pred, args.images, opts["seed"])
     model = load_model(spec, args.checkpoint or spec["checkpoints"][args.ckpt]).eval()
-    t = spec["transform"]
-    layer = find_target_layer(model, t["channels"], t["crop"])
-    tf = make_transform(t["resize"], t["crop"], t["mean"], t["std"])
-    ds = ImageDataset(sample["path"].tolist(), tf, t["channels"])
+    tf = make_transform(spec["transform"])
+    layer = find_target_layer(model, tf.spec.channels, tf.spec.crop)
+    ds = ImageDataset(sample["path"].tolist(), tf)
     info = sample[["image_id", "label_name", "correct"]].reset_index(drop=True)
     info["image_id"] = range(len(info))
     out = {"images": len(sample), "layer": layer, "threads": args.threads}

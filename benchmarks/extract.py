@@ -26,8 +26,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from cnnatlas.data import build_manifest, make_transform  # noqa: E402
+from cnnatlas.data import build_manifest  # noqa: E402
 from cnnatlas.extract import extract  # noqa: E402
+from cnnatlas.torchutil import make_transform  # noqa: E402
 
 TF = {
     "resize": 224,
@@ -72,7 +73,7 @@ def model_for(arch: str) -> torch.nn.Module:
 def per_image_loop(arch: str, paths: list[str]) -> float:
     """The tutorials' way: one image at a time, a forward hook on one module."""
     model = model_for(arch)
-    tf = make_transform(**TF)
+    tf = make_transform(TF)
     feats = []
     module = dict(model.named_modules())[ONE_LAYER[arch]]
     handle = module.register_forward_hook(

@@ -17,7 +17,7 @@ from cnnatlas.explain.feature_maps import (
 )
 from cnnatlas.explain.inputs import load_inputs, spatial_layers
 from cnnatlas.explain.select import select_images
-from cnnatlas.extract import tap_layers
+from cnnatlas.torchutil import tap_layers
 from PIL import Image
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from cnnatlas.data import ImageDataset, build_manifest, make_transform
+from cnnatlas.data import ImageDataset, build_manifest
 from cnnatlas.demo import DigitNet
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.explain.filters import (
@@ -12,6 +12,7 @@ from cnnatlas.explain.filters import (
     random_transform,
     visualize_filters,
 )
+from cnnatlas.torchutil import make_transform
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -35,8 +36,7 @@ def manifest(imagefolder, tmp_path_factory):
 
 
 def _real_stats(model, manifest, tf):
-    t = make_transform(tf["resize"], tf["crop"], tf["mean"], tf["std"])
-    ds = ImageDataset(manifest["path"].tolist(), t, tf["channels"])
+    ds = ImageDataset(manifest["path"].tolist(), make_transform(tf))
     return channel_stats(model, DataLoader(ds, batch_size=16), [LAYER])[LAYER]
 
 

@@ -3,15 +3,9 @@ import pandas as pd
 import pytest
 import torch
 import torchvision
-from cnnatlas.data import ImageDataset, build_manifest, make_transform
-from cnnatlas.extract import (
-    LOGITS,
-    extract,
-    forward_pass,
-    pool,
-    predictions_table,
-    tap_layers,
-)
+from cnnatlas.data import ImageDataset, build_manifest
+from cnnatlas.extract import extract, forward_pass, pool, predictions_table
+from cnnatlas.torchutil import LOGITS, make_transform, tap_layers
 
 TF = {"resize": 32, "crop": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
 LAYERS = {"layer1.0.relu_1": "avg", "layer3": "max", "avgpool": "flatten", "fc": "avg"}
@@ -68,7 +62,7 @@ def test_features_equal_with_batch_size_1_and_64(imagefolder, tmp_path):
     manifest = build_manifest(
         {"kind": "imagefolder", "path": str(imagefolder)}, tmp_path / "m.parquet"
     )
-    ds = ImageDataset(manifest["path"], make_transform(**TF))
+    ds = ImageDataset(manifest["path"], make_transform(TF))
     logits = {}
     for bs in (1, 64):
         logits[bs] = forward_pass(model, ds, LAYERS, tmp_path / f"b{bs}", batch_size=bs)

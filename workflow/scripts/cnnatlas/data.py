@@ -1,4 +1,4 @@
-"""Datasets: the manifest of images and labels, image decoding and the eval transform.
+"""Datasets: the manifest of images and labels, and image decoding.
 
 The manifest is the single list of images every later stage refers to: row i is
 image_id i, and image_id follows the sorted paths, so it is stable across runs.
@@ -16,11 +16,11 @@ import pandas as pd
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
-from torchvision.transforms import v2
 from tqdm import tqdm
 
 from cnnatlas.errors import DatasetError
 from cnnatlas.io import write_parquet
+from cnnatlas.torchutil import ImageTransform
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -29,7 +29,6 @@ __all__ = [
     "manifest_from_table",
     "write_manifest",
     "load_image",
-    "make_transform",
     "ImageDataset",
     "BAD_IMAGE_POLICIES",
     "check_image",
@@ -254,34 +253,22 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     return im
 
 
-def make_transform(
-    resize: int, crop: int, mean: Sequence[float], std: Sequence[float]
-) -> v2.Compose:
-    """The eval transform: resize the short side, centre-crop, scale to [0, 1], normalise."""
-    return v2.Compose(
-        [
-            v2.PILToTensor(),
-            v2.Resize(resize, antialias=True),
-            v2.CenterCrop(crop),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(mean=list(mean), std=list(std)),
-        ]
-    )
-
-
 class ImageDataset(Dataset):
-    """The manifest's images as (tensor, image_id) pairs, in image_id order."""
+    """The manifest's images as (tensor, image_id) pairs, in image_id order.
 
-    def __init__(self, paths: Sequence[str], transform, channels: int = 3):
+    `transform` is a `torchutil.ImageTransform`; it knows the channels to decode to.
+    """
+
+    def __init__(self, paths: Sequence[str], transform: ImageTransform):
         self.paths = list(paths)
         self.transform = transform
-        self.channels = channels
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return self.transform(load_image(self.paths[i], self.channels)), i
+        channels = self.transform.spec.channels
+        return self.transform(load_image(self.paths[i], channels)), i
 
 
 def check_image(path: str | Path) -> str | None:

@@ -19,9 +19,10 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from cnnatlas.data import load_image, make_transform, manifest_from_imagefolder
-from cnnatlas.extract import resolve_device
+from cnnatlas.data import load_image, manifest_from_imagefolder
 from cnnatlas.io import atomic_path
+from cnnatlas.schema import default
+from cnnatlas.torchutil import make_transform, resolve_device
 
 __all__ = ["DigitNet", "demo_transform", "write_digits", "train"]
 
@@ -87,7 +88,8 @@ def demo_transform(size: int = 32) -> dict:
 
 def _load_split(root: str | Path, transform) -> tuple[torch.Tensor, torch.Tensor]:
     manifest = manifest_from_imagefolder(root)
-    x = torch.stack([transform(load_image(p, channels=1)) for p in manifest["path"]])
+    channels = transform.spec.channels
+    x = torch.stack([transform(load_image(p, channels)) for p in manifest["path"]])
     return x, torch.as_tensor(manifest["label"].to_numpy().copy())
 
 
@@ -100,7 +102,7 @@ def train(
     lr: float = 0.05,
     seed: int = 0,
     threads: int = 1,
-    device: str = "cpu",
+    device: str = default("extract.device"),
 ) -> None:
     """SGD on the train split; after step `steps[i]` save the state_dict to `checkpoints[i]`.
 
@@ -114,10 +116,7 @@ def train(
     torch.use_deterministic_algorithms(True)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    tf = make_transform(
-        transform["resize"], transform["crop"], transform["mean"], transform["std"]
-    )
-    x, y = _load_split(train_dir, tf)
+    x, y = _load_split(train_dir, make_transform(transform))
     model = DigitNet(num_classes=int(y.max()) + 1).to(dev)
     x, y = x.to(dev), y.to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)

@@ -11,8 +11,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +21,17 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from torchvision.models.feature_extraction import (
-    create_feature_extractor,
-    get_graph_node_names,
-)
 from tqdm import tqdm
 
-from cnnatlas.data import ImageDataset, make_transform
-from cnnatlas.errors import CnnatlasError, LayerError
+from cnnatlas.data import ImageDataset
+from cnnatlas.errors import CnnatlasError
 from cnnatlas.io import atomic_path, read_parquet_meta, write_parquet
-from cnnatlas.models import check_layers, is_layer
+from cnnatlas.models import check_layers
+from cnnatlas.torchutil import LOGITS, make_transform, resolve_device, tap_layers
 
 __all__ = [
     "POOLS",
     "pool",
-    "tap_layers",
-    "resolve_device",
     "forward_pass",
     "predictions_table",
     "extract",
@@ -48,7 +43,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 POOLS = ("avg", "max", "flatten")
-LOGITS = "__logits__"
 
 
 def pool(t: torch.Tensor, how: str = "avg") -> torch.Tensor:
@@ -59,94 +53,6 @@ def pool(t: torch.Tensor, how: str = "avg") -> torch.Tensor:
         return t.reshape(t.shape[0], -1)
     dims = tuple(range(2, t.ndim)) if t.ndim == 4 else (1,)
     return t.mean(dims) if how == "avg" else t.amax(dims)
-
-
-@contextmanager
-def tap_layers(model: nn.Module, layers: Sequence[str]) -> Iterator[nn.Module]:
-    """A module returning {layer: activation, LOGITS: output} from one call.
-
-    Uses torchvision's FX feature extractor (any graph node). A model that FX cannot
-    trace falls back to forward hooks on modules of those names; the hooks are removed
-    when the block ends.
-    """
-    try:
-        nodes = get_graph_node_names(model)[1]
-    except Exception as err:  # noqa: BLE001 - any tracing failure means: use hooks
-        log.warning(
-            "FX cannot trace %s (%s); using forward hooks on modules",
-            type(model).__name__,
-            err,
-        )
-        with _hooked(model, layers) as tapped:
-            yield tapped
-        return
-    missing = [layer for layer in layers if not is_layer(layer, nodes)]
-    if missing:
-        raise LayerError(
-            f"layers {missing} are not nodes of the model; `cnnatlas layers` lists them"
-        )
-    return_nodes = {layer: layer for layer in layers}
-    return_nodes.setdefault(nodes[-1], LOGITS)
-    extractor = create_feature_extractor(model, return_nodes=return_nodes)
-    last = return_nodes[nodes[-1]]
-
-    class _Tapped(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.extractor = extractor
-
-        def forward(self, x):
-            out = dict(self.extractor(x))
-            out[LOGITS] = out[last]
-            return out
-
-    yield _Tapped()
-
-
-@contextmanager
-def _hooked(model: nn.Module, layers: Sequence[str]) -> Iterator[nn.Module]:
-    modules = dict(model.named_modules())
-    missing = [layer for layer in layers if layer not in modules]
-    if missing:
-        leaves = [n for n, m in modules.items() if n and not list(m.children())]
-        raise LayerError(
-            f"the model cannot be traced by FX, so layers must be module names; {missing} are not. "
-            f"Leaf modules: {leaves[:20]}"
-        )
-    store: dict[str, torch.Tensor] = {}
-    handles = [
-        modules[name].register_forward_hook(
-            lambda _m, _i, out, name=name: store.__setitem__(name, out)
-        )
-        for name in layers
-    ]
-
-    class _Hooked(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, x):
-            store.clear()
-            out = self.model(x)
-            return {**store, LOGITS: out}
-
-    try:
-        yield _Hooked()
-    finally:
-        for h in handles:
-            h.remove()
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' picks CUDA when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CnnatlasError(
-            f"extract.device is {device!r} but CUDA is not available; use 'auto' or 'cpu'"
-        )
-    return torch.device(device)
 
 
 def forward_pass(
@@ -309,10 +215,7 @@ def _forward(
 ) -> np.ndarray:
     """`forward_pass` over the images of `df` with the config's transform."""
     _warn_unused_gpu(device)
-    tf = make_transform(
-        transform["resize"], transform["crop"], transform["mean"], transform["std"]
-    )
-    dataset = ImageDataset(df["path"].tolist(), tf, transform.get("channels", 3))
+    dataset = ImageDataset(df["path"].tolist(), make_transform(transform))
     return forward_pass(
         model, dataset, layers, features_dir, batch_size, num_workers, device, autocast
     )

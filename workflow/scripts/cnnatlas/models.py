@@ -16,9 +16,9 @@ from typing import Any
 import torch
 import torchvision
 from torch import nn
-from torchvision.models.feature_extraction import get_graph_node_names
 
 from cnnatlas.errors import CheckpointError, LayerError, ModelError
+from cnnatlas.torchutil import check_modules, is_layer, node_names
 
 __all__ = [
     "build_model",
@@ -164,12 +164,7 @@ def load_model(spec: Mapping[str, Any], checkpoint: str | Path | None) -> nn.Mod
 
 def layer_names(model: nn.Module) -> list[str]:
     """The FX node names of `model` in eval mode, in graph order: what `layers:` accepts."""
-    return get_graph_node_names(model)[1]
-
-
-def is_layer(name: str, nodes: Sequence[str]) -> bool:
-    """A node name, or a module prefix of node names (`layer3` means its last node), as torchvision accepts."""
-    return name in nodes or any(n.startswith(name + ".") for n in nodes)
+    return node_names(model)
 
 
 def check_layers(
@@ -184,7 +179,7 @@ def check_layers(
         names = layer_names(model)
     except Exception as err:  # noqa: BLE001 - any tracing failure means: module names
         log.warning("FX cannot trace %s (%s)", type(model).__name__, err)
-        return _check_modules(model, layers, model_name)
+        return check_modules(model, layers, f"models.{model_name}.layers")
     for layer in layers:
         if not is_layer(layer, names):
             modules = [n for n, _ in model.named_modules() if n]
@@ -196,18 +191,3 @@ def check_layers(
                 f"close matches: {close}. `cnnatlas layers ARCH` lists them all."
             )
     return names
-
-
-def _check_modules(
-    model: nn.Module, layers: Sequence[str], model_name: str
-) -> list[str]:
-    modules = [n for n, _ in model.named_modules() if n]
-    missing = [layer for layer in layers if layer not in modules]
-    if missing:
-        leaves = [n for n, m in model.named_modules() if n and not list(m.children())]
-        raise LayerError(
-            f"models.{model_name}.layers: torch.fx cannot trace {type(model).__name__}, "
-            f"so layers must be module names (tapped with forward hooks); {missing} are not. "
-            f"Leaf modules: {leaves[:30]}"
-        )
-    return modules

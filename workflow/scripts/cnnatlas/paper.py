@@ -37,6 +37,7 @@ from cnnatlas import plots  # noqa: E402
 from cnnatlas.errors import CnnatlasError  # noqa: E402
 from cnnatlas.io import atomic_path  # noqa: E402
 from cnnatlas.provenance import package_versions, run_hash, sha256_file  # noqa: E402
+from cnnatlas.schema import default  # noqa: E402
 
 __all__ = [
     "WIDTHS",
@@ -208,7 +209,7 @@ def gradcam_figure(
     layer: str | None = None,
     width: str = "single",
     fonts: Mapping[str, float] = FONT_DEFAULTS,
-    device: str = "cpu",
+    device: str = default("extract.device"),
 ) -> Figure:
     """One column per listed image: the input above its Grad-CAM (predicted class) overlay."""
 
@@ -216,7 +217,7 @@ def gradcam_figure(
     from cnnatlas.explain.inputs import load_inputs
     from cnnatlas.explain.render import to_rgb
     from cnnatlas.explain.saliency import method_class
-    from cnnatlas.extract import resolve_device
+    from cnnatlas.torchutil import resolve_device, transform_spec
 
     missing = sorted(set(image_ids) - set(predictions["image_id"]))
     if missing:
@@ -227,9 +228,8 @@ def gradcam_figure(
     rows = predictions.set_index("image_id").loc[list(image_ids)]
     dev = resolve_device(device)
     model = model.eval().to(dev)
-    layer = layer or find_target_layer(
-        model, transform.get("channels", 3), transform["crop"]
-    )
+    spec = transform_spec(transform)
+    layer = layer or find_target_layer(model, spec.channels, spec.crop)
     x = load_inputs(rows["path"].tolist(), transform).to(dev)
     with method_class("gradcam")(model, layer) as cam:
         logits, maps = cam(x, {"pred": None})
@@ -271,7 +271,7 @@ def filters_figure(
     columns: int = 8,
     width: str = "double",
     fonts: Mapping[str, float] = FONT_DEFAULTS,
-    device: str = "cpu",
+    device: str = default("extract.device"),
 ) -> Figure:
     """Activation-maximisation images of `layer`'s channels, as the explain stage makes them.
 
@@ -280,7 +280,7 @@ def filters_figure(
     """
     from cnnatlas.explain.filters import maximize
     from cnnatlas.explain.render import to_rgb
-    from cnnatlas.extract import resolve_device
+    from cnnatlas.torchutil import resolve_device
 
     chans = list(range(channels)) if isinstance(channels, int) else list(channels)
     dev = resolve_device(device)
@@ -455,7 +455,7 @@ def draw_figure(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> Figure
             figure.get("target_layer"),
             width,
             fonts,
-            figure.get("device", "cpu"),
+            figure["device"],
         )
     if kind == "filters":
         return filters_figure(
@@ -467,6 +467,6 @@ def draw_figure(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> Figure
             figure["columns"],
             width,
             fonts,
-            figure.get("device", "cpu"),
+            figure["device"],
         )
     raise ValueError(f"paper figure kind {kind!r} is not one of {KINDS}")

@@ -31,8 +31,8 @@ from cnnatlas.explain.render import (
     upscale,
     vstack,
 )
-from cnnatlas.extract import resolve_device, tap_layers
 from cnnatlas.io import write_parquet
+from cnnatlas.torchutil import resolve_device, tap_layers
 
 __all__ = [
     "NORMALIZATIONS",

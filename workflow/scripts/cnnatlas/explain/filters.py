@@ -29,11 +29,16 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cnnatlas.data import ImageDataset, make_transform
+from cnnatlas.data import ImageDataset
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.explain.render import captioned, hstack, resize, save_png, to_rgb, vstack
-from cnnatlas.extract import resolve_device, tap_layers
 from cnnatlas.io import write_parquet
+from cnnatlas.torchutil import (
+    make_transform,
+    resolve_device,
+    tap_layers,
+    transform_spec,
+)
 
 __all__ = [
     "FourierImage",
@@ -172,7 +177,8 @@ def maximize(
     the final (untransformed) image. The model's weights are not changed.
     """
     gen = torch.Generator().manual_seed(seed)
-    c, size = transform.get("channels", 3), transform["crop"]
+    spec = transform_spec(transform)
+    c, size = spec.channels, spec.crop
     param = FourierImage(len(channels), c, size, gen).to(device)
     norm = _normalizer(transform["mean"], transform["std"], device)
     target = torch.as_tensor(list(channels), device=device)
@@ -273,10 +279,7 @@ def visualize_filters(
     """
     dev = resolve_device(device)
     model = model.eval().to(dev)
-    tf = make_transform(
-        transform["resize"], transform["crop"], transform["mean"], transform["std"]
-    )
-    ds = ImageDataset(predictions["path"].tolist(), tf, transform.get("channels", 3))
+    ds = ImageDataset(predictions["path"].tolist(), make_transform(transform))
     stats = channel_stats(model, DataLoader(ds, batch_size=batch_size), layers, dev)
     ids = predictions["image_id"].to_numpy()
     tables = []

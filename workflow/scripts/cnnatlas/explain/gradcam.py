@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cnnatlas.data import ImageDataset, make_transform
+from cnnatlas.data import ImageDataset
 from cnnatlas.errors import LayerError
 from cnnatlas.explain.inputs import load_inputs
 from cnnatlas.explain.render import (
@@ -36,8 +36,8 @@ from cnnatlas.explain.render import (
     vstack,
 )
 from cnnatlas.explain.saliency import SaliencyMethod, open_methods, saliency_maps
-from cnnatlas.extract import resolve_device
 from cnnatlas.io import atomic_path, write_parquet
+from cnnatlas.torchutil import make_transform, resolve_device
 
 __all__ = [
     "find_target_layer",
@@ -353,10 +353,9 @@ def render_gradcam(
     """
     dev = resolve_device(device)
     model = model.eval().to(dev)
+    tf = make_transform(transform)
     if not layer:
-        layer = find_target_layer(
-            model, transform.get("channels", 3), transform["crop"]
-        )
+        layer = find_target_layer(model, tf.spec.channels, tf.spec.crop)
     log.info("Grad-CAM target layer: %s", layer)
     with open_methods(model, layer, methods, batch_size) as cams:
         figures = _overlays(cams, selection, transform, classes, dev)
@@ -364,10 +363,7 @@ def render_gradcam(
     for fig, image_id in zip(figures, selection["image_id"], strict=True):
         save_png(fig, overlays_dir / f"{image_id:05d}.png")
     save_png(vstack(figures, gap=6), overlays_dir / "overview.png")
-    tf = make_transform(
-        transform["resize"], transform["crop"], transform["mean"], transform["std"]
-    )
-    ds = ImageDataset(predictions["path"].tolist(), tf, transform.get("channels", 3))
+    ds = ImageDataset(predictions["path"].tolist(), tf)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
     per_image = faithfulness(
         model, layer, loader, methods, fraction, blur, seed, batch_size, dev

@@ -1,7 +1,7 @@
 """Model inputs and layers for the explanations.
 
 Images are decoded and transformed exactly as the forward pass does
-(`data.load_image` + `data.make_transform`); the layers to explain are the configured
+(`data.load_image` + `torchutil.make_transform`); the layers to explain are the configured
 ones whose activation is a spatial map [N, C, H, W].
 """
 
@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnatlas.data import load_image, make_transform
+from cnnatlas.data import load_image
 from cnnatlas.errors import LayerError
-from cnnatlas.extract import tap_layers
+from cnnatlas.torchutil import make_transform, tap_layers, transform_spec
 
 __all__ = ["load_inputs", "activation_shapes", "spatial_layers"]
 
@@ -23,21 +23,18 @@ log = logging.getLogger(__name__)
 
 def load_inputs(paths: Sequence[str], transform: Mapping[str, Any]) -> torch.Tensor:
     """The model inputs [N, C, H, W] of image files, with the model's eval transform."""
-    tf = make_transform(
-        transform["resize"], transform["crop"], transform["mean"], transform["std"]
-    )
-    channels = transform.get("channels", 3)
-    return torch.stack([tf(load_image(p, channels)) for p in paths])
+    tf = make_transform(transform)
+    return torch.stack([tf(load_image(p, tf.spec.channels)) for p in paths])
 
 
 def activation_shapes(
     model: nn.Module, layers: Sequence[str], transform: Mapping[str, Any]
 ) -> dict[str, tuple[int, ...]]:
     """The activation shape (without the batch axis) of every layer for one input."""
-    size = transform["crop"]
+    spec = transform_spec(transform)
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    x = torch.zeros(1, transform.get("channels", 3), size, size, device=device)
+    x = torch.zeros(1, spec.channels, spec.crop, spec.crop, device=device)
     with tap_layers(model.eval(), list(layers)) as tapped, torch.inference_mode():
         out = tapped(x)
     return {layer: tuple(out[layer].shape[1:]) for layer in layers}

@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cnnatlas.data import ImageDataset, make_transform
+from cnnatlas.data import ImageDataset
 from cnnatlas.explain.gradcam import find_target_layer, gaussian_blur
 from cnnatlas.explain.perturb import (
     auc,
@@ -45,8 +45,8 @@ from cnnatlas.explain.saliency import (
     open_methods,
     saliency_maps,
 )
-from cnnatlas.extract import resolve_device
 from cnnatlas.io import atomic_path, write_parquet
+from cnnatlas.torchutil import make_transform, resolve_device
 
 __all__ = [
     "sample_images",
@@ -450,13 +450,9 @@ def render_saliency_checks(
     bound = options["max_images"] if dev.type == "cpu" else None
     sample = sample_images(predictions, bound, options["seed"])
     log.info("checking saliency on %d of %d images", len(sample), len(predictions))
-    layer = layer or find_target_layer(
-        model, transform.get("channels", 3), transform["crop"]
-    )
-    tf = make_transform(
-        transform["resize"], transform["crop"], transform["mean"], transform["std"]
-    )
-    ds = ImageDataset(sample["path"].tolist(), tf, transform.get("channels", 3))
+    tf = make_transform(transform)
+    layer = layer or find_target_layer(model, tf.spec.channels, tf.spec.crop)
+    ds = ImageDataset(sample["path"].tolist(), tf)
     loader = DataLoader(ds, batch_size=options["batch_size"], shuffle=False)
     curves, rand, example = check_saliency(model, layer, loader, methods, options, dev)
     ids = sample["image_id"].to_numpy()
@@ -465,7 +461,7 @@ def render_saliency_checks(
     rand["image_id"] = ids[rand["image_id"]]
     example["image_id"] = int(ids[example["image_id"]])
     example["image"] = to_rgb(
-        torch.from_numpy(example["image"]), transform["mean"], transform["std"]
+        torch.from_numpy(example["image"]), tf.spec.mean, tf.spec.std
     )
     fractions = step_fractions(options["step"])
     meta = {
