@@ -126,6 +126,61 @@ def _curve_rows(ids, name, dele, ins, fr, road=None, road_fr=None) -> pd.DataFra
     return pd.DataFrame(out)
 
 
+def _curves(
+    model: nn.Module,
+    x: torch.Tensor,
+    ids: np.ndarray,
+    maps: Mapping[str, torch.Tensor],
+    cls: torch.Tensor,
+    opts: Mapping[str, Any],
+    gens: Mapping[str, torch.Generator],
+) -> pd.DataFrame:
+    """Deletion/insertion and ROAD per method, deletion/insertion for a random order."""
+    fr = step_fractions(opts["step"])
+    baseline = gaussian_blur(x, opts["blur"] * max(x.shape[2:]))
+    noise = opts["road_noise"]
+    parts = []
+    for name, m in maps.items():
+        rank = saliency_rank(m)
+        dele, ins = deletion_insertion(model, x, baseline, rank, cls, fr)
+        fractions = list(opts["road_fractions"])
+        road = road_curves(model, x, rank, cls, fractions, noise, gens["road"])
+        parts.append(_curve_rows(ids, name, dele, ins, fr, road))
+    hw = x.shape[2] * x.shape[3]
+    order = torch.rand(len(x), hw, generator=gens["order"]).to(x.device)
+    dele, ins = deletion_insertion(model, x, baseline, saliency_rank(order), cls, fr)
+    parts.append(_curve_rows(ids, RANDOM, dele, ins, fr))
+    return pd.concat(parts)
+
+
+def _randomised(
+    model: nn.Module,
+    layer: str,
+    classes: Sequence[type[SaliencyMethod]],
+    x: torch.Tensor,
+    ids: np.ndarray,
+    maps: Mapping[str, torch.Tensor],
+    cls: torch.Tensor,
+    opts: Mapping[str, Any],
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Spearman of every method's maps along the cascade; the first image's maps."""
+    trained = {n: m.flatten(1).cpu().numpy() for n, m in maps.items()}
+    example = {n: [m[0].cpu().numpy()] for n, m in maps.items()}
+    rows = []
+    for k, top, random_model in cascade(model, opts["seed"]):
+        with open_methods(random_model, layer, classes, opts["batch_size"]) as cams:
+            _, rmaps = saliency_maps(cams, x, {"pred": cls})
+        for name in maps:
+            r = rmaps[(name, "pred")]
+            rho = spearman_rows(trained[name], r.flatten(1).cpu().numpy())
+            frame = {"image_id": ids, "method": name, "layers_randomised": k}
+            frame |= {"layer": top, "spearman": rho.astype(np.float32)}
+            rows.append(pd.DataFrame(frame))
+            example[name].append(r[0].cpu().numpy())
+    stacked = {n: np.stack(v).astype(np.float32) for n, v in example.items()}
+    return pd.concat(rows), stacked
+
+
 def _batch(
     model: nn.Module,
     layer: str,
@@ -134,56 +189,14 @@ def _batch(
     ids: np.ndarray,
     opts: Mapping[str, Any],
     gens: Mapping[str, torch.Generator],
-    keep_example: bool,
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray] | None]:
-    bs = opts["batch_size"]
-    with open_methods(model, layer, classes, bs) as cams:
-        logits, maps = saliency_maps(cams, x, {"pred": None})
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
+    with open_methods(model, layer, classes, opts["batch_size"]) as cams:
+        logits, both = saliency_maps(cams, x, {"pred": None})
+    maps = {c.name: both[(c.name, "pred")] for c in classes}
     cls = logits.argmax(1)
-    fr = step_fractions(opts["step"])
-    road_fr = list(opts["road_fractions"])
-    baseline = gaussian_blur(x, opts["blur"] * max(x.shape[2:]))
-    curves = []
-    for c in classes:
-        rank = saliency_rank(maps[(c.name, "pred")])
-        dele, ins = deletion_insertion(model, x, baseline, rank, cls, fr)
-        road = road_curves(
-            model, x, rank, cls, road_fr, opts["road_noise"], gens["road"]
-        )
-        curves.append(_curve_rows(ids, c.name, dele, ins, fr, road))
-    hw = x.shape[2] * x.shape[3]
-    noise = torch.rand(len(x), hw, generator=gens["order"]).to(x.device)
-    dele, ins = deletion_insertion(model, x, baseline, saliency_rank(noise), cls, fr)
-    curves.append(_curve_rows(ids, RANDOM, dele, ins, fr))
-
-    trained = {c.name: maps[(c.name, "pred")].flatten(1).cpu().numpy() for c in classes}
-    example = None
-    if keep_example:
-        example = {c.name: [maps[(c.name, "pred")][0].cpu().numpy()] for c in classes}
-    rows = []
-    for k, top, random_model in cascade(model, opts["seed"]):
-        with open_methods(random_model, layer, classes, bs) as cams:
-            _, rmaps = saliency_maps(cams, x, {"pred": cls})
-        for c in classes:
-            r = rmaps[(c.name, "pred")]
-            rho = spearman_rows(trained[c.name], r.flatten(1).cpu().numpy())
-            rows.append(
-                pd.DataFrame(
-                    {
-                        "image_id": ids,
-                        "method": c.name,
-                        "layers_randomised": k,
-                        "layer": top,
-                        "spearman": rho.astype(np.float32),
-                    }
-                )
-            )
-            if example is not None:
-                example[c.name].append(r[0].cpu().numpy())
-    stacked = None
-    if example is not None:
-        stacked = {n: np.stack(v).astype(np.float32) for n, v in example.items()}
-    return pd.concat(curves), pd.concat(rows), stacked
+    curves = _curves(model, x, ids, maps, cls, opts, gens)
+    rand, example = _randomised(model, layer, classes, x, ids, maps, cls, opts)
+    return curves, rand, example
 
 
 def check_saliency(
@@ -213,9 +226,7 @@ def check_saliency(
     curves, rand, example, first = [], [], None, None
     for x, ids in tqdm(loader, desc="saliency checks", file=sys.stderr, mininterval=5):
         ids = np.asarray(ids, dtype=np.int64)
-        c, r, ex = _batch(
-            model, layer, classes, x.to(device), ids, options, gens, example is None
-        )
+        c, r, ex = _batch(model, layer, classes, x.to(device), ids, options, gens)
         curves.append(c)
         rand.append(r)
         if example is None:
