@@ -4,7 +4,7 @@ EXPLAIN_DIR = f"{RESULTS}/{{model}}/{{ckpt}}/explain"
 rule select_explain_images:
     input:
         predictions=rules.extract_features.output.predictions,
-        lib=lib("explain/select.py"),
+        lib=lib("select_explain_images.py"),
     output:
         selection=f"{EXPLAIN_DIR}/images.parquet",
     log:
@@ -12,7 +12,7 @@ rule select_explain_images:
     conda:
         "../../envs/torch.yaml"
     params:
-        images=EXPLAIN["images"],
+        images=P.explain["images"],
     script:
         "../scripts/select_explain_images.py"
 
@@ -20,8 +20,8 @@ rule select_explain_images:
 rule render_feature_maps:
     input:
         selection=rules.select_explain_images.output.selection,
-        checkpoint=checkpoint_file,
-        lib=explain_lib("feature_maps.py"),
+        checkpoint=P.checkpoint_file,
+        lib=lib("render_feature_maps.py"),
     output:
         maps=report(
             directory(f"{EXPLAIN_DIR}/feature_maps"),
@@ -38,9 +38,9 @@ rule render_feature_maps:
         "../../envs/torch.yaml"
     threads: 1
     params:
-        spec=model_spec,
-        layers=explain_layers,
-        options=EXPLAIN["feature_maps"],
+        spec=P.model_spec,
+        layers=P.explain_layers,
+        options=P.explain["feature_maps"],
         device=config["extract"]["device"],
     script:
         "../scripts/render_feature_maps.py"
@@ -49,8 +49,8 @@ rule render_feature_maps:
 rule visualize_filters:
     input:
         predictions=rules.extract_features.output.predictions,
-        checkpoint=checkpoint_file,
-        lib=explain_lib("filters.py"),
+        checkpoint=P.checkpoint_file,
+        lib=lib("visualize_filters.py"),
     output:
         grids=report(
             directory(f"{EXPLAIN_DIR}/filters"),
@@ -68,9 +68,9 @@ rule visualize_filters:
         "../../envs/torch.yaml"
     threads: 1
     params:
-        spec=model_spec,
-        layers=explain_layers,
-        options=EXPLAIN["filters"],
+        spec=P.model_spec,
+        layers=P.explain_layers,
+        options=P.explain["filters"],
         device=config["extract"]["device"],
     script:
         "../scripts/visualize_filters.py"
@@ -80,8 +80,8 @@ rule render_gradcam:
     input:
         predictions=rules.extract_features.output.predictions,
         selection=rules.select_explain_images.output.selection,
-        checkpoint=checkpoint_file,
-        lib=explain_lib("gradcam.py"),
+        checkpoint=P.checkpoint_file,
+        lib=lib("render_gradcam.py"),
     output:
         overlays=report(
             directory(f"{EXPLAIN_DIR}/gradcam"),
@@ -106,8 +106,8 @@ rule render_gradcam:
         "../../envs/torch.yaml"
     threads: 1
     params:
-        spec=model_spec,
-        options=EXPLAIN["gradcam"],
+        spec=P.model_spec,
+        options=P.explain["gradcam"],
         device=config["extract"]["device"],
     script:
         "../scripts/render_gradcam.py"
@@ -116,22 +116,21 @@ rule render_gradcam:
 rule check_saliency:
     input:
         predictions=rules.extract_features.output.predictions,
-        checkpoint=checkpoint_file,
-        lib=explain_lib("trust.py")
-        + [lib(f"explain/{m}") for m in ("gradcam.py", "perturb.py", "randomise.py")],
+        checkpoint=P.checkpoint_file,
+        lib=lib("check_saliency.py"),
     output:
-        summary=f"{EXPLAIN_DIR}/{TRUST_FILES['summary']}",
-        curves=f"{EXPLAIN_DIR}/{TRUST_FILES['curves']}",
-        randomisation=f"{EXPLAIN_DIR}/{TRUST_FILES['randomisation']}",
-        cascade=f"{EXPLAIN_DIR}/{TRUST_FILES['cascade']}",
+        summary=P.trust_file("{model}", "{ckpt}", "summary"),
+        curves=P.trust_file("{model}", "{ckpt}", "curves"),
+        randomisation=P.trust_file("{model}", "{ckpt}", "randomisation"),
+        cascade=P.trust_file("{model}", "{ckpt}", "cascade"),
         curves_figure=report(
-            f"{EXPLAIN_DIR}/{TRUST_FILES['curves_figure']}",
+            P.trust_file("{model}", "{ckpt}", "curves_figure"),
             caption="../report/saliency_curves.rst",
             category="Explanations",
             subcategory="{model} {ckpt}: saliency checks",
         ),
         cascade_figure=report(
-            f"{EXPLAIN_DIR}/{TRUST_FILES['cascade_figure']}",
+            P.trust_file("{model}", "{ckpt}", "cascade_figure"),
             caption="../report/saliency_randomisation.rst",
             category="Explanations",
             subcategory="{model} {ckpt}: saliency checks",
@@ -144,10 +143,10 @@ rule check_saliency:
         "../../envs/torch.yaml"
     threads: 1
     params:
-        spec=model_spec,
-        methods=trust_methods,
-        layer=EXPLAIN["gradcam"]["target_layer"],
-        options=EXPLAIN["trust"],
+        spec=P.model_spec,
+        methods=P.trust_methods,
+        layer=P.explain["gradcam"]["target_layer"],
+        options=P.explain["trust"],
         device=config["extract"]["device"],
     script:
         "../scripts/check_saliency.py"

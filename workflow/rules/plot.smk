@@ -4,42 +4,39 @@
 # the imports cost more than a map, so one process per file would dominate the run.
 
 
-include: "common_figures.smk"
-
-
 report: "../report/workflow.rst"
 
 
 rule make_thumbnail_sheets:
     input:
         manifest=rules.build_manifest.output.manifest,
-        lib=lib("thumbnails.py"),
+        lib=lib("make_thumbnail_sheets.py"),
     output:
-        sheets=directory(SHEETS),
+        sheets=directory(FIGURES.sheets),
     log:
         f"{RESULTS}/logs/make_thumbnail_sheets.log",
     conda:
         "../../envs/figures.yaml"
     params:
-        size=FIGURES["thumbnail_px"],
+        size=FIGURES.config["thumbnail_px"],
     script:
         "../scripts/make_thumbnail_sheets.py"
 
 
 rule plot_embeddings:
     input:
-        embeddings=layer_embeddings_needed,
-        predictions=f"{RESULTS}/{{model}}/{{ckpt}}/predictions.parquet",
-        sheets=layer_sheets,
-        lib=lib("figures.py"),
-        plots=lib("plots.py"),
-        interactive=lib("interactive.py"),
+        embeddings=FIGURES.layer_embeddings_needed,
+        predictions=P.predictions_path("{model}", "{ckpt}"),
+        sheets=FIGURES.layer_sheets,
+        lib=lib("plot_embeddings.py"),
     output:
-        png=static_report(),
-        pdf=static_files("pdf"),
-        html=html_files(),
-        sweep_png=sweep_report(),
-        sweep_pdf=sweep_files("pdf"),
+        png=flagged(FIGURES.static_report(), "embedding.rst", "Maps", "{model} {ckpt}"),
+        pdf=FIGURES.static_files("pdf"),
+        html=FIGURES.html_files(),
+        sweep_png=flagged(
+            FIGURES.sweep_report(), "sweep_grid.rst", "Sweeps", "{model} {ckpt}"
+        ),
+        sweep_pdf=FIGURES.sweep_files("pdf"),
     log:
         f"{RESULTS}/logs/plot_embeddings/{{model}}/{{ckpt}}/{{layer}}.log",
     benchmark:
@@ -48,23 +45,22 @@ rule plot_embeddings:
         "../../envs/figures.yaml"
     threads: 1
     params:
-        maps=layer_maps,
-        sweeps=layer_sweeps,
-        figures=FIGURES,
+        maps=FIGURES.layer_maps,
+        sweeps=FIGURES.layer_sweeps,
+        figures=FIGURES.config,
     script:
         "../scripts/plot_embeddings.py"
 
 
 rule plot_checkpoint_layer_grids:
     input:
-        files=model_grid_inputs,
-        lib=lib("figures.py"),
-        plots=lib("plots.py"),
+        files=FIGURES.model_grid_inputs,
+        lib=lib("plot_checkpoint_layer_grids.py"),
     output:
-        png=grid_report(),
-        pdf=[
-            f"{RESULTS}/{{model}}/figures/grid-{map_name(*p)}.pdf" for p in grid_maps()
-        ],
+        png=flagged(
+            FIGURES.grid_report(), "checkpoint_layer_grid.rst", "Checkpoints x layers"
+        ),
+        pdf=FIGURES.grid_files("pdf"),
     log:
         f"{RESULTS}/logs/plot_checkpoint_layer_grids/{{model}}.log",
     benchmark:
@@ -73,16 +69,16 @@ rule plot_checkpoint_layer_grids:
         "../../envs/figures.yaml"
     threads: 1
     params:
-        grids=model_grids,
-        figures=FIGURES,
+        grids=FIGURES.model_grids,
+        figures=FIGURES.config,
     script:
         "../scripts/plot_checkpoint_layer_grids.py"
 
 
 rule write_index:
     input:
-        files=index_files,
-        lib=lib("index.py"),
+        files=P.index_files,
+        lib=lib("write_index.py"),
     output:
         index=f"{RESULTS}/index.html",
     log:

@@ -36,13 +36,17 @@ from matplotlib.lines import Line2D  # noqa: E402
 from cnnatlas import plots  # noqa: E402
 from cnnatlas.errors import CnnatlasError  # noqa: E402
 from cnnatlas.io import atomic_path  # noqa: E402
+from cnnatlas.plan import paper as plan_paper  # noqa: E402
 from cnnatlas.provenance import package_versions, run_hash, sha256_file  # noqa: E402
-from cnnatlas.schema import default  # noqa: E402
+from cnnatlas.schema import (
+    default,  # noqa: E402
+    defaults,  # noqa: E402
+)
 
 __all__ = [
     "WIDTHS",
     "KINDS",
-    "FONT_DEFAULTS",
+    "paper_fonts",
     "HASH_KEY",
     "figure_run_hash",
     "letter_panels",
@@ -59,16 +63,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 WIDTHS = {"single": 3.5, "double": 7.2}
-KINDS = (
-    "layer_grid",
-    "perplexity_sweep",
-    "gradcam",
-    "filters",
-    "separation",
-    "saliency_curves",
-    "saliency_randomisation",
-)
-FONT_DEFAULTS = {"font_size": 7, "title_size": 7, "letter_size": 9}
+KINDS = tuple(plan_paper.KINDS)
 HASH_KEY = "cnnatlas.run_hash"
 _LEGEND_LINE = 0.22  # inches below the panels per line of the class legend
 _LEGEND_COLUMNS = {"single": 6, "double": 11}
@@ -82,6 +77,11 @@ def figure_run_hash(
     """provenance.run_hash of this run, computed from its inputs (not from provenance.json)."""
     ckpt = {name: sha256_file(p) for name, p in sorted(checkpoints.items())}
     return run_hash(config, ckpt, sha256_file(manifest), package_versions())
+
+
+def paper_fonts(fonts: Mapping[str, float] | None = None) -> dict[str, float]:
+    """`fonts` over the schema's defaults of paper.font_size, title_size, letter_size."""
+    return {k: {**defaults("paper"), **(fonts or {})}[k] for k in plan_paper.FONT_KEYS}
 
 
 def _rc(fonts: Mapping[str, float]) -> dict[str, Any]:
@@ -165,7 +165,7 @@ def embedding_grid(
     rows: Sequence[str],
     cols: Sequence[str],
     width: str = "double",
-    fonts: Mapping[str, float] = FONT_DEFAULTS,
+    fonts: Mapping[str, float] | None = None,
     colour_by: str = "label",
 ) -> Figure:
     """Maps on a rows x cols grid; each panel {row, col, embedding, predictions} (2-D maps).
@@ -178,6 +178,7 @@ def embedding_grid(
     legend = colour_by in ("label", "pred")
     ncol = _LEGEND_COLUMNS[width]
     lines = -(-(len(classes) + wrong) // ncol) if legend else 0
+    fonts = paper_fonts(fonts)
     with matplotlib.rc_context(_rc(fonts)):
         fig = _figure(width, len(rows), len(cols), _LEGEND_LINE * lines)
         spec = fig.add_gridspec(len(rows), len(cols))
@@ -208,7 +209,7 @@ def gradcam_figure(
     classes: Sequence[str],
     layer: str | None = None,
     width: str = "single",
-    fonts: Mapping[str, float] = FONT_DEFAULTS,
+    fonts: Mapping[str, float] | None = None,
     device: str = default("extract.device"),
 ) -> Figure:
     """One column per listed image: the input above its Grad-CAM (predicted class) overlay."""
@@ -235,6 +236,7 @@ def gradcam_figure(
         logits, maps = cam(x, {"pred": None})
     heat = maps["pred"].cpu().numpy()
     pred = logits.argmax(1).cpu().numpy()
+    fonts = paper_fonts(fonts)
     with matplotlib.rc_context(_rc(fonts)):
         fig = _figure(width, 2, len(image_ids), 0.25)
         axes = fig.subplots(2, len(image_ids), squeeze=False)
@@ -270,7 +272,7 @@ def filters_figure(
     options: Mapping[str, Any],
     columns: int = 8,
     width: str = "double",
-    fonts: Mapping[str, float] = FONT_DEFAULTS,
+    fonts: Mapping[str, float] | None = None,
     device: str = default("extract.device"),
 ) -> Figure:
     """Activation-maximisation images of `layer`'s channels, as the explain stage makes them.
@@ -299,6 +301,7 @@ def filters_figure(
     )
     cols = min(columns, len(chans))
     nrows = -(-len(chans) // cols)
+    fonts = paper_fonts(fonts)
     with matplotlib.rc_context(_rc(fonts)):
         fig = _figure(width, nrows, cols, 0.1 * nrows)
         axes = fig.subplots(nrows, cols, squeeze=False).ravel()
@@ -318,7 +321,7 @@ def separation_figure(
     layers: Sequence[str],
     checkpoints: Sequence[str],
     width: str = "single",
-    fonts: Mapping[str, float] = FONT_DEFAULTS,
+    fonts: Mapping[str, float] | None = None,
 ) -> Figure:
     """kNN accuracy in feature space per layer (x in `layers` order), one line per checkpoint.
 
@@ -327,6 +330,7 @@ def separation_figure(
     """
     first = metrics.drop_duplicates(["ckpt", "layer"]).set_index(["ckpt", "layer"])
     x = np.arange(len(layers))
+    fonts = paper_fonts(fonts)
     with matplotlib.rc_context(_rc(fonts)):
         inches = WIDTHS[width]
         fig = plt.figure(figsize=(inches, inches * 0.62), layout="constrained")
@@ -348,7 +352,7 @@ def separation_figure(
 def saliency_curves_figure(
     curves_path: str | Path,
     width: str = "double",
-    fonts: Mapping[str, float] = FONT_DEFAULTS,
+    fonts: Mapping[str, float] | None = None,
 ) -> Figure:
     """Deletion and insertion curves (mean, interquartile band) of `saliency_curves.parquet`."""
     import json
@@ -360,6 +364,7 @@ def saliency_curves_figure(
     fractions = json.loads(read_parquet_meta(curves_path)["cnnatlas.fractions"])
     curves = pd.read_parquet(curves_path)
     titles = {m: c.title for m, c in METHODS.items()}
+    fonts = paper_fonts(fonts)
     with matplotlib.rc_context(_rc(fonts)):
         fig = _figure(width, 1, 2, -0.4 * WIDTHS[width] / 2)
         axes = draw_curves(fig, curves, fractions, titles)
@@ -371,7 +376,7 @@ def saliency_randomisation_figure(
     cascade_path: str | Path,
     randomisation_path: str | Path,
     width: str = "double",
-    fonts: Mapping[str, float] = FONT_DEFAULTS,
+    fonts: Mapping[str, float] | None = None,
 ) -> Figure:
     """The randomisation cascade: rows = methods, columns = input, trained model and each
     further layer randomised, the mean Spearman correlation above each map."""
@@ -382,6 +387,7 @@ def saliency_randomisation_figure(
     threshold = float(read_parquet_meta(randomisation_path)["cnnatlas.threshold"])
     rand = pd.read_parquet(randomisation_path)
     rows, cols = len(cascade["methods"]), len(cascade["layers"]) + 2
+    fonts = paper_fonts(fonts)
     with matplotlib.rc_context(_rc(fonts)):
         fig = _figure(width, rows, cols, 0.45)
         draw_cascade(fig, cascade, rand, threshold)
@@ -413,60 +419,6 @@ def save_paper_figure(
 
 
 def draw_figure(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> Figure:
-    """The figure a resolved `paper.figures` entry describes (see workflow/rules/common.smk).
-
-    `figure` holds the kind, width and what that kind needs: panels with their files,
-    or the model spec and checkpoint, or the per-layer metrics files.
-    """
-    kind, width = figure["kind"], figure["width"]
-    if kind in ("layer_grid", "perplexity_sweep"):
-        return embedding_grid(
-            figure["panels"],
-            figure["rows"],
-            figure["cols"],
-            width,
-            fonts,
-            figure.get("colour_by", "label"),
-        )
-    if kind == "separation":
-        metrics = pd.concat(map(pd.read_parquet, figure["metrics"]), ignore_index=True)
-        return separation_figure(
-            metrics, figure["layers"], figure["checkpoints"], width, fonts
-        )
-    if kind == "saliency_curves":
-        return saliency_curves_figure(figure["curves"], width, fonts)
-    if kind == "saliency_randomisation":
-        return saliency_randomisation_figure(
-            figure["cascade"], figure["randomisation"], width, fonts
-        )
-    from cnnatlas.models import load_model
-
-    spec = figure["spec"]
-    model = load_model(spec, figure["checkpoint"])
-    if kind == "gradcam":
-        from cnnatlas.explain.select import read_classes
-
-        return gradcam_figure(
-            model,
-            spec["transform"],
-            pd.read_parquet(figure["predictions"]),
-            figure["image_ids"],
-            read_classes(figure["predictions"]),
-            figure.get("target_layer"),
-            width,
-            fonts,
-            figure["device"],
-        )
-    if kind == "filters":
-        return filters_figure(
-            model,
-            spec["transform"],
-            figure["layer"],
-            figure["channels"],
-            figure["options"],
-            figure["columns"],
-            width,
-            fonts,
-            figure["device"],
-        )
-    raise ValueError(f"paper figure kind {kind!r} is not one of {KINDS}")
+    """The figure a resolved `paper.figures` entry describes (`cnnatlas.plan.paper`
+    resolves it and holds the one table of kinds, which calls the functions above)."""
+    return plan_paper.draw_figure(figure, fonts)

@@ -1,8 +1,10 @@
-"""Defaults read from the workflow's JSON Schema, the one place a default is written.
+"""The config schema (workflow/schemas/config.schema.yaml) as the one home of defaults.
 
-The workflow fills the config from the schema when it validates it; library functions
-that are called with part of a config (or directly, from tests and benchmarks) take the
-same defaults from here instead of restating them.
+Snakemake's `validate` fills a config's defaults from the schema. Library functions that
+are called without a config (tests, benchmarks, notebooks) or with part of one read the
+same defaults here, so that no default is ever written twice. A config path is given as
+keys (`defaults("maps", "tsne")`) or dotted (`default("extract.device")`); `*` steps
+into a mapping's values (`defaults("models.*.transform")`).
 """
 
 from functools import cache
@@ -11,33 +13,72 @@ from typing import Any
 
 import yaml
 
-__all__ = ["SCHEMA", "default", "defaults"]
+__all__ = [
+    "SCHEMA_FILE",
+    "SCHEMA",
+    "load_schema",
+    "section",
+    "default",
+    "defaults",
+    "with_defaults",
+]
 
-SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+SCHEMA = SCHEMA_FILE
 
 
 @cache
-def _schema() -> dict[str, Any]:
-    return yaml.safe_load(SCHEMA.read_text())
+def load_schema() -> dict[str, Any]:
+    """The config schema as a dict (read once)."""
+    return yaml.safe_load(SCHEMA_FILE.read_text(encoding="utf-8"))
 
 
-def _node(pointer: str) -> dict[str, Any]:
-    """The sub-schema at a dotted config path; `*` steps into additionalProperties."""
-    node = _schema()
-    for key in pointer.split(".") if pointer else []:
-        node = node["additionalProperties"] if key == "*" else node["properties"][key]
+def _resolve(node: dict[str, Any]) -> dict[str, Any]:
+    ref = node.get("$ref", "")
+    if ref.startswith("#/"):
+        target: Any = load_schema()
+        for key in ref[2:].split("/"):
+            target = target[key]
+        return target
     return node
 
 
-def default(pointer: str) -> Any:
+def _split(keys: tuple[str, ...]) -> list[str]:
+    return [part for key in keys for part in key.split(".") if part]
+
+
+def section(*keys: str) -> dict[str, Any]:
+    """The schema of the config section `keys`, e.g. section("maps", "tsne")."""
+    node = load_schema()
+    path = _split(keys)
+    for key in path:
+        if key == "*":
+            node = _resolve(node["additionalProperties"])
+            continue
+        props = node.get("properties", {})
+        if key not in props:
+            raise KeyError(
+                f"{SCHEMA_FILE.name}: no config key {'.'.join(path)} (at {key!r})"
+            )
+        node = _resolve(props[key])
+    return node
+
+
+def default(*keys: str) -> Any:
     """The schema default of one config key, e.g. `default("extract.device")`."""
-    node = _node(pointer)
+    node = section(*keys)
     if "default" not in node:
-        raise KeyError(f"the schema gives no default for {pointer}")
+        raise KeyError(f"the schema gives no default for {'.'.join(_split(keys))}")
     return node["default"]
 
 
-def defaults(pointer: str) -> dict[str, Any]:
-    """{key: default} of every key of the object at `pointer` that has a default."""
-    props = _node(pointer).get("properties", {})
+def defaults(*keys: str) -> dict[str, Any]:
+    """{key: default} of the properties of config section `keys` that have one."""
+    props = section(*keys).get("properties", {})
     return {k: v["default"] for k, v in props.items() if "default" in v}
+
+
+def with_defaults(options: dict[str, Any] | None, *keys: str) -> dict[str, Any]:
+    """`options` over the schema's defaults of section `keys` (a validated config
+    section already holds them all; this serves callers without a config)."""
+    return {**defaults(*keys), **(options or {})}
