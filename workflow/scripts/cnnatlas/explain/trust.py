@@ -101,7 +101,7 @@ def _classes(
     return [METHODS[m] if isinstance(m, str) else m for m in methods]
 
 
-def _curve_rows(ids, name, dele, ins, fr, road=None, road_fr=None) -> pd.DataFrame:
+def _curve_rows(ids, name, dele, ins, fr, road=None) -> pd.DataFrame:
     d, i = dele.cpu().numpy(), ins.cpu().numpy()
     out = {
         "image_id": ids,
