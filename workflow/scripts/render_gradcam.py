@@ -21,6 +21,7 @@ def main(snakemake) -> None:
         per_image_out=out.per_image,
         summary_out=out.summary,
         figure_out=out.figure,
+        methods=opts["methods"],
         layer=opts["target_layer"],
         fraction=opts["fraction"],
         blur=opts["blur"],
