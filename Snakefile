@@ -26,6 +26,7 @@ rule all:
         PROVENANCE,
         explain_targets(),
         figure_targets(),
+        rules.write_atlas.output.atlas,
         rules.write_index.output.index,
         projector_targets(),
         evolution_targets(),

@@ -246,3 +246,105 @@ def index_files(wildcards):
     files += explain_targets() + projector_targets() + evolution_targets()
     files += [f"{run_dir(m, c)}/predictions.parquet" for m, c in model_ckpts()]
     return list(dict.fromkeys(files))
+
+
+# --- the atlas page (write_atlas) ---
+
+
+def neighbors_path(model, ckpt, layer):
+    """Each image's feature-space neighbours (measure_maps), read by the atlas page."""
+    return f"{run_dir(model, ckpt)}/metrics/{layer}.neighbors.npy"
+
+
+def atlas_maps():
+    """Every 2-D map of the run: [{model, ckpt, layer, method, perplexity, seed, embedding}]."""
+    return [
+        {
+            "model": m,
+            "ckpt": c,
+            "layer": l,
+            "method": method,
+            "perplexity": float(perp),
+            "seed": int(seed),
+            "embedding": embedding_path(m, c, l, method, dim, perp, seed),
+        }
+        for m, c in model_ckpts()
+        for l in model_layer_list(m)
+        for method, dim, perp, seed in map_params()
+        if dim == "2"
+    ]
+
+
+def atlas_evolution():
+    """The evolution stage's aligned 2-D maps, one entry per (model, layer, method)."""
+    if not EVOLUTION["enabled"]:
+        return []
+    return [
+        {
+            "model": m,
+            "layer": l,
+            "method": method,
+            "perplexity": EVOLUTION["perplexity"],
+            "seed": EVOLUTION["seed"],
+            "ckpts": list(spec["checkpoints"]),
+            "dir": f"{RESULTS}/{m}/evolution/{l}/{method}/maps",
+        }
+        for m, spec in MODELS.items()
+        if len(spec["checkpoints"]) >= 2
+        for l in evolution_layers(m)
+        for method in EVOLUTION["methods"]
+    ]
+
+
+def atlas_explain():
+    """The Grad-CAM folders of the explain stage: [{model, ckpt, dir}]."""
+    folders = [f for f in explain_targets() if f.endswith("/explain/gradcam")]
+    return [
+        {"model": m, "ckpt": c, "dir": f"{run_dir(m, c)}/explain/gradcam"}
+        for m, c in model_ckpts()
+        if f"{run_dir(m, c)}/explain/gradcam" in folders
+    ]
+
+
+def atlas_links():
+    """Pages the atlas links: the plotly pages (3-D maps) and the evolution sliders."""
+    pages = [
+        (_fill(t, m, c, l), f"plotly {m} {c} {l} {t.rsplit('/', 1)[-1][:-5]}")
+        for m, c in model_ckpts()
+        for l in MODELS[m]["layers"]
+        for t in html_files()
+    ]
+    pages += [
+        (f, "evolution " + " ".join(f.split("/")[-4:-1]))
+        for f in evolution_targets()
+        if f.endswith("slider.html")
+    ]
+    return [{"label": label, "href": os.path.relpath(f, RESULTS)} for f, label in pages]
+
+
+def atlas_plan():
+    """What write_atlas reads, as the viewer's `write_atlas` takes it."""
+    return {
+        "predictions": {
+            f"{m}/{c}": f"{run_dir(m, c)}/predictions.parquet" for m, c in model_ckpts()
+        },
+        "maps": atlas_maps(),
+        "neighbors": [
+            {"model": m, "ckpt": c, "layer": l, "path": neighbors_path(m, c, l)}
+            for m, c in model_ckpts()
+            for l in model_layer_list(m)
+        ],
+        "evolution": atlas_evolution(),
+        "explain": atlas_explain(),
+        "links": atlas_links(),
+    }
+
+
+def atlas_inputs():
+    """The files of atlas_plan, as rule inputs."""
+    plan = atlas_plan()
+    files = list(plan["predictions"].values())
+    files += [m["embedding"] for m in plan["maps"]]
+    files += [n["path"] for n in plan["neighbors"]]
+    files += [e["dir"] for e in plan["evolution"] + plan["explain"]]
+    return files

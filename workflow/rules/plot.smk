@@ -1,7 +1,8 @@
 # Figures of every layer's maps: static PNG/PDF per colouring, interactive HTML pages,
 # sweep grids (perplexity x seed) and, per model, checkpoint x layer grids; then
-# results/index.html. One job per (model, ckpt, layer) draws all of that layer's figures:
-# the imports cost more than a map, so one process per file would dominate the run.
+# results/atlas.html (every 2-D map in one WebGL page) and results/index.html. One job
+# per (model, ckpt, layer) draws all of that layer's figures: the imports cost more than
+# a map, so one process per file would dominate the run.
 
 
 include: "common_figures.smk"
@@ -79,9 +80,35 @@ rule plot_checkpoint_layer_grids:
         "../scripts/plot_checkpoint_layer_grids.py"
 
 
+rule write_atlas:
+    input:
+        manifest=rules.build_manifest.output.manifest,
+        files=atlas_inputs(),
+        metrics=rules.gather_metrics.output.metrics,
+        sheets=SHEETS,
+        lib=lib("viewer/atlas.py"),
+        bundle=lib("viewer/atlas.bundle.js"),
+        template=lib("viewer/template.html"),
+    output:
+        atlas=f"{RESULTS}/atlas.html",
+    log:
+        f"{RESULTS}/logs/write_atlas.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/write_atlas.tsv"
+    conda:
+        "../../envs/figures.yaml"
+    params:
+        plan=atlas_plan(),
+        zoom=FIGURES["thumbnail_zoom"],
+    script:
+        "../scripts/write_atlas.py"
+
+
 rule write_index:
     input:
         files=index_files,
+        atlas=rules.write_atlas.output.atlas,
+        metrics=rules.gather_metrics.output.metrics,
         lib=lib("index.py"),
     output:
         index=f"{RESULTS}/index.html",
@@ -89,5 +116,7 @@ rule write_index:
         f"{RESULTS}/logs/write_index.log",
     conda:
         "../../envs/figures.yaml"
+    params:
+        paper=[f for f in paper_targets() if f.endswith(".png")],
     script:
         "../scripts/write_index.py"
