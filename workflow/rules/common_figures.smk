@@ -315,7 +315,7 @@ def atlas_links():
         for t in html_files()
     ]
     pages += [
-        (f, "evolution " + " ".join(f.split("/")[-4:-1]))
+        (f, "evolution " + " ".join(f.split("/")[-5:-1]).replace(" evolution ", " "))
         for f in evolution_targets()
         if f.endswith("slider.html")
     ]

@@ -103,6 +103,8 @@ def metrics_table(metrics: str | Path) -> str:
 
 
 def _figures(title: str, pictures: Sequence[Path], root: Path, note: str = "") -> list:
+    """Pictures under a heading; with a `note` (pictures another target makes) no links,
+    so that every link of the page leads to a file."""
     if not pictures:
         return []
     out = [f"<h2>{html.escape(title)}</h2>"]
@@ -110,10 +112,10 @@ def _figures(title: str, pictures: Sequence[Path], root: Path, note: str = "") -
         out.append(f"<p>{html.escape(note)}</p>")
     for p in pictures:
         name = html.escape(str(Path(os.path.relpath(p, root)).as_posix()))
-        out.append(
-            f'<figure><a href="{_href(p, root)}"><img src="{_href(p, root)}" alt="{name}"'
-            f' loading="lazy"></a><figcaption>{name}</figcaption></figure>'
-        )
+        img = f'<img src="{_href(p, root)}" alt="{name}" loading="lazy">'
+        if not note:
+            img = f'<a href="{_href(p, root)}">{img}</a>'
+        out.append(f"<figure>{img}<figcaption>{name}</figcaption></figure>")
     return out
 
 

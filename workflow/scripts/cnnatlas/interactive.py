@@ -374,6 +374,7 @@ _APP = r"""
   select.addEventListener("change", draw);
   draw().then(function () {
     div.on("plotly_hover", function (ev) { show(ev.points[0].customdata); });
+    document.body.dataset.readyAt = String(performance.now());
     document.body.dataset.ready = "1";
   });
 })();

@@ -337,6 +337,7 @@ function renderHover(i) {
   box.appendChild(el('pre', { id: 'atlas-hover-text' }, describe(i)));
   box.dataset.imageId = String(i);
   box.dataset.ms = String(performance.now() - t0);
+  box.dataset.shownAt = String(performance.now());
 }
 
 // ---- selection -------------------------------------------------------------------------
@@ -384,6 +385,7 @@ function renderSelection() {
     grid.appendChild(fig);
   }
   $('atlas-selection').dataset.ms = String(performance.now() - t0);
+  $('atlas-selection').dataset.renderedAt = String(performance.now());
 }
 
 function selectionCsv() {
@@ -620,6 +622,8 @@ function wire() {
   $('atlas-clear').addEventListener('click', () => { $('atlas-search').value = ''; state.query = ''; search(''); applySelection([]); });
   window.addEventListener('hashchange', () => { if (!live.restoring) restore(); });
   window.addEventListener('resize', () => drawOverlay());
+  // When the last pointer was released: the benchmark times a lasso from it to the grid.
+  window.addEventListener('pointerup', () => { window.cnnatlas.pointerUpAt = performance.now(); }, true);
 }
 
 // What the tests and the benchmark read; not needed by a user.
@@ -658,6 +662,8 @@ async function main() {
   document.title = H.title;
   $('atlas-title').textContent = H.title;
   const links = $('atlas-links');
+  $('atlas-links-box').hidden = H.links.length === 0;
+  $('atlas-links-box').querySelector('summary').textContent = `other pages (${H.links.length})`;
   for (const l of H.links) {
     links.appendChild(el('a', { href: encodeURI(l.href) }, l.label));
     links.appendChild(document.createTextNode(' '));
@@ -666,6 +672,7 @@ async function main() {
   setTool('pan');
   await restore();
   document.body.dataset.firstRenderMs = String(performance.now() - t0);
+  document.body.dataset.readyAt = String(performance.now());
   document.body.dataset.ready = '1';
 }
 
