@@ -21,17 +21,17 @@ include: "workflow/rules/paper.smk"
 rule all:
     default_target: True
     input:
-        extract_targets(),
-        maps_targets(),
-        PROVENANCE,
-        explain_targets(),
-        figure_targets(),
-        rules.write_atlas.output.atlas,
+        P.extract_targets(),
+        P.maps_targets(),
+        P.provenance,
+        P.explain_targets(),
+        FIGURES.targets(),
+        P.atlas.path,
         rules.write_index.output.index,
-        projector_targets(),
-        evolution_targets(),
+        P.projector_targets(),
+        P.evolution_targets(),
 
 
 rule paper:
     input:
-        paper_targets(),
+        PAPER.targets(),

@@ -4,8 +4,8 @@ Prints one JSON object. Data: seeded Gaussian mixtures (20 clusters) of 5,000 an
 points x 512 dims and 5,000 x 4,096, plus the demo's final-checkpoint `relu` features
 when they exist. Quality = 10-NN accuracy (5-fold CV) in the map.
   a) scikit-learn TSNE (defaults: Barnes-Hut, PCA init, perplexity 30), n_jobs=threads;
-  b) cnnatlas.reduce.tsne_map (openTSNE, PCA-50 pre-step, PCA init), n_jobs=threads;
-  c) on the 4,096-d data: cnnatlas.reduce.tsne_maps over perplexities (30, 50) x seeds
+  b) cnnatlas.maps.tsne.tsne_map (openTSNE, PCA-50 pre-step, PCA init), n_jobs=threads;
+  c) on the 4,096-d data: cnnatlas.maps.tsne.tsne_maps over perplexities (30, 50) x seeds
      (0, 1, 2), sharing the PCA pre-step, kNN graph and init, vs six tsne_map calls.
 Targets: (b) >= 3x faster than (a) at N = 20,000 with kNN accuracy >= (a)'s - 0.02;
 (c) sweep <= 0.85 x the six single runs.
@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 from cnnatlas.metrics import knn_accuracy  # noqa: E402
-from cnnatlas.reduce import MapSpec, tsne_map, tsne_maps  # noqa: E402
+from cnnatlas.maps import MapSpec  # noqa: E402
+from cnnatlas.maps.tsne import METHOD, tsne_map, tsne_maps  # noqa: E402
 
 DEMO = ROOT / "results" / "digitnet" / "step0600" / "features" / "relu.npy"
 
@@ -85,7 +86,9 @@ def one_map(name, x, labels, threads):
 
 def sweep(x, threads, perplexities=(30, 50), seeds=(0, 1, 2)):
     specs = [MapSpec(2, p, s) for p in perplexities for s in seeds]
-    _, shared_s = timed(lambda: list(tsne_maps(x, specs, n_jobs=threads)))
+    _, shared_s = timed(
+        lambda: list(tsne_maps(x, specs, METHOD.options(), n_jobs=threads))
+    )
     shared_cpu = CPU[0]
 
     def singles():

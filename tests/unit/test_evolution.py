@@ -10,10 +10,7 @@ from cnnatlas.evolution import (
     disparity,
     displacement,
     evolve_layer,
-    pca_evolution,
-    procrustes_align,
     read_evolution,
-    tsne_evolution,
 )
 from cnnatlas.evolution_plots import (
     frame_positions,
@@ -21,7 +18,10 @@ from cnnatlas.evolution_plots import (
     slider_figure,
 )
 from cnnatlas.io import read_parquet_meta
+from cnnatlas.maps.pca import pca_evolution
+from cnnatlas.maps.tsne import tsne_evolution
 from cnnatlas.plots import class_styles
+from cnnatlas.reduce import procrustes_align
 from PIL import Image
 
 FAST = {"n_iter": 150, "early_exaggeration_iter": 100}

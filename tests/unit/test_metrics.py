@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from cnnatlas.maps import MapSpec
 from cnnatlas.metrics import (
     COLUMNS,
     continuity,
@@ -15,7 +16,7 @@ from cnnatlas.metrics import (
     subsample,
     trustworthiness,
 )
-from cnnatlas.reduce import MapSpec, write_embedding
+from cnnatlas.reduce import write_embedding
 from PIL import Image
 
 

@@ -1,8 +1,10 @@
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 from cnnatlas.provenance import (
+    compare_outputs,
     hash_outputs,
     package_versions,
     provenance,
@@ -68,3 +70,41 @@ def test_run_hash_changes_with_config_and_checkpoint():
     assert base == run_hash({"seed": 0}, {"m/c": "aa"}, "mm", v)
     assert base != run_hash({"seed": 1}, {"m/c": "aa"}, "mm", v)
     assert base != run_hash({"seed": 0}, {"m/c": "ab"}, "mm", v)
+
+
+def test_compare_outputs_lists_changed_new_and_missing_files(run, tmp_path):
+    results, ckpt = run
+    outputs = [results / "m/c/features", results / "m/c/predictions.parquet"]
+    config = {"models": {}}
+    before = provenance(
+        config, {"m/c": ckpt}, results / "manifest.parquet", outputs, results, {}
+    )
+    (results / "m/c/predictions.parquet").write_bytes(b"other preds")
+    (results / "m/c/features/b.npy").write_bytes(b"new layer")
+    (results / "m/c/features/a.npy").unlink()
+    after = provenance(
+        config, {"m/c": ckpt}, results / "manifest.parquet", outputs, results, {}
+    )
+    diff = compare_outputs(before, after)
+    assert diff["changed"] == ["m/c/predictions.parquet"]
+    assert diff["new"] == ["m/c/features/b.npy"]
+    assert diff["missing"] == ["m/c/features/a.npy"]
+    assert diff["same"] == ["<checkpoint m/c>", "<manifest>"]
+    assert compare_outputs(after, after)["changed"] == []
+
+    import subprocess
+    import sys
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    write_provenance(a, before)
+    write_provenance(b, after)
+    script = Path(__file__).resolve().parents[2] / "benchmarks/compare_provenance.py"
+    same = subprocess.run(
+        [sys.executable, script, a, a], capture_output=True, text=True
+    )
+    assert same.returncode == 0 and json.loads(same.stdout)["n_changed"] == 0
+    differ = subprocess.run(
+        [sys.executable, script, a, b], capture_output=True, text=True
+    )
+    assert differ.returncode == 1
+    assert json.loads(differ.stdout)["missing"] == ["m/c/features/a.npy"]

@@ -6,17 +6,20 @@ import numpy as np
 import pandas as pd
 import pytest
 from cnnatlas.io import read_parquet_meta
-from cnnatlas.reduce import (
-    FeatureError,
-    MapSpec,
-    check_features,
+from cnnatlas.maps import MapSpec
+from cnnatlas.maps.tsne import (
     check_perplexity,
+    fit_options,
     fit_tsne,
     pca_initialization,
-    prepare_features,
     rescale,
     tsne_affinities,
     tsne_map,
+)
+from cnnatlas.reduce import (
+    FeatureError,
+    check_features,
+    prepare_features,
     write_maps,
 )
 
@@ -119,7 +122,8 @@ def test_fit_from_a_given_initialisation_keeps_the_layout():
     first, _ = tsne_map(x, 2, 10, seed=0, options=FAST)
     drifted = x + np.random.default_rng(1).normal(0, 0.1, x.shape).astype(np.float32)
     aff = tsne_affinities(prepare_features(drifted), 10)
-    second, kl = fit_tsne(aff, rescale(first), early_exaggeration_iter=0, n_iter=50)
+    fit = fit_options({"early_exaggeration_iter": 0, "n_iter": 50})
+    second, kl = fit_tsne(aff, rescale(first), **fit)
     assert second.shape == first.shape and np.isfinite(kl)
     assert np.corrcoef(first[:, 0], second[:, 0])[0, 1] > 0.9
 

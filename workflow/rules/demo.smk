@@ -4,7 +4,7 @@ DEMO_DIR = f"{RESULTS}/demo"
 
 rule write_demo_dataset:
     input:
-        lib=lib("demo.py"),
+        lib=lib("write_demo_dataset.py"),
     output:
         train=directory(f"{DEMO_DIR}/digits/train"),
         test=directory(f"{DEMO_DIR}/digits/test"),
@@ -23,7 +23,7 @@ rule write_demo_dataset:
 rule train_demo_model:
     input:
         train=rules.write_demo_dataset.output.train,
-        lib=lib("demo.py"),
+        lib=lib("train_demo_model.py"),
     output:
         checkpoints=[
             f"{DEMO_DIR}/checkpoints/step{step:04d}.pt" for step in DEMO["steps"]

@@ -1,12 +1,12 @@
+EVOLUTION_DIR = P.evolution_dir()
 # Training evolution: one layer's maps across a model's checkpoints (config order),
 # aligned so points can be followed, plus the figures that show them.
 
 
 rule align_evolution:
     input:
-        features=evolution_feature_dirs,
-        lib=lib("evolution.py"),
-        reduce=lib("reduce.py"),
+        features=P.evolution_feature_dirs,
+        lib=lib("align_evolution.py"),
     output:
         maps=directory(f"{EVOLUTION_DIR}/maps"),
         alignment=f"{EVOLUTION_DIR}/alignment.parquet",
@@ -15,15 +15,15 @@ rule align_evolution:
     benchmark:
         f"{RESULTS}/benchmarks/align_evolution/{{model}}/{{layer}}/{{method}}.tsv"
     wildcard_constraints:
-        method="tsne|pca",
+        method=P.evolution_method_names(),
     conda:
         "../../envs/evolution.yaml"
     threads: 1
     params:
-        features=evolution_feature_files,
-        perplexity=EVOLUTION["perplexity"],
-        seed=EVOLUTION["seed"],
-        options=evolution_options,
+        features=P.evolution_feature_files,
+        perplexity=P.evolution["perplexity"],
+        seed=P.evolution["seed"],
+        options=P.evolution_options,
     script:
         "../scripts/align_evolution.py"
 
@@ -32,8 +32,8 @@ rule plot_evolution:
     input:
         maps=rules.align_evolution.output.maps,
         manifest=rules.build_manifest.output.manifest,
-        predictions=evolution_predictions,
-        lib=lib("evolution_plots.py"),
+        predictions=P.evolution_predictions,
+        lib=lib("plot_evolution.py"),
     output:
         strip_png=f"{EVOLUTION_DIR}/strip.png",
         strip_pdf=f"{EVOLUTION_DIR}/strip.pdf",
@@ -44,15 +44,15 @@ rule plot_evolution:
     benchmark:
         f"{RESULTS}/benchmarks/plot_evolution/{{model}}/{{layer}}/{{method}}.tsv"
     wildcard_constraints:
-        method="tsne|pca",
+        method=P.evolution_method_names(),
     conda:
         "../../envs/evolution.yaml"
     threads: 1
     params:
-        ckpts=evolution_ckpts,
-        predictions=evolution_prediction_files,
-        title=evolution_title,
-        frames=EVOLUTION["frames"],
-        fps=EVOLUTION["fps"],
+        ckpts=P.model_ckpt_names,
+        predictions=P.evolution_prediction_files,
+        title=P.evolution_title,
+        frames=P.evolution["frames"],
+        fps=P.evolution["fps"],
     script:
         "../scripts/plot_evolution.py"

@@ -4,7 +4,7 @@ EXPLAIN_DIR = f"{RESULTS}/{{model}}/{{ckpt}}/explain"
 rule select_explain_images:
     input:
         predictions=rules.extract_features.output.predictions,
-        lib=lib("explain/select.py"),
+        lib=lib("select_explain_images.py"),
     output:
         selection=f"{EXPLAIN_DIR}/images.parquet",
     log:
@@ -12,7 +12,7 @@ rule select_explain_images:
     conda:
         "../../envs/torch.yaml"
     params:
-        images=EXPLAIN["images"],
+        images=P.explain["images"],
     script:
         "../scripts/select_explain_images.py"
 
@@ -20,8 +20,8 @@ rule select_explain_images:
 rule render_feature_maps:
     input:
         selection=rules.select_explain_images.output.selection,
-        checkpoint=checkpoint_file,
-        lib=explain_lib("feature_maps.py"),
+        checkpoint=P.checkpoint_file,
+        lib=lib("render_feature_maps.py"),
     output:
         maps=report(
             directory(f"{EXPLAIN_DIR}/feature_maps"),
@@ -38,9 +38,9 @@ rule render_feature_maps:
         "../../envs/torch.yaml"
     threads: 1
     params:
-        spec=model_spec,
-        layers=explain_layers,
-        options=EXPLAIN["feature_maps"],
+        spec=P.model_spec,
+        layers=P.explain_layers,
+        options=P.explain["feature_maps"],
         device=config["extract"]["device"],
     script:
         "../scripts/render_feature_maps.py"
@@ -49,8 +49,8 @@ rule render_feature_maps:
 rule visualize_filters:
     input:
         predictions=rules.extract_features.output.predictions,
-        checkpoint=checkpoint_file,
-        lib=explain_lib("filters.py"),
+        checkpoint=P.checkpoint_file,
+        lib=lib("visualize_filters.py"),
     output:
         grids=report(
             directory(f"{EXPLAIN_DIR}/filters"),
@@ -68,9 +68,9 @@ rule visualize_filters:
         "../../envs/torch.yaml"
     threads: 1
     params:
-        spec=model_spec,
-        layers=explain_layers,
-        options=EXPLAIN["filters"],
+        spec=P.model_spec,
+        layers=P.explain_layers,
+        options=P.explain["filters"],
         device=config["extract"]["device"],
     script:
         "../scripts/visualize_filters.py"
@@ -80,8 +80,8 @@ rule render_gradcam:
     input:
         predictions=rules.extract_features.output.predictions,
         selection=rules.select_explain_images.output.selection,
-        checkpoint=checkpoint_file,
-        lib=explain_lib("gradcam.py"),
+        checkpoint=P.checkpoint_file,
+        lib=lib("render_gradcam.py"),
     output:
         overlays=report(
             directory(f"{EXPLAIN_DIR}/gradcam"),
@@ -106,8 +106,8 @@ rule render_gradcam:
         "../../envs/torch.yaml"
     threads: 1
     params:
-        spec=model_spec,
-        options=EXPLAIN["gradcam"],
+        spec=P.model_spec,
+        options=P.explain["gradcam"],
         device=config["extract"]["device"],
     script:
         "../scripts/render_gradcam.py"

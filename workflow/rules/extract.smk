@@ -1,7 +1,7 @@
 rule build_manifest:
     input:
         dataset=config["dataset"]["path"],
-        lib=lib("data.py"),
+        lib=lib("build_manifest.py"),
     output:
         manifest=f"{RESULTS}/manifest.parquet",
         bad_images=f"{RESULTS}/bad_images.parquet",
@@ -21,9 +21,9 @@ rule build_manifest:
 rule extract_features:
     input:
         manifest=rules.build_manifest.output.manifest,
-        checkpoint=checkpoint_file,
-        lib=lib("extract.py"),
-        shards=extract_shard_dirs,
+        checkpoint=P.checkpoint_file,
+        lib=lib("extract_features.py"),
+        shards=P.extract_shard_dirs,
     output:
         predictions=f"{RESULTS}/{{model}}/{{ckpt}}/predictions.parquet",
         features=directory(f"{RESULTS}/{{model}}/{{ckpt}}/features"),
@@ -33,12 +33,12 @@ rule extract_features:
         f"{RESULTS}/benchmarks/extract_features/{{model}}/{{ckpt}}.tsv"
     # Sharded (extract.shards > 1), this job only gathers the shards' rows: it runs
     # where snakemake runs, not as a cluster job holding a GPU.
-    localrule: EXTRACT_SHARDS > 1
+    localrule: P.shards > 1
     conda:
         "../../envs/torch.yaml"
     threads: 2
     params:
-        spec=model_spec,
+        spec=P.model_spec,
         extract=config["extract"],
     script:
         "../scripts/extract_features.py"
@@ -47,21 +47,21 @@ rule extract_features:
 rule extract_shard:
     input:
         manifest=rules.build_manifest.output.manifest,
-        checkpoint=checkpoint_file,
-        lib=lib("extract.py"),
+        checkpoint=P.checkpoint_file,
+        lib=lib("extract_shard.py"),
     output:
-        shard=temp(directory(shard_dir("{model}", "{ckpt}", "{shard}"))),
+        shard=temp(directory(P.shard_dir("{model}", "{ckpt}", "{shard}"))),
     log:
-        f"{RESULTS}/logs/extract_shard/{{model}}/{{ckpt}}/{{shard}}-of-{EXTRACT_SHARDS}.log",
+        f"{RESULTS}/logs/extract_shard/{{model}}/{{ckpt}}/{{shard}}-of-{P.shards}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/extract_shard/{{model}}/{{ckpt}}/{{shard}}-of-{EXTRACT_SHARDS}.tsv"
+        f"{RESULTS}/benchmarks/extract_shard/{{model}}/{{ckpt}}/{{shard}}-of-{P.shards}.tsv"
     wildcard_constraints:
         shard=r"\d+",
     conda:
         "../../envs/torch.yaml"
     threads: 2
     params:
-        spec=model_spec,
+        spec=P.model_spec,
         extract=config["extract"],
     script:
         "../scripts/extract_shard.py"

@@ -5,15 +5,13 @@
 
 rule draw_paper_figure:
     input:
-        files=paper_inputs,
+        files=PAPER.inputs,
         manifest=rules.build_manifest.output.manifest,
-        checkpoints=list(checkpoint_files().values()),
-        lib=lib("paper.py"),
-        plots=lib("plots.py"),
-        provenance=lib("provenance.py"),
+        checkpoints=list(P.checkpoint_files().values()),
+        lib=lib("draw_paper_figure.py"),
     output:
-        pdf=f"{PAPER_DIR}/{{name}}.pdf",
-        png=f"{PAPER_DIR}/{{name}}.png",
+        pdf=f"{PAPER.dir}/{{name}}.pdf",
+        png=f"{PAPER.dir}/{{name}}.png",
     log:
         f"{RESULTS}/logs/draw_paper_figure/{{name}}.log",
     benchmark:
@@ -24,10 +22,10 @@ rule draw_paper_figure:
         "../../envs/torch.yaml"
     threads: 1
     params:
-        figure=paper_params,
-        fonts=PAPER_FONTS,
-        dpi=PAPER.get("dpi", 300),
+        figure=PAPER.params,
+        fonts=PAPER.fonts,
+        dpi=PAPER.config["dpi"],
         config=config,
-        checkpoints=checkpoint_files(),
+        checkpoints=P.checkpoint_files(),
     script:
         "../scripts/draw_paper_figure.py"

@@ -5,42 +5,39 @@
 # a map, so one process per file would dominate the run.
 
 
-include: "common_figures.smk"
-
-
 report: "../report/workflow.rst"
 
 
 rule make_thumbnail_sheets:
     input:
         manifest=rules.build_manifest.output.manifest,
-        lib=lib("thumbnails.py"),
+        lib=lib("make_thumbnail_sheets.py"),
     output:
-        sheets=directory(SHEETS),
+        sheets=directory(FIGURES.sheets),
     log:
         f"{RESULTS}/logs/make_thumbnail_sheets.log",
     conda:
         "../../envs/figures.yaml"
     params:
-        size=FIGURES["thumbnail_px"],
+        size=FIGURES.config["thumbnail_px"],
     script:
         "../scripts/make_thumbnail_sheets.py"
 
 
 rule plot_embeddings:
     input:
-        embeddings=layer_embeddings_needed,
-        predictions=f"{RESULTS}/{{model}}/{{ckpt}}/predictions.parquet",
-        sheets=layer_sheets,
-        lib=lib("figures.py"),
-        plots=lib("plots.py"),
-        interactive=lib("interactive.py"),
+        embeddings=FIGURES.layer_embeddings_needed,
+        predictions=P.predictions_path("{model}", "{ckpt}"),
+        sheets=FIGURES.layer_sheets,
+        lib=lib("plot_embeddings.py"),
     output:
-        png=static_report(),
-        pdf=static_files("pdf"),
-        html=html_files(),
-        sweep_png=sweep_report(),
-        sweep_pdf=sweep_files("pdf"),
+        png=flagged(FIGURES.static_report(), "embedding.rst", "Maps", "{model} {ckpt}"),
+        pdf=FIGURES.static_files("pdf"),
+        html=FIGURES.html_files(),
+        sweep_png=flagged(
+            FIGURES.sweep_report(), "sweep_grid.rst", "Sweeps", "{model} {ckpt}"
+        ),
+        sweep_pdf=FIGURES.sweep_files("pdf"),
     log:
         f"{RESULTS}/logs/plot_embeddings/{{model}}/{{ckpt}}/{{layer}}.log",
     benchmark:
@@ -49,23 +46,22 @@ rule plot_embeddings:
         "../../envs/figures.yaml"
     threads: 1
     params:
-        maps=layer_maps,
-        sweeps=layer_sweeps,
-        figures=FIGURES,
+        maps=FIGURES.layer_maps,
+        sweeps=FIGURES.layer_sweeps,
+        figures=FIGURES.config,
     script:
         "../scripts/plot_embeddings.py"
 
 
 rule plot_checkpoint_layer_grids:
     input:
-        files=model_grid_inputs,
-        lib=lib("figures.py"),
-        plots=lib("plots.py"),
+        files=FIGURES.model_grid_inputs,
+        lib=lib("plot_checkpoint_layer_grids.py"),
     output:
-        png=grid_report(),
-        pdf=[
-            f"{RESULTS}/{{model}}/figures/grid-{map_name(*p)}.pdf" for p in grid_maps()
-        ],
+        png=flagged(
+            FIGURES.grid_report(), "checkpoint_layer_grid.rst", "Checkpoints x layers"
+        ),
+        pdf=FIGURES.grid_files("pdf"),
     log:
         f"{RESULTS}/logs/plot_checkpoint_layer_grids/{{model}}.log",
     benchmark:
@@ -74,8 +70,8 @@ rule plot_checkpoint_layer_grids:
         "../../envs/figures.yaml"
     threads: 1
     params:
-        grids=model_grids,
-        figures=FIGURES,
+        grids=FIGURES.model_grids,
+        figures=FIGURES.config,
     script:
         "../scripts/plot_checkpoint_layer_grids.py"
 
@@ -83,14 +79,15 @@ rule plot_checkpoint_layer_grids:
 rule write_atlas:
     input:
         manifest=rules.build_manifest.output.manifest,
-        files=atlas_inputs(),
+        files=P.atlas.files(),
         metrics=rules.gather_metrics.output.metrics,
-        sheets=SHEETS,
-        lib=lib("viewer/atlas.py"),
-        bundle=lib("viewer/atlas.bundle.js"),
-        template=lib("viewer/template.html"),
+        sheets=FIGURES.sheets,
+        lib=lib("write_atlas.py"),
+        # read by the writer at run time, not imported
+        bundle=os.path.join(SCRIPTS, "cnnatlas/viewer/atlas.bundle.js"),
+        template=os.path.join(SCRIPTS, "cnnatlas/viewer/template.html"),
     output:
-        atlas=f"{RESULTS}/atlas.html",
+        atlas=P.atlas.path,
     log:
         f"{RESULTS}/logs/write_atlas.log",
     benchmark:
@@ -98,18 +95,18 @@ rule write_atlas:
     conda:
         "../../envs/figures.yaml"
     params:
-        plan=atlas_plan(),
-        zoom=FIGURES["thumbnail_zoom"],
+        plan=P.atlas.inputs(),
+        zoom=FIGURES.config["thumbnail_zoom"],
     script:
         "../scripts/write_atlas.py"
 
 
 rule write_index:
     input:
-        files=index_files,
-        atlas=rules.write_atlas.output.atlas,
+        files=P.index_files,
+        atlas=P.atlas.path,
         metrics=rules.gather_metrics.output.metrics,
-        lib=lib("index.py"),
+        lib=lib("write_index.py"),
     output:
         index=f"{RESULTS}/index.html",
     log:
@@ -117,6 +114,6 @@ rule write_index:
     conda:
         "../../envs/figures.yaml"
     params:
-        paper=[f for f in paper_targets() if f.endswith(".png")],
+        paper=[f for f in PAPER.targets() if f.endswith(".png")],
     script:
         "../scripts/write_index.py"

@@ -3,8 +3,8 @@ rule export_projector:
         manifest=rules.build_manifest.output.manifest,
         predictions=rules.extract_features.output.predictions,
         features=rules.extract_features.output.features,
-        maps=projector_map_files,
-        lib=lib("projector.py"),
+        maps=P.projector_map_files,
+        lib=lib("export_projector.py"),
     output:
         projector=directory(f"{RESULTS}/{{model}}/{{ckpt}}/projector"),
     log:
@@ -15,10 +15,10 @@ rule export_projector:
         "../../envs/torch.yaml"
     threads: 1
     params:
-        features=projector_features,
-        maps=projector_maps,
-        thumbnail=PROJECTOR["thumbnail"],
-        min_thumbnail=PROJECTOR["min_thumbnail"],
-        seed=PROJECTOR["seed"],
+        features=P.projector_features,
+        maps=P.projector_maps,
+        thumbnail=P.projector["thumbnail"],
+        min_thumbnail=P.projector["min_thumbnail"],
+        seed=P.projector["seed"],
     script:
         "../scripts/export_projector.py"

@@ -1,18 +1,18 @@
 rule write_provenance:
     input:
         manifest=rules.build_manifest.output.manifest,
-        checkpoints=list(checkpoint_files().values()),
+        checkpoints=list(P.checkpoint_files().values()),
         outputs=run_outputs,
-        lib=lib("provenance.py"),
+        lib=lib("write_provenance.py"),
     output:
-        provenance=PROVENANCE,
+        provenance=P.provenance,
     log:
         f"{RESULTS}/logs/write_provenance.log",
     conda:
         "../../envs/torch.yaml"
     params:
         config=config,
-        checkpoints=checkpoint_files(),
+        checkpoints=P.checkpoint_files(),
         threads=rule_threads,
         cores=workflow.resource_settings.cores,
     script:

@@ -1,83 +1,66 @@
-# Maps of every layer's features and their faithfulness metrics. One job per
-# (model, ckpt, layer) for t-SNE (sharing the PCA pre-step and kNN graph across
-# perplexities and seeds) and for PCA; one job for every UMAP map, because umap-learn
-# pays ~30 s of numba compilation in every new process.
+# Maps of every layer's features (one rule per configured method, from the registry
+# cnnatlas.maps) and their faithfulness metrics. A method's maps of one layer are one
+# job (t-SNE shares the PCA pre-step and kNN graph across perplexities and seeds); a
+# `batched` method (UMAP: ~30 s of numba compilation per process) makes every layer's
+# maps in one job.
 
 
-if "tsne" in MAPS["methods"]:
+for _method in P.reduce_methods(batched=False):
 
-    rule reduce_tsne:
+    rule:
+        name:
+            f"reduce_{_method}"
         input:
             features=rules.extract_features.output.features,
-            lib=lib("reduce.py"),
+            lib=lib("reduce_features.py"),
         output:
-            maps=method_outputs("tsne"),
+            maps=P.method_outputs(_method),
         log:
-            f"{RESULTS}/logs/reduce_tsne/{{model}}/{{ckpt}}/{{layer}}.log",
+            f"{RESULTS}/logs/reduce_{_method}/{{model}}/{{ckpt}}/{{layer}}.log",
         benchmark:
-            f"{RESULTS}/benchmarks/reduce_tsne/{{model}}/{{ckpt}}/{{layer}}.tsv"
+            f"{RESULTS}/benchmarks/reduce_{_method}/{{model}}/{{ckpt}}/{{layer}}.tsv"
         conda:
             "../../envs/reduce.yaml"
         threads: 1
         params:
-            method="tsne",
-            layer_file=layer_features,
-            maps=method_maps("tsne"),
-            options=MAPS["tsne"],
+            method=_method,
+            jobs=P.layer_reduce_jobs(_method),
+            options=P.maps[_method],
         script:
             "../scripts/reduce_features.py"
 
 
-if "pca" in MAPS["methods"]:
+for _method in P.reduce_methods(batched=True):
 
-    rule reduce_pca:
+    rule:
+        name:
+            f"reduce_{_method}"
         input:
-            features=rules.extract_features.output.features,
-            lib=lib("reduce.py"),
+            features=P.all_features_dirs(),
+            lib=lib("reduce_features.py"),
         output:
-            maps=method_outputs("pca"),
+            maps=P.method_outputs(_method, batched=True),
         log:
-            f"{RESULTS}/logs/reduce_pca/{{model}}/{{ckpt}}/{{layer}}.log",
+            f"{RESULTS}/logs/reduce_{_method}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/reduce_{_method}.tsv"
         conda:
             "../../envs/reduce.yaml"
         threads: 1
         params:
-            method="pca",
-            layer_file=layer_features,
-            maps=method_maps("pca"),
-            options=MAPS["pca"],
+            method=_method,
+            jobs=P.reduce_jobs(_method),
+            options=P.maps[_method],
         script:
             "../scripts/reduce_features.py"
-
-
-if "umap" in MAPS["methods"]:
-
-    rule reduce_umap:
-        input:
-            features=all_features_dirs(),
-            lib=lib("reduce.py"),
-        output:
-            maps=umap_outputs(),
-        log:
-            f"{RESULTS}/logs/reduce_umap.log",
-        benchmark:
-            f"{RESULTS}/benchmarks/reduce_umap.tsv"
-        conda:
-            "../../envs/reduce.yaml"
-        threads: 1
-        params:
-            jobs=umap_jobs(),
-            options=MAPS["umap"],
-        script:
-            "../scripts/reduce_umap.py"
 
 
 rule measure_maps:
     input:
         features=rules.extract_features.output.features,
         predictions=rules.extract_features.output.predictions,
-        embeddings=layer_embeddings,
-        lib=lib("metrics.py"),
+        embeddings=P.layer_embeddings,
+        lib=lib("measure_maps.py"),
     output:
         metrics=f"{RESULTS}/{{model}}/{{ckpt}}/metrics/{{layer}}.parquet",
         neighbors=f"{RESULTS}/{{model}}/{{ckpt}}/metrics/{{layer}}.neighbors.npy",
@@ -87,16 +70,16 @@ rule measure_maps:
         "../../envs/reduce.yaml"
     threads: 1
     params:
-        layer_file=layer_features,
-        options=MAPS["metrics"],
+        layer_file=P.layer_features,
+        options=P.maps["metrics"],
     script:
         "../scripts/measure_maps.py"
 
 
 rule gather_metrics:
     input:
-        parts=all_layer_metrics(),
-        lib=lib("metrics.py"),
+        parts=P.all_layer_metrics(),
+        lib=lib("gather_metrics.py"),
     output:
         metrics=f"{RESULTS}/metrics.parquet",
     log:
@@ -110,18 +93,18 @@ rule gather_metrics:
 rule summarize_layers:
     input:
         metrics=rules.gather_metrics.output.metrics,
-        lib=lib("metrics.py"),
+        lib=lib("summarize_layers.py"),
     output:
-        table=summary_path("{model}", "parquet"),
-        csv=summary_path("{model}", "csv"),
-        png=summary_path("{model}", "png"),
-        pdf=summary_path("{model}", "pdf"),
+        table=P.summary_path("{model}", "parquet"),
+        csv=P.summary_path("{model}", "csv"),
+        png=P.summary_path("{model}", "png"),
+        pdf=P.summary_path("{model}", "pdf"),
     log:
         f"{RESULTS}/logs/summarize_layers/{{model}}.log",
     conda:
         "../../envs/reduce.yaml"
     params:
-        layers=model_layers,
-        ckpts=model_ckpt_names,
+        layers=P.model_layers,
+        ckpts=P.model_ckpt_names,
     script:
         "../scripts/summarize_layers.py"

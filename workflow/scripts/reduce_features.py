@@ -1,23 +1,20 @@
 from cnnatlas.logs import to_log
-from cnnatlas.reduce import MapSpec, write_maps
+from cnnatlas.maps import MapSpec
+from cnnatlas.reduce import write_maps
 
 
 def main(snakemake) -> None:
     to_log(snakemake.log[0])
     params = snakemake.params
-    outputs = {
-        MapSpec(int(dim), float(perplexity), int(seed)): path
-        for (dim, perplexity, seed), path in zip(
-            params.maps, snakemake.output.maps, strict=True
+    # One job per layer, or (a `batched` method) every layer in one process.
+    for job in params.jobs:
+        outputs = {
+            MapSpec(int(dim), float(perplexity), int(seed)): path
+            for dim, perplexity, seed, path in job["maps"]
+        }
+        write_maps(
+            job["features"], params.method, outputs, params.options, snakemake.threads
         )
-    }
-    write_maps(
-        params.layer_file,
-        params.method,
-        outputs,
-        params.options,
-        n_jobs=snakemake.threads,
-    )
 
 
 main(snakemake)  # noqa: F821

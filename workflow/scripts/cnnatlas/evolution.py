@@ -1,13 +1,15 @@
 """Maps of one layer across a model's checkpoints, aligned so the eye can follow points.
 
-t-SNE: checkpoint 0 starts from the (jittered) PCA initialisation, as the maps stage does;
-checkpoint k+1 starts from checkpoint k's map rescaled to t-SNE's initial scale
-(`openTSNE.initialization.rescale`), so clusters keep their place unless the features
-move them; a rotation/reflection the optimisation may still add is undone by orthogonal
-Procrustes onto map k (t-SNE is blind to rotations). PCA: each checkpoint's PCA map is rotated/reflected onto the previous aligned
-one by orthogonal Procrustes. Both are compared with independent maps (every checkpoint
-from its own PCA initialisation / raw PCA) by the mean point displacement and the
-Procrustes disparity between consecutive maps.
+Each map method that can do this defines `evolve` in its registry entry
+(`cnnatlas.maps`): t-SNE (`maps/tsne.py`): checkpoint 0 starts from the (jittered) PCA
+initialisation, as the maps stage does; checkpoint k+1 starts from checkpoint k's map
+rescaled to t-SNE's initial scale (`openTSNE.initialization.rescale`), so clusters keep
+their place unless the features move them; a rotation/reflection the optimisation may
+still add is undone by orthogonal Procrustes onto map k (t-SNE is blind to rotations).
+PCA (`maps/pca.py`): each checkpoint's PCA map is rotated/reflected onto the previous
+aligned one by orthogonal Procrustes. Both are compared here with independent maps (every
+checkpoint from its own PCA initialisation / raw PCA) by the mean point displacement and
+the Procrustes disparity between consecutive maps.
 """
 
 import json
@@ -18,34 +20,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from openTSNE.initialization import jitter
-from scipy.linalg import orthogonal_procrustes
 from scipy.spatial import procrustes
 
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.io import write_parquet
-from cnnatlas.reduce import (
-    PCA_DEFAULTS,
-    TSNE_DEFAULTS,
-    MapSpec,
-    check_perplexity,
-    embedding_frame,
-    fit_tsne,
-    load_features,
-    pca_initialization,
-    pca_maps,
-    prepare_features,
-    rescale,
-    tsne_affinities,
-    tsne_fit_options,
-)
+from cnnatlas.maps import get_method, methods
+from cnnatlas.reduce import embedding_frame, load_features
 
 __all__ = [
     "META_KEY",
-    "METHODS",
-    "tsne_evolution",
-    "pca_evolution",
-    "procrustes_align",
+    "evolution_methods",
     "displacement",
     "disparity",
     "alignment_table",
@@ -56,63 +40,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 META_KEY = "cnnatlas.evolution"
-METHODS = ("tsne", "pca")
 
 
-def tsne_evolution(
-    features: Sequence[np.ndarray],
-    perplexity: float = 30,
-    seed: int = 0,
-    options: Mapping[str, Any] | None = None,
-    n_jobs: int = 1,
-    names: Sequence[str] | None = None,
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """2-D t-SNE maps of features [N, D] per checkpoint: (aligned, independent).
-
-    Both series share each checkpoint's affinities and the first map; the aligned map of
-    checkpoint k+1 starts from `rescale(aligned map k)` and is then rotated onto it
-    (`procrustes_align`), the independent one starts from PCA and is left as it is.
-    """
-    opts = {**TSNE_DEFAULTS, **(options or {})}
-    fit = tsne_fit_options(opts)
-    names = list(names or [f"checkpoint {k}" for k in range(len(features))])
-    aligned: list[np.ndarray] = []
-    independent: list[np.ndarray] = []
-    for name, x in zip(names, features, strict=True):
-        xp = prepare_features(x, opts["standardize"], opts["pca_components"])
-        p = check_perplexity(perplexity, len(xp), name, opts["perplexity_too_large"])
-        aff = tsne_affinities(xp, p, opts["metric"], opts["neighbors"], n_jobs)
-        pca_init = jitter(pca_initialization(xp, 2), random_state=seed)
-        own, _ = fit_tsne(aff, pca_init, n_jobs=n_jobs, seed=seed, **fit)
-        independent.append(own)
-        if aligned:
-            init = rescale(aligned[-1])
-            own, kl = fit_tsne(aff, init, n_jobs=n_jobs, seed=seed, **fit)
-            log.info("%s: t-SNE from the previous map, KL %.4f", name, kl)
-            # Early exaggeration can still turn or mirror the layout as a whole; t-SNE
-            # is blind to rotations, so undoing one changes nothing but the view.
-            own = procrustes_align(aligned[-1], own)
-        aligned.append(own)
-    return aligned, independent
-
-
-def procrustes_align(reference: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """`x` rotated/reflected (no scaling) to best match `reference`, on its centroid."""
-    xc = x - x.mean(axis=0)
-    rotation, _ = orthogonal_procrustes(xc, reference - reference.mean(axis=0))
-    return (xc @ rotation + reference.mean(axis=0)).astype(np.float32)
-
-
-def pca_evolution(
-    features: Sequence[np.ndarray], options: Mapping[str, Any] | None = None
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """2-D PCA maps per checkpoint: (Procrustes-aligned to the previous, as computed)."""
-    opts = {**PCA_DEFAULTS, **(options or {})}
-    independent = [next(pca_maps(x, [MapSpec(2)], opts))[1] for x in features]
-    aligned = independent[:1]
-    for coords in independent[1:]:
-        aligned.append(procrustes_align(aligned[-1], coords))
-    return aligned, independent
+def evolution_methods() -> list[str]:
+    """The map methods that can follow a layer across checkpoints (those with `evolve`)."""
+    return [name for name, m in methods().items() if m.evolve is not None]
 
 
 def _normalise(a: np.ndarray) -> np.ndarray:
@@ -178,14 +110,15 @@ def evolve_layer(
             f"checkpoints {ckpts} have features of {[len(x) for x in xs]} images; "
             "they must come from the same manifest: re-run extract_features"
         )
-    if method == "tsne":
-        aligned, independent = tsne_evolution(
-            xs, perplexity, seed, options, n_jobs, [str(features[c]) for c in ckpts]
+    evolve = get_method(method).evolve
+    if evolve is None:
+        raise ValueError(
+            f"map method {method!r} has no training evolution; expected one of "
+            f"{evolution_methods()}"
         )
-    elif method == "pca":
-        aligned, independent = pca_evolution(xs, options)
-    else:
-        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    aligned, independent = evolve(
+        xs, perplexity, seed, options, n_jobs, [str(features[c]) for c in ckpts]
+    )
     table = alignment_table(method, ckpts, aligned, independent)
     _write_maps(maps_dir, ckpts, aligned, method, perplexity, seed)
     write_parquet(table, alignment)
@@ -198,8 +131,8 @@ def _write_maps(folder, ckpts, maps, method, perplexity, seed) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for k, (ckpt, coords) in enumerate(zip(ckpts, maps, strict=True)):
         meta = {"method": method, "ckpt": ckpt, "order": k, "ckpts": ckpts}
-        if method == "tsne":
-            meta |= {"perplexity": perplexity, "seed": seed}
+        axes = {"perplexity": perplexity, "seed": seed}
+        meta |= {a: axes[a] for a in get_method(method).axes}
         write_parquet(
             embedding_frame(coords),
             folder / f"{ckpt}.parquet",

@@ -19,9 +19,10 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
 from cnnatlas.io import atomic_path, read_parquet_meta, write_parquet
+from cnnatlas.maps import get_method
+from cnnatlas.schema import with_defaults
 
 __all__ = [
-    "METRIC_DEFAULTS",
     "COLUMNS",
     "subsample",
     "knn_accuracy",
@@ -40,7 +41,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-METRIC_DEFAULTS: dict[str, Any] = {"k": 10, "folds": 5, "max_points": 5000, "seed": 0}
 KEYS = ["model", "ckpt", "layer", "method", "dim", "perplexity", "seed"]
 COLUMNS = [
     *KEYS,
@@ -141,14 +141,9 @@ def diagnose(row: Mapping[str, Any]) -> str:
             f"chance {_fmt(chance)}): no map can show class structure this layer lacks"
         )
     elif row["knn_ratio"] < 0.9:
-        fix = (
-            "PCA is linear; a t-SNE or UMAP map keeps more"
-            if row["method"] == "pca"
-            else "raise perplexity or iterations, check normalisation"
-        )
         notes.append(
             f"the map loses class structure the features have "
-            f"(kNN {_fmt(feat)} → {_fmt(mapped)}): {fix}"
+            f"(kNN {_fmt(feat)} → {_fmt(mapped)}): {get_method(row['method']).advice}"
         )
     if row["trustworthiness"] < 0.85:
         notes.append(
@@ -214,7 +209,7 @@ def layer_metrics(
     options: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """metrics.parquet rows of every embedding of one layer (`keys`: model, ckpt, layer)."""
-    opts = {**METRIC_DEFAULTS, **(options or {})}
+    opts = with_defaults(options, "maps", "metrics")
     x = np.load(features).astype(np.float64)
     k, folds, seed = opts["k"], opts["folds"], opts["seed"]
     idx = subsample(len(x), opts["max_points"], seed)

@@ -33,12 +33,14 @@ from matplotlib.lines import Line2D  # noqa: E402
 from cnnatlas import plots  # noqa: E402
 from cnnatlas.errors import CnnatlasError  # noqa: E402
 from cnnatlas.io import atomic_path  # noqa: E402
+from cnnatlas.plan import paper as plan_paper  # noqa: E402
 from cnnatlas.provenance import package_versions, run_hash, sha256_file  # noqa: E402
+from cnnatlas.schema import defaults  # noqa: E402
 
 __all__ = [
     "WIDTHS",
     "KINDS",
-    "FONT_DEFAULTS",
+    "paper_fonts",
     "HASH_KEY",
     "figure_run_hash",
     "letter_panels",
@@ -53,8 +55,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 WIDTHS = {"single": 3.5, "double": 7.2}
-KINDS = ("layer_grid", "perplexity_sweep", "gradcam", "filters", "separation")
-FONT_DEFAULTS = {"font_size": 7, "title_size": 7, "letter_size": 9}
+KINDS = tuple(plan_paper.KINDS)
 HASH_KEY = "cnnatlas.run_hash"
 _LEGEND_LINE = 0.22  # inches below the panels per line of the class legend
 _LEGEND_COLUMNS = {"single": 6, "double": 11}
@@ -68,6 +69,11 @@ def figure_run_hash(
     """provenance.run_hash of this run, computed from its inputs (not from provenance.json)."""
     ckpt = {name: sha256_file(p) for name, p in sorted(checkpoints.items())}
     return run_hash(config, ckpt, sha256_file(manifest), package_versions())
+
+
+def paper_fonts(fonts: Mapping[str, float] | None = None) -> dict[str, float]:
+    """`fonts` over the schema's defaults of paper.font_size, title_size, letter_size."""
+    return {k: {**defaults("paper"), **(fonts or {})}[k] for k in plan_paper.FONT_KEYS}
 
 
 def _rc(fonts: Mapping[str, float]) -> dict[str, Any]:
@@ -151,7 +157,7 @@ def embedding_grid(
     rows: Sequence[str],
     cols: Sequence[str],
     width: str = "double",
-    fonts: Mapping[str, float] = FONT_DEFAULTS,
+    fonts: Mapping[str, float] | None = None,
     colour_by: str = "label",
 ) -> Figure:
     """Maps on a rows x cols grid; each panel {row, col, embedding, predictions} (2-D maps).
@@ -164,6 +170,7 @@ def embedding_grid(
     legend = colour_by in ("label", "pred")
     ncol = _LEGEND_COLUMNS[width]
     lines = -(-(len(classes) + wrong) // ncol) if legend else 0
+    fonts = paper_fonts(fonts)
     with matplotlib.rc_context(_rc(fonts)):
         fig = _figure(width, len(rows), len(cols), _LEGEND_LINE * lines)
         spec = fig.add_gridspec(len(rows), len(cols))
@@ -194,7 +201,7 @@ def gradcam_figure(
     classes: Sequence[str],
     layer: str | None = None,
     width: str = "single",
-    fonts: Mapping[str, float] = FONT_DEFAULTS,
+    fonts: Mapping[str, float] | None = None,
     device: str = "cpu",
 ) -> Figure:
     """One column per listed image: the input above its Grad-CAM (predicted class) overlay."""
@@ -221,6 +228,7 @@ def gradcam_figure(
         logits, maps = cam(x, {"pred": None})
     heat = maps[("gradcam", "pred")].cpu().numpy()
     pred = logits.argmax(1).cpu().numpy()
+    fonts = paper_fonts(fonts)
     with matplotlib.rc_context(_rc(fonts)):
         fig = _figure(width, 2, len(image_ids), 0.25)
         axes = fig.subplots(2, len(image_ids), squeeze=False)
@@ -256,7 +264,7 @@ def filters_figure(
     options: Mapping[str, Any],
     columns: int = 8,
     width: str = "double",
-    fonts: Mapping[str, float] = FONT_DEFAULTS,
+    fonts: Mapping[str, float] | None = None,
     device: str = "cpu",
 ) -> Figure:
     """Activation-maximisation images of `layer`'s channels, as the explain stage makes them.
@@ -285,6 +293,7 @@ def filters_figure(
     )
     cols = min(columns, len(chans))
     nrows = -(-len(chans) // cols)
+    fonts = paper_fonts(fonts)
     with matplotlib.rc_context(_rc(fonts)):
         fig = _figure(width, nrows, cols, 0.1 * nrows)
         axes = fig.subplots(nrows, cols, squeeze=False).ravel()
@@ -304,7 +313,7 @@ def separation_figure(
     layers: Sequence[str],
     checkpoints: Sequence[str],
     width: str = "single",
-    fonts: Mapping[str, float] = FONT_DEFAULTS,
+    fonts: Mapping[str, float] | None = None,
 ) -> Figure:
     """kNN accuracy in feature space per layer (x in `layers` order), one line per checkpoint.
 
@@ -313,6 +322,7 @@ def separation_figure(
     """
     first = metrics.drop_duplicates(["ckpt", "layer"]).set_index(["ckpt", "layer"])
     x = np.arange(len(layers))
+    fonts = paper_fonts(fonts)
     with matplotlib.rc_context(_rc(fonts)):
         inches = WIDTHS[width]
         fig = plt.figure(figsize=(inches, inches * 0.62), layout="constrained")
@@ -356,54 +366,6 @@ def save_paper_figure(
 
 
 def draw_figure(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> Figure:
-    """The figure a resolved `paper.figures` entry describes (see workflow/rules/common.smk).
-
-    `figure` holds the kind, width and what that kind needs: panels with their files,
-    or the model spec and checkpoint, or the per-layer metrics files.
-    """
-    kind, width = figure["kind"], figure["width"]
-    if kind in ("layer_grid", "perplexity_sweep"):
-        return embedding_grid(
-            figure["panels"],
-            figure["rows"],
-            figure["cols"],
-            width,
-            fonts,
-            figure.get("colour_by", "label"),
-        )
-    if kind == "separation":
-        metrics = pd.concat(map(pd.read_parquet, figure["metrics"]), ignore_index=True)
-        return separation_figure(
-            metrics, figure["layers"], figure["checkpoints"], width, fonts
-        )
-    from cnnatlas.models import load_model
-
-    spec = figure["spec"]
-    model = load_model(spec, figure["checkpoint"])
-    if kind == "gradcam":
-        from cnnatlas.explain.select import read_classes
-
-        return gradcam_figure(
-            model,
-            spec["transform"],
-            pd.read_parquet(figure["predictions"]),
-            figure["image_ids"],
-            read_classes(figure["predictions"]),
-            figure.get("target_layer"),
-            width,
-            fonts,
-            figure.get("device", "cpu"),
-        )
-    if kind == "filters":
-        return filters_figure(
-            model,
-            spec["transform"],
-            figure["layer"],
-            figure["channels"],
-            figure["options"],
-            figure["columns"],
-            width,
-            fonts,
-            figure.get("device", "cpu"),
-        )
-    raise ValueError(f"paper figure kind {kind!r} is not one of {KINDS}")
+    """The figure a resolved `paper.figures` entry describes (`cnnatlas.plan.paper`
+    resolves it and holds the one table of kinds, which calls the functions above)."""
+    return plan_paper.draw_figure(figure, fonts)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnatlas.io import atomic_path
+from cnnatlas.maps import packages as map_packages
 
 __all__ = [
     "PACKAGES",
@@ -28,15 +29,15 @@ __all__ = [
     "run_hash",
     "provenance",
     "write_provenance",
+    "compare_outputs",
 ]
 
 log = logging.getLogger(__name__)
 
+# Besides the packages of every map method (cnnatlas.maps.packages()).
 PACKAGES = (
     "torch",
     "torchvision",
-    "openTSNE",
-    "umap-learn",
     "scikit-learn",
     "numpy",
     "scipy",
@@ -80,8 +81,11 @@ def hash_outputs(paths: Iterable[str | Path], root: str | Path) -> dict[str, str
     }
 
 
-def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str | None]:
-    """Installed versions of `names` (None for one that is not installed), and Python's."""
+def package_versions(names: Iterable[str] | None = None) -> dict[str, str | None]:
+    """Installed versions of `names` (default: PACKAGES and the map methods' packages;
+    None for one that is not installed), and Python's."""
+    if names is None:
+        names = dict.fromkeys([*PACKAGES, *map_packages()])
     out: dict[str, str | None] = {"python": platform.python_version()}
     for name in names:
         try:
@@ -169,3 +173,29 @@ def write_provenance(path: str | Path, record: Mapping[str, Any]) -> None:
         record["run_hash"],
         len(record["outputs"]),
     )
+
+
+def compare_outputs(
+    before: Mapping[str, Any], after: Mapping[str, Any]
+) -> dict[str, list[str]]:
+    """Compare the output hashes of two provenance records.
+
+    Returns {"changed": files in both with different sha256, "new": files only in
+    `after`, "missing": files only in `before`, "same": files with equal sha256}, each
+    sorted; the checkpoints and the manifest count as files named by their key.
+    """
+
+    def hashes(record: Mapping[str, Any]) -> dict[str, str]:
+        out = dict(record["outputs"])
+        out["<manifest>"] = record["manifest"]["sha256"]
+        for name, ckpt in record["checkpoints"].items():
+            out[f"<checkpoint {name}>"] = ckpt["sha256"]
+        return out
+
+    a, b = hashes(before), hashes(after)
+    return {
+        "changed": sorted(k for k in a.keys() & b.keys() if a[k] != b[k]),
+        "new": sorted(b.keys() - a.keys()),
+        "missing": sorted(a.keys() - b.keys()),
+        "same": sorted(k for k in a.keys() & b.keys() if a[k] == b[k]),
+    }

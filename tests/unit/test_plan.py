@@ -1,0 +1,277 @@
+"""The planner: paths, sweeps, job lists and paper figures as functions of the config."""
+
+import copy
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import yaml
+from cnnatlas import maps as registry
+from cnnatlas.maps import MapMethod, MapSpec
+from cnnatlas.plan import Plan, alternatives, fmt_number
+from cnnatlas.plan.paper import KINDS
+from snakemake.utils import validate
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = str(REPO / "workflow/schemas/config.schema.yaml")
+DEMO = yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def plan_of(config: dict) -> Plan:
+    config = copy.deepcopy(config)
+    validate(config, SCHEMA)  # fills the schema's defaults, as common.smk does
+    return Plan(config)
+
+
+def w(**kw) -> SimpleNamespace:
+    return SimpleNamespace(**kw)
+
+
+@pytest.fixture(scope="module")
+def demo() -> Plan:
+    return plan_of(DEMO)
+
+
+def test_map_params_follow_each_methods_sweep_axes(demo):
+    params = demo.map_params()
+    # t-SNE: dims x perplexities x seeds; PCA: one per dim; UMAP: dims x seeds
+    assert [p for p in params if p[0] == "tsne"][:4] == [
+        ("tsne", "2", "10", "0"),
+        ("tsne", "2", "10", "1"),
+        ("tsne", "2", "30", "0"),
+        ("tsne", "2", "30", "1"),
+    ]
+    assert [p for p in params if p[0] == "pca"] == [
+        ("pca", "2", "0", "0"),
+        ("pca", "3", "0", "0"),
+    ]
+    assert [p for p in params if p[0] == "umap"] == [
+        ("umap", "2", "0", "0"),
+        ("umap", "2", "0", "1"),
+        ("umap", "3", "0", "0"),
+        ("umap", "3", "0", "1"),
+    ]
+    assert len(params) == 8 + 2 + 4
+    assert fmt_number(7.5) == "7.5" and fmt_number(30.0) == "30"
+
+
+def test_embedding_paths_follow_the_output_contract(demo):
+    assert demo.embedding_path(
+        "digitnet", "step0005", "fc1", "tsne", "2", "10", "1"
+    ) == ("results/digitnet/step0005/embeddings/fc1/tsne-2d-p10-s1.parquet")
+    paths = demo.layer_embeddings(w(model="digitnet", ckpt="step0600", layer="relu"))
+    assert len(paths) == 14 and len(set(paths)) == 14
+    assert all(
+        p.startswith("results/digitnet/step0600/embeddings/relu/") for p in paths
+    )
+    assert demo.method_outputs("pca") == [
+        "results/{model}/{ckpt}/embeddings/{layer}/pca-2d-p0-s0.parquet",
+        "results/{model}/{ckpt}/embeddings/{layer}/pca-3d-p0-s0.parquet",
+    ]
+
+
+def test_batched_methods_get_one_job_for_every_layer(demo):
+    assert demo.reduce_methods(batched=False) == ["tsne", "pca"]
+    assert demo.reduce_methods(batched=True) == ["umap"]
+    jobs = demo.reduce_jobs("umap")
+    assert len(jobs) == 3 * 5  # checkpoints x layers
+    assert jobs[0]["features"] == "results/digitnet/step0005/features/features.0.3.npy"
+    assert jobs[0]["maps"][1] == [
+        "2",
+        "0",
+        "1",
+        "results/digitnet/step0005/embeddings/features.0.3/umap-2d-p0-s1.parquet",
+    ]
+    outputs = demo.method_outputs("umap", batched=True)
+    assert len(outputs) == 15 * 4 and len(set(outputs)) == len(outputs)
+    layer = demo.layer_reduce_jobs("tsne")(
+        w(model="digitnet", ckpt="step0060", layer="fc1")
+    )
+    assert [m[-1] for m in layer[0]["maps"]] == [
+        demo.embedding_path("digitnet", "step0060", "fc1", "tsne", *p)
+        for p in demo.method_maps("tsne")
+    ]
+
+
+def test_targets_of_every_stage(demo):
+    maps = demo.maps_targets()
+    assert len(maps) == 15 * 14 + 1 + 4
+    assert "results/metrics.parquet" in maps
+    assert len(demo.extract_targets()) == 6
+    assert len(demo.explain_targets()) == 3 * 7
+    assert demo.projector_targets()[0] == "results/digitnet/step0005/projector"
+    evo = demo.evolution_targets()
+    assert len(evo) == 2 * 2 * 4  # layers x methods x files
+    assert "results/digitnet/evolution/relu/tsne/slider.html" in evo
+    index = demo.index_files()
+    assert len(index) == len(set(index)) and set(maps) <= set(index)
+
+
+def test_wildcard_constraints_match_exactly_the_configured_names(demo):
+    c = demo.wildcard_constraints()
+    import re
+
+    assert re.fullmatch(c["layer"], "features.0.3")
+    assert not re.fullmatch(c["layer"], "featuresX0X3")
+    assert re.fullmatch(c["method"], "umap") and not re.fullmatch(c["method"], "x")
+    assert alternatives(["a", "ab"]) == "ab|a"
+
+
+def test_evolution_options_override_only_what_the_method_has(demo):
+    tsne = demo.evolution_options(w(method="tsne"))
+    assert tsne["n_iter"] == DEMO["evolution"]["n_iter"]
+    assert tsne["perplexity_too_large"] == "error"  # the rest is maps.tsne
+    assert demo.evolution_options(w(method="pca")) == {"standardize": False}
+    files = demo.evolution_feature_files(w(model="digitnet", layer="relu"))
+    assert list(files) == ["step0005", "step0060", "step0600"]
+
+
+def test_figure_selection_titles_and_sweep_grids(demo):
+    figs = demo.figures
+    assert figs.selected_maps("maps") == [
+        ("tsne", "2", "10", "0"),
+        ("pca", "2", "0", "0"),
+        ("umap", "2", "0", "0"),
+    ]
+    assert list(figs.swept()) == [("tsne", "2")]
+    maps = figs.layer_maps(w(model="digitnet", ckpt="step0600", layer="relu"))
+    titles = [m["title"] for m in maps]
+    assert "digitnet step0600 relu: tsne 2-D, perplexity 10, seed 0" in titles
+    assert "digitnet step0600 relu: pca 2-D" in titles
+    assert "digitnet step0600 relu: umap 2-D, seed 0" in titles
+    (grid,) = figs.layer_sweeps(w(model="digitnet", ckpt="step0600", layer="relu"))
+    assert grid["rows"] == ["perplexity 10", "perplexity 30"]
+    assert grid["cols"] == ["seed 0", "seed 1"]
+    assert grid["cells"][1][0][1].endswith("tsne-2d-p30-s0.parquet")
+    path, labels = figs.static_report()[0]
+    assert path.endswith("tsne-2d-p10-s0.label.png") and labels["colour by"] == "label"
+    assert figs.grid_report()[0][0] == "results/{model}/figures/grid-tsne-2d-p10-s0.png"
+    # per layer: 3 PNG + 3 PDF, 1 plotly page (3-D t-SNE; 2-D maps are in atlas.html),
+    # 2 sweep files; per model 3 grids x (PNG, PDF)
+    assert len(figs.targets()) == 15 * 9 + 3 * 2
+
+
+def test_a_new_registered_method_is_planned_from_its_axes(monkeypatch):
+    """No method name is written in the planner: a new module is enough."""
+
+    def fit(x, specs, options, n_jobs, name):
+        for s in specs:
+            yield s, np.zeros((len(x), s.dim), np.float32), {}
+
+    fake = MapMethod(name="fake", title="Fake", axes=("seed",), packages={}, fit=fit)
+    known = {**registry.methods(), "fake": fake}
+    monkeypatch.setattr(registry, "methods", lambda: known)
+    config = copy.deepcopy(DEMO)
+    validate(config, SCHEMA)
+    # after validation: the schema's enum does not know "fake"
+    config["maps"]["methods"] = ["tsne", "fake"]
+    config["maps"]["fake"] = {}
+    plan = Plan(config)
+    assert [p for p in plan.map_params() if p[0] == "fake"] == [
+        ("fake", "2", "0", "0"),
+        ("fake", "2", "0", "1"),
+        ("fake", "3", "0", "0"),
+        ("fake", "3", "0", "1"),
+    ]
+    assert plan.reduce_methods(batched=False) == ["tsne", "fake"]
+    assert next(fake.fit(np.ones((3, 2)), [MapSpec(2)], {}, 1, "x"))[1].shape == (3, 2)
+
+
+def test_paper_figures_resolve_to_the_files_they_show(demo):
+    paper = demo.paper
+    grid = paper.figure("layers")
+    assert grid["rows"] == ["step0005", "step0060", "step0600"]
+    assert grid["panels"][0]["embedding"].endswith(
+        "step0005/embeddings/features.0.3/tsne-2d-p30-s0.parquet"
+    )
+    sweep = paper.figure("sweep")
+    assert sweep["cols"] == ["perplexity 10", "perplexity 30"]
+    assert sweep["rows"] == ["seed 0", "seed 1"]
+    cam = paper.figure("gradcam")
+    assert cam["checkpoint"] == "results/demo/checkpoints/step0600.pt"
+    assert cam["device"] == "auto" and cam["image_ids"] == [36, 107, 253, 300]
+    assert paper.inputs(w(name="separation")) == sorted(
+        demo.layer_metrics_path("digitnet", c, layer)
+        for c in ("step0005", "step0060", "step0600")
+        for layer in DEMO["models"]["digitnet"]["layers"]
+    )
+    assert paper.inputs(w(name="gradcam")) == sorted(
+        [
+            "results/demo/checkpoints/step0600.pt",
+            demo.predictions_path("digitnet", "step0600"),
+        ]
+    )
+    assert paper.fonts == {"font_size": 7, "title_size": 7, "letter_size": 9}
+    assert len(paper.targets()) == 10
+    schema = yaml.safe_load(Path(SCHEMA).read_text())
+    kinds = schema["properties"]["paper"]["properties"]["figures"]
+    assert kinds["additionalProperties"]["properties"]["kind"]["enum"] == list(KINDS)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"kind": "layer_grid", "model": "nope"}, "paper.figures.bad.model: 'nope'"),
+        (
+            {"kind": "layer_grid", "model": "digitnet", "layers": ["x"]},
+            "bad.layers: 'x'",
+        ),
+        ({"kind": "layer_grid", "model": "digitnet", "seed": 7}, "bad.seed: 7"),
+        ({"kind": "layer_grid", "model": "digitnet", "method": "pca", "seed": 7}, None),
+        ({"kind": "perplexity_sweep", "model": "digitnet", "perplexities": [5]}, "5"),
+        ({"kind": "filters", "model": "digitnet", "checkpoint": "x"}, "bad.checkpoint"),
+    ],
+)
+def test_bad_paper_figures_fail_when_the_plan_is_made(entry, message):
+    config = copy.deepcopy(DEMO)
+    config["paper"]["figures"] = {"bad": entry}
+    if message is None:  # PCA has no seed axis: any seed is ignored
+        assert plan_of(config).paper.figure("bad")["panels"]
+        return
+    with pytest.raises(ValueError, match=message):
+        plan_of(config)
+
+
+def test_cross_references_of_the_config_are_checked():
+    config = copy.deepcopy(DEMO)
+    config["explain"]["checkpoints"] = ["step9999"]
+    with pytest.raises(ValueError, match="explain.checkpoints: \\['step9999'\\]"):
+        plan_of(config)
+    config = copy.deepcopy(DEMO)
+    config["evolution"]["layers"] = ["nope"]
+    with pytest.raises(ValueError, match="evolution.layers \\['nope'\\]"):
+        plan_of(config)
+
+
+def test_shards_are_planned_only_when_asked(demo):
+    ckpt = w(model="digitnet", ckpt="step0600")
+    assert demo.extract_shard_dirs(ckpt) == []
+    config = copy.deepcopy(DEMO)
+    config["extract"]["shards"] = 3
+    assert plan_of(config).extract_shard_dirs(ckpt) == [
+        f"results/digitnet/step0600/shards/{i}-of-3" for i in range(3)
+    ]
+
+
+def test_atlas_plan_holds_every_2d_map_and_its_neighbours(demo):
+    atlas = demo.atlas
+    maps = atlas.maps()
+    assert len(maps) == 15 * 7  # 3 checkpoints x 5 layers x (4 t-SNE, 1 PCA, 2 UMAP)
+    assert {m["method"] for m in maps} == {"tsne", "pca", "umap"}
+    assert all("-2d-" in m["embedding"] for m in maps)
+    inputs = atlas.inputs()
+    assert len(inputs["neighbors"]) == 15
+    assert inputs["neighbors"][0]["path"].endswith("metrics/features.0.3.neighbors.npy")
+    assert [e["ckpts"] for e in inputs["evolution"]] == [
+        ["step0005", "step0060", "step0600"]
+    ] * 4
+    assert [e["ckpt"] for e in inputs["explain"]] == [
+        "step0005",
+        "step0060",
+        "step0600",
+    ]
+    hrefs = [link["href"] for link in inputs["links"]]
+    assert "digitnet/step0600/figures/relu/tsne-3d-p10-s0.html" in hrefs
+    assert "digitnet/evolution/relu/tsne/slider.html" in hrefs
+    assert len(atlas.files()) == 3 + 105 + 15 + 4 + 3

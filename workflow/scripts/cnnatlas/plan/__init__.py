@@ -1,0 +1,8 @@
+"""The planner: every path, sweep and job list of a run as pure functions of the
+validated config (`Plan`), the figure plan (`plan.figures`) and the paper figures
+(`plan.paper`, with the one table of paper-figure kinds). Snakemake's rule files only
+call into it; it never imports snakemake."""
+
+from cnnatlas.plan.core import Plan, Wildcards, alternatives, fmt_number, map_name
+
+__all__ = ["Plan", "Wildcards", "alternatives", "fmt_number", "map_name"]

@@ -1,0 +1,403 @@
+"""Every path, sweep and job list of a run, as pure functions of the validated config.
+
+`Plan(config)` is built once when Snakemake parses the workflow (after `validate` has
+filled the schema's defaults). Its methods that take `wildcards` are the rules' input
+and params functions: they read only the wildcards' attributes (model, ckpt, layer,
+method, name), so tests call them with a SimpleNamespace.
+"""
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from cnnatlas.maps import AXES, get_method, methods
+
+__all__ = ["Wildcards", "Plan", "fmt_number", "alternatives", "map_name"]
+
+# The explanation outputs of one checkpoint (explain.smk's rules).
+EXPLAIN_OUTPUTS = (
+    "feature_maps",
+    "filters",
+    "filters.parquet",
+    "gradcam",
+    "gradcam_faithfulness.parquet",
+    "gradcam_summary.parquet",
+    "gradcam_faithfulness.png",
+)
+EVOLUTION_OUTPUTS = ("strip.png", "animation.gif", "slider.html", "alignment.parquet")
+SUMMARY_EXTS = ("parquet", "csv", "png", "pdf")
+
+
+class Wildcards(Protocol):
+    """What an input function receives: Snakemake's wildcards (attribute access)."""
+
+    def __getattr__(self, name: str) -> str: ...
+
+
+def fmt_number(value: float | str) -> str:
+    """A perplexity as it appears in file names: 30 -> '30', 7.5 -> '7.5'."""
+    return f"{float(value):g}"
+
+
+def alternatives(names: Iterable[str]) -> str:
+    """A wildcard constraint matching exactly `names` (longest first, escaped)."""
+    return "|".join(map(re.escape, sorted(set(names), key=len, reverse=True)))
+
+
+class Plan:
+    """The run a validated config describes (see the module docstring)."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        from cnnatlas.plan.atlas import Atlas
+        from cnnatlas.plan.figures import Figures
+        from cnnatlas.plan.paper import Paper
+
+        self.config = config
+        self.results: str = config["results"]
+        self.models: Mapping[str, Any] = config["models"]
+        self.maps: Mapping[str, Any] = config["maps"]
+        self.explain: Mapping[str, Any] = config["explain"]
+        self.evolution: Mapping[str, Any] = config["evolution"]
+        self.projector: Mapping[str, Any] = config["projector"]
+        self.shards: int = config["extract"]["shards"]
+        self.provenance = f"{self.results}/provenance.json"
+        self._check_explain()
+        self._check_evolution_layers()
+        self.figures = Figures(self)
+        self.paper = Paper(self)
+        self.atlas = Atlas(self)
+
+    # --- names and wildcards ---
+
+    def wildcard_constraints(self) -> dict[str, str]:
+        """model, ckpt, layer and method, each matching exactly the configured names."""
+        models = self.models.values()
+        return {
+            "model": alternatives(self.models),
+            "ckpt": alternatives(c for m in models for c in m["checkpoints"]),
+            "layer": alternatives(lyr for m in models for lyr in m["layers"]),
+            "method": alternatives(methods()),
+        }
+
+    def model_ckpts(self) -> list[tuple[str, str]]:
+        """(model, ckpt) pairs of the config, in config order."""
+        return [(m, c) for m, spec in self.models.items() for c in spec["checkpoints"]]
+
+    def model_layer_list(self, model: str) -> list[str]:
+        return list(self.models[model]["layers"])
+
+    def checkpoint_file(self, wildcards: Wildcards) -> str:
+        return self.models[wildcards.model]["checkpoints"][wildcards.ckpt]
+
+    def model_spec(self, wildcards: Wildcards) -> Mapping[str, Any]:
+        return self.models[wildcards.model]
+
+    def model_layers(self, wildcards: Wildcards) -> Mapping[str, str]:
+        return self.models[wildcards.model]["layers"]
+
+    def model_ckpt_names(self, wildcards: Wildcards) -> list[str]:
+        """The model's checkpoints in config order (the order of training)."""
+        return list(self.models[wildcards.model]["checkpoints"])
+
+    def checkpoint_files(self) -> dict[str, str]:
+        """{model/ckpt: checkpoint file} of the config."""
+        return {
+            f"{m}/{c}": self.models[m]["checkpoints"][c] for m, c in self.model_ckpts()
+        }
+
+    # --- paths of the output contract ---
+
+    def run_dir(self, model: str, ckpt: str) -> str:
+        return f"{self.results}/{model}/{ckpt}"
+
+    def predictions_path(self, model: str, ckpt: str) -> str:
+        return f"{self.run_dir(model, ckpt)}/predictions.parquet"
+
+    def features_file(self, model: str, ckpt: str, layer: str) -> str:
+        return f"{self.run_dir(model, ckpt)}/features/{layer}.npy"
+
+    def layer_features(self, wildcards: Wildcards) -> str:
+        w = wildcards
+        return self.features_file(w.model, w.ckpt, w.layer)
+
+    def embedding_path(
+        self,
+        model: str,
+        ckpt: str,
+        layer: str,
+        method: str,
+        dim: str,
+        perplexity: str,
+        seed: str,
+    ) -> str:
+        """The output contract's embedding file."""
+        name = map_name(method, dim, perplexity, seed)
+        return f"{self.run_dir(model, ckpt)}/embeddings/{layer}/{name}.parquet"
+
+    def layer_metrics_path(self, model: str, ckpt: str, layer: str) -> str:
+        return f"{self.run_dir(model, ckpt)}/metrics/{layer}.parquet"
+
+    def summary_path(self, model: str, ext: str) -> str:
+        return f"{self.results}/{model}/layer_summary.{ext}"
+
+    def extract_targets(self) -> list[str]:
+        return [
+            out
+            for m, c in self.model_ckpts()
+            for out in (self.predictions_path(m, c), f"{self.run_dir(m, c)}/features")
+        ]
+
+    # --- the maps sweep ---
+
+    def map_params(self) -> list[tuple[str, str, str, str]]:
+        """(method, dim, perplexity, seed) of every configured map, as path strings.
+
+        A method's sweep axes (its registry entry) take the config's lists
+        (maps.perplexities, maps.seeds); an axis it lacks is fixed at 0.
+        """
+        out = []
+        for name in self.maps["methods"]:
+            axes = get_method(name).axes
+            perps = self.maps[AXES["perplexity"]] if "perplexity" in axes else [0]
+            seeds = self.maps[AXES["seed"]] if "seed" in axes else [0]
+            out += [
+                (name, str(dim), fmt_number(p), str(s))
+                for dim in self.maps["dims"]
+                for p in perps
+                for s in seeds
+            ]
+        return out
+
+    def embedding_paths(self, model: str, ckpt: str, layer: str) -> list[str]:
+        """Every configured embedding of one layer of one checkpoint."""
+        return [self.embedding_path(model, ckpt, layer, *p) for p in self.map_params()]
+
+    def layer_embeddings(self, wildcards: Wildcards) -> list[str]:
+        w = wildcards
+        return self.embedding_paths(w.model, w.ckpt, w.layer)
+
+    def method_maps(self, method: str) -> list[tuple[str, str, str]]:
+        """(dim, perplexity, seed) strings of the configured maps of one method."""
+        return [p[1:] for p in self.map_params() if p[0] == method]
+
+    def reduce_methods(self, batched: bool) -> list[str]:
+        """Configured methods made one job per layer (False) or one job in all (True)."""
+        return [m for m in self.maps["methods"] if get_method(m).batched == batched]
+
+    def method_outputs(self, method: str, batched: bool = False) -> list[str]:
+        """One method's embedding paths: with {model}, {ckpt}, {layer} wildcards, or
+        (batched) of every layer of every checkpoint."""
+        if not batched:
+            return [
+                self.embedding_path("{model}", "{ckpt}", "{layer}", method, *p)
+                for p in self.method_maps(method)
+            ]
+        return [path for job in self.reduce_jobs(method) for *_, path in job["maps"]]
+
+    def _reduce_job(self, model: str, ckpt: str, layer: str, method: str) -> dict:
+        return {
+            "features": self.features_file(model, ckpt, layer),
+            "maps": [
+                [*p, self.embedding_path(model, ckpt, layer, method, *p)]
+                for p in self.method_maps(method)
+            ],
+        }
+
+    def reduce_jobs(self, method: str) -> list[dict[str, Any]]:
+        """Every layer's maps of one method: [{features, maps: [[dim, p, seed, path]]}]."""
+        return [
+            self._reduce_job(m, c, layer, method)
+            for m, c in self.model_ckpts()
+            for layer in self.model_layer_list(m)
+        ]
+
+    def layer_reduce_jobs(self, method: str):
+        """The params function of a per-layer reduce rule: that layer's job, as a list."""
+
+        def jobs(wildcards: Wildcards) -> list[dict[str, Any]]:
+            w = wildcards
+            return [self._reduce_job(w.model, w.ckpt, w.layer, method)]
+
+        return jobs
+
+    def all_features_dirs(self) -> list[str]:
+        return [f"{self.run_dir(m, c)}/features" for m, c in self.model_ckpts()]
+
+    def all_layer_metrics(self) -> list[str]:
+        return [
+            self.layer_metrics_path(m, c, layer)
+            for m, c in self.model_ckpts()
+            for layer in self.model_layer_list(m)
+        ]
+
+    def maps_targets(self) -> list[str]:
+        """The maps stage's outputs: every embedding, metrics.parquet, layer summaries."""
+        embeddings = [
+            path
+            for m, c in self.model_ckpts()
+            for layer in self.model_layer_list(m)
+            for path in self.embedding_paths(m, c, layer)
+        ]
+        summaries = [self.summary_path(m, e) for m in self.models for e in SUMMARY_EXTS]
+        return [*embeddings, f"{self.results}/metrics.parquet", *summaries]
+
+    # --- explanations ---
+
+    def _check_explain(self) -> None:
+        ckpts = {c for m in self.models.values() for c in m["checkpoints"]}
+        unknown = sorted(set(self.explain["checkpoints"]) - ckpts)
+        if unknown:
+            raise ValueError(
+                f"explain.checkpoints: {unknown} are not checkpoints of any model "
+                f"({sorted(ckpts)}); fix the names or leave the list empty for all"
+            )
+        unknown = sorted(set(self.explain["layers"]) - set(self.models))
+        if unknown:
+            raise ValueError(
+                f"explain.layers: {unknown} are not models of the config "
+                f"({sorted(self.models)})"
+            )
+
+    def explain_layers(self, wildcards: Wildcards) -> list[str] | None:
+        """The model's layers under explain.layers, or None (its spatial configured layers)."""
+        return self.explain["layers"].get(wildcards.model)
+
+    def explain_targets(self) -> list[str]:
+        """Every explanation of the checkpoints explain.checkpoints names (all if empty)."""
+        if not self.explain["enabled"]:
+            return []
+        wanted = set(self.explain["checkpoints"])
+        return [
+            f"{self.run_dir(m, c)}/explain/{out}"
+            for m, c in self.model_ckpts()
+            if not wanted or c in wanted
+            for out in EXPLAIN_OUTPUTS
+        ]
+
+    # --- projector ---
+
+    def projector_features(self, wildcards: Wildcards) -> dict[str, str]:
+        """layer -> features .npy of one checkpoint, for every configured layer."""
+        w = wildcards
+        return {
+            layer: self.features_file(w.model, w.ckpt, layer)
+            for layer in self.model_layers(w)
+        }
+
+    def projector_maps(self, wildcards: Wildcards) -> dict[str, list[str]]:
+        """layer -> the checkpoint's embedding Parquets exported as extra tensors."""
+        if not self.projector["maps"]:
+            return {}
+        w = wildcards
+        return {
+            layer: self.embedding_paths(w.model, w.ckpt, layer)
+            for layer in self.model_layers(w)
+        }
+
+    def projector_map_files(self, wildcards: Wildcards) -> list[str]:
+        return [p for paths in self.projector_maps(wildcards).values() for p in paths]
+
+    def projector_targets(self) -> list[str]:
+        if not self.projector["enabled"]:
+            return []
+        return [f"{self.run_dir(m, c)}/projector" for m, c in self.model_ckpts()]
+
+    # --- training evolution ---
+
+    def evolution_dir(self) -> str:
+        return f"{self.results}/{{model}}/evolution/{{layer}}/{{method}}"
+
+    def evolution_layers(self, model: str) -> list[str]:
+        """The evolution layers of one model: evolution.layers that it has (all if null)."""
+        layers = self.models[model]["layers"]
+        wanted = self.evolution["layers"]
+        return list(layers) if wanted is None else [x for x in wanted if x in layers]
+
+    def _check_evolution_layers(self) -> None:
+        known = {x for spec in self.models.values() for x in spec["layers"]}
+        unknown = [x for x in self.evolution["layers"] or [] if x not in known]
+        if unknown:
+            raise ValueError(
+                f"config evolution.layers {unknown} are not layers of any model "
+                f"(configured layers: {sorted(known)}); fix evolution.layers"
+            )
+
+    def evolution_method_names(self) -> str:
+        """A wildcard constraint: the methods with a training evolution."""
+        return alternatives(m for m, x in methods().items() if x.evolve is not None)
+
+    def evolution_feature_dirs(self, wildcards: Wildcards) -> list[str]:
+        m = wildcards.model
+        return [
+            f"{self.run_dir(m, c)}/features" for c in self.model_ckpt_names(wildcards)
+        ]
+
+    def evolution_feature_files(self, wildcards: Wildcards) -> dict[str, str]:
+        w = wildcards
+        return {
+            c: self.features_file(w.model, c, w.layer) for c in self.model_ckpt_names(w)
+        }
+
+    def evolution_prediction_files(self, wildcards: Wildcards) -> dict[str, str]:
+        m = wildcards.model
+        return {
+            c: self.predictions_path(m, c) for c in self.model_ckpt_names(wildcards)
+        }
+
+    def evolution_predictions(self, wildcards: Wildcards) -> list[str]:
+        return list(self.evolution_prediction_files(wildcards).values())
+
+    def evolution_options(self, wildcards: Wildcards) -> dict[str, Any]:
+        """The maps stage's options of the method, with the evolution's iteration count
+        where the method has one."""
+        opts = dict(self.maps[wildcards.method])
+        if "n_iter" in opts:
+            opts["n_iter"] = self.evolution["n_iter"]
+        return opts
+
+    def evolution_title(self, wildcards: Wildcards) -> str:
+        w = wildcards
+        return f"{w.model} {w.layer} ({w.method}, aligned)"
+
+    def evolution_targets(self) -> list[str]:
+        """Figures of every evolution layer and method of each model with 2+ checkpoints."""
+        if not self.evolution["enabled"]:
+            return []
+        return [
+            f"{self.results}/{m}/evolution/{layer}/{method}/{name}"
+            for m, spec in self.models.items()
+            if len(spec["checkpoints"]) >= 2
+            for layer in self.evolution_layers(m)
+            for method in self.evolution["methods"]
+            for name in EVOLUTION_OUTPUTS
+        ]
+
+    # --- sharded extraction ---
+
+    def shard_dir(self, model: str, ckpt: str, shard: str) -> str:
+        """The outputs of one extraction shard (temporary; gathered by extract_features)."""
+        return f"{self.run_dir(model, ckpt)}/shards/{shard}-of-{self.shards}"
+
+    def extract_shard_dirs(self, wildcards: Wildcards) -> list[str]:
+        """Every shard of a checkpoint in shard order; none when extraction is not sharded."""
+        if self.shards == 1:
+            return []
+        w = wildcards
+        return [self.shard_dir(w.model, w.ckpt, str(i)) for i in range(self.shards)]
+
+    # --- the index page ---
+
+    def index_files(self, wildcards: Wildcards | None = None) -> list[str]:
+        """What index.html links: figures, pages, predictions, the maps stage's outputs
+        (embeddings, metrics tables, layer summaries), explanations, projector exports and
+        training-evolution figures."""
+        files = self.figures.targets() + self.maps_targets() + self.all_layer_metrics()
+        files += self.explain_targets() + self.projector_targets()
+        files += self.evolution_targets()
+        files += [self.predictions_path(m, c) for m, c in self.model_ckpts()]
+        return list(dict.fromkeys(files))
+
+
+def map_name(method: str, dim: str, perplexity: str, seed: str) -> str:
+    """A map's file stem: {method}-{dim}d-p{perplexity}-s{seed}."""
+    return f"{method}-{dim}d-p{perplexity}-s{seed}"

@@ -1,0 +1,284 @@
+"""The paper figures of the config's `paper:` section: the one table of figure kinds.
+
+Each kind (`KINDS`) says how an entry of `paper.figures` is resolved against the run
+(which checkpoints, layers and files it shows; names checked, so a bad one fails when
+the workflow is parsed), which files its job reads (only those), and how it is drawn
+(by a function of `cnnatlas.paper`, imported only then: matplotlib and torch stay out of
+the planner).
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cnnatlas.maps import AXES, get_method
+from cnnatlas.plan.core import Plan, Wildcards, fmt_number
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["PaperKind", "KINDS", "Paper", "draw_figure"]
+
+FONT_KEYS = ("font_size", "title_size", "letter_size")
+
+
+@dataclass(frozen=True)
+class PaperKind:
+    """resolve(paper, name, entry, model spec) -> the kind's fields of the resolved
+    figure; inputs(figure) -> the files its job reads; draw(figure, fonts) -> Figure."""
+
+    resolve: Callable[["Paper", str, dict[str, Any], Mapping[str, Any]], dict]
+    inputs: Callable[[Mapping[str, Any]], list[str]]
+    draw: Callable[[Mapping[str, Any], Mapping[str, float]], "Figure"]
+
+
+def _error(name: str, key: str, value: Any, known: Any) -> ValueError:
+    return ValueError(
+        f"paper.figures.{name}.{key}: {value!r} is not one of {list(known)}; fix the config"
+    )
+
+
+def _pick(name: str, key: str, values: Any, known: Any) -> list:
+    for v in values:
+        if v not in known:
+            raise _error(name, key, v, known)
+    return list(values)
+
+
+class Paper:
+    """The paper-figure plan of a run (`plan.paper`)."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.config: Mapping[str, Any] = plan.config["paper"]
+        self.dir = f"{plan.results}/paper"
+        self.fonts = {k: self.config[k] for k in FONT_KEYS}
+        for name in self.config["figures"]:
+            self.figure(name)  # bad names fail when the workflow is parsed
+
+    def map_path(
+        self, model: str, ckpt: str, layer: str, method: str, perplexity: Any, seed: Any
+    ) -> str:
+        """The embedding of a 2-D map; an axis the method lacks is fixed at 0."""
+        axes = get_method(method).axes
+        p = fmt_number(perplexity) if "perplexity" in axes else "0"
+        s = str(seed) if "seed" in axes else "0"
+        return self.plan.embedding_path(model, ckpt, layer, method, "2", p, s)
+
+    def check_axes(self, name: str, method: str, values: Mapping[str, list]) -> None:
+        """Each value of an axis the method sweeps must be one the maps stage makes."""
+        maps = self.plan.maps
+        for axis in get_method(method).axes:
+            _pick(name, axis, values[axis], maps[AXES[axis]])
+
+    def figure(self, name: str) -> dict[str, Any]:
+        """A `paper.figures` entry resolved: names checked, files listed."""
+        figures = self.config["figures"]
+        if name not in figures:
+            raise ValueError(f"paper.figures has no figure {name!r}")
+        f = dict(figures[name])
+        models = self.plan.models
+        if f["model"] not in models:
+            raise _error(name, "model", f["model"], models)
+        m = models[f["model"]]
+        f["checkpoint"] = f["checkpoint"] or list(m["checkpoints"])[-1]
+        f["layer"] = f["layer"] or list(m["layers"])[-1]
+        _pick(name, "checkpoint", [f["checkpoint"]], m["checkpoints"])
+        _pick(name, "layer", [f["layer"]], m["layers"])
+        out = {"kind": f["kind"], "width": f["width"], "colour_by": f["colour_by"]}
+        out.update(KINDS[f["kind"]].resolve(self, name, f, m))
+        return out
+
+    def inputs(self, wildcards: Wildcards) -> list[str]:
+        """The files one paper figure is drawn from (only those)."""
+        f = self.figure(wildcards.name)
+        return sorted(set(KINDS[f["kind"]].inputs(f)))
+
+    def params(self, wildcards: Wildcards) -> dict[str, Any]:
+        return self.figure(wildcards.name)
+
+    def targets(self) -> list[str]:
+        return [
+            f"{self.dir}/{name}.{ext}"
+            for name in self.config["figures"]
+            for ext in ("pdf", "png")
+        ]
+
+
+def draw_figure(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> "Figure":
+    """The figure a resolved `paper.figures` entry describes, drawn by its kind."""
+    kind = figure["kind"]
+    if kind not in KINDS:
+        raise ValueError(f"paper figure kind {kind!r} is not one of {list(KINDS)}")
+    return KINDS[kind].draw(figure, fonts)
+
+
+# --- embedding grids: layer_grid (checkpoints x layers), perplexity_sweep ---
+
+
+def _checkpoints_layers(name: str, f: Mapping, m: Mapping) -> tuple[list, list]:
+    ckpts = _pick(
+        name, "checkpoints", f["checkpoints"] or m["checkpoints"], m["checkpoints"]
+    )
+    layers = _pick(name, "layers", f["layers"] or m["layers"], m["layers"])
+    return ckpts, layers
+
+
+def _grid(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
+    ckpts, layers = _checkpoints_layers(name, f, m)
+    maps = paper.plan.maps
+    method = _pick(name, "method", [f["method"]], maps["methods"])[0]
+    perp = f["perplexity"] if f["perplexity"] is not None else maps["perplexities"][0]
+    seed = f["seed"] if f["seed"] is not None else maps["seeds"][0]
+    paper.check_axes(name, method, {"perplexity": [perp], "seed": [seed]})
+    run = paper.plan
+    panels = [
+        {
+            "row": c,
+            "col": layer,
+            "embedding": paper.map_path(f["model"], c, layer, method, perp, seed),
+            "predictions": run.predictions_path(f["model"], c),
+        }
+        for c in ckpts
+        for layer in layers
+    ]
+    return {"rows": ckpts, "cols": layers, "panels": panels}
+
+
+def _sweep(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
+    maps, method = paper.plan.maps, f["method"]
+    perps = f["perplexities"] or maps["perplexities"]
+    seeds = f["seeds"] or maps["seeds"]
+    _pick(name, "perplexities", perps, maps["perplexities"])
+    _pick(name, "seeds", seeds, maps["seeds"])
+    if method not in maps["methods"] or "perplexity" not in get_method(method).axes:
+        raise _error(
+            name, "kind", f"perplexity_sweep (needs {method})", maps["methods"]
+        )
+    ckpt, layer = f["checkpoint"], f["layer"]
+    panels = [
+        {
+            "row": f"seed {s}",
+            "col": f"perplexity {fmt_number(p)}",
+            "embedding": paper.map_path(f["model"], ckpt, layer, method, p, s),
+            "predictions": paper.plan.predictions_path(f["model"], ckpt),
+        }
+        for s in seeds
+        for p in perps
+    ]
+    cols = [f"perplexity {fmt_number(p)}" for p in perps]
+    return {"rows": [f"seed {s}" for s in seeds], "cols": cols, "panels": panels}
+
+
+def _panel_files(figure: Mapping[str, Any]) -> list[str]:
+    return [p[k] for p in figure["panels"] for k in ("embedding", "predictions")]
+
+
+def _draw_grid(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> "Figure":
+    from cnnatlas import paper
+
+    return paper.embedding_grid(
+        figure["panels"],
+        figure["rows"],
+        figure["cols"],
+        figure["width"],
+        fonts,
+        figure["colour_by"],
+    )
+
+
+# --- separation: kNN accuracy per layer from the maps stage's metrics ---
+
+
+def _separation(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
+    ckpts, layers = _checkpoints_layers(name, f, m)
+    metrics = [
+        paper.plan.layer_metrics_path(f["model"], c, layer)
+        for c in ckpts
+        for layer in layers
+    ]
+    return {"checkpoints": ckpts, "layers": layers, "metrics": metrics}
+
+
+def _draw_separation(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> "Figure":
+    import pandas as pd
+
+    from cnnatlas import paper
+
+    metrics = pd.concat(map(pd.read_parquet, figure["metrics"]), ignore_index=True)
+    return paper.separation_figure(
+        metrics, figure["layers"], figure["checkpoints"], figure["width"], fonts
+    )
+
+
+# --- gradcam, filters: recomputed from the checkpoint ---
+
+
+def _model(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
+    explain = paper.plan.explain
+    return {
+        "spec": m,
+        "checkpoint": m["checkpoints"][f["checkpoint"]],
+        "predictions": paper.plan.predictions_path(f["model"], f["checkpoint"]),
+        "device": paper.plan.config["extract"]["device"],
+        "image_ids": f["image_ids"],
+        "target_layer": f["target_layer"] or explain["gradcam"]["target_layer"],
+        "layer": f["layer"],
+        "channels": f["channels"],
+        "columns": f["columns"],
+        "options": explain["filters"],
+    }
+
+
+def _model_files(figure: Mapping[str, Any]) -> list[str]:
+    return [figure["checkpoint"], figure["predictions"]]
+
+
+def _draw_gradcam(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> "Figure":
+    import pandas as pd
+
+    from cnnatlas import paper
+    from cnnatlas.explain.select import read_classes
+    from cnnatlas.models import load_model
+
+    spec = figure["spec"]
+    return paper.gradcam_figure(
+        load_model(spec, figure["checkpoint"]),
+        spec["transform"],
+        pd.read_parquet(figure["predictions"]),
+        figure["image_ids"],
+        read_classes(figure["predictions"]),
+        figure["target_layer"],
+        figure["width"],
+        fonts,
+        figure["device"],
+    )
+
+
+def _draw_filters(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> "Figure":
+    from cnnatlas import paper
+    from cnnatlas.models import load_model
+
+    spec = figure["spec"]
+    return paper.filters_figure(
+        load_model(spec, figure["checkpoint"]),
+        spec["transform"],
+        figure["layer"],
+        figure["channels"],
+        figure["options"],
+        figure["columns"],
+        figure["width"],
+        fonts,
+        figure["device"],
+    )
+
+
+KINDS: dict[str, PaperKind] = {
+    "layer_grid": PaperKind(_grid, _panel_files, _draw_grid),
+    "perplexity_sweep": PaperKind(_sweep, _panel_files, _draw_grid),
+    "gradcam": PaperKind(_model, _model_files, _draw_gradcam),
+    "filters": PaperKind(_model, _model_files, _draw_filters),
+    "separation": PaperKind(
+        _separation, lambda f: list(f["metrics"]), _draw_separation
+    ),
+}
