@@ -33,7 +33,8 @@ def _open(chromium, url: str):  # noqa: F811
     page = chromium.new_page(
         viewport={"width": 1300, "height": 900}, device_scale_factor=1
     )
-    page.problems, page.dialogs = [], []
+    page.problems, page.dialogs, page.requests = [], [], []
+    page.on("request", lambda r: page.requests.append(r.url))
     page.on(
         "console",
         lambda m: (
@@ -99,10 +100,12 @@ def test_loads_without_console_errors(page, site):
     assert (
         page.text_content("#atlas-diagnosis") == "no metrics were computed for this map"
     )
-    # No network: every URL the page names is relative or a data/blob URL.
-    html = site["atlas"].read_text()
-    assert "http://" not in html.split('id="cnnatlas-data"')[0]
-    assert "https://" not in html.split('id="cnnatlas-data"')[0]
+    # No network: the page asked for nothing but files beside it and its own blobs.
+    page.evaluate("() => cnnatlas.scatterplot.hover(3)")
+    page.wait_for_selector("#atlas-hover .thumb[data-loaded='1']", timeout=10_000)
+    assert page.requests and all(
+        u.startswith(("file://", "blob:", "data:")) for u in page.requests
+    ), page.requests
 
 
 def test_lasso_selects_the_points_inside(page, site):
