@@ -13,7 +13,6 @@ interpret HTML-like tags) are entity-escaped first.
 """
 
 import html
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ from cnnatlas.plots import (
     is_continuous,
     metadata_columns,
 )
+from cnnatlas.viewer.atlas import script_json
 
 __all__ = [
     "DIV_ID",
@@ -170,27 +170,13 @@ def map_payload(
     }
 
 
-def _script_json(data: dict) -> str:
-    """JSON safe inside a <script> element: no '<', '>' or '&' can end it or open markup."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    for ch, esc in (
-        ("&", "\\u0026"),
-        ("<", "\\u003c"),
-        (">", "\\u003e"),
-        ("\u2028", "\\u2028"),
-        ("\u2029", "\\u2029"),
-    ):
-        text = text.replace(ch, esc)
-    return text
-
-
 def render_html(payload: dict) -> str:
     """The complete page: inline plotly.js, the payload and the drawing script."""
     return _PAGE.format(
         title=html.escape(payload["title"]),
         div=DIV_ID,
         plotlyjs=plotly.offline.get_plotlyjs(),
-        payload=_script_json(payload),
+        payload=script_json(payload),
         app=_APP,
     )
 

@@ -35,7 +35,14 @@ from cnnatlas.plots import (
     metadata_columns,
 )
 
-__all__ = ["Blocks", "atlas_payload", "render_atlas", "write_atlas", "BUNDLE"]
+__all__ = [
+    "Blocks",
+    "atlas_payload",
+    "render_atlas",
+    "write_atlas",
+    "script_json",
+    "BUNDLE",
+]
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +295,7 @@ def atlas_payload(
     return header
 
 
-def _script_json(data: dict) -> str:
+def script_json(data: dict) -> str:
     """JSON safe inside a <script> element: no '<', '>' or '&' can end it or open markup."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     for ch, esc in (
@@ -308,7 +315,7 @@ def render_atlas(header: dict) -> str:
 
     parts = {
         "title": html.escape(header["title"]),
-        "data": _script_json(header),
+        "data": script_json(header),
         "bundle": BUNDLE.read_text(encoding="utf-8"),
     }
     # One pass, so a placeholder inside the data is never substituted again.
