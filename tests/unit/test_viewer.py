@@ -111,6 +111,13 @@ def test_a_map_of_another_manifest_is_refused(run, tmp_path):
         atlas_payload(tmp_path / "a.html", **{**run["inputs"], "maps": maps})
     with pytest.raises(CnnatlasError, match="no 2-D map"):
         atlas_payload(tmp_path / "a.html", **{**run["inputs"], "maps": []})
+    np.save(tmp_path / "fc.neighbors.npy", np.zeros((3, 5), np.uint8))
+    nbs = [{**run["inputs"]["neighbors"][0], "path": tmp_path / "fc.neighbors.npy"}]
+    with pytest.raises(
+        CnnatlasError,
+        match=r"fc\.neighbors\.npy: neighbour ids must be \[20, k\]; rerun measure_maps",
+    ):
+        atlas_payload(tmp_path / "a.html", **{**run["inputs"], "neighbors": nbs})
 
 
 def test_feature_neighbors_file_is_compact(tmp_path):
