@@ -66,6 +66,7 @@ class Plan:
     """The run a validated config describes (see the module docstring)."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
+        from cnnatlas.plan.atlas import Atlas
         from cnnatlas.plan.figures import Figures
         from cnnatlas.plan.paper import Paper
 
@@ -82,6 +83,7 @@ class Plan:
         self._check_evolution_layers()
         self.figures = Figures(self)
         self.paper = Paper(self)
+        self.atlas = Atlas(self)
 
     # --- names and wildcards ---
 
