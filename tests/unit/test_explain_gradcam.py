@@ -256,7 +256,8 @@ def test_true_class_maps_use_the_class_index(imagefolder, tmp_path):
         out = tmp_path / name
         render_gradcam(
             predictions, selection, net, tf, space, out / "overlays", out / "p.pq",
-            out / "s.pq", out / "f.png", layer="features", batch_size=8, device="cpu",
+            out / "s.pq", out / "f.png", methods=["gradcam", "gradcam++"],
+            layer="features", fraction=0.2, blur=4.0, seed=0, batch_size=8, device="cpu",
         )  # fmt: skip
         return np.asarray(Image.open(out / "overlays" / "overview.png"))
 
