@@ -166,6 +166,7 @@ GPU_RULES = {
     "render_feature_maps",
     "visualize_filters",
     "render_gradcam",
+    "check_saliency",
 }
 
 

@@ -14,6 +14,8 @@ def main(snakemake) -> None:
             predictions=snakemake.output.predictions,
             features_dir=snakemake.output.features,
             topk=opts["topk"],
+            model_name=snakemake.wildcards.model,
+            class_index=spec.get("class_index"),
         )
         return
     model = load_model(spec, snakemake.input.checkpoint)
@@ -26,6 +28,7 @@ def main(snakemake) -> None:
         transform=spec["transform"],
         threads=snakemake.threads,
         model_name=snakemake.wildcards.model,
+        class_index=spec.get("class_index"),
         **opts,  # batch_size, num_workers, device, precision, decode, topk
     )
 
