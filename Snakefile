@@ -26,6 +26,7 @@ rule all:
         P.provenance,
         P.explain_targets(),
         FIGURES.targets(),
+        P.atlas.path,
         rules.write_index.output.index,
         P.projector_targets(),
         P.evolution_targets(),

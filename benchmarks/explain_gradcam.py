@@ -2,7 +2,7 @@
 
 Prints one JSON object. On N random images (random-init resnet18, `--size` px):
   a) per-image loop as tutorials write it: batch of 1, one backward per image;
-  b) cnnatlas.explain.gradcam.GradCAM, batch 64, Grad-CAM and Grad-CAM++ for the
+  b) cnnatlas.explain.saliency, batch 64, Grad-CAM and Grad-CAM++ for the
      predicted class from one backward per batch;
 and the peak resident memory over a warm-up of 5 batches and over the rest of
 1,000 images through (b), plus the hooks left on the model afterwards.
@@ -22,7 +22,13 @@ import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from cnnatlas.explain.gradcam import GradCAM  # noqa: E402
+from cnnatlas.explain.saliency import (  # noqa: E402
+    METHODS,
+    open_methods,
+    saliency_maps,
+)
+
+BOTH = ["gradcam", "gradcam++"]
 
 
 def rss_mib() -> float:
@@ -32,7 +38,7 @@ def rss_mib() -> float:
 
 def per_image(model, x) -> float:
     started = time.perf_counter()
-    with GradCAM(model, "layer4", methods=["gradcam"]) as cam:
+    with METHODS["gradcam"](model, "layer4") as cam:
         for i in range(len(x)):
             cam(x[i : i + 1], {"pred": None})
     return len(x) / (time.perf_counter() - started)
@@ -40,18 +46,19 @@ def per_image(model, x) -> float:
 
 def batched(model, x, batch=64) -> float:
     started = time.perf_counter()
-    with GradCAM(model, "layer4") as cam:
+    with open_methods(model, "layer4", BOTH) as cams:
         for b in x.split(batch):
-            cam(b, {"pred": None})
+            saliency_maps(cams, b, {"pred": None})
     return len(x) / (time.perf_counter() - started)
 
 
 def memory(model, size, batch=50, n=1000) -> dict:
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
     rss = []
-    with GradCAM(model, "layer4") as cam:
+    with open_methods(model, "layer4", BOTH) as cams:
         for _ in range(n // batch):
-            cam(x, {"pred": None, "true": torch.zeros(batch, dtype=torch.long)})
+            y = torch.zeros(batch, dtype=torch.long)
+            saliency_maps(cams, x, {"pred": None, "true": y})
             rss.append(rss_mib())
     hooks = sum(len(m._forward_hooks) + len(m._backward_hooks) for m in model.modules())
     return {

@@ -1,7 +1,7 @@
 """Bad datasets, checkpoints and configs through the real snakemake: what a user sees.
 
-Failing runs are checked on snakemake's own stderr (the default profile sets
-show-failed-logs, so a failed job's log is printed) and on the job's log file.
+Failing runs are checked on snakemake's stderr (a failed job prints its message there,
+once, without its traceback) and on the job's log file (which holds the traceback).
 """
 
 import copy
@@ -176,12 +176,16 @@ MODEL_CASES = {
         {"layers": {"fc_1": "avg"}},
         "models.typo.layers: 'fc_1' is not a node of the model; close matches: ['fc1'",
     ),
+    "nomodule": (
+        {"arch": "mynetz:DigitNet"},
+        "arch 'mynetz:DigitNet': no module 'mynetz' in the project folder",
+    ),
 }
 
 
 @pytest.fixture(scope="module")
 def model_run(tmp_path_factory):
-    """One `snakemake --keep-going` over four broken models; (workdir, process).
+    """One `snakemake --keep-going` over the broken models; (workdir, process).
 
     (Another architecture's checkpoint is tested in unit/test_model_failures.py.)
     """
@@ -217,9 +221,13 @@ def test_broken_model_fails_its_job_with_a_message_naming_it(model_run, name):
     log = (workdir / f"results/logs/extract_features/{name}/ck.log").read_text()
     expected = MODEL_CASES[name][1]
     assert expected in log and expected in proc.stderr
+    # one message on the terminal; the traceback only in the job's log
+    assert "Traceback" in log and "Traceback" not in proc.stderr
+    shown = [ln for ln in proc.stderr.splitlines() if expected in ln]
+    assert len(shown) == 1 and shown[0].startswith("cnnatlas: ")
     ckpt = TINY_MODEL["checkpoints"]["ck"]
     ckpt = MODEL_CASES[name][0].get("checkpoints", {}).get("ck", ckpt)
-    if name != "typo":
+    if name not in ("typo", "nomodule"):
         assert f"checkpoint {ckpt!r}" in log
     assert not (workdir / f"results/{name}/ck/predictions.parquet").exists()
 

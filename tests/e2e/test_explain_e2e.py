@@ -90,12 +90,56 @@ def test_gradcam_overlays_and_faithfulness(tiny_run):
         assert im.size[0] > 500 and im.size[1] > 200
 
 
-def test_unknown_explain_checkpoint_stops_the_dry_run(tmp_path):
+def test_saliency_checks_tables_and_figures(tiny_run):
+    ex = _explain(tiny_run)
+    methods = ["gradcam", "gradcam++", "hirescam", "layercam", "scorecam"]
+    curves = pd.read_parquet(ex / "saliency_curves.parquet")
+    # 12 of 30 images on the CPU, 4 per class; every method plus the random order
+    assert curves["image_id"].nunique() == 12
+    assert curves.groupby("label_name")["image_id"].nunique().tolist() == [4, 4, 4]
+    assert sorted(set(curves["method"])) == sorted(methods + ["random"])
+    assert all(len(c) == 5 for c in curves["deletion"])  # 0, .25, .5, .75, 1
+    assert curves[["deletion_auc", "insertion_auc"]].stack().between(0, 1).all()
+    road = curves[curves["method"] != "random"]
+    assert all(len(c) == 3 for c in road["road_morf"])
+    pred = pd.read_parquet(tiny_run / "tiny" / "late" / "predictions.parquet")
+    one = curves[curves["method"] == "gradcam"].merge(pred, on="image_id")
+    np.testing.assert_allclose(
+        [c[0] for c in one["deletion"]], one["confidence"], rtol=1e-4
+    )
+    rand = pd.read_parquet(ex / "saliency_randomisation.parquet")
+    assert sorted(set(rand["layers_randomised"])) == [1, 2, 3, 4, 5]
+    assert rand["layer"][rand["layers_randomised"] == 1].eq("fc2").all()
+    s = pd.read_parquet(ex / "saliency_checks.parquet")
+    assert set(s["group"]) == {"all", "class", "outcome"}
+    allrows = s[s["group"] == "all"].set_index("method")
+    assert sorted(allrows.index) == sorted(methods)
+    for m, r in allrows.iterrows():
+        assert r["verdict"].startswith(f"{METHODS_TITLES[m]}: ")
+        assert ("passes" in r["verdict"]) == r["randomisation_passed"]
+    meta = pq.read_schema(ex / "saliency_checks.parquet").metadata
+    assert meta[b"cnnatlas.saliency_layer"] == b"features"
+    with np.load(ex / "saliency_cascade.npz") as z:
+        assert z["maps"].shape == (5, 6, 32, 32) and z["image"].shape == (32, 32, 3)
+    for name in ("saliency_curves.png", "saliency_randomisation.png"):
+        with Image.open(ex / name) as im:
+            assert im.size[0] > 500 and im.size[1] > 200
+
+
+METHODS_TITLES = {
+    "gradcam": "Grad-CAM",
+    "gradcam++": "Grad-CAM++",
+    "hirescam": "HiResCAM",
+    "layercam": "LayerCAM",
+    "scorecam": "Score-CAM",
+}
+
+
+def _failed_dry_run(tmp_path, old: str, new: str) -> str:
+    """The output of a dry run that must fail, on the tiny config with `old` -> `new`."""
     workdir = write_tiny_config(tmp_path)
     config = workdir / "config.yaml"
-    config.write_text(
-        config.read_text().replace("checkpoints: [late]", "checkpoints: [latest]")
-    )
+    config.write_text(config.read_text().replace(old, new))
     proc = subprocess.run(
         snakemake_cmd(workdir, "-n", "--cores", "1"),
         capture_output=True,
@@ -103,7 +147,18 @@ def test_unknown_explain_checkpoint_stops_the_dry_run(tmp_path):
         timeout=300,
     )
     assert proc.returncode != 0
-    assert (
-        "explain.checkpoints: ['latest'] are not checkpoints"
-        in proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def test_unknown_saliency_method_stops_the_dry_run(tmp_path):
+    out = _failed_dry_run(
+        tmp_path,
+        "gradcam: {batch_size: 8}",
+        "gradcam: {batch_size: 8, methods: [gradkam]}",
     )
+    assert "explain.gradcam.methods: ['gradkam'] are not saliency methods" in out
+
+
+def test_unknown_explain_checkpoint_stops_the_dry_run(tmp_path):
+    out = _failed_dry_run(tmp_path, "checkpoints: [late]", "checkpoints: [latest]")
+    assert "explain.checkpoints: ['latest'] are not checkpoints" in out

@@ -91,10 +91,17 @@ def test_grids_and_index_link_everything(tiny_run):
         )  # 2 layers wide, 2 checkpoints high
     index = (tiny_run / "index.html").read_text()
     links = re.findall(r'href="([^"]+)"', index)
-    assert len(links) == len(set(links))
+    assert links[0] == "atlas.html"  # the landing page leads with the atlas
     for link in links:
         assert (tiny_run / link).is_file(), link
     linked = set(links)
+    pictures = set(re.findall(r'<img src="([^"]+)"', index))
+    assert {g.relative_to(tiny_run).as_posix() for g in grids} <= pictures
+    assert "tiny/layer_summary.png" in pictures
+    assert {f"paper/{name}.png" for name in ("grid", "pca", "cam")} <= pictures
+    metrics = pd.read_parquet(tiny_run / "metrics.parquet")
+    table = index.split("<tbody>")[1].split("</tbody>")[0]
+    assert table.count("<tr>") == len(metrics)
     assert "metrics.parquet" in linked
     for emb in _embeddings(tiny_run):
         rel = emb.relative_to(tiny_run).as_posix()
@@ -111,6 +118,37 @@ def test_grids_and_index_link_everything(tiny_run):
         found = sorted((tiny_run / stage_dir).glob(pattern))
         assert found, (stage_dir, pattern)
         assert {f.relative_to(tiny_run).as_posix() for f in found} <= linked
+
+
+def test_atlas_holds_every_2d_map_and_the_neighbours(tiny_run):
+    import base64
+    import zlib
+
+    page = (tiny_run / "atlas.html").read_text(encoding="utf-8")
+    header = _payload(tiny_run / "atlas.html")
+    # Nothing is fetched from elsewhere (the browser test records every request); the
+    # bundle's only URLs are in regl's error messages.
+    assert not re.search(r"""(src|href)\s*=\s*["']?https?:""", page)
+    assert "<link" not in page and "<script src" not in page
+    two_d = [e for e in _embeddings(tiny_run) if "-2d-" in e.name]
+    own = [m for m in header["maps"] if "aligned" not in m["method"]]
+    assert len(own) == len(two_d) and header["n"] == 30
+    aligned = [m for m in header["maps"] if m["method"].endswith("aligned")]
+    assert {m["ckpt"] for m in aligned} == {"early", "late"}  # evolution of fc1
+    metrics = pd.read_parquet(tiny_run / "metrics.parquet")
+    with_metrics = [m for m in own if m["metrics"]]
+    assert len(with_metrics) == len(own) == (metrics["dim"] == 2).sum()
+    for key, ref in header["neighbors"].items():
+        model, ckpt, layer = key.split("/")
+        raw = zlib.decompress(base64.b64decode(header["blocks"][ref["b"]]))
+        ids = np.frombuffer(raw, dtype="<" + ref["t"]).reshape(30, ref["k"])
+        saved = np.load(tiny_run / model / ckpt / "metrics" / f"{layer}.neighbors.npy")
+        assert np.array_equal(ids, saved)
+    assert len(header["neighbors"]) == 4
+    assert set(header["explain"]) == {"tiny/late"} and header["explain"]["tiny/late"]
+    assert [link["href"] for link in header["links"]]
+    for link in header["links"]:
+        assert (tiny_run / link["href"]).is_file(), link
 
 
 def test_snakemake_report_holds_the_figures(tiny_run, tmp_path):

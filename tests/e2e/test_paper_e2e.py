@@ -19,6 +19,8 @@ FIGURES = {  # name -> (width in inches, panels lettered)
     "cam": (3.5, "abc"),
     "filters": (7.2, "abc"),
     "separation": (3.5, ""),
+    "trust_curves": (7.2, "ab"),
+    "trust_cascade": (7.2, ""),
 }
 
 
@@ -63,10 +65,10 @@ def test_paper_figure_width_letters_and_run_hash(paper_dir, name):
 
 
 def test_paper_rerun_writes_the_same_bytes(paper_dir):
-    # a map grid, and the two figures recomputed from the checkpoint
+    # a map grid, the two figures recomputed from the checkpoint, a saliency figure
     files = [
         paper_dir / f"{n}.{ext}"
-        for n in ("grid", "cam", "filters")
+        for n in ("grid", "cam", "filters", "trust_cascade")
         for ext in ("pdf", "png")
     ]
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files}

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from cnnatlas import interactive, plots, thumbnails
 from PIL import Image
@@ -203,4 +204,109 @@ def test_3d_page_draws_every_point(chromium, site):
     assert set(info[0]) == {"scatter3d"} and info[1] == len(site["df"])
     assert page.eval_on_selector("#cnnatlas-colour", "e => e.value") == "domain"
     assert page.locator("canvas").count() > 0 and errors == []
+    page.close()
+
+
+_CLOUD = "/cloud|chart studio|share|upload|plotly\\.com/i"
+
+
+def _modebar_titles(page) -> list[str]:
+    page.hover(".plot-container")
+    page.wait_for_selector(".modebar-btn", state="attached", timeout=10_000)
+    return page.eval_on_selector_all(
+        ".modebar-btn", "bs => bs.map(b => b.getAttribute('data-title') || '')"
+    )
+
+
+def test_no_control_sends_data_off_the_machine(page):
+    titles = _modebar_titles(page)
+    assert any("png" in t.lower() for t in titles)  # the modebar is there
+    assert (
+        page.evaluate(
+            f"""() => [...document.querySelectorAll('.modebar-btn, a, button')]
+          .filter(b => {_CLOUD}.test((b.getAttribute('data-title') || '') + ' '
+                                     + (b.getAttribute('href') || '') + ' ' + b.textContent))
+          .length"""
+        )
+        == 0
+    )
+
+
+def test_a_missing_thumbnail_sheet_says_so(chromium, site, tmp_path):
+    copy = tmp_path / "map.html"  # without the sheets beside it
+    copy.write_bytes(site["html"].read_bytes())
+    page = chromium.new_page(viewport={"width": 1300, "height": 800})
+    page.goto(copy.as_uri())
+    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    row = site["df"].iloc[2]
+    page.mouse.move(*_point_xy(page, int(row["image_id"])))
+    page.wait_for_selector("#cnnatlas-thumb[data-loaded='0']", timeout=10_000)
+    assert "sheet-0000.png could not be loaded" in page.text_content("#cnnatlas-thumb")
+    page.close()
+
+
+def test_numeric_colouring_works_above_the_argument_limit(chromium, tmp_path):
+    """Math.min.apply fails above ~124,000 values; the page colours 200,000 points."""
+    n, classes = 200_000, ["a", "b"]
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {
+            "image_id": np.arange(n),
+            "x": rng.normal(size=n).astype(np.float32),
+            "y": rng.normal(size=n).astype(np.float32),
+            "path": [f"p{i}" for i in range(n)],
+            "label": rng.integers(0, 2, n),
+            "pred": rng.integers(0, 2, n),
+            "confidence": rng.uniform(0.5, 1, n),
+            "topk_ids": [[0, 1]] * n,
+            "topk_probs": [[0.6, 0.4]] * n,
+        }
+    )
+    df["correct"] = df["label"] == df["pred"]
+    thumbs = {"size": 8, "columns": 64, "per_sheet": 4096, "sheets": [], "prefix": "",
+              "zoom": 1}  # fmt: skip
+    html = tmp_path / "big.html"
+    interactive.write_interactive(df, classes, html, "big", thumbs, "confidence", [])
+    page = chromium.new_page(viewport={"width": 1300, "height": 800})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(html.as_uri())
+    page.wait_for_selector("body[data-ready='1']", timeout=120_000)
+    cmin, cmax = page.evaluate(
+        "() => { const m = document.getElementById('cnnatlas-map')._fullData[0].marker;"
+        " return [m.cmin, m.cmax]; }"
+    )
+    assert errors == []
+    assert cmin == pytest.approx(df["confidence"].min(), abs=1e-5)
+    assert cmax == pytest.approx(df["confidence"].max(), abs=1e-5)
+    page.close()
+
+
+def test_evolution_slider_waits_and_shows_the_first_checkpoint(chromium, tmp_path):
+    from cnnatlas.evolution_plots import slider_figure, write_slider_html
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 20)
+    maps = [rng.normal(size=(40, 2)) + k * 5 for k in range(3)]
+    hovers = [[f"image {i}" for i in range(40)]] * 3
+    fig = slider_figure(maps, ["a", "b", "c"], labels, ["x", "<b>y</b>"], hovers, "t")
+    html = tmp_path / "slider.html"
+    write_slider_html(fig, html)
+    page = chromium.new_page(viewport={"width": 1300, "height": 800})
+    page.goto(html.as_uri())
+    page.wait_for_selector(".scatterlayer .trace", timeout=30_000)
+    page.wait_for_timeout(2500)  # an autoplay (500 ms transitions) would have moved on
+    xs = page.evaluate(
+        "() => document.getElementById('evolution')._fullData[0].x.slice(0, 5)"
+    )
+    assert np.allclose(xs, maps[0][labels == 0][:5, 0])
+    active = page.evaluate(
+        "() => document.getElementById('evolution')._fullLayout.sliders[0].active"
+    )
+    assert active == 0
+    assert "checkpoint: a" in page.evaluate(
+        "() => document.querySelector('.slider-container').textContent"
+    )
+    titles = _modebar_titles(page)
+    assert titles and not [t for t in titles if "cloud" in t.lower()]
     page.close()

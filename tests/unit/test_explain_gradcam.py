@@ -6,13 +6,13 @@ import torchvision
 from cnnatlas.demo import DigitNet
 from cnnatlas.errors import LayerError
 from cnnatlas.explain.gradcam import (
-    GradCAM,
     faithfulness,
     find_target_layer,
     gaussian_blur,
     replace_pixels,
     summarize_faithfulness,
 )
+from cnnatlas.explain.saliency import METHODS, open_methods, saliency_maps
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -69,14 +69,14 @@ def _images(n: int, seed: int = 0) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("region", list(REGIONS))
-@pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
-def test_gradcam_mass_lies_in_the_region_the_prediction_depends_on(region, method):
+@pytest.mark.parametrize("method", list(METHODS))
+def test_saliency_mass_lies_in_the_region_the_prediction_depends_on(region, method):
     model = RegionNet(REGIONS[region]).eval()
     x = _images(8)
-    with GradCAM(model, "features", methods=[method]) as cam:
+    with METHODS[method](model, "features", batch_size=3) as cam:
         logits, maps = cam(x, {"pred": None})
     assert (logits.argmax(1) == 0).all()
-    m = maps[(method, "pred")]
+    m = maps["pred"]
     assert m.shape == (8, SIZE, SIZE) and (m >= 0).all()
     rows, cols = REGIONS[region]
     inside = m[:, rows, cols].sum(dim=(1, 2)) / m.sum(dim=(1, 2))
@@ -85,20 +85,21 @@ def test_gradcam_mass_lies_in_the_region_the_prediction_depends_on(region, metho
 
 def test_hooks_are_removed_after_use_and_after_an_error():
     model = torchvision.models.resnet18(weights=None, num_classes=3).eval()
-    with GradCAM(model, "layer4") as cam:
-        assert len(model.layer4._forward_hooks) == 1
-        cam(_images(2), {"pred": None, "true": torch.tensor([0, 1])})
+    with open_methods(model, "layer4", ["gradcam", "hirescam"]) as cams:
+        assert len(model.layer4._forward_hooks) == 2
+        saliency_maps(cams, _images(2), {"pred": None, "true": torch.tensor([0, 1])})
     assert _no_hooks(model)
-    with pytest.raises(RuntimeError, match="boom"), GradCAM(model, "layer4"):
+    cls = METHODS["gradcam"]
+    with pytest.raises(RuntimeError, match="boom"), cls(model, "layer4"):
         raise RuntimeError("boom")
     assert _no_hooks(model)
     with pytest.raises(RuntimeError, match="with"):
-        GradCAM(model, "layer4")(_images(1), {"pred": None})
+        cls(model, "layer4")(_images(1), {"pred": None})
 
 
 def test_unknown_layer_is_named():
     with pytest.raises(LayerError, match="layer9"):
-        GradCAM(DigitNet(), "layer9")
+        METHODS["gradcam"](DigitNet(), "layer9")
 
 
 def test_batched_maps_equal_one_image_at_a_time():
@@ -106,16 +107,21 @@ def test_batched_maps_equal_one_image_at_a_time():
     model = DigitNet(num_classes=3, in_channels=3, width=4).eval()
     x = _images(5)
     targets = torch.tensor([0, 1, 2, 0, 1])
-    with GradCAM(model, "features.1") as cam:
-        _, batched = cam(x, {"pred": None, "true": targets})
+    with open_methods(model, "features.1", list(METHODS), batch_size=3) as cams:
+        _, batched = saliency_maps(cams, x, {"pred": None, "true": targets})
         singles = [
-            cam(x[i : i + 1], {"pred": None, "true": targets[i : i + 1]})[1]
+            saliency_maps(
+                cams, x[i : i + 1], {"pred": None, "true": targets[i : i + 1]}
+            )[1]
             for i in range(5)
         ]
+    assert len(batched) == 2 * len(METHODS)
     for key, value in batched.items():
         one = torch.cat([s[key] for s in singles])
         torch.testing.assert_close(value, one, rtol=1e-4, atol=1e-6)
-    assert not torch.equal(batched[("gradcam", "true")], batched[("gradcam++", "true")])
+    true = [batched[(m, "true")] for m in METHODS]
+    for i, a in enumerate(true):
+        assert all(not torch.equal(a, b) for b in true[i + 1 :])
 
 
 @pytest.mark.parametrize(
@@ -147,10 +153,11 @@ def test_memory_does_not_grow_over_1000_images():
     model = DigitNet(num_classes=3, in_channels=3, width=4).eval()
     x = _images(50)
     rss = []
-    with GradCAM(model, "features") as cam:
+    with open_methods(model, "features", list(METHODS)) as cams:
         for _ in range(20):  # 1,000 images
-            cam(x, {"pred": None, "true": torch.zeros(50, dtype=torch.long)})
-            assert cam._act is None, "the layer's output is not kept between calls"
+            y = torch.zeros(50, dtype=torch.long)
+            saliency_maps(cams, x, {"pred": None, "true": y})
+            assert all(c._act is None for c in cams), "no layer output is kept"
             rss.append(_rss_bytes())
     assert _no_hooks(model)
     # Keeping each batch's graph alive would add the activations of all layers, about
@@ -181,12 +188,13 @@ def test_faithfulness_salient_pixels_matter_more_than_random_ones():
     model = RegionNet(REGIONS["top_left"]).eval()
     x = _images(40, seed=1)
     loader = DataLoader(TensorDataset(x, torch.arange(40)), batch_size=16)
-    df = faithfulness(model, "features", loader, fraction=0.1, blur=0.1, seed=0)
-    assert len(df) == 80 and set(df["method"]) == {"gradcam", "gradcam++"}
+    methods = list(METHODS)
+    df = faithfulness(model, "features", loader, methods, 0.1, 0.1, 0)
+    assert len(df) == 40 * len(methods) and set(df["method"]) == set(methods)
     assert df["image_id"].tolist()[:40] == list(range(40))
     for _, g in df.groupby("method"):
         assert g["drop_salient"].mean() > 3 * g["drop_random"].abs().mean()
-    again = faithfulness(model, "features", loader, fraction=0.1, blur=0.1, seed=0)
+    again = faithfulness(model, "features", loader, methods, 0.1, 0.1, 0)
     pd.testing.assert_frame_equal(df, again)
     assert _no_hooks(model)
 
@@ -215,3 +223,45 @@ def test_summary_groups_by_class_and_outcome():
     mine = per_image[per_image["method"] == "gradcam"]
     wins = (mine["drop_salient"] > mine["drop_random"]).mean()
     assert one.loc[("all", "all"), "salient_wins"] == pytest.approx(wins)
+
+
+def test_true_class_maps_use_the_class_index(imagefolder, tmp_path):
+    """A model with 5 outputs whose classes sit at outputs (4, 0, 2) explains exactly as
+    the same model with its outputs permuted so that the classes are outputs 0, 1, 2."""
+    import copy
+
+    from cnnatlas.classes import ClassSpace, class_space
+    from cnnatlas.data import build_manifest
+    from cnnatlas.explain.gradcam import render_gradcam
+    from PIL import Image
+
+    classes = ["circle", "square", "stripes"]
+    manifest = build_manifest(
+        {"kind": "imagefolder", "path": str(imagefolder)}, tmp_path / "m.pq"
+    )
+    predictions = manifest.assign(correct=False)
+    selection = manifest.iloc[[0, 12, 25]]
+    torch.manual_seed(0)
+    model = DigitNet(num_classes=5, in_channels=3, width=4).eval()
+    perm = [4, 0, 2, 1, 3]  # permuted output k is output perm[k]
+    permuted = copy.deepcopy(model)
+    with torch.no_grad():
+        permuted.fc2.weight.copy_(model.fc2.weight[perm])
+        permuted.fc2.bias.copy_(model.fc2.bias[perm])
+    mapped = class_space({"circle": 4, "square": 0, "stripes": 2}, classes, 5)
+    same = ClassSpace(tuple(classes), (0, 1, 2), (*classes, "output 1", "output 3"))
+    tf = {"resize": 32, "crop": 32, "mean": [0.5] * 3, "std": [0.25] * 3}
+
+    def overview(net, space, name):
+        out = tmp_path / name
+        render_gradcam(
+            predictions, selection, net, tf, space, out / "overlays", out / "p.pq",
+            out / "s.pq", out / "f.png", methods=["gradcam", "gradcam++"],
+            layer="features", fraction=0.2, blur=4.0, seed=0, batch_size=8, device="cpu",
+        )  # fmt: skip
+        return np.asarray(Image.open(out / "overlays" / "overview.png"))
+
+    expected = overview(permuted, same, "permuted")
+    np.testing.assert_array_equal(overview(model, mapped, "mapped"), expected)
+    # the dataset's labels taken as outputs give other true-class maps (and names)
+    assert not np.array_equal(overview(model, classes, "identity"), expected)

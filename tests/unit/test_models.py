@@ -1,5 +1,6 @@
 import collections
 import pickle
+import sys
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from cnnatlas.models import (
     load_checkpoint,
     load_model,
 )
+from cnnatlas.project import model_files
 
 
 def _reference():
@@ -97,3 +99,70 @@ def test_layer_typo_names_close_matches():
     assert "layer4.1.relu_1" in layer_names(model)
     with pytest.raises(LayerError, match=r"layer4\.1\.relu_1"):
         check_layers(model, ["layer4.1.relu1"], "resnet")
+
+
+MYNETS = """
+from torch import nn
+
+
+def tiny(num_classes, width=4):
+    return nn.Sequential(nn.Conv2d(3, width, 3), nn.Flatten(1), nn.LazyLinear(num_classes))
+"""
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A project folder holding mynets.py, as the working directory, which (as in a
+    snakemake job) is not on sys.path."""
+    (tmp_path / "mynets.py").write_text(MYNETS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(
+        sys, "path", [p for p in sys.path if p not in ("", ".", str(tmp_path))]
+    )
+    yield tmp_path
+    sys.modules.pop("mynets", None)
+
+
+def test_a_module_beside_the_config_is_imported_from_the_project_folder(project):
+    model = build_model("mynets:tiny", 7, {"width": 2})
+    assert model[0].out_channels == 2 and model[2].out_features == 7
+    assert sys.modules["mynets"].__file__ == str(project / "mynets.py")
+    assert model_files({"arch": "mynets:tiny", "class_index": "idx.json"}) == [
+        "mynets.py",
+        "idx.json",
+    ]
+    assert model_files({"arch": "cnnatlas.demo:DigitNet"}) == []
+
+
+def test_missing_module_and_callable_say_where_they_were_looked_for(project):
+    with pytest.raises(ModelError) as err:
+        build_model("mynetz:tiny", 3)
+    msg = str(err.value)
+    assert f"no module 'mynetz' in the project folder '{project}'" in msg
+    assert "put mynetz.py beside config.yaml" in msg
+    with pytest.raises(ModelError, match=r"has no 'tiny2'; it has \[.*'tiny'"):
+        build_model("mynets:tiny2", 3)
+    (project / "broken.py").write_text("import not_a_package_xyz\n")
+    with pytest.raises(ModelError, match="importing 'broken' failed: No module named"):
+        build_model("broken:f", 3)
+
+
+def test_timm_architecture_builds_with_num_classes_and_kwargs():
+    timm = pytest.importorskip("timm")
+    model = build_model("timm:test_resnet", 4, {"drop_rate": 0.1})
+    ref = timm.create_model("test_resnet", pretrained=False, num_classes=4)
+    assert type(model) is type(ref) and model.num_classes == 4
+    assert model.drop_rate == 0.1
+    assert {k: v.shape for k, v in model.state_dict().items()} == {
+        k: v.shape for k, v in ref.state_dict().items()
+    }
+    nodes = layer_names(model)
+    assert nodes[-1] == "fc" and any(n.startswith("layer4.") for n in nodes)
+
+
+def test_timm_errors_name_close_models():
+    pytest.importorskip("timm")
+    with pytest.raises(
+        ModelError, match=r"timm .* has no model 'resnet10x' \(close: \["
+    ):
+        build_model("timm:resnet10x", 3)

@@ -99,7 +99,7 @@ def test_targets_of_every_stage(demo):
     assert len(maps) == 15 * 14 + 1 + 4
     assert "results/metrics.parquet" in maps
     assert len(demo.extract_targets()) == 6
-    assert len(demo.explain_targets()) == 3 * 7
+    assert len(demo.explain_targets()) == 3 * (7 + 6)  # with the saliency checks
     assert demo.projector_targets()[0] == "results/digitnet/step0005/projector"
     evo = demo.evolution_targets()
     assert len(evo) == 2 * 2 * 4  # layers x methods x files
@@ -147,7 +147,9 @@ def test_figure_selection_titles_and_sweep_grids(demo):
     path, labels = figs.static_report()[0]
     assert path.endswith("tsne-2d-p10-s0.label.png") and labels["colour by"] == "label"
     assert figs.grid_report()[0][0] == "results/{model}/figures/grid-tsne-2d-p10-s0.png"
-    assert len(figs.targets()) == 15 * 10 + 3 * 2
+    # per layer: 3 PNG + 3 PDF, 1 plotly page (3-D t-SNE; 2-D maps are in atlas.html),
+    # 2 sweep files; per model 3 grids x (PNG, PDF)
+    assert len(figs.targets()) == 15 * 9 + 3 * 2
 
 
 def test_a_new_registered_method_is_planned_from_its_axes(monkeypatch):
@@ -201,7 +203,7 @@ def test_paper_figures_resolve_to_the_files_they_show(demo):
         ]
     )
     assert paper.fonts == {"font_size": 7, "title_size": 7, "letter_size": 9}
-    assert len(paper.targets()) == 10
+    assert len(paper.targets()) == 2 * 7  # pdf and png of the demo's 7 figures
     schema = yaml.safe_load(Path(SCHEMA).read_text())
     kinds = schema["properties"]["paper"]["properties"]["figures"]
     assert kinds["additionalProperties"]["properties"]["kind"]["enum"] == list(KINDS)
@@ -250,3 +252,26 @@ def test_shards_are_planned_only_when_asked(demo):
     assert plan_of(config).extract_shard_dirs(ckpt) == [
         f"results/digitnet/step0600/shards/{i}-of-3" for i in range(3)
     ]
+
+
+def test_atlas_plan_holds_every_2d_map_and_its_neighbours(demo):
+    atlas = demo.atlas
+    maps = atlas.maps()
+    assert len(maps) == 15 * 7  # 3 checkpoints x 5 layers x (4 t-SNE, 1 PCA, 2 UMAP)
+    assert {m["method"] for m in maps} == {"tsne", "pca", "umap"}
+    assert all("-2d-" in m["embedding"] for m in maps)
+    inputs = atlas.inputs()
+    assert len(inputs["neighbors"]) == 15
+    assert inputs["neighbors"][0]["path"].endswith("metrics/features.0.3.neighbors.npy")
+    assert [e["ckpts"] for e in inputs["evolution"]] == [
+        ["step0005", "step0060", "step0600"]
+    ] * 4
+    assert [e["ckpt"] for e in inputs["explain"]] == [
+        "step0005",
+        "step0060",
+        "step0600",
+    ]
+    hrefs = [link["href"] for link in inputs["links"]]
+    assert "digitnet/step0600/figures/relu/tsne-3d-p10-s0.html" in hrefs
+    assert "digitnet/evolution/relu/tsne/slider.html" in hrefs
+    assert len(atlas.files()) == 3 + 105 + 15 + 4 + 3

@@ -16,9 +16,18 @@ sys.path.insert(0, SCRIPTS)
 os.environ.update(
     PYTHONPATH=os.pathsep.join([SCRIPTS, *filter(None, [os.environ.get("PYTHONPATH")])])
 )
+from cnnatlas.classes import check_class_spaces, dataset_classes
+from cnnatlas.errors import CnnatlasError
 from cnnatlas.imports import library_files
 from cnnatlas.locks import clear_stale_locks, record_owner
 from cnnatlas.plan import Plan
+
+try:
+    check_class_spaces(config, dataset_classes(config["dataset"]))
+except CnnatlasError as _err:
+    # one message, as a failed job prints it: the config names the fix, no traceback
+    logger.error(f"cnnatlas: {_err}")
+    sys.exit(1)
 
 P = Plan(config)
 RESULTS = P.results

@@ -111,3 +111,42 @@ rule render_gradcam:
         device=config["extract"]["device"],
     script:
         "../scripts/render_gradcam.py"
+
+
+rule check_saliency:
+    input:
+        predictions=rules.extract_features.output.predictions,
+        checkpoint=P.checkpoint_file,
+        lib=lib("check_saliency.py"),
+    output:
+        summary=P.trust_file("{model}", "{ckpt}", "summary"),
+        curves=P.trust_file("{model}", "{ckpt}", "curves"),
+        randomisation=P.trust_file("{model}", "{ckpt}", "randomisation"),
+        cascade=P.trust_file("{model}", "{ckpt}", "cascade"),
+        curves_figure=report(
+            P.trust_file("{model}", "{ckpt}", "curves_figure"),
+            caption="../report/saliency_curves.rst",
+            category="Explanations",
+            subcategory="{model} {ckpt}: saliency checks",
+        ),
+        cascade_figure=report(
+            P.trust_file("{model}", "{ckpt}", "cascade_figure"),
+            caption="../report/saliency_randomisation.rst",
+            category="Explanations",
+            subcategory="{model} {ckpt}: saliency checks",
+        ),
+    log:
+        f"{RESULTS}/logs/check_saliency/{{model}}/{{ckpt}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/check_saliency/{{model}}/{{ckpt}}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    params:
+        spec=P.model_spec,
+        methods=P.trust_methods,
+        layer=P.explain["gradcam"]["target_layer"],
+        options=P.explain["trust"],
+        device=config["extract"]["device"],
+    script:
+        "../scripts/check_saliency.py"

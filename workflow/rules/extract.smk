@@ -22,6 +22,7 @@ rule extract_features:
     input:
         manifest=rules.build_manifest.output.manifest,
         checkpoint=P.checkpoint_file,
+        sources=P.model_sources,
         lib=lib("extract_features.py"),
         shards=P.extract_shard_dirs,
     output:
@@ -48,6 +49,7 @@ rule extract_shard:
     input:
         manifest=rules.build_manifest.output.manifest,
         checkpoint=P.checkpoint_file,
+        sources=P.model_sources,
         lib=lib("extract_shard.py"),
     output:
         shard=temp(directory(P.shard_dir("{model}", "{ckpt}", "{shard}"))),

@@ -1,7 +1,8 @@
 # Figures of every layer's maps: static PNG/PDF per colouring, interactive HTML pages,
 # sweep grids (perplexity x seed) and, per model, checkpoint x layer grids; then
-# results/index.html. One job per (model, ckpt, layer) draws all of that layer's figures:
-# the imports cost more than a map, so one process per file would dominate the run.
+# results/atlas.html (every 2-D map in one WebGL page) and results/index.html. One job
+# per (model, ckpt, layer) draws all of that layer's figures: the imports cost more than
+# a map, so one process per file would dominate the run.
 
 
 report: "../report/workflow.rst"
@@ -75,9 +76,36 @@ rule plot_checkpoint_layer_grids:
         "../scripts/plot_checkpoint_layer_grids.py"
 
 
+rule write_atlas:
+    input:
+        manifest=rules.build_manifest.output.manifest,
+        files=P.atlas.files(),
+        metrics=rules.gather_metrics.output.metrics,
+        sheets=FIGURES.sheets,
+        lib=lib("write_atlas.py"),
+        # read by the writer at run time, not imported
+        bundle=os.path.join(SCRIPTS, "cnnatlas/viewer/atlas.bundle.js"),
+        template=os.path.join(SCRIPTS, "cnnatlas/viewer/template.html"),
+    output:
+        atlas=P.atlas.path,
+    log:
+        f"{RESULTS}/logs/write_atlas.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/write_atlas.tsv"
+    conda:
+        "../../envs/figures.yaml"
+    params:
+        plan=P.atlas.inputs(),
+        zoom=FIGURES.config["thumbnail_zoom"],
+    script:
+        "../scripts/write_atlas.py"
+
+
 rule write_index:
     input:
         files=P.index_files,
+        atlas=P.atlas.path,
+        metrics=rules.gather_metrics.output.metrics,
         lib=lib("write_index.py"),
     output:
         index=f"{RESULTS}/index.html",
@@ -85,5 +113,7 @@ rule write_index:
         f"{RESULTS}/logs/write_index.log",
     conda:
         "../../envs/figures.yaml"
+    params:
+        paper=[f for f in PAPER.targets() if f.endswith(".png")],
     script:
         "../scripts/write_index.py"

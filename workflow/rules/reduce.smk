@@ -63,6 +63,7 @@ rule measure_maps:
         lib=lib("measure_maps.py"),
     output:
         metrics=f"{RESULTS}/{{model}}/{{ckpt}}/metrics/{{layer}}.parquet",
+        neighbors=f"{RESULTS}/{{model}}/{{ckpt}}/metrics/{{layer}}.neighbors.npy",
     log:
         f"{RESULTS}/logs/measure_maps/{{model}}/{{ckpt}}/{{layer}}.log",
     conda:

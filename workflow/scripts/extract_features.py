@@ -14,6 +14,8 @@ def main(snakemake) -> None:
             predictions=snakemake.output.predictions,
             features_dir=snakemake.output.features,
             topk=opts["topk"],
+            model_name=snakemake.wildcards.model,
+            class_index=spec.get("class_index"),
         )
         return
     model = load_model(spec, snakemake.input.checkpoint)
@@ -31,6 +33,7 @@ def main(snakemake) -> None:
         topk=opts["topk"],
         threads=snakemake.threads,
         model_name=snakemake.wildcards.model,
+        class_index=spec.get("class_index"),
     )
 
 

@@ -1,7 +1,7 @@
 import pandas as pd
 from cnnatlas.io import write_parquet
 from cnnatlas.logs import to_log
-from cnnatlas.metrics import layer_metrics
+from cnnatlas.metrics import feature_neighbors, layer_metrics
 
 
 def main(snakemake) -> None:
@@ -17,6 +17,9 @@ def main(snakemake) -> None:
         snakemake.params.options,
     )
     write_parquet(df, snakemake.output.metrics)
+    # Every image's neighbours (not the subsample's), for the atlas page.
+    k = snakemake.params.options.get("k", 10)
+    feature_neighbors(snakemake.params.layer_file, snakemake.output.neighbors, k)
 
 
 main(snakemake)  # noqa: F821

@@ -1,7 +1,7 @@
 import pandas as pd
 import torch
+from cnnatlas.classes import read_class_space
 from cnnatlas.explain.gradcam import render_gradcam
-from cnnatlas.explain.select import read_classes
 from cnnatlas.logs import to_log
 from cnnatlas.models import load_model
 
@@ -16,11 +16,12 @@ def main(snakemake) -> None:
         pd.read_parquet(snakemake.input.selection),
         load_model(spec, snakemake.input.checkpoint),
         spec["transform"],
-        read_classes(snakemake.input.predictions),
+        read_class_space(snakemake.input.predictions),
         overlays_dir=out.overlays,
         per_image_out=out.per_image,
         summary_out=out.summary,
         figure_out=out.figure,
+        methods=opts["methods"],
         layer=opts["target_layer"],
         fraction=opts["fraction"],
         blur=opts["blur"],

@@ -4,7 +4,13 @@ from cnnatlas.logs import to_log
 
 def main(snakemake) -> None:
     to_log(snakemake.log[0])
-    write_index(snakemake.output.index, snakemake.input.files)
+    write_index(
+        snakemake.output.index,
+        snakemake.input.files,
+        atlas=snakemake.input.atlas,
+        metrics=snakemake.input.metrics,
+        paper=snakemake.params.paper,
+    )
 
 
 main(snakemake)  # noqa: F821

@@ -4,18 +4,24 @@ import argparse
 import sys
 
 from cnnatlas.errors import CnnatlasError
-from cnnatlas.models import build_model, layer_names
+from cnnatlas.models import build_model, traced_layer_names
 
 __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`cnnatlas layers ARCH [--num-classes N]`: print the node names `layers:` accepts."""
+    """`cnnatlas layers ARCH [--num-classes N]`: print the names `layers:` accepts.
+
+    These are torch.fx node names; for a model torch.fx cannot trace they are module
+    names (the forward pass then taps modules with hooks), with a note on stderr.
+    """
     parser = argparse.ArgumentParser(prog="cnnatlas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     layers = sub.add_parser("layers", help="list the FX node names of an architecture")
     layers.add_argument(
-        "arch", help="torchvision builder name or package.module:callable"
+        "arch",
+        help="torchvision builder name, timm:<name>, or module:callable "
+        "(a module in the current folder is found)",
     )
     layers.add_argument("--num-classes", type=int, default=10)
     args = parser.parse_args(argv)
@@ -24,7 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     except CnnatlasError as err:
         print(f"cnnatlas: {err}", file=sys.stderr)
         return 2
-    print("\n".join(layer_names(model)))
+    names, why = traced_layer_names(model)
+    if why:
+        print(
+            f"cnnatlas: torch.fx cannot trace {args.arch} ({why}); its layers are "
+            "tapped with forward hooks on modules, so `layers:` takes these module names:",
+            file=sys.stderr,
+        )
+    print("\n".join(names))
     return 0
 
 

@@ -18,6 +18,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from cnnatlas.classes import imagefolder_classes, label_names
 from cnnatlas.errors import DatasetError
 from cnnatlas.io import write_parquet
 from cnnatlas.torchutil import ImageTransform
@@ -42,11 +43,6 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 MANIFEST_COLUMNS = ["image_id", "path", "label", "label_name"]
 BAD_IMAGE_POLICIES = ("fail", "skip")
-
-
-def imagefolder_classes(root: str | Path) -> list[str]:
-    """The class folders of an ImageFolder root, sorted: its default class list."""
-    return sorted(p.name for p in Path(root).iterdir() if p.is_dir())
 
 
 def manifest_from_imagefolder(
@@ -165,10 +161,8 @@ def _read_table(table: Path) -> pd.DataFrame:
 def _encode_labels(
     raw: pd.Series, classes: Sequence[str] | None, source: Path
 ) -> tuple[list, list]:
+    names = list(classes) if classes else label_names(raw)
     if pd.api.types.is_integer_dtype(raw):
-        names = (
-            list(classes) if classes else [str(i) for i in range(int(raw.max()) + 1)]
-        )
         bad = sorted({int(v) for v in raw if not 0 <= v < len(names)})
         if bad:
             raise DatasetError(
@@ -176,7 +170,6 @@ def _encode_labels(
             )
         return [int(v) for v in raw], [names[int(v)] for v in raw]
     raw = raw.astype(str)
-    names = list(classes) if classes else sorted(raw.unique())
     index = {n: i for i, n in enumerate(names)}
     bad = sorted(set(raw) - set(index))
     if bad:

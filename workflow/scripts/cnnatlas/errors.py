@@ -6,6 +6,7 @@ __all__ = [
     "ModelError",
     "CheckpointError",
     "LayerError",
+    "ConfigError",
 ]
 
 
@@ -27,3 +28,7 @@ class CheckpointError(CnnatlasError):
 
 class LayerError(CnnatlasError):
     """A configured layer does not exist in the model."""
+
+
+class ConfigError(CnnatlasError):
+    """A config value does not fit the data or the model (e.g. a class_index)."""

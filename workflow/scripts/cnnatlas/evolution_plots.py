@@ -213,13 +213,28 @@ def slider_figure(
     return fig
 
 
+# No modebar control that sends the chart off the machine (plotly's "share to cloud").
+PLOTLY_CONFIG = {
+    "displaylogo": False,
+    "showSendToCloud": False,
+    "modeBarButtonsToRemove": ["sendChartToCloud", "sendDataToCloud"],
+}
+
+
 def write_slider_html(fig: go.Figure, html: str | Path) -> None:
-    """Self-contained HTML (plotly.js inlined, fixed div id, so reruns give the same bytes)."""
+    """Self-contained HTML (plotly.js inlined, fixed div id, so reruns give the same bytes).
+
+    The page opens at the first checkpoint and waits for Play or the slider (plotly's
+    default would start the animation on load, leaving the slider behind the frame)."""
+    page = fig.to_html(
+        include_plotlyjs=True,
+        full_html=True,
+        div_id="evolution",
+        auto_play=False,
+        config=PLOTLY_CONFIG,
+    )
     with atomic_path(html) as tmp:
-        tmp.write_text(
-            fig.to_html(include_plotlyjs=True, full_html=True, div_id="evolution"),
-            encoding="utf-8",
-        )
+        tmp.write_text(page, encoding="utf-8")
 
 
 def render_evolution(

@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from cnnatlas.classes import ClassSpace, class_space
 from cnnatlas.data import ImageDataset
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.io import atomic_path, read_parquet_meta, write_parquet
@@ -121,33 +122,46 @@ def forward_pass(
 
 
 def predictions_table(
-    manifest: pd.DataFrame, logits: np.ndarray, classes: Sequence[str], topk: int = 5
+    manifest: pd.DataFrame,
+    logits: np.ndarray,
+    classes: Sequence[str],
+    topk: int = 5,
+    space: ClassSpace | None = None,
 ) -> pd.DataFrame:
-    """The predictions columns of DESIGN.md from the logits [N, C] and the manifest (row i = image i)."""
-    labels = manifest["label"].to_numpy(dtype=np.int64, copy=True)
-    if labels.max() >= logits.shape[1]:
-        raise CnnatlasError(
-            f"labels go up to {labels.max()} but the model has {logits.shape[1]} outputs: check num_classes"
+    """The predictions columns of DESIGN.md from the logits [N, C] and the manifest (row i = image i).
+
+    `space` maps dataset classes to model outputs (default: class i is output i); `pred`,
+    `topk_ids` and `probs` are in the model's outputs, `correct`, `in_topk` and `loss`
+    compare them with each label's output.
+    """
+    if space is None:
+        space = class_space(
+            None, classes, logits.shape[1], "models.<model>.class_index"
         )
+    labels = manifest["label"].to_numpy(dtype=np.int64, copy=True)
+    if labels.max() >= len(space.targets):
+        raise CnnatlasError(
+            f"labels go up to {labels.max()} but the class list has {len(space.targets)} classes"
+        )
+    targets = space.target(labels)
     t = torch.from_numpy(logits).double()
     logp = torch.log_softmax(t, dim=1)
     probs = logp.exp()
     k = min(topk, logits.shape[1])
     top_p, top_i = probs.topk(k, dim=1)
     pred = top_i[:, 0].numpy()
-    names = list(classes) + [str(i) for i in range(len(classes), logits.shape[1])]
     second = top_p[:, 1] if k > 1 else torch.zeros(len(t), dtype=t.dtype)
     df = manifest[["image_id", "path", "label", "label_name"]].copy()
     df["pred"] = pred.astype(np.int64)
-    df["pred_name"] = [names[i] for i in pred]
+    df["pred_name"] = [space.name(i) for i in pred]
     df["confidence"] = top_p[:, 0].numpy().astype(np.float32)
-    df["correct"] = pred == labels
+    df["correct"] = pred == targets
     df["topk_ids"] = list(top_i.numpy().astype(np.int64))
     df["topk_probs"] = list(top_p.numpy().astype(np.float32))
-    df["in_topk"] = (top_i.numpy() == labels[:, None]).any(axis=1)
+    df["in_topk"] = (top_i.numpy() == targets[:, None]).any(axis=1)
     df["probs"] = list(probs.numpy().astype(np.float32))
     df["loss"] = (
-        (-logp[torch.arange(len(t)), torch.from_numpy(labels)])
+        (-logp[torch.arange(len(t)), torch.from_numpy(targets)])
         .numpy()
         .astype(np.float32)
     )
@@ -188,10 +202,12 @@ def extract(
     topk: int = 5,
     threads: int = 1,
     model_name: str = "model",
+    class_index: Mapping[str, int] | str | None = None,
 ) -> None:
     """Predictions Parquet and `features_dir/{layer}.npy` for every image of `manifest`.
 
-    `model_name` (the config's key) names the model in error messages.
+    `model_name` (the config's key) names the model in error messages; `class_index`
+    (the config's) maps the dataset's classes to the model's outputs (`cnnatlas.classes`).
     """
     num_workers = _prepare(model, layers, threads, num_workers, device, model_name)
     df = pd.read_parquet(manifest)
@@ -199,7 +215,7 @@ def extract(
         model, df, layers, features_dir, transform, batch_size, num_workers, device,
         autocast,
     )  # fmt: skip
-    _write_predictions(manifest, df, logits, predictions, topk)
+    _write_predictions(manifest, df, logits, predictions, topk, class_index, model_name)
 
 
 def _forward(
@@ -235,10 +251,14 @@ def _warn_unused_gpu(device: str) -> None:
         )
 
 
-def _write_predictions(manifest, df, logits, predictions, topk) -> None:
+def _write_predictions(
+    manifest, df, logits, predictions, topk, class_index, model_name
+) -> None:
     classes = json.loads(read_parquet_meta(manifest).get("cnnatlas.classes", "[]"))
-    table = predictions_table(df, logits, classes, topk)
-    write_parquet(table, predictions, meta={"cnnatlas.classes": json.dumps(classes)})
+    key = f"models.{model_name}.class_index"
+    space = class_space(class_index, classes, logits.shape[1], key)
+    table = predictions_table(df, logits, classes, topk, space)
+    write_parquet(table, predictions, meta=space.meta())
     log.info("accuracy %.4f over %d images", table["correct"].mean(), len(table))
 
 
@@ -298,6 +318,8 @@ def gather_shards(
     predictions: str | Path,
     features_dir: str | Path,
     topk: int = 5,
+    model_name: str = "model",
+    class_index: Mapping[str, int] | str | None = None,
 ) -> None:
     """The outputs of `extract` from the shards' outputs, given in shard order.
 
@@ -314,7 +336,7 @@ def gather_shards(
         parts = [np.load(Path(d) / f"{layer}.npy", mmap_mode="r") for d in shard_dirs]
         _concatenate(parts, Path(features_dir) / f"{layer}.npy")
     logits = np.concatenate([np.load(Path(d) / "logits.npy") for d in shard_dirs])
-    _write_predictions(manifest, df, logits, predictions, topk)
+    _write_predictions(manifest, df, logits, predictions, topk, class_index, model_name)
 
 
 def _concatenate(parts: Sequence[np.ndarray], out: Path) -> None:

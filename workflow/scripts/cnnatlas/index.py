@@ -1,4 +1,10 @@
-"""`index.html`: one page linking every figure, map and table of a run (relative links)."""
+"""`index.html`: the run's landing page (relative links, no network).
+
+The atlas first; then the layer summaries, the checkpoint x layer grids, the training
+evolution strips and the paper figures as pictures; the metrics of every map as a
+sortable table with its diagnosis; the other interactive pages; and every file of the
+run in a collapsed list at the end. Every string from the run is HTML-escaped.
+"""
 
 import html
 import logging
@@ -8,20 +14,54 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
+import pandas as pd
+
 from cnnatlas.io import atomic_path
 
-__all__ = ["write_index"]
+__all__ = ["write_index", "metrics_table"]
 
 log = logging.getLogger(__name__)
 
 _KINDS = {
-    ".html": "interactive map",
+    ".html": "interactive page",
     ".png": "figure (PNG)",
     ".pdf": "figure (PDF)",
-    ".parquet": "table",
+    ".parquet": "table (Parquet)",
+    ".npy": "array (NumPy)",
+    ".csv": "table (CSV)",
     ".gif": "animation",
     ".pbtxt": "TensorBoard projector config: tensorboard --logdir on its folder",
 }
+_METRIC_COLUMNS = [
+    "model", "ckpt", "layer", "method", "dim", "perplexity", "seed", "knn_features",
+    "knn_map", "trustworthiness", "continuity", "neighbor_preservation",
+    "seed_stability", "diagnosis",
+]  # fmt: skip
+_STYLE = """body{font-family:system-ui,sans-serif;margin:16px;max-width:1400px}
+li{margin:2px 0} .kind{color:#666;font-size:smaller}
+.atlas{display:inline-block;font-size:20px;padding:10px 18px;background:#234;color:#fff;
+border-radius:4px;text-decoration:none;margin:6px 0}
+figure{display:inline-block;margin:6px;vertical-align:top} figure img{max-width:640px;
+border:1px solid #ddd} figcaption{font-size:smaller;color:#444}
+table.metrics{border-collapse:collapse;font-size:12px} .metrics th{cursor:pointer;
+background:#eee;position:sticky;top:0} .metrics td,.metrics th{padding:2px 6px;
+border-bottom:1px solid #ddd;text-align:left} .metrics td.num{text-align:right}
+details{margin-top:16px}"""
+# Sorts the metrics table by a clicked column (numbers by value): reads the cells only.
+_SORT = """document.querySelectorAll('table.metrics th').forEach(function (th, c) {
+  th.addEventListener('click', function () {
+    var body = th.closest('table').tBodies[0], rows = Array.from(body.rows);
+    var dir = th.dataset.dir === 'asc' ? -1 : 1; th.dataset.dir = dir > 0 ? 'asc' : 'desc';
+    function key(r) { var v = r.cells[c].dataset.v; return v === undefined ? r.cells[c].textContent : Number(v); }
+    rows.sort(function (a, b) { var x = key(a), y = key(b); return (x < y ? -1 : x > y ? 1 : 0) * dir; });
+    rows.forEach(function (r) { body.appendChild(r); });
+  });
+});"""
+
+
+def _href(f: Path, root: Path) -> str:
+    return html.escape(quote(Path(os.path.relpath(f, root)).as_posix()), quote=True)
 
 
 def _expand(files: Sequence[str | Path]) -> set[Path]:
@@ -36,44 +76,130 @@ def _expand(files: Sequence[str | Path]) -> set[Path]:
     return out
 
 
-def _section(path: Path, results: Path) -> str:
-    """The group a file is listed under: its folder relative to the results root."""
-    rel = path.parent.relative_to(results)
-    return "run" if str(rel) == "." else str(rel)
+def _cell(v) -> str:
+    if isinstance(v, float | np.floating):
+        if not np.isfinite(v):
+            return '<td class="num" data-v="-1">–</td>'
+        return f'<td class="num" data-v="{v:.6g}">{v:.3f}</td>'
+    if isinstance(v, int | np.integer):
+        return f'<td class="num" data-v="{v}">{v}</td>'
+    return f"<td>{html.escape(str(v))}</td>"
+
+
+def metrics_table(metrics: str | Path) -> str:
+    """metrics.parquet as a sortable HTML table, one row per map, its diagnosis last."""
+    df = pd.read_parquet(metrics)
+    cols = [c for c in _METRIC_COLUMNS if c in df.columns]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    rows = [
+        "<tr>" + "".join(_cell(r[c]) for c in cols) + "</tr>"
+        for r in df[cols].to_dict("records")
+    ]
+    return (
+        f'<table class="metrics"><thead><tr>{head}</tr></thead><tbody>'
+        + "\n".join(rows)
+        + "</tbody></table>"
+    )
+
+
+def _figures(title: str, pictures: Sequence[Path], root: Path, note: str = "") -> list:
+    """Pictures under a heading; with a `note` (pictures another target makes) no links,
+    so that every link of the page leads to a file."""
+    if not pictures:
+        return []
+    out = [f"<h2>{html.escape(title)}</h2>"]
+    if note:
+        out.append(f"<p>{html.escape(note)}</p>")
+    for p in pictures:
+        name = html.escape(str(Path(os.path.relpath(p, root)).as_posix()))
+        img = f'<img src="{_href(p, root)}" alt="{name}" loading="lazy">'
+        if not note:
+            img = f'<a href="{_href(p, root)}">{img}</a>'
+        out.append(f"<figure>{img}<figcaption>{name}</figcaption></figure>")
+    return out
+
+
+def _file_list(files: set[Path], root: Path) -> list:
+    groups: dict[str, list[Path]] = defaultdict(list)
+    for f in sorted(files):
+        rel = f.parent.relative_to(root) if f.is_relative_to(root) else f.parent
+        groups["run" if str(rel) == "." else str(rel)].append(f)
+    out = [f"<details><summary>All {len(files)} files of the run</summary>"]
+    for section in sorted(groups, key=lambda s: (s != "run", s)):
+        out.append(f"<h3>{html.escape(section)}</h3><ul>")
+        for f in groups[section]:
+            kind = _KINDS.get(f.suffix, f.suffix.lstrip("."))
+            out.append(
+                f'<li><a href="{_href(f, root)}">{html.escape(f.name)}</a>'
+                f' <span class="kind">{html.escape(kind)}</span></li>'
+            )
+        out.append("</ul>")
+    out.append("</details>")
+    return out
 
 
 def write_index(
-    out: str | Path, files: Sequence[str | Path], title: str = "cnnatlas run"
+    out: str | Path,
+    files: Sequence[str | Path],
+    title: str = "cnnatlas run",
+    atlas: str | Path | None = None,
+    metrics: str | Path | None = None,
+    paper: Sequence[str | Path] = (),
 ) -> None:
-    """Write `out` listing `files` (grouped by folder, sorted) as links relative to `out`'s folder.
+    """Write the landing page `out` of the run whose outputs are `files`.
 
+    Pictures: `files`' layer_summary.png, figures/grid-*.png and evolution strip.png;
+    `paper`: the configured paper PNGs (made by `snakemake paper`, so perhaps absent).
     A folder among `files` is listed by the figures, pages and tables inside it.
     """
-    out = Path(out)
-    root = out.parent
-    groups: dict[str, list[Path]] = defaultdict(list)
-    for f in sorted(_expand(files)):
-        groups[_section(f, root)].append(f)
+    out, root = Path(out), Path(out).parent
+    every = _expand(files)
+    pngs = sorted(f for f in every if f.suffix == ".png")
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title>",
-        "<style>body{font-family:sans-serif;margin:16px} li{margin:2px 0}"
-        " .kind{color:#666;font-size:smaller}</style></head><body>",
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        f"<p>{sum(map(len, groups.values()))} files.</p>",
     ]
-    for section in sorted(groups, key=lambda s: (s != "run", s)):
-        parts.append(f"<h2>{html.escape(section)}</h2><ul>")
-        for f in groups[section]:
-            href = quote(Path(os.path.relpath(f, root)).as_posix())
-            kind = _KINDS.get(f.suffix, f.suffix.lstrip("."))
-            parts.append(
-                f'<li><a href="{html.escape(href, quote=True)}">{html.escape(f.name)}</a>'
-                f' <span class="kind">{html.escape(kind)}</span></li>'
-            )
+    if atlas is not None:
+        parts += [
+            f'<p><a class="atlas" href="{_href(Path(atlas), root)}">Open the atlas</a></p>',
+            "<p>Every 2-D map of the run in one page: pick a map, hover an image, lasso "
+            "a cluster to see its images, search a path or class, click a point to see "
+            "its nearest neighbours in feature space.</p>",
+        ]
+    parts += _figures(
+        "Layers", [f for f in pngs if f.name == "layer_summary.png"], root
+    )
+    parts += _figures(
+        "Checkpoints x layers",
+        [f for f in pngs if f.name.startswith("grid-") and f.parent.name == "figures"],
+        root,
+    )
+    parts += _figures(
+        "Training evolution", [f for f in pngs if f.name == "strip.png"], root
+    )
+    parts += _figures(
+        "Paper figures",
+        [Path(p) for p in paper],
+        root,
+        "made by `snakemake paper` (not by the default target): a missing picture "
+        "means it has not been run",
+    )
+    if metrics is not None:
+        parts += [
+            "<h2>Map metrics</h2><p>One row per map; click a column to sort.</p>",
+            metrics_table(metrics),
+        ]
+    pages = sorted(f for f in every if f.suffix == ".html" and f != Path(atlas or ""))
+    if pages:
+        parts.append("<h2>Other interactive pages</h2><ul>")
+        parts += [
+            f'<li><a href="{_href(f, root)}">{html.escape(os.path.relpath(f, root))}</a></li>'
+            for f in pages
+        ]
         parts.append("</ul>")
-    parts.append("</body></html>\n")
+    parts += _file_list(every, root)
+    parts.append(f"<script>{_SORT}</script></body></html>\n")
     with atomic_path(out) as tmp:
         tmp.write_text("\n".join(parts), encoding="utf-8")
-    log.info("index of %d files: %s", sum(map(len, groups.values())), out)
+    log.info("index of %d files: %s", len(every), out)

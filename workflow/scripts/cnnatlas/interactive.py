@@ -13,7 +13,6 @@ interpret HTML-like tags) are entity-escaped first.
 """
 
 import html
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ from cnnatlas.plots import (
     is_continuous,
     metadata_columns,
 )
+from cnnatlas.viewer.atlas import script_json
 
 __all__ = [
     "DIV_ID",
@@ -130,12 +130,12 @@ def _num(v: float) -> float | None:
 def _info(row, classes: Sequence[str]) -> str:
     """The plain-text description of one point (hover and side panel)."""
     topk = ", ".join(
-        f"{classes[i]} {p:.3f}"
-        for i, p in zip(row.topk_ids, row.topk_probs, strict=False)
+        f"{name} {p:.3f}"
+        for name, p in zip(row.topk_names, row.topk_probs, strict=False)
     )
     mark = "" if row.correct else "  (misclassified)"
     return (
-        f"{row.path}\ntrue: {classes[row.label]}\npred: {classes[row.pred]}{mark}\n"
+        f"{row.path}\ntrue: {classes[row.label]}\npred: {row.pred_name}{mark}\n"
         f"confidence: {row.confidence:.3f}\ntop-k: {topk}"
     )
 
@@ -170,27 +170,13 @@ def map_payload(
     }
 
 
-def _script_json(data: dict) -> str:
-    """JSON safe inside a <script> element: no '<', '>' or '&' can end it or open markup."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    for ch, esc in (
-        ("&", "\\u0026"),
-        ("<", "\\u003c"),
-        (">", "\\u003e"),
-        ("\u2028", "\\u2028"),
-        ("\u2029", "\\u2029"),
-    ):
-        text = text.replace(ch, esc)
-    return text
-
-
 def render_html(payload: dict) -> str:
     """The complete page: inline plotly.js, the payload and the drawing script."""
     return _PAGE.format(
         title=html.escape(payload["title"]),
         div=DIV_ID,
         plotlyjs=plotly.offline.get_plotlyjs(),
-        payload=_script_json(payload),
+        payload=script_json(payload),
         app=_APP,
     )
 
@@ -225,7 +211,8 @@ body {{ font-family: sans-serif; margin: 8px; }}
 #{div} {{ width: 900px; height: 700px; flex: none; }}
 #cnnatlas-side {{ width: 300px; }}
 #cnnatlas-thumb {{ border: 1px solid #999; image-rendering: pixelated;
-  background-repeat: no-repeat; background-color: #fff; }}
+  background-repeat: no-repeat; background-color: #fff; overflow: hidden;
+  font-size: 11px; color: #900; }}
 #cnnatlas-info {{ white-space: pre-wrap; word-break: break-all; font-size: 12px; }}
 </style>
 </head>
@@ -267,7 +254,18 @@ _APP = r"""
   });
   select.value = D.default_mode;
   var N = D.image_id.length;
-  function isNum(v) { return typeof v === "number"; }
+  // Min and max by a loop: Math.min.apply(null, values) overflows the call stack
+  // above ~120,000 values, and the colours would silently stay as they were.
+  function extent(values) {
+    var lo = Infinity, hi = -Infinity;
+    for (var i = 0; i < values.length; i++) {
+      var v = values[i];
+      if (typeof v !== "number") continue;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    return lo <= hi ? [lo, hi] : [0, 1];
+  }
   function pick(idx) {
     var t = {
       x: idx.map(function (i) { return D.coords[0][i]; }),
@@ -287,6 +285,7 @@ _APP = r"""
     var M = D.modes[mode], out = [];
     var size = D.dim === 3 ? 3 : Math.max(4, Math.min(10, 120 / Math.sqrt(N)));
     if (M.kind === "number") {
+      var range = extent(M.values);
       [false, true].forEach(function (wrong) {
         var idx = [];
         for (var i = 0; i < N; i++) if (D.correct[i] === !wrong) idx.push(i);
@@ -294,8 +293,7 @@ _APP = r"""
         var t = pick(idx);
         t.name = wrong ? "misclassified" : "correct";
         t.marker = { size: size, color: idx.map(function (i) { return M.values[i]; }),
-          colorscale: D.colorscale, cmin: Math.min.apply(null, M.values.filter(isNum)),
-          cmax: Math.max.apply(null, M.values.filter(isNum)), showscale: !wrong || out.length === 0,
+          colorscale: D.colorscale, cmin: range[0], cmax: range[1], showscale: !wrong || out.length === 0,
           colorbar: { title: { text: esc(mode) } } };
         edge(t, wrong);
         out.push(t);
@@ -320,6 +318,9 @@ _APP = r"""
     });
     return out;
   }
+  // No control that sends the chart off the machine (plotly's "share to cloud").
+  var CONFIG = { displaylogo: false, responsive: true, showSendToCloud: false,
+    modeBarButtonsToRemove: ["sendChartToCloud", "sendDataToCloud"] };
   var axis = { showticklabels: false, ticks: "", showgrid: false, zeroline: false, title: { text: "" } };
   var layout = {
     margin: { l: 10, r: 10, t: 30, b: 10 }, hovermode: "closest", uirevision: "keep",
@@ -329,20 +330,37 @@ _APP = r"""
   };
   function draw() {
     layout.legend.title.text = esc(select.value);
-    return Plotly.react(div, traces(select.value), layout, { displaylogo: false, responsive: true });
+    return Plotly.react(div, traces(select.value), layout, CONFIG);
+  }
+  // Each sheet is probed once; one that cannot be loaded is named in place of the image.
+  var sheetOk = {};
+  function probe(url) {
+    if (!sheetOk[url]) sheetOk[url] = new Promise(function (resolve) {
+      var im = new Image();
+      im.onload = function () { resolve(true); };
+      im.onerror = function () { resolve(false); };
+      im.src = encodeURI(url);
+    });
+    return sheetOk[url];
   }
   function show(i) {
     var id = D.image_id[i], sheet = Math.floor(id / T.per_sheet), cell = id % T.per_sheet;
-    var col = cell % T.columns, row = Math.floor(cell / T.columns);
-    thumb.style.backgroundImage = 'url("' + encodeURI(T.prefix + T.sheets[sheet]) + '")';
-    thumb.style.backgroundSize = (T.columns * px) + "px auto";
-    thumb.style.backgroundPosition = (-col * px) + "px " + (-row * px) + "px";
+    var col = cell % T.columns, row = Math.floor(cell / T.columns), url = T.prefix + T.sheets[sheet];
     thumb.dataset.imageId = String(id);
     info.textContent = D.info[i];
+    probe(url).then(function (ok) {
+      if (thumb.dataset.imageId !== String(id)) return;
+      thumb.textContent = ok ? "" : "thumbnail sheet " + url + " could not be loaded: keep the results folder's thumbnails/ beside this page";
+      thumb.style.backgroundImage = ok ? 'url("' + encodeURI(url) + '")' : "none";
+      thumb.style.backgroundSize = (T.columns * px) + "px auto";
+      thumb.style.backgroundPosition = (-col * px) + "px " + (-row * px) + "px";
+      thumb.dataset.loaded = ok ? "1" : "0";
+    });
   }
   select.addEventListener("change", draw);
   draw().then(function () {
     div.on("plotly_hover", function (ev) { show(ev.points[0].customdata); });
+    document.body.dataset.readyAt = String(performance.now());
     document.body.dataset.ready = "1";
   });
 })();

@@ -30,6 +30,7 @@ __all__ = [
     "continuity",
     "neighbors",
     "neighbor_overlap",
+    "feature_neighbors",
     "diagnose",
     "map_metrics",
     "layer_metrics",
@@ -102,6 +103,19 @@ def neighbors(x: np.ndarray, k: int = 10) -> np.ndarray:
     # Drop the point itself; when a duplicate displaced it, drop the farthest instead.
     own[~own.any(axis=1), -1] = True
     return idx[~own].reshape(len(x), k)
+
+
+def feature_neighbors(features: str | Path, out: str | Path, k: int = 10) -> np.ndarray:
+    """Each image's k nearest other images in feature space, over all N points (not the
+    metrics subsample), saved to `out` as .npy [N, k] of the smallest unsigned type that
+    holds N: the atlas page rings them around a pinned point."""
+    x = np.load(features).astype(np.float32)
+    idx = neighbors(x, k)
+    dtype = np.uint16 if len(x) <= 2**16 else np.uint32
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, idx.astype(dtype))
+    return idx
 
 
 def neighbor_overlap(a: np.ndarray, b: np.ndarray) -> float:

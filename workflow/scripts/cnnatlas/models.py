@@ -1,12 +1,12 @@
 """Building a model from the config and loading a checkpoint into it.
 
-A model is named by a torchvision builder (`resnet18`) or by `package.module:callable`
-for a custom architecture; both are called with `num_classes`. Checkpoints are read with
+A model is named by a torchvision builder (`resnet18`), by `timm:<name>`, or by
+`module:callable` for a custom architecture (a module beside config.yaml is found); all
+are called with `num_classes`. Checkpoints are read with
 `torch.load(weights_only=True)` unless the config opts in to full unpickling.
 """
 
 import difflib
-import importlib
 import logging
 import pickle
 from collections.abc import Mapping, Sequence
@@ -18,6 +18,7 @@ import torchvision
 from torch import nn
 
 from cnnatlas.errors import CheckpointError, LayerError, ModelError
+from cnnatlas.project import import_callable
 from cnnatlas.torchutil import check_modules, is_layer, node_names
 
 __all__ = [
@@ -25,12 +26,15 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "layer_names",
+    "module_names",
+    "traced_layer_names",
     "is_layer",
     "check_layers",
 ]
 
 log = logging.getLogger(__name__)
 
+TIMM = "timm:"
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
 PREFIXES = ("module.", "_orig_mod.")
 
@@ -38,17 +42,17 @@ PREFIXES = ("module.", "_orig_mod.")
 def build_model(
     arch: str, num_classes: int, kwargs: Mapping[str, Any] | None = None
 ) -> nn.Module:
-    """A fresh (randomly initialised) model: torchvision builder name or `package.module:callable`."""
+    """A fresh (randomly initialised) model of `arch` with `num_classes` outputs.
+
+    `arch` is a torchvision builder name, `timm:<name>` (`timm.create_model`, no
+    pretrained weights) or `module:callable` (a module of the project folder, e.g.
+    mynets.py beside config.yaml, or of an installed package).
+    """
     kwargs = dict(kwargs or {})
+    if arch.startswith(TIMM):
+        return _timm_model(arch[len(TIMM) :], num_classes, kwargs)
     if ":" in arch:
-        module_name, _, attr = arch.partition(":")
-        try:
-            builder = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as err:
-            raise ModelError(
-                f"model arch {arch!r}: cannot import {attr!r} from {module_name!r} ({err})"
-            ) from err
-        return builder(num_classes=num_classes, **kwargs)
+        return import_callable(arch)(num_classes=num_classes, **kwargs)
     try:
         return torchvision.models.get_model(
             arch, weights=None, num_classes=num_classes, **kwargs
@@ -57,8 +61,25 @@ def build_model(
         close = difflib.get_close_matches(arch, torchvision.models.list_models(), n=3)
         raise ModelError(
             f"model arch {arch!r} is not a torchvision builder (close: {close}); "
-            "or give a custom architecture as 'package.module:callable'"
+            "or give timm:<name>, or a custom architecture as 'module:callable'"
         ) from err
+
+
+def _timm_model(name: str, num_classes: int, kwargs: dict[str, Any]) -> nn.Module:
+    try:
+        import timm
+    except ImportError as err:
+        raise ModelError(
+            f"model arch 'timm:{name}' needs timm, which is not installed: "
+            "pip install 'cnnatlas[timm]' (or pip install timm)"
+        ) from err
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=3)
+        raise ModelError(
+            f"model arch 'timm:{name}': timm {timm.__version__} has no model {name!r} "
+            f"(close: {close}); `timm.list_models()` lists them"
+        )
+    return timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
 
 
 def load_checkpoint(
@@ -165,6 +186,21 @@ def load_model(spec: Mapping[str, Any], checkpoint: str | Path | None) -> nn.Mod
 def layer_names(model: nn.Module) -> list[str]:
     """The FX node names of `model` in eval mode, in graph order: what `layers:` accepts."""
     return node_names(model)
+
+
+def module_names(model: nn.Module) -> list[str]:
+    """Every named submodule: the layers a model torch.fx cannot trace offers (hooks)."""
+    return [n for n, _ in model.named_modules() if n]
+
+
+def traced_layer_names(model: nn.Module) -> tuple[list[str], str | None]:
+    """(names `layers:` accepts, None) from torch.fx, or (module names, why) when torch.fx
+    cannot trace the model and the forward pass taps modules with hooks instead."""
+    try:
+        return layer_names(model), None
+    except Exception as err:  # noqa: BLE001 - any tracing failure means: module names
+        why = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return module_names(model), f"{type(err).__name__}: {why}"
 
 
 def check_layers(

@@ -1,11 +1,14 @@
 """Camera-ready figures listed as data in the config's `paper:` section.
 
-Five kinds, each drawn from what the workflow already makes: `layer_grid` (checkpoints x
+Seven kinds, each drawn from what the workflow already makes: `layer_grid` (checkpoints x
 layers maps of one model), `perplexity_sweep` (seeds x perplexities t-SNE maps of one
 layer), `gradcam` (Grad-CAM of listed images, recomputed from the checkpoint), `filters`
 (activation-maximisation images of a layer's channels, recomputed with the explain
 stage's seed so they match its grids) and `separation` (kNN accuracy in feature space per
-layer, one line per checkpoint, from the maps stage's per-layer metrics).
+layer, one line per checkpoint, from the maps stage's per-layer metrics),
+`saliency_curves` (deletion/insertion curves of every checked saliency method) and
+`saliency_randomisation` (the randomisation cascade), both from the explain stage's
+saliency checks of one checkpoint.
 
 Every figure is exactly 3.5 in (single column) or 7.2 in (double) wide, uses the configured
 font sizes, keeps its text vector in the PDF (TrueType), rasterises scatter points above
@@ -31,6 +34,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from cnnatlas import plots  # noqa: E402
+from cnnatlas.classes import OTHER, ClassSpace  # noqa: E402
 from cnnatlas.errors import CnnatlasError  # noqa: E402
 from cnnatlas.io import atomic_path  # noqa: E402
 from cnnatlas.plan import paper as plan_paper  # noqa: E402
@@ -48,6 +52,8 @@ __all__ = [
     "gradcam_figure",
     "filters_figure",
     "separation_figure",
+    "saliency_curves_figure",
+    "saliency_randomisation_figure",
     "save_paper_figure",
     "draw_figure",
 ]
@@ -168,8 +174,12 @@ def embedding_grid(
     classes = max((cls for _, cls in loaded), key=len, default=[])
     wrong = any(bool((~df["correct"]).any()) for df, _ in loaded)
     legend = colour_by in ("label", "pred")
+    # predictions of no dataset class come last (load_points); no label is one of them
+    shown = (
+        classes[:-1] if colour_by == "label" and classes[-1:] == [OTHER] else classes
+    )
     ncol = _LEGEND_COLUMNS[width]
-    lines = -(-(len(classes) + wrong) // ncol) if legend else 0
+    lines = -(-(len(shown) + wrong) // ncol) if legend else 0
     fonts = paper_fonts(fonts)
     with matplotlib.rc_context(_rc(fonts)):
         fig = _figure(width, len(rows), len(cols), _LEGEND_LINE * lines)
@@ -188,7 +198,7 @@ def embedding_grid(
                 ax.set_ylabel(str(p["row"]))
             axes.append(ax)
         if legend:
-            _class_legend(fig, classes, wrong, ncol)
+            _class_legend(fig, shown, wrong, ncol)
         letter_panels(axes, fonts["letter_size"])
     return fig
 
@@ -198,7 +208,7 @@ def gradcam_figure(
     transform: Mapping[str, Any],
     predictions: pd.DataFrame,
     image_ids: Sequence[int],
-    classes: Sequence[str],
+    classes: ClassSpace | Sequence[str],
     layer: str | None = None,
     width: str = "single",
     fonts: Mapping[str, float] | None = None,
@@ -206,9 +216,10 @@ def gradcam_figure(
 ) -> Figure:
     """One column per listed image: the input above its Grad-CAM (predicted class) overlay."""
 
-    from cnnatlas.explain.gradcam import GradCAM, find_target_layer
+    from cnnatlas.explain.gradcam import find_target_layer
     from cnnatlas.explain.inputs import load_inputs
     from cnnatlas.explain.render import to_rgb
+    from cnnatlas.explain.saliency import method_class
     from cnnatlas.torchutil import resolve_device, transform_spec
 
     missing = sorted(set(image_ids) - set(predictions["image_id"]))
@@ -218,14 +229,15 @@ def gradcam_figure(
             f"(0..{len(predictions) - 1}); fix the paper section of the config"
         )
     rows = predictions.set_index("image_id").loc[list(image_ids)]
+    space = ClassSpace.of(classes)
     dev = resolve_device(device)
     model = model.eval().to(dev)
     spec = transform_spec(transform)
     layer = layer or find_target_layer(model, spec.channels, spec.crop)
     x = load_inputs(rows["path"].tolist(), transform).to(dev)
-    with GradCAM(model, layer, methods=("gradcam",)) as cam:
+    with method_class("gradcam")(model, layer) as cam:
         logits, maps = cam(x, {"pred": None})
-    heat = maps[("gradcam", "pred")].cpu().numpy()
+    heat = maps["pred"].cpu().numpy()
     pred = logits.argmax(1).cpu().numpy()
     fonts = paper_fonts(fonts)
     with matplotlib.rc_context(_rc(fonts)):
@@ -245,9 +257,9 @@ def gradcam_figure(
                 vmax=1,
                 interpolation="bilinear",
             )
-            true = classes[int(rows["label"].iloc[j])]
+            true = space.classes[int(rows["label"].iloc[j])]
             top.set_title(f"#{image_id} true {true}")
-            bottom.set_title(f"pred {classes[int(pred[j])]}")
+            bottom.set_title(f"pred {space.name(pred[j])}")
             for ax in (top, bottom):
                 _bare(ax)
         letter_panels(list(axes[0]), fonts["letter_size"])
@@ -337,6 +349,51 @@ def separation_figure(
         ax.set_ylabel("kNN accuracy (features)")
         ax.spines[["top", "right"]].set_visible(False)
         ax.legend(frameon=False)
+    return fig
+
+
+def saliency_curves_figure(
+    curves_path: str | Path,
+    width: str = "double",
+    fonts: Mapping[str, float] | None = None,
+) -> Figure:
+    """Deletion and insertion curves (mean, interquartile band) of `saliency_curves.parquet`."""
+    import json
+
+    from cnnatlas.explain.saliency import METHODS
+    from cnnatlas.explain.trust import draw_curves
+    from cnnatlas.io import read_parquet_meta
+
+    fractions = json.loads(read_parquet_meta(curves_path)["cnnatlas.fractions"])
+    curves = pd.read_parquet(curves_path)
+    titles = {m: c.title for m, c in METHODS.items()}
+    fonts = paper_fonts(fonts)
+    with matplotlib.rc_context(_rc(fonts)):
+        fig = _figure(width, 1, 2, -0.4 * WIDTHS[width] / 2)
+        axes = draw_curves(fig, curves, fractions, titles)
+        letter_panels(axes, fonts["letter_size"])
+    return fig
+
+
+def saliency_randomisation_figure(
+    cascade_path: str | Path,
+    randomisation_path: str | Path,
+    width: str = "double",
+    fonts: Mapping[str, float] | None = None,
+) -> Figure:
+    """The randomisation cascade: rows = methods, columns = input, trained model and each
+    further layer randomised, the mean Spearman correlation above each map."""
+    from cnnatlas.explain.trust import draw_cascade, load_cascade
+    from cnnatlas.io import read_parquet_meta
+
+    cascade = load_cascade(cascade_path)
+    threshold = float(read_parquet_meta(randomisation_path)["cnnatlas.threshold"])
+    rand = pd.read_parquet(randomisation_path)
+    rows, cols = len(cascade["methods"]), len(cascade["layers"]) + 2
+    fonts = paper_fonts(fonts)
+    with matplotlib.rc_context(_rc(fonts)):
+        fig = _figure(width, rows, cols, 0.45)
+        draw_cascade(fig, cascade, rand, threshold)
     return fig
 
 

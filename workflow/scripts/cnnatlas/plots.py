@@ -8,7 +8,6 @@ byte-identical; points are rasterised in the PDF above `RASTER_ABOVE` points, wh
 and axes stay vector.
 """
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,8 +22,9 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from cnnatlas.classes import OTHER, read_class_space  # noqa: E402
 from cnnatlas.errors import CnnatlasError  # noqa: E402
-from cnnatlas.io import atomic_path, read_parquet_meta  # noqa: E402
+from cnnatlas.io import atomic_path  # noqa: E402
 
 __all__ = [
     "PALETTE",
@@ -83,6 +83,7 @@ _PREDICTION_COLUMNS = {
     "confidence",
     "correct",
     "topk_ids",
+    "topk_names",
     "topk_probs",
     "in_topk",
     "probs",
@@ -117,7 +118,11 @@ def category_styles(values: Sequence) -> list[Style]:
 def load_points(
     embedding: str | Path, predictions: str | Path
 ) -> tuple[pd.DataFrame, list[str]]:
-    """The embedding's coordinates joined with the predictions on image_id, and the class list."""
+    """The embedding's coordinates joined with the predictions on image_id, and the class list.
+
+    `pred` is recoded as an index into that list (the dataset's classes, then OTHER for
+    outputs that are none of them); `topk_names` names the top-k outputs.
+    """
     emb = pd.read_parquet(embedding)
     missing = {"image_id", "x", "y"} - set(emb.columns)
     if missing:
@@ -131,9 +136,14 @@ def load_points(
         raise CnnatlasError(
             f"{embedding}: image_id {bad} is not in {predictions}; rerun the map from the same manifest"
         )
-    classes = json.loads(read_parquet_meta(predictions).get("cnnatlas.classes", "[]"))
-    n = int(max(df["label"].max(), df["pred"].max())) + 1
-    classes = classes + [str(i) for i in range(len(classes), n)]
+    space = read_class_space(predictions)
+    # colours are the dataset's classes: a predicted output is drawn as its class, or
+    # as OTHER when it is none of them (its own name stays in pred_name, topk_names)
+    df["pred"] = space.dataset_codes(df["pred"].to_numpy())
+    df["topk_names"] = [[space.name(i) for i in ids] for ids in df["topk_ids"]]
+    classes = list(space.classes)
+    if (df["pred"] == len(classes)).any():
+        classes.append(OTHER)
     return df.sort_values("image_id").reset_index(drop=True), classes
 
 

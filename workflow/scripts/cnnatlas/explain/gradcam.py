@@ -1,9 +1,7 @@
-"""Grad-CAM and Grad-CAM++ at one layer, batched, with hooks released by a context manager.
+"""Class-activation maps of the explained images and their faithfulness, for any method.
 
-`with GradCAM(model, layer) as cam:` registers one forward hook that keeps the layer's
-output of the current batch only; gradients are taken with `torch.autograd.grad` (no
-backward hook), every result is detached, and the hook is removed when the block ends,
-so looping over a dataset neither leaks hooks nor keeps graphs alive.
+The maps come from `cnnatlas.explain.saliency` (one class per method, hooks released by
+a context manager); this module draws them over the images and checks them.
 
 Faithfulness: for each image the 20% (configurable) most salient pixels are replaced by a
 blurred copy of the image and the drop in the predicted class's probability is compared
@@ -25,6 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from cnnatlas.classes import ClassSpace
 from cnnatlas.data import ImageDataset
 from cnnatlas.errors import LayerError
 from cnnatlas.explain.inputs import load_inputs
@@ -37,12 +36,11 @@ from cnnatlas.explain.render import (
     to_rgb,
     vstack,
 )
+from cnnatlas.explain.saliency import SaliencyMethod, open_methods, saliency_maps
 from cnnatlas.io import atomic_path, write_parquet
 from cnnatlas.torchutil import make_transform, resolve_device
 
 __all__ = [
-    "METHODS",
-    "GradCAM",
     "find_target_layer",
     "gaussian_blur",
     "replace_pixels",
@@ -54,92 +52,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-METHODS = ("gradcam", "gradcam++")
-
-
-def _weights(method: str, act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    if method == "gradcam":
-        return grad.mean(dim=(2, 3))
-    # Grad-CAM++ (Chattopadhay et al. 2018), closed form for an exponential score, as
-    # in pytorch-grad-cam: alpha = g^2 / (2 g^2 + sum(A) g^3), weights = sum(alpha relu(g)).
-    g2 = grad.pow(2)
-    denom = 2 * g2 + act.sum(dim=(2, 3), keepdim=True) * g2 * grad
-    alpha = torch.where(grad != 0, g2 / (denom + 1e-7), torch.zeros_like(grad))
-    return (alpha * grad.clamp(min=0)).sum(dim=(2, 3))
-
-
-class GradCAM:
-    """Class-activation maps of `layer` (a module name) of `model`; use as a context manager.
-
-    `cam(x, targets)` returns (logits [N, K], {(method, target): map [N, H, W]}) where each
-    map is ReLU'd, upsampled bilinearly to the input size, and not normalised. `targets`
-    maps a name to class indices [N], or None for the predicted class.
-    """
-
-    def __init__(
-        self, model: nn.Module, layer: str, methods: Sequence[str] = METHODS
-    ) -> None:
-        modules = dict(model.named_modules())
-        if layer not in modules:
-            raise LayerError(
-                f"explain.gradcam.target_layer: {layer!r} is not a module of the model; "
-                f"modules with children or leaves, e.g. {[n for n in modules if n][-8:]}"
-            )
-        unknown = sorted(set(methods) - set(METHODS))
-        if unknown:
-            raise ValueError(f"Grad-CAM methods {unknown} are not in {METHODS}")
-        self.model, self.layer, self.methods = model, layer, tuple(methods)
-        self._module = modules[layer]
-        self._handle = None
-        self._act: torch.Tensor | None = None
-
-    def __enter__(self) -> "GradCAM":
-        self._handle = self._module.register_forward_hook(self._keep)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
-        self._act = None
-
-    def _keep(self, _module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
-        self._act = output
-
-    def __call__(
-        self, x: torch.Tensor, targets: Mapping[str, torch.Tensor | None]
-    ) -> tuple[torch.Tensor, dict[tuple[str, str], torch.Tensor]]:
-        if self._handle is None:
-            raise RuntimeError("use GradCAM inside a `with` block")
-        # A leaf input that requires grad puts the layer on the graph even when every
-        # parameter is frozen.
-        x = x.detach().requires_grad_(True)
-        maps = {}
-        with torch.enable_grad():
-            logits = self.model(x)
-            act, self._act = self._act, None
-            if act is None or act.ndim != 4:
-                raise LayerError(
-                    f"Grad-CAM layer {self.layer!r} gave no [N, C, H, W] output"
-                )
-            names = list(targets)
-            for j, name in enumerate(names):
-                cls = targets[name]
-                cls = logits.argmax(1) if cls is None else cls.to(logits.device)
-                score = logits.gather(1, cls.view(-1, 1)).sum()
-                (grad,) = torch.autograd.grad(
-                    score, act, retain_graph=j < len(names) - 1
-                )
-                a, g = act.detach().float(), grad.float()
-                for method in self.methods:
-                    w = _weights(method, a, g)
-                    cam = (w[:, :, None, None] * a).sum(1, keepdim=True).clamp(min=0)
-                    cam = F.interpolate(
-                        cam, size=x.shape[-2:], mode="bilinear", align_corners=False
-                    )
-                    maps[(method, name)] = cam[:, 0].clamp(min=0)
-        return logits.detach(), maps
 
 
 @contextmanager
@@ -219,13 +131,13 @@ def _prob(model: nn.Module, x: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
 
 def _faithfulness_batch(
     model: nn.Module,
-    cam: GradCAM,
+    cams: Sequence[SaliencyMethod],
     x: torch.Tensor,
     fraction: float,
     blur: float,
     gen: torch.Generator,
 ) -> dict[str, torch.Tensor]:
-    logits, maps = cam(x, {"pred": None})
+    logits, maps = saliency_maps(cams, x, {"pred": None})
     probs = logits.float().softmax(1)
     conf, pred = probs.max(1)
     n = int(round(fraction * x.shape[2] * x.shape[3]))
@@ -238,11 +150,11 @@ def _faithfulness_batch(
         "drop_random": conf.cpu()
         - _prob(model, replace_pixels(x, blurred, random_order, n), pred),
     }
-    for method in cam.methods:
-        sal = maps[(method, "pred")].flatten(1).cpu()
+    for cam in cams:
+        sal = maps[(cam.name, "pred")].flatten(1).cpu()
         order = torch.argsort(sal, dim=1, descending=True, stable=True)
         kept = _prob(model, replace_pixels(x, blurred, order, n), pred)
-        out[f"drop_{method}"] = conf.cpu() - kept
+        out[f"drop_{cam.name}"] = conf.cpu() - kept
     return out
 
 
@@ -250,22 +162,26 @@ def faithfulness(
     model: nn.Module,
     layer: str,
     loader: DataLoader,
-    fraction: float = 0.2,
-    blur: float = 0.1,
-    seed: int = 0,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str | type[SaliencyMethod]],
+    fraction: float,
+    blur: float,
+    seed: int,
+    batch_size: int = 64,
     device: torch.device | str = "cpu",
 ) -> pd.DataFrame:
     """Per image and method: confidence, drop_salient and drop_random (predicted class).
 
-    `loader` yields (inputs, image_ids). `blur` is the Gaussian sigma as a fraction of the
-    image side; random pixels come from `torch.Generator().manual_seed(seed)`.
+    `methods` are saliency-method names (or classes) of `cnnatlas.explain.saliency`;
+    `loader` yields (inputs, image_ids). `blur` is the Gaussian sigma as a fraction of
+    the image side; random pixels come from `torch.Generator().manual_seed(seed)`;
+    `batch_size` bounds the extra forward passes of gradient-free methods.
     """
     gen = torch.Generator().manual_seed(seed)
     parts: list[dict[str, np.ndarray]] = []
-    with GradCAM(model, layer, methods) as cam:
+    with open_methods(model, layer, methods, batch_size) as cams:
+        methods = [c.name for c in cams]
         for x, ids in tqdm(loader, desc="faithfulness", file=sys.stderr, mininterval=5):
-            out = _faithfulness_batch(model, cam, x.to(device), fraction, blur, gen)
+            out = _faithfulness_batch(model, cams, x.to(device), fraction, blur, gen)
             parts.append({k: v.numpy() for k, v in out.items()} | {"image_id": ids})
     cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     frames = [
@@ -383,25 +299,27 @@ def overlay_figure(
 
 
 def _overlays(
-    cam: GradCAM,
+    cams: Sequence[SaliencyMethod],
     selection: pd.DataFrame,
     transform: Mapping[str, Any],
-    classes: Sequence[str],
+    classes: ClassSpace | Sequence[str],
     device: torch.device,
 ) -> list[np.ndarray]:
+    space = ClassSpace.of(classes)
     x = load_inputs(selection["path"].tolist(), transform).to(device)
-    labels = torch.from_numpy(selection["label"].to_numpy(np.int64, copy=True))
+    # the true class's output: the dataset label mapped by the model's class_index
+    labels = torch.from_numpy(space.target(selection["label"].to_numpy()))
     figures = []
     for start in range(0, len(x), 32):
         xb, lb = x[start : start + 32], labels[start : start + 32]
-        logits, maps = cam(xb, {"pred": None, "true": lb})
+        logits, maps = saliency_maps(cams, xb, {"pred": None, "true": lb})
         pred = logits.argmax(1).cpu()
         for i in range(len(xb)):
             r = selection.iloc[start + i]
-            names = {"pred": classes[pred[i]], "true": classes[lb[i]]}
+            names = {"pred": space.name(pred[i]), "true": space.classes[r.label]}
             panels = {
-                f"{m} {t}={names[t]}": maps[(m, t)][i].cpu().numpy()
-                for m in cam.methods
+                f"{c.name} {t}={names[t]}": maps[(c.name, t)][i].cpu().numpy()
+                for c in cams
                 for t in ("pred", "true")
             }
             image = to_rgb(xb[i], transform["mean"], transform["std"])
@@ -417,19 +335,23 @@ def render_gradcam(
     selection: pd.DataFrame,
     model: nn.Module,
     transform: Mapping[str, Any],
-    classes: Sequence[str],
+    classes: ClassSpace | Sequence[str],
     overlays_dir: str | Path,
     per_image_out: str | Path,
     summary_out: str | Path,
     figure_out: str | Path,
-    layer: str | None = None,
-    fraction: float = 0.2,
-    blur: float = 0.1,
-    seed: int = 0,
-    batch_size: int = 64,
+    methods: Sequence[str],
+    layer: str | None,
+    fraction: float,
+    blur: float,
+    seed: int,
+    batch_size: int,
     device: str = "auto",
 ) -> pd.DataFrame:
-    """Overlays for the selected images, faithfulness over every image of `predictions`.
+    """Overlays of `methods` for the selected images, faithfulness over every image.
+
+    `classes` (a ClassSpace, or the class list when class i is output i) gives the
+    output of each true class and the name of every predicted output.
 
     Writes `{image_id:05d}.png` per selected image and `overview.png` (all of them) in
     `overlays_dir`, the per-image and summary Parquet tables and the summary figure.
@@ -441,15 +363,17 @@ def render_gradcam(
     if not layer:
         layer = find_target_layer(model, tf.spec.channels, tf.spec.crop)
     log.info("Grad-CAM target layer: %s", layer)
-    with GradCAM(model, layer) as cam:
-        figures = _overlays(cam, selection, transform, classes, dev)
+    with open_methods(model, layer, methods, batch_size) as cams:
+        figures = _overlays(cams, selection, transform, classes, dev)
     overlays_dir = Path(overlays_dir)
     for fig, image_id in zip(figures, selection["image_id"], strict=True):
         save_png(fig, overlays_dir / f"{image_id:05d}.png")
     save_png(vstack(figures, gap=6), overlays_dir / "overview.png")
     ds = ImageDataset(predictions["path"].tolist(), tf)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
-    per_image = faithfulness(model, layer, loader, fraction, blur, seed, device=dev)
+    per_image = faithfulness(
+        model, layer, loader, methods, fraction, blur, seed, batch_size, dev
+    )
     # the loader yields row positions; name the images by their image_id
     per_image["image_id"] = predictions["image_id"].to_numpy()[per_image["image_id"]]
     per_image = per_image.merge(

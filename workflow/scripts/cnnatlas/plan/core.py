@@ -10,9 +10,18 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from cnnatlas.explain.method_names import check_saliency_methods, saliency_method_names
 from cnnatlas.maps import AXES, get_method, methods
+from cnnatlas.project import model_files
 
-__all__ = ["Wildcards", "Plan", "fmt_number", "alternatives", "map_name"]
+__all__ = [
+    "Wildcards",
+    "Plan",
+    "TRUST_FILES",
+    "fmt_number",
+    "alternatives",
+    "map_name",
+]
 
 # The explanation outputs of one checkpoint (explain.smk's rules).
 EXPLAIN_OUTPUTS = (
@@ -24,6 +33,15 @@ EXPLAIN_OUTPUTS = (
     "gradcam_summary.parquet",
     "gradcam_faithfulness.png",
 )
+# The saliency checks of one checkpoint (rule check_saliency): output name -> file.
+TRUST_FILES = {
+    "summary": "saliency_checks.parquet",
+    "curves": "saliency_curves.parquet",
+    "randomisation": "saliency_randomisation.parquet",
+    "cascade": "saliency_cascade.npz",
+    "curves_figure": "saliency_curves.png",
+    "cascade_figure": "saliency_randomisation.png",
+}
 EVOLUTION_OUTPUTS = ("strip.png", "animation.gif", "slider.html", "alignment.parquet")
 SUMMARY_EXTS = ("parquet", "csv", "png", "pdf")
 
@@ -48,6 +66,7 @@ class Plan:
     """The run a validated config describes (see the module docstring)."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
+        from cnnatlas.plan.atlas import Atlas
         from cnnatlas.plan.figures import Figures
         from cnnatlas.plan.paper import Paper
 
@@ -64,6 +83,7 @@ class Plan:
         self._check_evolution_layers()
         self.figures = Figures(self)
         self.paper = Paper(self)
+        self.atlas = Atlas(self)
 
     # --- names and wildcards ---
 
@@ -89,6 +109,10 @@ class Plan:
 
     def model_spec(self, wildcards: Wildcards) -> Mapping[str, Any]:
         return self.models[wildcards.model]
+
+    def model_sources(self, wildcards: Wildcards) -> list[str]:
+        """The model's files in the project folder: its module, its class-index file."""
+        return model_files(self.models[wildcards.model])
 
     def model_layers(self, wildcards: Wildcards) -> Mapping[str, str]:
         return self.models[wildcards.model]["layers"]
@@ -255,22 +279,37 @@ class Plan:
                 f"explain.layers: {unknown} are not models of the config "
                 f"({sorted(self.models)})"
             )
+        gradcam, trust = self.explain["gradcam"], self.explain["trust"]
+        check_saliency_methods(gradcam["methods"], "explain.gradcam.methods")
+        check_saliency_methods(trust["methods"], "explain.trust.methods")
 
     def explain_layers(self, wildcards: Wildcards) -> list[str] | None:
         """The model's layers under explain.layers, or None (its spatial configured layers)."""
         return self.explain["layers"].get(wildcards.model)
 
     def explain_targets(self) -> list[str]:
-        """Every explanation of the checkpoints explain.checkpoints names (all if empty)."""
+        """Every explanation of the checkpoints explain.checkpoints names (all if empty),
+        with their saliency checks unless explain.trust.enabled is false."""
         if not self.explain["enabled"]:
             return []
         wanted = set(self.explain["checkpoints"])
+        outputs = list(EXPLAIN_OUTPUTS)
+        if self.explain["trust"]["enabled"]:
+            outputs += TRUST_FILES.values()
         return [
             f"{self.run_dir(m, c)}/explain/{out}"
             for m, c in self.model_ckpts()
             if not wanted or c in wanted
-            for out in EXPLAIN_OUTPUTS
+            for out in outputs
         ]
+
+    def trust_file(self, model: str, ckpt: str, name: str) -> str:
+        """One output of a checkpoint's saliency checks (a key of TRUST_FILES)."""
+        return f"{self.run_dir(model, ckpt)}/explain/{TRUST_FILES[name]}"
+
+    def trust_methods(self, wildcards: Wildcards) -> list[str]:
+        """explain.trust.methods, or every saliency method cnnatlas offers if empty."""
+        return list(self.explain["trust"]["methods"]) or saliency_method_names()
 
     # --- projector ---
 

@@ -238,7 +238,7 @@ def _draw_gradcam(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> "Fig
     import pandas as pd
 
     from cnnatlas import paper
-    from cnnatlas.explain.select import read_classes
+    from cnnatlas.classes import read_class_space
     from cnnatlas.models import load_model
 
     spec = figure["spec"]
@@ -247,7 +247,7 @@ def _draw_gradcam(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> "Fig
         spec["transform"],
         pd.read_parquet(figure["predictions"]),
         figure["image_ids"],
-        read_classes(figure["predictions"]),
+        read_class_space(figure["predictions"]),
         figure["target_layer"],
         figure["width"],
         fonts,
@@ -273,6 +273,35 @@ def _draw_filters(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> "Fig
     )
 
 
+# --- saliency checks: drawn from the tables of the explain stage's check_saliency ---
+
+
+def _saliency(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
+    model, ckpt = f["model"], f["checkpoint"]
+    return {
+        k: paper.plan.trust_file(model, ckpt, k)
+        for k in ("curves", "randomisation", "cascade")
+    }
+
+
+def _draw_saliency_curves(
+    figure: Mapping[str, Any], fonts: Mapping[str, float]
+) -> "Figure":
+    from cnnatlas import paper
+
+    return paper.saliency_curves_figure(figure["curves"], figure["width"], fonts)
+
+
+def _draw_saliency_randomisation(
+    figure: Mapping[str, Any], fonts: Mapping[str, float]
+) -> "Figure":
+    from cnnatlas import paper
+
+    return paper.saliency_randomisation_figure(
+        figure["cascade"], figure["randomisation"], figure["width"], fonts
+    )
+
+
 KINDS: dict[str, PaperKind] = {
     "layer_grid": PaperKind(_grid, _panel_files, _draw_grid),
     "perplexity_sweep": PaperKind(_sweep, _panel_files, _draw_grid),
@@ -280,5 +309,13 @@ KINDS: dict[str, PaperKind] = {
     "filters": PaperKind(_model, _model_files, _draw_filters),
     "separation": PaperKind(
         _separation, lambda f: list(f["metrics"]), _draw_separation
+    ),
+    "saliency_curves": PaperKind(
+        _saliency, lambda f: [f["curves"]], _draw_saliency_curves
+    ),
+    "saliency_randomisation": PaperKind(
+        _saliency,
+        lambda f: [f["cascade"], f["randomisation"]],
+        _draw_saliency_randomisation,
     ),
 }

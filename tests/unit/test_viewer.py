@@ -1,0 +1,161 @@
+"""The atlas page's writer and the landing index: blocks, escaping, errors, bytes, size
+(the browser test drives the page itself)."""
+
+import base64
+import json
+import re
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+from cnnatlas.errors import CnnatlasError
+from cnnatlas.index import write_index
+from cnnatlas.metrics import feature_neighbors, neighbors
+from cnnatlas.plots import class_styles
+from cnnatlas.viewer import atlas_payload, write_atlas
+from cnnatlas.viewer.atlas import BUNDLE
+
+from tests.synthetic_atlas import CKPTS, GRADCAM_IDS, write_atlas_run
+from tests.synthetic_maps import XSS_CLASS, XSS_FILE
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return write_atlas_run(tmp_path_factory.mktemp("viewer"), per_class=5)
+
+
+def _header(page: str) -> dict:
+    data = re.search(r'id="cnnatlas-data">(.*?)</script>', page, re.S).group(1)
+    assert "<" not in data and ">" not in data and "&" not in data
+    return json.loads(data)
+
+
+def _block(header: dict, ref: dict):
+    raw = zlib.decompress(base64.b64decode(header["blocks"][ref["b"]]))
+    if ref["t"] == "json":
+        return json.loads(raw.decode())
+    return np.frombuffer(raw, dtype="<" + ref["t"])
+
+
+def test_blocks_hold_the_runs_arrays(run):
+    header = _header(run["atlas"].read_text())
+    man = pd.read_parquet(run["manifest"])
+    assert header["n"] == len(man) == run["n"]
+    assert _block(header, header["paths"]) == man["path"].tolist()
+    assert _block(header, header["labels"]).tolist() == man["label"].tolist()
+    assert _block(header, header["classes"]) == run["classes"]
+    assert header["class_colours"] == [s.colour for s in class_styles(run["classes"])]
+    first = header["maps"][0]
+    xy = pd.read_parquet(run["inputs"]["maps"][0]["embedding"])[["x", "y"]]
+    assert np.array_equal(
+        _block(header, first["xy"]).reshape(-1, 2), xy.to_numpy(np.float32)
+    )
+    pred = pd.read_parquet(run["predictions"])
+    r = header["runs"][f"net/{CKPTS[0]}"]
+    assert _block(header, r["pred"]).tolist() == pred["pred"].tolist()
+    topk = _block(header, r["topk_ids"]).reshape(-1, r["k"])
+    assert topk.tolist() == np.stack(pred["topk_ids"]).tolist()
+    domain = header["metadata"]["domain"]
+    assert domain["names"] == ["source", "target"]
+    assert [domain["names"][c] for c in _block(header, domain["codes"])] == man[
+        "domain"
+    ].tolist()
+
+
+def test_neighbours_are_every_points_feature_neighbours(run):
+    header = _header(run["atlas"].read_text())
+    ref = header["neighbors"][f"net/{CKPTS[0]}/fc"]
+    ids = _block(header, ref).reshape(-1, ref["k"])
+    feats = np.load(run["root"] / f"{CKPTS[0]}-features.npy")
+    assert ids.dtype == np.uint8 and ref["k"] == 5  # 20 images: one byte an id
+    assert ids.tolist() == neighbors(feats, 5).tolist()
+    assert not (ids == np.arange(len(ids))[:, None]).any()
+
+
+def test_maps_menus_aligned_maps_and_explanations(run):
+    header = _header(run["atlas"].read_text())
+    methods = [(m["ckpt"], m["method"], m["variant"]) for m in header["maps"]]
+    assert (CKPTS[0], "tsne", "perplexity 30, seed 0") in methods
+    assert (CKPTS[1], "pca", "pca") in methods
+    aligned = [m for m in header["maps"] if m["method"] == "tsne aligned"]
+    assert [m["ckpt"] for m in aligned] == list(CKPTS)
+    assert (
+        aligned[0]["frame"] == aligned[1]["frame"]
+    )  # one frame: points move as the data
+    cams = header["explain"][f"net/{CKPTS[1]}"]
+    assert cams == {str(i): f"{CKPTS[1]}/gradcam/{i:05d}.png" for i in GRADCAM_IDS}
+    assert header["thumbs"]["prefix"] == "thumbnails/"
+
+
+def test_hostile_names_stay_inside_json(run):
+    page = run["atlas"].read_text()
+    header = _header(page)
+    assert XSS_CLASS in _block(header, header["classes"])
+    assert any(p.endswith(XSS_FILE) for p in _block(header, header["paths"]))
+    assert "<title>atlas of &lt;b&gt;cls&lt;/b&gt;</title>" in page
+    assert page.count("<script") == 2 and "</script" not in BUNDLE.read_text()
+
+
+def test_same_inputs_give_the_same_bytes(run, tmp_path):
+    sizes = [write_atlas(tmp_path / f"{k}.html", **run["inputs"]) for k in (1, 2)]
+    assert (tmp_path / "1.html").read_bytes() == (tmp_path / "2.html").read_bytes()
+    assert sizes[0] == (tmp_path / "1.html").stat().st_size
+
+
+def test_a_map_of_another_manifest_is_refused(run, tmp_path):
+    bad = tmp_path / "short.parquet"
+    pd.read_parquet(run["inputs"]["maps"][0]["embedding"]).iloc[:-1].to_parquet(bad)
+    maps = [{**run["inputs"]["maps"][0], "embedding": bad}]
+    with pytest.raises(CnnatlasError, match=r"short\.parquet: image_id must run 0\.\."):
+        atlas_payload(tmp_path / "a.html", **{**run["inputs"], "maps": maps})
+    with pytest.raises(CnnatlasError, match="no 2-D map"):
+        atlas_payload(tmp_path / "a.html", **{**run["inputs"], "maps": []})
+    np.save(tmp_path / "fc.neighbors.npy", np.zeros((3, 5), np.uint8))
+    nbs = [{**run["inputs"]["neighbors"][0], "path": tmp_path / "fc.neighbors.npy"}]
+    with pytest.raises(
+        CnnatlasError,
+        match=r"fc\.neighbors\.npy: neighbour ids must be \[20, k\]; rerun measure_maps",
+    ):
+        atlas_payload(tmp_path / "a.html", **{**run["inputs"], "neighbors": nbs})
+
+
+def test_feature_neighbors_file_is_compact(tmp_path):
+    x = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    np.save(tmp_path / "f.npy", x)
+    ids = feature_neighbors(tmp_path / "f.npy", tmp_path / "n.npy", k=3)
+    saved = np.load(tmp_path / "n.npy")
+    assert saved.dtype == np.uint16 and saved.shape == (50, 3)
+    assert saved.tolist() == ids.tolist() == neighbors(x, 3).tolist()
+
+
+def test_index_is_a_landing_page(run, tmp_path):
+    root = run["root"]
+    metrics = pd.DataFrame(
+        {"model": ["net", "net"], "ckpt": ["early", "late"], "layer": ["fc", XSS_CLASS],
+         "method": ["tsne", "pca"], "dim": [2, 2], "perplexity": [30.0, 0.0],
+         "seed": [0, 0], "knn_features": [0.9, 0.8], "knn_map": [0.85, np.nan],
+         "diagnosis": ["faithful", "the map <loses> structure"]}
+    )  # fmt: skip
+    metrics.to_parquet(root / "metrics.parquet")
+    (root / "net" / "figures").mkdir(parents=True, exist_ok=True)
+    grid = root / "net" / "figures" / "grid-tsne.png"
+    summary = root / "net" / "layer_summary.png"
+    for f in (grid, summary):
+        f.write_bytes(b"png")
+    out = root / "index.html"
+    files = [grid, summary, root / "metrics.parquet", run["atlas"], root / "early"]
+    write_index(out, files, atlas=run["atlas"], metrics=root / "metrics.parquet",
+                paper=[root / "paper" / "fig.png"])  # fmt: skip
+    page = out.read_text()
+    links = re.findall(r'href="([^"]+)"', page)
+    assert links[0] == "atlas.html"
+    order = [page.index(s) for s in ("Open the atlas", "layer_summary.png",
+             "grid-tsne.png", "paper/fig.png", "Map metrics", "<details>")]  # fmt: skip
+    assert order == sorted(order)
+    rows = re.findall(r"<tr>(.*?)</tr>", page.split("<tbody>")[1])
+    assert len(rows) == 2 and "&lt;loses&gt;" in rows[1] and "&lt;b&gt;" in rows[1]
+    assert '<td class="num" data-v="-1">–</td>' in rows[1]  # a missing value sorts low
+    raw = page.split("<details>")[1]
+    assert "metrics.parquet" in raw and "early/gradcam/00000.png" in raw
+    assert "<b>" not in page

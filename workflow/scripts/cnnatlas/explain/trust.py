@@ -1,0 +1,500 @@
+"""Can the saliency maps be trusted? Deletion/insertion, ROAD and the randomisation check
+for every method, on a bounded, seeded sample of images, with aggregates and verdicts.
+
+`check_saliency` runs the three checks of `perturb` and `randomise` batch by batch on
+the model's device, so memory does not grow with the number of images: per batch the
+maps of every method come from one forward pass, the curves need one forward pass per
+step, and the randomisation cascade is replayed from the top for the batch (the same
+seeded random weights every time).
+"""
+
+import json
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from cnnatlas.data import ImageDataset
+from cnnatlas.explain.gradcam import find_target_layer, gaussian_blur
+from cnnatlas.explain.perturb import (
+    auc,
+    deletion_insertion,
+    road_curves,
+    saliency_rank,
+    step_fractions,
+)
+from cnnatlas.explain.randomise import (
+    cascade,
+    half_index,
+    parameter_layers,
+    spearman_rows,
+)
+from cnnatlas.explain.render import to_rgb
+from cnnatlas.explain.saliency import (
+    METHODS,
+    SaliencyMethod,
+    open_methods,
+    saliency_maps,
+)
+from cnnatlas.io import atomic_path, write_parquet
+from cnnatlas.torchutil import make_transform, resolve_device
+
+__all__ = [
+    "sample_images",
+    "check_saliency",
+    "summarize_checks",
+    "draw_curves",
+    "draw_cascade",
+    "save_cascade",
+    "load_cascade",
+    "render_saliency_checks",
+]
+
+log = logging.getLogger(__name__)
+
+RANDOM = "random"
+# AUCs closer than this to the random order's are called a tie in the verdicts
+TIE = 0.01
+AUC_KEYS = (
+    "deletion_auc",
+    "deletion_auc_random",
+    "insertion_auc",
+    "insertion_auc_random",
+)
+
+
+def sample_images(
+    predictions: pd.DataFrame, max_images: int | None, seed: int
+) -> pd.DataFrame:
+    """At most `max_images` rows, as many per true class as possible (seeded), by image_id.
+
+    Classes take turns, each drawing its images in an order shuffled by
+    `numpy.random.default_rng(seed)`; None or a larger number keeps every row.
+    """
+    if max_images is None or max_images >= len(predictions):
+        return predictions.sort_values("image_id").reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    queues = [
+        list(rng.permutation(g.index.to_numpy()))
+        for _, g in predictions.groupby("label", sort=True)
+    ]
+    take: list[int] = []
+    while len(take) < max_images:
+        for q in queues:
+            if q and len(take) < max_images:
+                take.append(q.pop(0))
+    return predictions.loc[take].sort_values("image_id").reset_index(drop=True)
+
+
+def _classes(
+    methods: Sequence[str | type[SaliencyMethod]],
+) -> list[type[SaliencyMethod]]:
+    return [METHODS[m] if isinstance(m, str) else m for m in methods]
+
+
+def _curve_rows(ids, name, dele, ins, fr, road=None) -> pd.DataFrame:
+    d, i = dele.cpu().numpy(), ins.cpu().numpy()
+    out = {
+        "image_id": ids,
+        "method": name,
+        "deletion": list(d.astype(np.float32)),
+        "insertion": list(i.astype(np.float32)),
+        "deletion_auc": auc(d, fr).astype(np.float32),
+        "insertion_auc": auc(i, fr).astype(np.float32),
+    }
+    if road is None:
+        empty = np.zeros(0, np.float32)
+        out |= {"road_morf": [empty] * len(ids), "road_lerf": [empty] * len(ids)}
+        nan = np.full(len(ids), np.nan, np.float32)
+        return pd.DataFrame(out | {"road_morf_mean": nan, "road_lerf_mean": nan})
+    morf, lerf = (r.cpu().numpy().astype(np.float32) for r in road)
+    out |= {
+        "road_morf": list(morf),
+        "road_lerf": list(lerf),
+        "road_morf_mean": morf.mean(1),
+        "road_lerf_mean": lerf.mean(1),
+    }
+    return pd.DataFrame(out)
+
+
+def _curves(
+    model: nn.Module,
+    x: torch.Tensor,
+    ids: np.ndarray,
+    maps: Mapping[str, torch.Tensor],
+    cls: torch.Tensor,
+    opts: Mapping[str, Any],
+    gens: Mapping[str, torch.Generator],
+) -> pd.DataFrame:
+    """Deletion/insertion and ROAD per method, deletion/insertion for a random order."""
+    fr = step_fractions(opts["step"])
+    baseline = gaussian_blur(x, opts["blur"] * max(x.shape[2:]))
+    noise = opts["road_noise"]
+    parts = []
+    for name, m in maps.items():
+        rank = saliency_rank(m)
+        dele, ins = deletion_insertion(model, x, baseline, rank, cls, fr)
+        fractions = list(opts["road_fractions"])
+        road = road_curves(model, x, rank, cls, fractions, noise, gens["road"])
+        parts.append(_curve_rows(ids, name, dele, ins, fr, road))
+    hw = x.shape[2] * x.shape[3]
+    order = torch.rand(len(x), hw, generator=gens["order"]).to(x.device)
+    dele, ins = deletion_insertion(model, x, baseline, saliency_rank(order), cls, fr)
+    parts.append(_curve_rows(ids, RANDOM, dele, ins, fr))
+    return pd.concat(parts)
+
+
+def _randomised(
+    model: nn.Module,
+    layer: str,
+    classes: Sequence[type[SaliencyMethod]],
+    x: torch.Tensor,
+    ids: np.ndarray,
+    maps: Mapping[str, torch.Tensor],
+    cls: torch.Tensor,
+    opts: Mapping[str, Any],
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Spearman of every method's maps along the cascade; the first image's maps."""
+    trained = {n: m.flatten(1).cpu().numpy() for n, m in maps.items()}
+    example = {n: [m[0].cpu().numpy()] for n, m in maps.items()}
+    rows = []
+    for k, top, random_model in cascade(model, opts["seed"]):
+        with open_methods(random_model, layer, classes, opts["batch_size"]) as cams:
+            _, rmaps = saliency_maps(cams, x, {"pred": cls})
+        for name in maps:
+            r = rmaps[(name, "pred")]
+            rho = spearman_rows(trained[name], r.flatten(1).cpu().numpy())
+            frame = {"image_id": ids, "method": name, "layers_randomised": k}
+            frame |= {"layer": top, "spearman": rho.astype(np.float32)}
+            rows.append(pd.DataFrame(frame))
+            example[name].append(r[0].cpu().numpy())
+    stacked = {n: np.stack(v).astype(np.float32) for n, v in example.items()}
+    return pd.concat(rows), stacked
+
+
+def _batch(
+    model: nn.Module,
+    layer: str,
+    classes: Sequence[type[SaliencyMethod]],
+    x: torch.Tensor,
+    ids: np.ndarray,
+    opts: Mapping[str, Any],
+    gens: Mapping[str, torch.Generator],
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
+    with open_methods(model, layer, classes, opts["batch_size"]) as cams:
+        logits, both = saliency_maps(cams, x, {"pred": None})
+    maps = {c.name: both[(c.name, "pred")] for c in classes}
+    cls = logits.argmax(1)
+    curves = _curves(model, x, ids, maps, cls, opts, gens)
+    rand, example = _randomised(model, layer, classes, x, ids, maps, cls, opts)
+    return curves, rand, example
+
+
+def check_saliency(
+    model: nn.Module,
+    layer: str,
+    loader: DataLoader,
+    methods: Sequence[str | type[SaliencyMethod]],
+    options: Mapping[str, Any],
+    device: torch.device | str = "cpu",
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Every check for every method on the images `loader` yields as (inputs, image_ids).
+
+    `options`: step (fraction of pixels per deletion/insertion step), blur (sigma of the
+    blurred baseline, fraction of the image side), road_fractions, road_noise, seed
+    (random order, ROAD noise and the random weights), batch_size. The target class is
+    the trained model's prediction. Returns (curves: one row per image and method plus
+    the random order, randomisation: one row per image, method and layers randomised,
+    cascade: the first image's maps at every step of the cascade, for figures).
+    """
+    classes = _classes(methods)
+    model = model.eval().to(device)
+    seed = options["seed"]
+    gens = {
+        "order": torch.Generator().manual_seed(seed),
+        "road": torch.Generator().manual_seed(seed + 1),
+    }
+    curves, rand, example, first = [], [], None, None
+    for x, ids in tqdm(loader, desc="saliency checks", file=sys.stderr, mininterval=5):
+        ids = np.asarray(ids, dtype=np.int64)
+        c, r, ex = _batch(model, layer, classes, x.to(device), ids, options, gens)
+        curves.append(c)
+        rand.append(r)
+        if example is None:
+            example, first = ex, (x[0].numpy(), int(ids[0]))
+    groups = parameter_layers(model)
+    cascade_maps = {
+        "methods": [c.name for c in classes],
+        "titles": [c.title for c in classes],
+        "layers": [g[0] for g in reversed(groups)],
+        "maps": np.stack([example[c.name] for c in classes]),
+        "image": first[0],
+        "image_id": first[1],
+    }
+    return (
+        pd.concat(curves, ignore_index=True),
+        pd.concat(rand, ignore_index=True),
+        cascade_maps,
+    )
+
+
+def _against(diff: float) -> str:
+    """How a curve's AUC compares with the random order's; `diff` > 0 is better."""
+    if diff > TIE:
+        return "beats random order"
+    if diff < -TIE:
+        return "loses to random order"
+    return "ties with random order"
+
+
+def _faith_words(d: float, dr: float, i: float, ir: float) -> str:
+    return f"deletion {_against(dr - d)}, insertion {_against(i - ir)}"
+
+
+def _verdict(title: str, r: Mapping[str, Any], half: int, n_layers: int, thr: float):
+    check = "passes" if r["randomisation_passed"] else "fails"
+    return (
+        f"{title}: {check} the randomisation check (mean Spearman "
+        f"{r['spearman_half']:.2f} once {half} of {n_layers} layers are random; passing "
+        f"needs < {thr:g}); deletion AUC {r['deletion_auc']:.2f} against "
+        f"{r['deletion_auc_random']:.2f} for random order, insertion AUC "
+        f"{r['insertion_auc']:.2f} against {r['insertion_auc_random']:.2f} ("
+        f"{_faith_words(*(r[k] for k in AUC_KEYS))}"
+        f"); ROAD {r['road_morf']:.2f} most-relevant-first, {r['road_lerf']:.2f} "
+        "least-relevant-first"
+    )
+
+
+def summarize_checks(
+    curves: pd.DataFrame,
+    randomisation: pd.DataFrame,
+    images: pd.DataFrame,
+    threshold: float,
+    titles: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """Means per method for all images, per true class and for correct vs misclassified.
+
+    `images` has image_id, label_name and correct. A method passes the randomisation
+    check when its mean Spearman correlation is below `threshold` once half the layers
+    (rounded up) are random. Columns: method, group, value, n, deletion_auc,
+    deletion_auc_random, insertion_auc, insertion_auc_random, road_morf, road_lerf,
+    road_score ((LeRF - MoRF) / 2, pytorch-grad-cam's ROADCombined), spearman_half,
+    spearman_last, layers, randomisation_passed, verdict (in plain words).
+    """
+    titles = titles or {}
+    n_layers = int(randomisation["layers_randomised"].max())
+    half = half_index(n_layers)
+    info = images[["image_id", "label_name", "correct"]].assign(
+        outcome=lambda d: np.where(d["correct"], "correct", "misclassified"), all="all"
+    )
+    rnd = curves[curves["method"] == RANDOM].set_index("image_id")
+    rho = randomisation.pivot_table(
+        index=["method", "image_id"],
+        columns="layers_randomised",
+        values="spearman",
+        dropna=False,
+    )
+    rows = []
+    for group, col in (("all", "all"), ("class", "label_name"), ("outcome", "outcome")):
+        for value, g in info.groupby(col, sort=True):
+            ids = g["image_id"].to_numpy()
+            for method in dict.fromkeys(curves["method"]):
+                if method == RANDOM:
+                    continue
+                c = curves[curves["method"] == method].set_index("image_id").loc[ids]
+                r = rho.loc[method].loc[ids]
+                row = {
+                    "method": method,
+                    "group": group,
+                    "value": str(value),
+                    "n": len(ids),
+                    "deletion_auc": c["deletion_auc"].mean(),
+                    "deletion_auc_random": rnd.loc[ids, "deletion_auc"].mean(),
+                    "insertion_auc": c["insertion_auc"].mean(),
+                    "insertion_auc_random": rnd.loc[ids, "insertion_auc"].mean(),
+                    "road_morf": c["road_morf_mean"].mean(),
+                    "road_lerf": c["road_lerf_mean"].mean(),
+                    # images whose trained map is constant (NaN) are left out
+                    "spearman_half": r[half].mean(),
+                    "spearman_last": r[n_layers].mean(),
+                    "layers": n_layers,
+                }
+                row["road_score"] = (row["road_lerf"] - row["road_morf"]) / 2
+                row["randomisation_passed"] = bool(row["spearman_half"] < threshold)
+                row["verdict"] = _verdict(
+                    titles.get(method, method), row, half, n_layers, threshold
+                )
+                rows.append(row)
+    out = pd.DataFrame(rows)
+    floats = [c for c in out.columns if out[c].dtype == np.float64]
+    return out.astype({c: np.float32 for c in floats})
+
+
+def draw_curves(
+    fig: Figure,
+    curves: pd.DataFrame,
+    fractions: Sequence[float],
+    titles: Mapping[str, str] | None = None,
+) -> list:
+    """Deletion and insertion curves in two panels of `fig`: per method the mean over
+    images with a band from the 25th to the 75th percentile; random order dashed grey."""
+    titles = titles or {}
+    axes = fig.subplots(1, 2, sharey=True)
+    x = np.asarray(fractions)
+    methods = list(dict.fromkeys(curves["method"]))
+    colours = dict(zip(methods, [f"C{i}" for i in range(len(methods))], strict=False))
+    for ax, kind in zip(axes, ("deletion", "insertion"), strict=True):
+        for m in methods:
+            y = np.stack(curves.loc[curves["method"] == m, kind].to_numpy())
+            area = auc(y, x).mean()
+            random = m == RANDOM
+            label = f"{'random order' if random else titles.get(m, m)} ({area:.2f})"
+            style = {"color": "0.45", "ls": "--"} if random else {"color": colours[m]}
+            ax.plot(x, y.mean(0), label=label, lw=1.2, **style)
+            lo, hi = np.percentile(y, [25, 75], axis=0)
+            ax.fill_between(x, lo, hi, alpha=0.15, lw=0, color=style["color"])
+        verb = "removed" if kind == "deletion" else "put back"
+        ax.set_xlabel(f"fraction of pixels {verb}")
+        ax.set_title(f"{kind} (AUC)")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.legend(fontsize="x-small", frameon=False)
+    axes[0].set_ylabel("probability of the predicted class")
+    return list(axes)
+
+
+def draw_cascade(
+    fig: Figure,
+    cascade_maps: Mapping[str, Any],
+    randomisation: pd.DataFrame,
+    threshold: float,
+) -> list:
+    """Rows = methods, columns = the input, the trained model and each further layer
+    randomised from the top, for one image; each map scaled to its own maximum, the mean
+    Spearman correlation over all checked images above it."""
+    maps, image = cascade_maps["maps"], cascade_maps["image"]
+    methods, layers = list(cascade_maps["methods"]), list(cascade_maps["layers"])
+    rho = randomisation.groupby(["method", "layers_randomised"])["spearman"].mean()
+    half = half_index(len(layers))
+    axes = fig.subplots(len(methods), len(layers) + 2, squeeze=False)
+    for i, m in enumerate(methods):
+        axes[i, 0].imshow(image, interpolation="nearest")
+        axes[i, 0].set_ylabel(cascade_maps["titles"][i], fontsize="small")
+        for k in range(len(layers) + 1):
+            ax = axes[i, k + 1]
+            peak = float(maps[i, k].max())
+            ax.imshow(
+                maps[i, k] / peak if peak > 0 else maps[i, k],
+                cmap="magma",
+                vmin=0,
+                vmax=1,
+                interpolation="bilinear",
+            )
+            if k:
+                r = rho.get((m, k), np.nan)
+                bold = "bold" if k == half else "normal"
+                colour = "C2" if r < threshold else "C3"
+                ax.set_title(f"{r:.2f}", fontsize="x-small", color=colour, weight=bold)
+    for k, name in enumerate(["input", "trained"] + [f"+{n}" for n in layers]):
+        axes[-1, k].set_xlabel(name, fontsize="x-small", rotation=30, ha="right")
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return list(axes.flat)
+
+
+def save_cascade(cascade_maps: Mapping[str, Any], path: str | Path) -> None:
+    """The cascade example as .npz (maps [methods, 1 + layers, H, W], image, names)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(
+            f,
+            maps=cascade_maps["maps"],
+            image=cascade_maps["image"],
+            image_id=np.int64(cascade_maps["image_id"]),
+            methods=np.array(cascade_maps["methods"]),
+            titles=np.array(cascade_maps["titles"]),
+            layers=np.array(cascade_maps["layers"]),
+        )
+
+
+def load_cascade(path: str | Path) -> dict[str, Any]:
+    """What `save_cascade` wrote, with the names as lists."""
+    with np.load(path) as z:
+        out = {k: z[k] for k in z.files}
+    for k in ("methods", "titles", "layers"):
+        out[k] = out[k].tolist()
+    return out
+
+
+def _save(fig: Figure, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
+
+
+def render_saliency_checks(
+    predictions: pd.DataFrame,
+    model: nn.Module,
+    transform: Mapping[str, Any],
+    out: Mapping[str, str | Path],
+    methods: Sequence[str],
+    layer: str | None,
+    options: Mapping[str, Any],
+    device: str = "auto",
+) -> pd.DataFrame:
+    """Run `check_saliency` on a sample of `predictions` and write every output.
+
+    On the CPU at most `options["max_images"]` images (class-stratified, seeded), on a
+    GPU all. `out` names the paths: curves, randomisation, summary (Parquet), cascade
+    (.npz), curves_figure, cascade_figure (PNG). Returns the summary.
+    """
+    dev = resolve_device(device)
+    model = model.eval().to(dev)
+    bound = options["max_images"] if dev.type == "cpu" else None
+    sample = sample_images(predictions, bound, options["seed"])
+    log.info("checking saliency on %d of %d images", len(sample), len(predictions))
+    tf = make_transform(transform)
+    layer = layer or find_target_layer(model, tf.spec.channels, tf.spec.crop)
+    ds = ImageDataset(sample["path"].tolist(), tf)
+    loader = DataLoader(ds, batch_size=options["batch_size"], shuffle=False)
+    curves, rand, example = check_saliency(model, layer, loader, methods, options, dev)
+    ids = sample["image_id"].to_numpy()
+    # the loader yields row positions of the sample; name the images by image_id
+    curves["image_id"] = ids[curves["image_id"]]
+    rand["image_id"] = ids[rand["image_id"]]
+    example["image_id"] = int(ids[example["image_id"]])
+    example["image"] = to_rgb(
+        torch.from_numpy(example["image"]), tf.spec.mean, tf.spec.std
+    )
+    fractions = step_fractions(options["step"])
+    meta = {
+        "cnnatlas.saliency_layer": layer,
+        "cnnatlas.fractions": json.dumps([float(f) for f in fractions]),
+        "cnnatlas.road_fractions": json.dumps(list(options["road_fractions"])),
+        "cnnatlas.threshold": str(options["threshold"]),
+    }
+    info = sample[["image_id", "label", "label_name", "correct"]]
+    write_parquet(curves.merge(info, on="image_id"), out["curves"], meta=meta)
+    write_parquet(rand.merge(info, on="image_id"), out["randomisation"], meta=meta)
+    titles = {c.name: c.title for c in _classes(methods)}
+    summary = summarize_checks(curves, rand, info, options["threshold"], titles)
+    write_parquet(summary, out["summary"], meta=meta)
+    for line in summary.loc[summary["group"] == "all", "verdict"]:
+        log.info("%s", line)
+    save_cascade(example, out["cascade"])
+    fig = Figure(figsize=(8, 3.4), layout="constrained")
+    draw_curves(fig, curves, fractions, titles)
+    _save(fig, out["curves_figure"])
+    n = len(example["layers"]) + 2
+    fig = Figure(figsize=(0.9 * n, 0.95 * len(titles) + 0.6), layout="constrained")
+    draw_cascade(fig, example, rand, options["threshold"])
+    _save(fig, out["cascade_figure"])
+    return summary

@@ -1,0 +1,342 @@
+"""`atlas.html`: every 2-D map of a run in one self-contained WebGL page.
+
+The page is the template beside this module, the vendored JS bundle (regl-scatterplot and
+the page's own code, built by `js/build.sh`) and one JSON header. Arrays travel as
+*blocks*: the bytes of a little-endian typed array (or of a JSON list, for strings),
+zlib-deflated and base64-encoded; the browser inflates them with its own
+DecompressionStream, so the page needs neither a server nor the network. Data strings
+(paths, class names, metadata) only ever sit inside JSON, with `<`, `>` and `&` escaped,
+and the page puts them into the DOM as text.
+
+Point i of every array is image_id i of the manifest; a map, prediction table or
+neighbour file that does not cover image_ids 0..n-1 stops the writer naming the file.
+"""
+
+import base64
+import json
+import logging
+import re
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cnnatlas.errors import CnnatlasError
+from cnnatlas.io import atomic_path, read_parquet_meta
+from cnnatlas.plots import (
+    CORRECT_COLOURS,
+    MARKERS,
+    category_styles,
+    class_styles,
+    is_continuous,
+    metadata_columns,
+)
+
+__all__ = [
+    "Blocks",
+    "atlas_payload",
+    "render_atlas",
+    "write_atlas",
+    "script_json",
+    "BUNDLE",
+]
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+BUNDLE = HERE / "atlas.bundle.js"
+TEMPLATE = HERE / "template.html"
+METRIC_KEYS = (
+    "knn_features",
+    "knn_map",
+    "trustworthiness",
+    "continuity",
+    "neighbor_preservation",
+    "seed_stability",
+    "diagnosis",
+)
+
+
+class Blocks:
+    """The page's binary arrays: `add` stores one and returns its reference {b, t}."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, array: Any, kind: str) -> dict:
+        """Store `array` as dtype `kind` (u1 u2 u4 i4 f4) or, for kind 'json', as JSON."""
+        if kind == "json":
+            raw = json.dumps(array, ensure_ascii=False, separators=(",", ":"))
+            data = raw.encode("utf-8")
+        else:
+            data = np.ascontiguousarray(array, dtype="<" + kind).tobytes()
+        self.items.append(base64.b64encode(zlib.compress(data, 6)).decode("ascii"))
+        return {"b": len(self.items) - 1, "t": kind}
+
+
+def _uint(n: int) -> str:
+    return "u1" if n < 2**8 else "u2" if n < 2**16 else "u4"
+
+
+def _by_image_id(df: pd.DataFrame, n: int, source: str | Path) -> pd.DataFrame:
+    df = df.sort_values("image_id").reset_index(drop=True)
+    if not np.array_equal(df["image_id"].to_numpy(), np.arange(n)):
+        raise CnnatlasError(
+            f"{source}: image_id must run 0..{n - 1} like the manifest's; it was made "
+            "from another manifest: rerun the workflow"
+        )
+    return df
+
+
+def _metadata(man: pd.DataFrame, blocks: Blocks) -> dict:
+    out = {}
+    for col in metadata_columns(man):
+        values = man[col]
+        if values.map(lambda v: isinstance(v, list | tuple | dict | np.ndarray)).any():
+            log.warning("metadata column %r holds non-scalar values: not offered", col)
+        elif is_continuous(values):
+            out[col] = {"kind": "number", "values": blocks.add(values, "f4")}
+        else:
+            styles = category_styles(values.astype(str))
+            lookup = {s.name: i for i, s in enumerate(styles)}
+            codes = values.astype(str).map(lookup).to_numpy()
+            out[col] = {
+                "kind": "category",
+                "names": [s.name for s in styles],
+                "colours": [s.colour for s in styles],
+                "codes": blocks.add(codes, _uint(len(styles))),
+            }
+    return out
+
+
+def _run(path: str | Path, n: int, n_classes: int, blocks: Blocks) -> dict:
+    """Predictions of one checkpoint: pred, confidence, correct, top-k ids and probs."""
+    cols = ["image_id", "pred", "confidence", "correct", "topk_ids", "topk_probs"]
+    df = _by_image_id(pd.read_parquet(path, columns=cols), n, path)
+    ids = np.stack(df["topk_ids"].to_numpy()) if n else np.zeros((0, 1))
+    probs = np.stack(df["topk_probs"].to_numpy()) if n else np.zeros((0, 1))
+    return {
+        "pred": blocks.add(df["pred"], _uint(n_classes)),
+        "confidence": blocks.add(df["confidence"], "f4"),
+        "correct": blocks.add(df["correct"].astype(bool), "u1"),
+        "topk_ids": blocks.add(ids, _uint(n_classes)),
+        "topk_probs": blocks.add(probs, "f4"),
+        "k": int(ids.shape[1]),
+    }
+
+
+def _xy(path: str | Path, n: int) -> np.ndarray:
+    df = _by_image_id(pd.read_parquet(path, columns=["image_id", "x", "y"]), n, path)
+    return df[["x", "y"]].to_numpy(np.float32)
+
+
+def _frame(maps: Sequence[np.ndarray]) -> dict:
+    """One normalisation shared by aligned maps, so their points move only as the data did."""
+    allxy = np.concatenate(maps).astype(np.float64)
+    lo, hi = allxy.min(axis=0), allxy.max(axis=0)
+    s = float(max(hi - lo) / 2 * 1.05) or 1.0
+    return {"cx": float((lo[0] + hi[0]) / 2), "cy": float((lo[1] + hi[1]) / 2), "s": s}
+
+
+def _variant(method: str, perplexity: Any, seed: Any) -> str:
+    if method == "pca":
+        return "pca"
+    if method.startswith("umap"):
+        return f"seed {seed}"
+    return f"perplexity {float(perplexity):g}, seed {seed}"
+
+
+def _metric_rows(metrics: str | Path | None) -> dict:
+    if metrics is None:
+        return {}
+    df = pd.read_parquet(metrics)
+    df = df[df["dim"] == 2]
+    out = {}
+    for r in df.to_dict("records"):
+        key = (r["model"], r["ckpt"], r["layer"], r["method"], float(r["perplexity"]))
+        vals = {k: r[k] for k in METRIC_KEYS}
+        for k, v in vals.items():
+            if isinstance(v, float) and not np.isfinite(v):
+                vals[k] = None
+        out[(*key, int(r["seed"]))] = vals
+    return out
+
+
+def _maps(maps, evolution, metrics, n, blocks) -> list[dict]:
+    rows = _metric_rows(metrics)
+    out = []
+    for m in maps:
+        key = (m["model"], m["ckpt"], m["layer"], m["method"])
+        key += (float(m["perplexity"]), int(m["seed"]))
+        out.append(
+            {
+                **{k: str(m[k]) for k in ("model", "ckpt", "layer", "method")},
+                "variant": _variant(m["method"], m["perplexity"], m["seed"]),
+                "xy": blocks.add(_xy(m["embedding"], n), "f4"),
+                "metrics": rows.get(key),
+            }
+        )
+    for e in evolution:
+        xys = [_xy(Path(e["dir"]) / f"{c}.parquet", n) for c in e["ckpts"]]
+        frame, group = _frame(xys), f"{e['model']}/{e['layer']}/{e['method']}"
+        for ckpt, xy in zip(e["ckpts"], xys, strict=True):
+            out.append(
+                {
+                    "model": str(e["model"]),
+                    "ckpt": str(ckpt),
+                    "layer": str(e["layer"]),
+                    "method": f"{e['method']} aligned",
+                    "variant": _variant(e["method"], e["perplexity"], e["seed"]),
+                    "xy": blocks.add(xy, "f4"),
+                    "metrics": None,
+                    "note": "aligned across checkpoints by the evolution stage "
+                    "(no faithfulness metrics); switching checkpoints moves the points",
+                    "group": group,
+                    "frame": frame,
+                }
+            )
+    return out
+
+
+def _explain(explain: Sequence[Mapping[str, Any]], page: Path) -> dict:
+    """Per 'model/ckpt': image_id -> relative URL of its Grad-CAM overlay."""
+    out = {}
+    for e in explain:
+        folder = Path(e["dir"])
+        files = sorted(folder.glob("[0-9]*.png")) if folder.is_dir() else []
+        rel = _relative(folder, page)
+        out[f"{e['model']}/{e['ckpt']}"] = {
+            str(int(f.stem)): f"{rel}{f.name}" for f in files if f.stem.isdigit()
+        }
+    return out
+
+
+def _relative(folder: str | Path, page: Path) -> str:
+    import os
+
+    return Path(os.path.relpath(folder, page.parent)).as_posix() + "/"
+
+
+def _thumbs(sheets: str | Path | None, page: Path, zoom: int) -> dict | None:
+    if sheets is None:
+        return None
+    layout = json.loads((Path(sheets) / "index.json").read_text())
+    return {**layout, "prefix": _relative(sheets, page), "zoom": zoom}
+
+
+def atlas_payload(
+    out: str | Path,
+    manifest: str | Path,
+    predictions: Mapping[str, str | Path],
+    maps: Sequence[Mapping[str, Any]],
+    neighbors: Sequence[Mapping[str, Any]] = (),
+    metrics: str | Path | None = None,
+    evolution: Sequence[Mapping[str, Any]] = (),
+    explain: Sequence[Mapping[str, Any]] = (),
+    sheets: str | Path | None = None,
+    links: Sequence[Mapping[str, str]] = (),
+    title: str = "cnnatlas atlas",
+    zoom: int = 2,
+) -> dict:
+    """The page's JSON header (with its blocks) for the atlas written to `out`.
+
+    predictions: {"model/ckpt": path}; maps: [{model, ckpt, layer, method, perplexity,
+    seed, embedding}]; neighbors: [{model, ckpt, layer, path}] (npy [N, k]);
+    evolution: [{model, layer, method, perplexity, seed, ckpts, dir}] (aligned maps
+    dir/{ckpt}.parquet); explain: [{model, ckpt, dir}] (Grad-CAM PNGs {image_id:05d}.png);
+    links: [{label, href}] relative to `out`.
+    """
+    out = Path(out)
+    if not maps:
+        raise CnnatlasError("the atlas has no 2-D map to show: enable a 2-D map method")
+    man = pd.read_parquet(manifest)
+    n = len(man)
+    man = _by_image_id(man, n, manifest)
+    classes = json.loads(read_parquet_meta(manifest).get("cnnatlas.classes", "null"))
+    classes = classes or [str(i) for i in range(int(man["label"].max()) + 1)]
+    styles = class_styles(classes)
+    blocks = Blocks()
+    header = {
+        "title": title,
+        "n": n,
+        "classes": blocks.add([str(c) for c in classes], "json"),
+        "class_colours": [s.colour for s in styles],
+        "class_markers": [MARKERS.index(s.marker) for s in styles],
+        "correct_names": list(CORRECT_COLOURS),
+        "correct_colours": list(CORRECT_COLOURS.values()),
+        "paths": blocks.add(man["path"].astype(str).tolist(), "json"),
+        "labels": blocks.add(man["label"], _uint(len(classes))),
+        "metadata": _metadata(man, blocks),
+        "runs": {
+            key: _run(path, n, len(classes), blocks)
+            for key, path in predictions.items()
+        },
+        "neighbors": {},
+        "maps": _maps(maps, evolution, metrics, n, blocks),
+        "explain": _explain(explain, out),
+        "thumbs": _thumbs(sheets, out, zoom),
+        "links": [dict(link) for link in links],
+    }
+    for nb in neighbors:
+        ids = np.load(nb["path"])
+        if ids.ndim != 2 or len(ids) != n:
+            raise CnnatlasError(
+                f"{nb['path']}: neighbour ids must be [{n}, k]; rerun measure_maps"
+            )
+        key = f"{nb['model']}/{nb['ckpt']}/{nb['layer']}"
+        header["neighbors"][key] = {
+            **blocks.add(ids, _uint(n)),
+            "k": int(ids.shape[1]),
+        }
+    header["blocks"] = blocks.items
+    return header
+
+
+def script_json(data: dict) -> str:
+    """JSON safe inside a <script> element: no '<', '>' or '&' can end it or open markup."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    for ch, esc in (
+        ("&", "\\u0026"),
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(ch, esc)
+    return text
+
+
+def render_atlas(header: dict) -> str:
+    """The complete page: template, header JSON and the inlined bundle."""
+    import html
+
+    parts = {
+        "title": html.escape(header["title"]),
+        "data": script_json(header),
+        "bundle": BUNDLE.read_text(encoding="utf-8"),
+    }
+    # One pass, so a placeholder inside the data is never substituted again.
+    return re.sub(
+        r"\{\{(title|data|bundle)\}\}",
+        lambda m: parts[m.group(1)],
+        TEMPLATE.read_text(encoding="utf-8"),
+    )
+
+
+def write_atlas(out: str | Path, **kwargs: Any) -> int:
+    """Write the atlas page to `out` (arguments as `atlas_payload`); returns its size in bytes."""
+    header = atlas_payload(out, **kwargs)
+    data = render_atlas(header).encode("utf-8")
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(data)
+    log.info(
+        "%s: %d maps of %d points, %.2f MB",
+        out,
+        len(header["maps"]),
+        header["n"],
+        len(data) / 1e6,
+    )
+    return len(data)

@@ -1,0 +1,682 @@
+// The atlas page: every 2-D map of a run in one WebGL scatter plot (regl-scatterplot).
+// Menus pick the map; the side panel shows its metrics, the legend, the hovered and the
+// pinned image; a lasso, a box or a search selects points into an image grid. The view
+// lives in the URL hash. Data strings only ever reach the DOM as text.
+
+import createScatterplot from 'regl-scatterplot';
+import { block, readHeader } from './data.js';
+import { GLYPHS, clear, csvField, el, extent, fmt, option, viridis } from './util.js';
+
+const H = readHeader();
+const N = H.n;
+const $ = (id) => document.getElementById(id);
+const GRID_MAX = 400; // thumbnails drawn in the selection grid; counts cover every point
+
+const state = {
+  model: null, ckpt: null, layer: null, method: null, variant: null, colour: 'label',
+  hidden: new Set(), selection: [], pin: -1, query: '', tool: 'pan',
+};
+const live = {
+  map: null, xy: null, norm: null, points: null, run: null, mode: null, drawn: false,
+  neighbours: null, mapNeighbours: null, lasso: null, restoring: false, drawing: Promise.resolve(),
+};
+let classes; let paths; let labels; let meta = {};
+
+// ---- data ------------------------------------------------------------------------------
+
+function mapsWhere(f) {
+  return H.maps.filter((m) => Object.entries(f).every(([k, v]) => v == null || m[k] === v));
+}
+const variantOf = (m) => m.variant;
+const unique = (xs) => [...new Set(xs)];
+
+async function loadRun(model, ckpt) {
+  const r = H.runs[`${model}/${ckpt}`];
+  const [pred, confidence, correct, topkIds, topkProbs] = await Promise.all(
+    [r.pred, r.confidence, r.correct, r.topk_ids, r.topk_probs].map((b) => block(H, b)),
+  );
+  return { pred, confidence, correct, topkIds, topkProbs, k: r.k };
+}
+
+// Coordinates scaled into [-1, 1] with the aspect kept (regl-scatterplot draws in NDC).
+function normalise(xy) {
+  let [x0, x1] = [Infinity, -Infinity];
+  let [y0, y1] = [Infinity, -Infinity];
+  for (let i = 0; i < N; i++) {
+    const x = xy[2 * i]; const y = xy[2 * i + 1];
+    if (x < x0) x0 = x; if (x > x1) x1 = x;
+    if (y < y0) y0 = y; if (y > y1) y1 = y;
+  }
+  const s = (Math.max(x1 - x0, y1 - y0) / 2) * 1.05 || 1;
+  return { cx: (x0 + x1) / 2, cy: (y0 + y1) / 2, s };
+}
+const toGl = (n, x, y) => [(x - n.cx) / n.s, (y - n.cy) / n.s];
+const toData = (n, gx, gy) => [gx * n.s + n.cx, gy * n.s + n.cy];
+
+// ---- colour modes ----------------------------------------------------------------------
+
+function modes() {
+  const out = ['label', 'pred', 'correct', 'confidence'];
+  return out.concat(Object.keys(H.metadata));
+}
+
+function colourMode(name) {
+  const run = live.run;
+  if (name === 'label' || name === 'pred') {
+    return { kind: 'category', names: classes, colours: H.class_colours,
+      codes: name === 'label' ? labels : run.pred, shapes: true };
+  }
+  if (name === 'correct') {
+    const codes = new Uint8Array(N);
+    for (let i = 0; i < N; i++) codes[i] = run.correct[i] ? 0 : 1;
+    return { kind: 'category', names: H.correct_names, colours: H.correct_colours, codes };
+  }
+  if (name === 'confidence') return { kind: 'number', values: run.confidence };
+  const m = meta[name];
+  if (m.kind === 'number') return { kind: 'number', values: m.values };
+  return { kind: 'category', names: m.names, colours: m.colours, codes: m.codes };
+}
+
+// ---- the plot --------------------------------------------------------------------------
+
+const canvas = $('atlas-canvas');
+const overlay = $('atlas-overlay');
+const pointSize = Math.max(1.5, Math.min(8, 160 / Math.sqrt(N)));
+const scatterplot = createScatterplot({
+  canvas,
+  pointSize,
+  pointSizeSelected: 1,
+  pointOutlineWidth: 1,
+  backgroundColor: '#ffffff',
+  pointColorHover: '#000000',
+  opacityInactiveScale: N > 2000 ? 0.25 : 0.4,
+  // Above some thousands of points overlapping discs hide each other: opacity then follows
+  // the local density and the zoom, so dense clusters read as density, not as a blob.
+  opacityBy: N > 20000 ? 'density' : null,
+  lassoMinDelay: 5,
+  lassoMinDist: 2,
+  lassoColor: '#d62728',
+  deselectOnDblClick: false,
+  syncEvents: true,
+});
+
+function pointsFor(mode) {
+  const pts = new Array(N);
+  let lo = 0; let span = 1;
+  if (mode.kind === 'number') {
+    const [a, b] = extent(mode.values);
+    lo = Number.isFinite(a) ? a : 0;
+    span = Number.isFinite(b - a) && b > a ? b - a : 1;
+  }
+  const xy = live.xy;
+  for (let i = 0; i < N; i++) {
+    const [gx, gy] = toGl(live.norm, xy[2 * i], xy[2 * i + 1]);
+    let v;
+    if (mode.kind === 'number') {
+      const raw = mode.values[i];
+      v = Number.isFinite(raw) ? Math.min(0.999999, Math.max(0, (raw - lo) / span)) : 0;
+    } else v = mode.codes[i];
+    const shape = mode.shapes ? mode.codes[i] % GLYPHS.length : 0;
+    pts[i] = [gx, gy, v, shape];
+  }
+  mode.range = [lo, lo + span];
+  return pts;
+}
+
+async function draw(transition = false) {
+  const mode = colourMode(state.colour);
+  live.mode = mode;
+  scatterplot.set({
+    colorBy: 'valueA',
+    pointColor: mode.kind === 'number' ? viridis() : mode.colours,
+  });
+  live.points = pointsFor(mode);
+  const visible = visibleIndices(mode);
+  const opts = {
+    zDataType: mode.kind === 'number' ? 'continuous' : 'categorical',
+    wDataType: 'categorical',
+    filter: visible.length < N ? visible : undefined,
+  };
+  if (transition && live.drawn) Object.assign(opts, { transition: true, transitionDuration: 700 });
+  live.drawing = scatterplot.draw(live.points, opts);
+  await live.drawing;
+  if (visible.length === N) scatterplot.unfilter({ preventEvent: true });
+  live.drawn = true;
+  renderLegend();
+  applySelection(state.selection, true);
+  drawOverlay();
+}
+
+function visibleIndices(mode) {
+  if (mode.kind !== 'category' || state.hidden.size === 0) return [...Array(N).keys()];
+  const out = [];
+  for (let i = 0; i < N; i++) if (!state.hidden.has(mode.names[mode.codes[i]])) out.push(i);
+  return out;
+}
+
+// ---- menus -----------------------------------------------------------------------------
+
+function fill(id, values, current, label = (v) => v) {
+  const s = clear($(id));
+  for (const v of values) option(s, v, label(v));
+  const value = values.includes(current) ? current : values[0];
+  s.value = value;
+  return value;
+}
+
+function syncMenus() {
+  state.model = fill('atlas-model', unique(H.maps.map((m) => m.model)), state.model);
+  const m1 = mapsWhere({ model: state.model });
+  state.ckpt = fill('atlas-ckpt', unique(m1.map((m) => m.ckpt)), state.ckpt);
+  const m2 = mapsWhere({ model: state.model, ckpt: state.ckpt });
+  state.layer = fill('atlas-layer', unique(m2.map((m) => m.layer)), state.layer);
+  const m3 = mapsWhere({ model: state.model, ckpt: state.ckpt, layer: state.layer });
+  state.method = fill('atlas-method', unique(m3.map((m) => m.method)), state.method);
+  const m4 = m3.filter((m) => m.method === state.method);
+  state.variant = fill('atlas-variant', unique(m4.map(variantOf)), state.variant);
+  state.colour = fill('atlas-colour', modes(), state.colour);
+  return m4.find((m) => variantOf(m) === state.variant);
+}
+
+async function showMap({ transition = false } = {}) {
+  const previous = live.map;
+  const map = syncMenus();
+  const runChanged = !live.run || live.runKey !== `${map.model}/${map.ckpt}`;
+  if (runChanged) {
+    live.run = await loadRun(map.model, map.ckpt);
+    live.runKey = `${map.model}/${map.ckpt}`;
+  }
+  live.map = map;
+  live.xy = await block(H, map.xy);
+  // Aligned maps of one layer share one frame, so the points move only as much as they
+  // moved between the checkpoints; other maps are framed on their own.
+  live.norm = map.frame ? map.frame : normalise(live.xy);
+  live.neighbours = await block(H, H.neighbors[`${map.model}/${map.ckpt}/${map.layer}`]);
+  live.mapNeighbours = null;
+  const animate = transition && previous && previous.group && previous.group === map.group;
+  await draw(animate);
+  renderMetrics(map);
+  if (state.pin >= 0) renderPin();
+  writeHash();
+}
+
+function renderMetrics(map) {
+  const box = clear($('atlas-metrics'));
+  box.appendChild(el('h3', {}, 'This map'));
+  const dl = el('dl');
+  const row = (k, v) => { dl.appendChild(el('dt', {}, k)); dl.appendChild(el('dd', {}, v)); };
+  row('map', `${map.model} ${map.ckpt} ${map.layer}: ${map.method} ${map.variant}`);
+  row('points', N.toLocaleString('en'));
+  const m = map.metrics;
+  if (m) {
+    row('kNN accuracy, features', fmt(m.knn_features));
+    row('kNN accuracy, map', fmt(m.knn_map));
+    row('trustworthiness', fmt(m.trustworthiness));
+    row('continuity', fmt(m.continuity));
+    row('10-NN kept in the map', fmt(m.neighbor_preservation));
+    row('seed stability', fmt(m.seed_stability));
+    box.appendChild(dl);
+    box.appendChild(el('p', { class: 'diagnosis', id: 'atlas-diagnosis' }, m.diagnosis));
+  } else {
+    box.appendChild(dl);
+    box.appendChild(el('p', { class: 'diagnosis', id: 'atlas-diagnosis' },
+      map.note || 'no metrics were computed for this map'));
+  }
+}
+
+function renderLegend() {
+  const box = clear($('atlas-legend'));
+  const mode = live.mode;
+  box.appendChild(el('h3', {}, `colour: ${state.colour}`));
+  if (mode.kind === 'number') {
+    const bar = el('div', { class: 'colourbar' });
+    bar.style.background = `linear-gradient(to right, ${viridis(11).join(',')})`;
+    box.appendChild(bar);
+    box.appendChild(el('div', { class: 'range' }, `${fmt(mode.range[0])} … ${fmt(mode.range[1])}`));
+    return;
+  }
+  const counts = new Map();
+  for (let i = 0; i < N; i++) counts.set(mode.codes[i], (counts.get(mode.codes[i]) || 0) + 1);
+  const list = el('ul', { class: 'legend' });
+  mode.names.forEach((name, k) => {
+    if (!counts.has(k)) return;
+    const li = el('li', { 'data-code': String(k) });
+    if (state.hidden.has(name)) li.classList.add('hidden');
+    const glyph = el('span', { class: 'glyph' }, mode.shapes ? GLYPHS[k % GLYPHS.length] : GLYPHS[0]);
+    glyph.style.color = mode.colours[k % mode.colours.length];
+    const label = el('span', { class: 'name', title: 'click: hide or show' }, name);
+    const only = el('button', { class: 'only', title: 'show this one only' }, 'only');
+    li.append(glyph, label, el('span', { class: 'count' }, String(counts.get(k))), only);
+    label.addEventListener('click', () => toggleHidden(name));
+    glyph.addEventListener('click', () => toggleHidden(name));
+    only.addEventListener('click', () => isolate(name));
+    list.appendChild(li);
+  });
+  box.appendChild(list);
+  const all = el('button', { id: 'atlas-show-all' }, 'show all');
+  all.addEventListener('click', () => { state.hidden.clear(); draw(); writeHash(); });
+  box.appendChild(all);
+}
+
+function toggleHidden(name) {
+  if (state.hidden.has(name)) state.hidden.delete(name); else state.hidden.add(name);
+  draw().then(writeHash);
+}
+
+function isolate(name) {
+  state.hidden = new Set(live.mode.names.filter((n) => n !== name));
+  draw().then(writeHash);
+}
+
+// ---- hover -----------------------------------------------------------------------------
+
+function describe(i) {
+  const run = live.run;
+  const topk = [];
+  for (let j = 0; j < run.k; j++) {
+    topk.push(`${classes[run.topkIds[i * run.k + j]]} ${fmt(run.topkProbs[i * run.k + j])}`);
+  }
+  const lines = [
+    paths[i],
+    `image_id: ${i}`,
+    `true: ${classes[labels[i]]}`,
+    `pred: ${classes[run.pred[i]]}${run.correct[i] ? '' : '  (misclassified)'}`,
+    `confidence: ${fmt(run.confidence[i])}`,
+    `top-${run.k}: ${topk.join(', ')}`,
+  ];
+  for (const name of Object.keys(meta)) {
+    const m = meta[name];
+    lines.push(`${name}: ${m.kind === 'number' ? fmt(m.values[i], 4) : m.names[m.codes[i]]}`);
+  }
+  return lines.join('\n');
+}
+
+// A thumbnail cut from the shared sheets: a div showing one cell of a sheet as background.
+// The sheet is loaded only when a thumbnail of it is first shown; if it cannot be loaded
+// the cell says so (and which file it looked for) instead of staying blank.
+const sheetState = new Map();
+function thumbnail(i, zoom = H.thumbs ? H.thumbs.zoom : 1) {
+  const T = H.thumbs;
+  if (!T) return el('div', { class: 'thumb missing' }, 'no thumbnails in this run');
+  const px = T.size * zoom;
+  const sheet = Math.floor(i / T.per_sheet);
+  const cell = i % T.per_sheet;
+  const url = T.prefix + T.sheets[sheet];
+  const div = el('div', { class: 'thumb', 'data-image-id': String(i) });
+  div.style.width = `${px}px`;
+  div.style.height = `${px}px`;
+  const fail = () => {
+    div.classList.add('missing');
+    div.style.backgroundImage = 'none';
+    div.textContent = `thumbnail sheet ${url} could not be loaded: keep the results folder's thumbnails/ beside this page`;
+  };
+  const show = () => {
+    div.style.backgroundImage = `url("${encodeURI(url)}")`;
+    div.style.backgroundSize = `${T.columns * px}px auto`;
+    div.style.backgroundPosition = `${-(cell % T.columns) * px}px ${-Math.floor(cell / T.columns) * px}px`;
+  };
+  let st = sheetState.get(url);
+  if (!st) {
+    st = new Promise((resolve) => {
+      const probe = new Image();
+      probe.onload = () => resolve(true);
+      probe.onerror = () => resolve(false);
+      probe.src = encodeURI(url);
+    });
+    sheetState.set(url, st);
+  }
+  st.then((ok) => { if (ok) show(); else fail(); div.dataset.loaded = ok ? '1' : '0'; });
+  return div;
+}
+
+function renderHover(i) {
+  const box = $('atlas-hover');
+  const t0 = performance.now();
+  clear(box);
+  box.appendChild(thumbnail(i));
+  box.appendChild(el('pre', { id: 'atlas-hover-text' }, describe(i)));
+  box.dataset.imageId = String(i);
+  box.dataset.ms = String(performance.now() - t0);
+  box.dataset.shownAt = String(performance.now());
+}
+
+// ---- selection -------------------------------------------------------------------------
+
+function applySelection(ids, quiet = false) {
+  state.selection = ids;
+  scatterplot.select(ids, { preventEvent: true });
+  renderSelection();
+  if (!quiet) writeHash();
+}
+
+function renderSelection() {
+  const t0 = performance.now();
+  const ids = state.selection;
+  const grid = clear($('atlas-grid'));
+  const counts = clear($('atlas-counts'));
+  $('atlas-selection').hidden = ids.length === 0;
+  $('atlas-sel-summary').textContent = ids.length
+    ? `${ids.length.toLocaleString('en')} selected${ids.length > GRID_MAX ? `: the first ${GRID_MAX} are shown` : ''}`
+    : '';
+  if (!ids.length) { $('atlas-selection').dataset.ms = '0'; return; }
+  const run = live.run;
+  const byClass = new Map();
+  for (const i of ids) {
+    const c = byClass.get(labels[i]) || { n: 0, wrong: 0 };
+    c.n++; if (!run.correct[i]) c.wrong++;
+    byClass.set(labels[i], c);
+  }
+  const head = el('tr');
+  ['', 'class', 'selected', 'misclassified'].forEach((h) => head.appendChild(el('th', {}, h)));
+  counts.appendChild(head);
+  [...byClass.entries()].sort((a, b) => b[1].n - a[1].n).forEach(([k, c]) => {
+    const tr = el('tr', { 'data-class': String(k) });
+    const g = el('td', { class: 'glyph' }, GLYPHS[k % GLYPHS.length]);
+    g.style.color = H.class_colours[k % H.class_colours.length];
+    tr.append(g, el('td', {}, classes[k]), el('td', {}, String(c.n)), el('td', {}, String(c.wrong)));
+    counts.appendChild(tr);
+  });
+  for (const i of ids.slice(0, GRID_MAX)) {
+    const fig = el('figure', { 'data-image-id': String(i) });
+    if (!run.correct[i]) fig.classList.add('wrong');
+    fig.appendChild(thumbnail(i, 1));
+    fig.appendChild(el('figcaption', { title: paths[i] }, `${classes[labels[i]]} → ${classes[run.pred[i]]}`));
+    fig.addEventListener('click', () => pin(i));
+    grid.appendChild(fig);
+  }
+  $('atlas-selection').dataset.ms = String(performance.now() - t0);
+  $('atlas-selection').dataset.renderedAt = String(performance.now());
+}
+
+function selectionCsv() {
+  const run = live.run;
+  const rows = [['image_id', 'path', 'label', 'pred', 'confidence', 'x', 'y'].join(',')];
+  for (const i of state.selection) {
+    rows.push([i, paths[i], classes[labels[i]], classes[run.pred[i]], run.confidence[i],
+      live.xy[2 * i], live.xy[2 * i + 1]].map(csvField).join(','));
+  }
+  return `${rows.join('\n')}\n`;
+}
+
+function copyIds() {
+  const text = state.selection.join('\n');
+  const area = $('atlas-ids');
+  area.hidden = false;
+  area.value = text;
+  area.select();
+  // The clipboard API needs a secure context, which file:// pages are not everywhere.
+  let ok = false;
+  try { ok = document.execCommand('copy'); } catch (e) { ok = false; }
+  $('atlas-copy-status').textContent = ok
+    ? `${state.selection.length} image_ids copied`
+    : 'copy them from the box (the browser refused the clipboard)';
+}
+
+function downloadCsv() {
+  const blob = new Blob([selectionCsv()], { type: 'text/csv' });
+  const a = el('a', { href: URL.createObjectURL(blob), download: 'selection.csv' });
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+}
+
+// ---- search ----------------------------------------------------------------------------
+
+function search(query) {
+  state.query = query;
+  const q = query.trim().toLowerCase();
+  if (!q) { $('atlas-search-count').textContent = ''; return []; }
+  const classHit = classes.map((c) => String(c).toLowerCase().includes(q));
+  const metaHits = Object.entries(meta).map(([, m]) => (m.kind === 'category'
+    ? { codes: m.codes, hit: m.names.map((n) => String(n).toLowerCase().includes(q)) }
+    : { values: m.values }));
+  const out = [];
+  for (let i = 0; i < N; i++) {
+    let hit = classHit[labels[i]] || paths[i].toLowerCase().includes(q);
+    for (let j = 0; !hit && j < metaHits.length; j++) {
+      const m = metaHits[j];
+      hit = m.hit ? m.hit[m.codes[i]] : String(m.values[i]).includes(q);
+    }
+    if (hit) out.push(i);
+  }
+  $('atlas-search-count').textContent = `${out.length.toLocaleString('en')} match${out.length === 1 ? '' : 'es'}`;
+  return out;
+}
+
+// ---- pin and neighbours ----------------------------------------------------------------
+
+function mapNeighbours(i, k) {
+  // Exact k nearest neighbours of point i in the map: one pass over the points.
+  const xy = live.xy; const x = xy[2 * i]; const y = xy[2 * i + 1];
+  const best = [];
+  for (let j = 0; j < N; j++) {
+    if (j === i) continue;
+    const d = (xy[2 * j] - x) ** 2 + (xy[2 * j + 1] - y) ** 2;
+    if (best.length < k || d < best[best.length - 1][0]) {
+      best.push([d, j]);
+      best.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      if (best.length > k) best.pop();
+    }
+  }
+  return best.map((b) => b[1]);
+}
+
+function featureNeighbours(i) {
+  const nb = H.neighbors[`${live.map.model}/${live.map.ckpt}/${live.map.layer}`];
+  if (!nb || !live.neighbours) return null;
+  return Array.from(live.neighbours.subarray(i * nb.k, (i + 1) * nb.k));
+}
+
+function pin(i) {
+  state.pin = i;
+  renderPin();
+  drawOverlay();
+  writeHash();
+}
+
+function renderPin() {
+  const i = state.pin;
+  const box = clear($('atlas-pin'));
+  if (i < 0) return;
+  box.appendChild(el('h3', {}, 'Pinned'));
+  box.appendChild(thumbnail(i));
+  box.appendChild(el('pre', {}, describe(i)));
+  const feats = featureNeighbours(i);
+  if (feats) {
+    const inMap = new Set(mapNeighbours(i, feats.length));
+    const shared = feats.filter((j) => inMap.has(j)).length;
+    live.pinInfo = { feats, shared };
+    box.appendChild(el('p', { id: 'atlas-neighbour-count' },
+      `${shared} of its ${feats.length} nearest neighbours in feature space are also among its ${feats.length} nearest in this map (ringed in orange).`));
+  } else {
+    live.pinInfo = { feats: [], shared: 0 };
+    box.appendChild(el('p', {}, 'feature-space neighbours were not computed for this layer'));
+  }
+  const cam = (H.explain[live.runKey] || {})[String(i)];
+  if (cam) {
+    const img = el('img', { class: 'gradcam', alt: 'Grad-CAM of this image' });
+    img.addEventListener('error', () => {
+      img.replaceWith(el('p', { class: 'missing' }, `Grad-CAM image ${cam} could not be loaded: keep the results folder together`));
+    });
+    img.src = encodeURI(cam);
+    box.appendChild(el('h4', {}, 'Grad-CAM (explain stage)'));
+    box.appendChild(img);
+  }
+  const unpin = el('button', { id: 'atlas-unpin' }, 'unpin');
+  unpin.addEventListener('click', () => { state.pin = -1; clear($('atlas-pin')); drawOverlay(); writeHash(); });
+  box.appendChild(unpin);
+}
+
+function drawOverlay() {
+  const rect = canvas.getBoundingClientRect();
+  const dpr = window.devicePixelRatio || 1;
+  overlay.width = rect.width * dpr;
+  overlay.height = rect.height * dpr;
+  const ctx = overlay.getContext('2d');
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, rect.width, rect.height);
+  if (state.pin < 0 || !live.drawn) return;
+  const ring = (j, r, colour, width) => {
+    const p = scatterplot.getScreenPosition(j);
+    if (!p) return;
+    ctx.beginPath();
+    ctx.arc(p[0], p[1], r, 0, 2 * Math.PI);
+    ctx.strokeStyle = colour;
+    ctx.lineWidth = width;
+    ctx.stroke();
+  };
+  for (const j of (live.pinInfo || {}).feats || []) ring(j, pointSize + 3, '#ff7f0e', 2);
+  ring(state.pin, pointSize + 6, '#000000', 2.5);
+}
+
+// ---- URL hash --------------------------------------------------------------------------
+
+function writeHash() {
+  if (live.restoring) return;
+  const p = new URLSearchParams();
+  for (const k of ['model', 'ckpt', 'layer', 'method', 'variant', 'colour']) p.set(k, state[k]);
+  if (state.hidden.size) p.set('hide', JSON.stringify([...state.hidden]));
+  if (state.query) p.set('q', state.query);
+  if (state.pin >= 0) p.set('pin', String(state.pin));
+  // Long selections are kept out of the address: browsers cut URLs of some MB.
+  if (state.selection.length && state.selection.length <= 5000) p.set('sel', state.selection.join('.'));
+  history.replaceState(null, '', `#${p.toString()}`);
+}
+
+function readHash() {
+  const p = new URLSearchParams(location.hash.slice(1));
+  for (const k of ['model', 'ckpt', 'layer', 'method', 'variant', 'colour']) {
+    if (p.has(k)) state[k] = p.get(k);
+  }
+  try { state.hidden = new Set(p.has('hide') ? JSON.parse(p.get('hide')) : []); } catch (e) { state.hidden = new Set(); }
+  state.query = p.get('q') || '';
+  state.pin = p.has('pin') ? Number(p.get('pin')) : -1;
+  if (!(state.pin >= 0 && state.pin < N)) state.pin = -1;
+  state.selection = p.has('sel') ? p.get('sel').split('.').map(Number).filter((i) => i >= 0 && i < N) : [];
+}
+
+async function restore() {
+  live.restoring = true;
+  readHash();
+  $('atlas-search').value = state.query;
+  await showMap();
+  if (state.query && !state.selection.length) state.selection = search(state.query);
+  else if (state.query) search(state.query);
+  applySelection(state.selection, true);
+  if (state.pin >= 0) renderPin(); else clear($('atlas-pin'));
+  drawOverlay();
+  live.restoring = false;
+  writeHash();
+}
+
+// ---- wiring ----------------------------------------------------------------------------
+
+function setTool(tool) {
+  state.tool = tool;
+  scatterplot.set({ mouseMode: tool === 'pan' ? 'panZoom' : 'lasso', lassoType: tool === 'box' ? 'rectangle' : 'freeform' });
+  document.querySelectorAll('[data-tool]').forEach((b) => b.classList.toggle('on', b.dataset.tool === tool));
+}
+
+function wire() {
+  const menu = (id, key, opts) => $(id).addEventListener('change', (e) => {
+    state[key] = e.target.value;
+    if (key === 'colour') state.hidden.clear();
+    showMap(opts);
+  });
+  menu('atlas-model', 'model');
+  menu('atlas-ckpt', 'ckpt', { transition: true });
+  menu('atlas-layer', 'layer');
+  menu('atlas-method', 'method');
+  menu('atlas-variant', 'variant');
+  menu('atlas-colour', 'colour');
+  document.querySelectorAll('[data-tool]').forEach((b) => b.addEventListener('click', () => setTool(b.dataset.tool)));
+  // regl-scatterplot reports a lasso and a click on a point alike, as 'select'. With
+  // syncEvents a lasso's 'select' arrives between lassoStart and lassoEnd; a click on a
+  // point pins it instead (and the click that ends a lasso is ignored).
+  let lassoing = false;
+  let lassoEndedAt = -Infinity;
+  scatterplot.subscribe('lassoStart', () => { lassoing = true; });
+  scatterplot.subscribe('lassoEnd', ({ coordinates }) => {
+    lassoing = false;
+    lassoEndedAt = performance.now();
+    live.lasso = coordinates.map(([gx, gy]) => toData(live.norm, gx, gy));
+  });
+  scatterplot.subscribe('select', ({ points }) => {
+    if (lassoing) {
+      applySelection([...points].sort((a, b) => a - b));
+      return;
+    }
+    if (points.length === 1 && performance.now() - lassoEndedAt > 300) pin(points[0]);
+    scatterplot.select(state.selection, { preventEvent: true });
+  });
+  scatterplot.subscribe('deselect', () => { if (!live.restoring) applySelection([]); });
+  scatterplot.subscribe('pointOver', (i) => renderHover(i));
+  scatterplot.subscribe('view', () => drawOverlay());
+  $('atlas-search').addEventListener('input', (e) => {
+    const hits = search(e.target.value);
+    live.lasso = null;
+    applySelection(hits);
+  });
+  $('atlas-copy').addEventListener('click', copyIds);
+  $('atlas-csv').addEventListener('click', downloadCsv);
+  $('atlas-clear').addEventListener('click', () => { $('atlas-search').value = ''; state.query = ''; search(''); applySelection([]); });
+  window.addEventListener('hashchange', () => { if (!live.restoring) restore(); });
+  window.addEventListener('resize', () => drawOverlay());
+  // When the last pointer was released: the benchmark times a lasso from it to the grid.
+  window.addEventListener('pointerup', () => { window.cnnatlas.pointerUpAt = performance.now(); }, true);
+}
+
+// What the tests and the benchmark read; not needed by a user.
+window.cnnatlas = {
+  state, live, scatterplot,
+  selection: () => [...state.selection],
+  lasso: () => live.lasso,
+  highlighted: () => ((state.pin >= 0 && live.pinInfo) ? [...live.pinInfo.feats] : []),
+  sharedNeighbours: () => (live.pinInfo ? live.pinInfo.shared : null),
+  screen: (i) => {
+    const p = scatterplot.getScreenPosition(i);
+    const r = canvas.getBoundingClientRect();
+    return [r.left + p[0], r.top + p[1]];
+  },
+  // Screen positions (page pixels) of every point, flat [x0, y0, x1, y1, ...].
+  screenAll: () => {
+    const r = canvas.getBoundingClientRect();
+    const out = new Array(2 * N);
+    for (let i = 0; i < N; i++) {
+      const p = scatterplot.getScreenPosition(i);
+      out[2 * i] = r.left + p[0];
+      out[2 * i + 1] = r.top + p[1];
+    }
+    return out;
+  },
+};
+
+async function main() {
+  const t0 = performance.now();
+  [classes, paths, labels] = await Promise.all([block(H, H.classes), block(H, H.paths), block(H, H.labels)]);
+  for (const [name, m] of Object.entries(H.metadata)) {
+    meta[name] = m.kind === 'number'
+      ? { kind: 'number', values: await block(H, m.values) }
+      : { kind: 'category', names: m.names, colours: m.colours, codes: await block(H, m.codes) };
+  }
+  document.title = H.title;
+  $('atlas-title').textContent = H.title;
+  const links = $('atlas-links');
+  $('atlas-links-box').hidden = H.links.length === 0;
+  $('atlas-links-box').querySelector('summary').textContent = `other pages (${H.links.length})`;
+  for (const l of H.links) {
+    links.appendChild(el('a', { href: encodeURI(l.href) }, l.label));
+    links.appendChild(document.createTextNode(' '));
+  }
+  wire();
+  setTool('pan');
+  await restore();
+  document.body.dataset.firstRenderMs = String(performance.now() - t0);
+  document.body.dataset.readyAt = String(performance.now());
+  document.body.dataset.ready = '1';
+}
+
+main().catch((e) => {
+  $('atlas-status').textContent = `the atlas could not be drawn: ${e && e.message ? e.message : e}`;
+  throw e;
+});

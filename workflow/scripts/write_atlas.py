@@ -1,0 +1,18 @@
+from cnnatlas.logs import to_log
+from cnnatlas.viewer import write_atlas
+
+
+def main(snakemake) -> None:
+    to_log(snakemake.log[0])
+    write_atlas(
+        snakemake.output.atlas,
+        manifest=snakemake.input.manifest,
+        metrics=snakemake.input.metrics,
+        sheets=snakemake.input.sheets,
+        zoom=snakemake.params.zoom,
+        title="cnnatlas atlas",
+        **snakemake.params.plan,
+    )
+
+
+main(snakemake)  # noqa: F821
