@@ -94,6 +94,18 @@ def test_batched_methods_get_one_job_for_every_layer(demo):
     ]
 
 
+def test_reduce_rule_per_layer_and_batched(demo):
+    tsne, umap = demo.reduce_rule("tsne"), demo.reduce_rule("umap")
+    assert tsne["features"] == "results/{model}/{ckpt}/features"
+    assert tsne["maps"] == demo.method_outputs("tsne")
+    assert tsne["log"] == "results/logs/reduce_tsne/{model}/{ckpt}/{layer}.log"
+    assert tsne["benchmark"].endswith("reduce_tsne/{model}/{ckpt}/{layer}.tsv")
+    assert umap["features"] == demo.all_features_dirs() and len(umap["features"]) == 3
+    assert umap["maps"] == demo.method_outputs("umap", batched=True)
+    assert umap["log"] == "results/logs/reduce_umap.log"
+    assert umap["jobs"] == demo.reduce_jobs("umap")
+
+
 def test_targets_of_every_stage(demo):
     maps = demo.maps_targets()
     assert len(maps) == 15 * 14 + 1 + 4

@@ -5,51 +5,27 @@
 # maps in one job.
 
 
-for _method in P.reduce_methods(batched=False):
+for _method in P.maps["methods"]:
+    _reduce = P.reduce_rule(_method)
 
     rule:
         name:
             f"reduce_{_method}"
         input:
-            features=rules.extract_features.output.features,
+            features=_reduce["features"],
             lib=lib("reduce_features.py"),
         output:
-            maps=P.method_outputs(_method),
+            maps=_reduce["maps"],
         log:
-            f"{RESULTS}/logs/reduce_{_method}/{{model}}/{{ckpt}}/{{layer}}.log",
+            _reduce["log"],
         benchmark:
-            f"{RESULTS}/benchmarks/reduce_{_method}/{{model}}/{{ckpt}}/{{layer}}.tsv"
+            _reduce["benchmark"]
         conda:
             "../../envs/reduce.yaml"
         threads: 1
         params:
             method=_method,
-            jobs=P.layer_reduce_jobs(_method),
-            options=P.maps[_method],
-        script:
-            "../scripts/reduce_features.py"
-
-
-for _method in P.reduce_methods(batched=True):
-
-    rule:
-        name:
-            f"reduce_{_method}"
-        input:
-            features=P.all_features_dirs(),
-            lib=lib("reduce_features.py"),
-        output:
-            maps=P.method_outputs(_method, batched=True),
-        log:
-            f"{RESULTS}/logs/reduce_{_method}.log",
-        benchmark:
-            f"{RESULTS}/benchmarks/reduce_{_method}.tsv"
-        conda:
-            "../../envs/reduce.yaml"
-        threads: 1
-        params:
-            method=_method,
-            jobs=P.reduce_jobs(_method),
+            jobs=_reduce["jobs"],
             options=P.maps[_method],
         script:
             "../scripts/reduce_features.py"

@@ -242,6 +242,26 @@ class Plan:
 
         return jobs
 
+    def reduce_rule(self, method: str) -> dict[str, Any]:
+        """What the reduce rule of one method reads, writes, logs and is given: per layer
+        (wildcards {model}, {ckpt}, {layer}), or one job for every layer (batched)."""
+        if get_method(method).batched:
+            return {
+                "features": self.all_features_dirs(),
+                "maps": self.method_outputs(method, batched=True),
+                "log": f"{self.results}/logs/reduce_{method}.log",
+                "benchmark": f"{self.results}/benchmarks/reduce_{method}.tsv",
+                "jobs": self.reduce_jobs(method),
+            }
+        where = "{model}/{ckpt}/{layer}"
+        return {
+            "features": f"{self.run_dir('{model}', '{ckpt}')}/features",
+            "maps": self.method_outputs(method),
+            "log": f"{self.results}/logs/reduce_{method}/{where}.log",
+            "benchmark": f"{self.results}/benchmarks/reduce_{method}/{where}.tsv",
+            "jobs": self.layer_reduce_jobs(method),
+        }
+
     def all_features_dirs(self) -> list[str]:
         return [f"{self.run_dir(m, c)}/features" for m, c in self.model_ckpts()]
 
