@@ -3,6 +3,10 @@ predictions, a 2-D map with a `<b>cls</b>` class and an `<img src=x onerror=...>
 plus two checkpoints, features and their feature-space neighbours, a second map, an
 aligned pair of maps, Grad-CAM overlays of two images and the thumbnail sheets."""
 
+import base64
+import json
+import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +21,21 @@ from tests.synthetic_maps import write_run
 
 CKPTS = ("early", "late")
 GRADCAM_IDS = (0, 5)
+
+
+def atlas_header(page: str) -> dict:
+    """The data header of an atlas page's text (checked to hold no markup character)."""
+    data = re.search(r'id="cnnatlas-data">(.*?)</script>', page, re.S).group(1)
+    assert "<" not in data and ">" not in data and "&" not in data
+    return json.loads(data)
+
+
+def atlas_block(header: dict, ref: dict):
+    """One block of the header: a list (json) or a numpy array."""
+    raw = zlib.decompress(base64.b64decode(header["blocks"][ref["b"]]))
+    if ref["t"] == "json":
+        return json.loads(raw.decode())
+    return np.frombuffer(raw, dtype="<" + ref["t"])
 
 
 def _map(xy: np.ndarray, path: Path) -> Path:

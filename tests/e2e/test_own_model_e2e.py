@@ -25,6 +25,7 @@ from cnnatlas.io import read_parquet_meta
 from PIL import Image
 
 from tests.conftest import REPO, SNAKEMAKE, draw
+from tests.synthetic_atlas import atlas_block, atlas_header
 
 pytestmark = pytest.mark.e2e
 
@@ -189,8 +190,12 @@ def test_every_stage_ran_with_outside_predictions(more_outputs):
     assert (run / "explain/feature_maps").is_dir() and (
         run / "explain/filters"
     ).is_dir()
-    html = (run / "figures/layer4/pca-2d-p0-s0.html").read_text(encoding="utf-8")
-    assert "pred: output 17" in html and "other outputs" in html
+    header = atlas_header((res / "atlas.html").read_text(encoding="utf-8"))
+    assert atlas_block(header, header["classes"])[-1] == "other outputs"
+    r = header["runs"]["letters/final"]
+    shown = [r["names"][j] for j in atlas_block(header, r["pred_out"])]
+    assert shown == p.sort_values("image_id")["pred_name"].tolist()
+    assert "output 17" in shown
     assert (run / "figures/layer4/pca-2d-p0-s0.label.png").stat().st_size > 1000
     tsv = (run / "projector/metadata.tsv").read_text(encoding="utf-8").splitlines()
     assert sum("\toutput 17\tfalse\t" in line for line in tsv) == len(

@@ -298,11 +298,14 @@ def test_aligned_checkpoints_transition(page):
     page.wait_for_function("() => cnnatlas.live.map.method === 'tsne aligned'")
     before = _screen(page)
     page.evaluate(
-        "() => { window.moves = 0; cnnatlas.scatterplot.subscribe('transitionStart', () => window.moves++); }"
+        "() => { window.moves = 0; window.moved = 0; const s = cnnatlas.scatterplot;"
+        " s.subscribe('transitionStart', () => window.moves++);"
+        " s.subscribe('transitionEnd', () => window.moved++); }"
     )
     page.select_option("#atlas-ckpt", "late")
-    page.wait_for_function("() => window.moves === 1", timeout=10_000)
-    page.wait_for_timeout(900)
+    # one transition, waited for by its end event (a fixed wait fails on a loaded machine)
+    page.wait_for_function("() => window.moved === 1", timeout=30_000)
+    assert page.evaluate("() => window.moves") == 1
     after = _screen(page)
     # The aligned maps differ by +1 in x and y: every point moved by the same offset.
     shift = after - before

@@ -259,10 +259,12 @@ def test_numeric_colouring_works_above_the_argument_limit(chromium, tmp_path):
             "pred": rng.integers(0, 2, n),
             "confidence": rng.uniform(0.5, 1, n),
             "topk_ids": [[0, 1]] * n,
+            "topk_names": [classes] * n,
             "topk_probs": [[0.6, 0.4]] * n,
         }
     )
     df["correct"] = df["label"] == df["pred"]
+    df["pred_name"] = [classes[p] for p in df["pred"]]
     thumbs = {"size": 8, "columns": 64, "per_sheet": 4096, "sheets": [], "prefix": "",
               "zoom": 1}  # fmt: skip
     html = tmp_path / "big.html"

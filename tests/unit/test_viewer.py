@@ -1,22 +1,27 @@
 """The atlas page's writer and the landing index: blocks, escaping, errors, bytes, size
 (the browser test drives the page itself)."""
 
-import base64
-import json
 import re
-import zlib
 
 import numpy as np
 import pandas as pd
 import pytest
+from cnnatlas.classes import OTHER, ClassSpace
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.index import write_index
+from cnnatlas.io import write_parquet
 from cnnatlas.metrics import feature_neighbors, neighbors
 from cnnatlas.plots import class_styles
 from cnnatlas.viewer import atlas_payload, write_atlas
 from cnnatlas.viewer.atlas import BUNDLE
 
-from tests.synthetic_atlas import CKPTS, GRADCAM_IDS, write_atlas_run
+from tests.synthetic_atlas import (
+    CKPTS,
+    GRADCAM_IDS,
+    atlas_block,
+    atlas_header,
+    write_atlas_run,
+)
 from tests.synthetic_maps import XSS_CLASS, XSS_FILE
 
 
@@ -25,48 +30,69 @@ def run(tmp_path_factory):
     return write_atlas_run(tmp_path_factory.mktemp("viewer"), per_class=5)
 
 
-def _header(page: str) -> dict:
-    data = re.search(r'id="cnnatlas-data">(.*?)</script>', page, re.S).group(1)
-    assert "<" not in data and ">" not in data and "&" not in data
-    return json.loads(data)
-
-
-def _block(header: dict, ref: dict):
-    raw = zlib.decompress(base64.b64decode(header["blocks"][ref["b"]]))
-    if ref["t"] == "json":
-        return json.loads(raw.decode())
-    return np.frombuffer(raw, dtype="<" + ref["t"])
-
-
 def test_blocks_hold_the_runs_arrays(run):
-    header = _header(run["atlas"].read_text())
+    header = atlas_header(run["atlas"].read_text())
     man = pd.read_parquet(run["manifest"])
     assert header["n"] == len(man) == run["n"]
-    assert _block(header, header["paths"]) == man["path"].tolist()
-    assert _block(header, header["labels"]).tolist() == man["label"].tolist()
-    assert _block(header, header["classes"]) == run["classes"]
+    assert atlas_block(header, header["paths"]) == man["path"].tolist()
+    assert atlas_block(header, header["labels"]).tolist() == man["label"].tolist()
+    assert atlas_block(header, header["classes"]) == run["classes"]
     assert header["class_colours"] == [s.colour for s in class_styles(run["classes"])]
     first = header["maps"][0]
     xy = pd.read_parquet(run["inputs"]["maps"][0]["embedding"])[["x", "y"]]
     assert np.array_equal(
-        _block(header, first["xy"]).reshape(-1, 2), xy.to_numpy(np.float32)
+        atlas_block(header, first["xy"]).reshape(-1, 2), xy.to_numpy(np.float32)
     )
     pred = pd.read_parquet(run["predictions"])
     r = header["runs"][f"net/{CKPTS[0]}"]
-    assert _block(header, r["pred"]).tolist() == pred["pred"].tolist()
-    topk = _block(header, r["topk_ids"]).reshape(-1, r["k"])
-    assert topk.tolist() == np.stack(pred["topk_ids"]).tolist()
+    assert atlas_block(header, r["pred"]).tolist() == pred["pred"].tolist()
+    names, classes = r["names"], run["classes"]
+    assert [names[j] for j in atlas_block(header, r["pred_out"])] == [
+        classes[p] for p in pred["pred"]
+    ]
+    topk = atlas_block(header, r["topk_ids"]).reshape(-1, r["k"])
+    assert [[names[j] for j in row] for row in topk] == [
+        [classes[j] for j in row] for row in np.stack(pred["topk_ids"])
+    ]
     domain = header["metadata"]["domain"]
     assert domain["names"] == ["source", "target"]
-    assert [domain["names"][c] for c in _block(header, domain["codes"])] == man[
+    assert [domain["names"][c] for c in atlas_block(header, domain["codes"])] == man[
         "domain"
     ].tolist()
 
 
+def test_outputs_of_no_dataset_class_and_a_class_index(run, tmp_path):
+    """A 30-output model whose class k is output 10 + k: labels are mapped, an output of
+    no dataset class is 'other outputs' in colour and legend and named by its output."""
+    classes = run["classes"]
+    pred = pd.read_parquet(run["predictions"])
+    pred["pred"] = pred["pred"] + 10
+    pred.loc[0, "pred"] = 27  # no dataset class
+    pred["topk_ids"] = [[int(p), 29] for p in pred["pred"]]
+    pred["topk_probs"] = [[0.7, 0.3]] * len(pred)
+    space = ClassSpace(tuple(classes), tuple(range(10, 10 + len(classes))),
+                       tuple(f"out{i}" for i in range(30)))  # fmt: skip
+    path = tmp_path / "predictions.parquet"
+    write_parquet(pred, path, space.meta())
+    header = atlas_payload(
+        tmp_path / "a.html",
+        **{**run["inputs"], "predictions": {f"net/{c}": path for c in CKPTS}},
+    )
+    assert atlas_block(header, header["classes"]) == [*classes, OTHER]
+    r = header["runs"][f"net/{CKPTS[0]}"]
+    codes = atlas_block(header, r["pred"])
+    assert codes[0] == len(classes)
+    assert codes[1:].tolist() == (pred["pred"][1:] - 10).tolist()
+    shown = [r["names"][j] for j in atlas_block(header, r["pred_out"])]
+    assert shown == [f"out{p}" for p in pred["pred"]]
+    topk = atlas_block(header, r["topk_ids"]).reshape(-1, r["k"])
+    assert {r["names"][j] for j in topk[:, 1]} == {"out29"}
+
+
 def test_neighbours_are_every_points_feature_neighbours(run):
-    header = _header(run["atlas"].read_text())
+    header = atlas_header(run["atlas"].read_text())
     ref = header["neighbors"][f"net/{CKPTS[0]}/fc"]
-    ids = _block(header, ref).reshape(-1, ref["k"])
+    ids = atlas_block(header, ref).reshape(-1, ref["k"])
     feats = np.load(run["root"] / f"{CKPTS[0]}-features.npy")
     assert ids.dtype == np.uint8 and ref["k"] == 5  # 20 images: one byte an id
     assert ids.tolist() == neighbors(feats, 5).tolist()
@@ -74,7 +100,7 @@ def test_neighbours_are_every_points_feature_neighbours(run):
 
 
 def test_maps_menus_aligned_maps_and_explanations(run):
-    header = _header(run["atlas"].read_text())
+    header = atlas_header(run["atlas"].read_text())
     methods = [(m["ckpt"], m["method"], m["variant"]) for m in header["maps"]]
     assert (CKPTS[0], "tsne", "perplexity 30, seed 0") in methods
     assert (CKPTS[1], "pca", "pca") in methods
@@ -90,9 +116,9 @@ def test_maps_menus_aligned_maps_and_explanations(run):
 
 def test_hostile_names_stay_inside_json(run):
     page = run["atlas"].read_text()
-    header = _header(page)
-    assert XSS_CLASS in _block(header, header["classes"])
-    assert any(p.endswith(XSS_FILE) for p in _block(header, header["paths"]))
+    header = atlas_header(page)
+    assert XSS_CLASS in atlas_block(header, header["classes"])
+    assert any(p.endswith(XSS_FILE) for p in atlas_block(header, header["paths"]))
     assert "<title>atlas of &lt;b&gt;cls&lt;/b&gt;</title>" in page
     assert page.count("<script") == 2 and "</script" not in BUNDLE.read_text()
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cnnatlas.classes import OTHER, ClassSpace, read_class_space
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.io import atomic_path, read_parquet_meta
 from cnnatlas.plots import (
@@ -112,18 +113,32 @@ def _metadata(man: pd.DataFrame, blocks: Blocks) -> dict:
     return out
 
 
-def _run(path: str | Path, n: int, n_classes: int, blocks: Blocks) -> dict:
-    """Predictions of one checkpoint: pred, confidence, correct, top-k ids and probs."""
+def _run(path: str | Path, n: int, classes: Sequence[str], blocks: Blocks) -> dict:
+    """Predictions of one checkpoint: pred (as a dataset class, len(classes) for an output
+    of no dataset class), confidence, correct, top-k and the names of the outputs shown.
+
+    The model's outputs (pred_out, topk_ids) index `names`, the outputs that occur, named
+    through the checkpoint's class space (class_index), so a 1,000-output model costs
+    only the names it predicts.
+    """
     cols = ["image_id", "pred", "confidence", "correct", "topk_ids", "topk_probs"]
     df = _by_image_id(pd.read_parquet(path, columns=cols), n, path)
-    ids = np.stack(df["topk_ids"].to_numpy()) if n else np.zeros((0, 1))
+    space = read_class_space(path)
+    space = space if space.classes else ClassSpace.of(classes)
+    ids = np.stack(df["topk_ids"].to_numpy()) if n else np.zeros((0, 1), np.int64)
     probs = np.stack(df["topk_probs"].to_numpy()) if n else np.zeros((0, 1))
+    pred = df["pred"].to_numpy(np.int64)
+    outputs = np.unique(np.concatenate([pred, ids.ravel()]).astype(np.int64))
+    kind = _uint(len(outputs))
     return {
-        "pred": blocks.add(df["pred"], _uint(n_classes)),
+        "pred": blocks.add(space.dataset_codes(pred), _uint(len(classes) + 1)),
+        "pred_out": blocks.add(np.searchsorted(outputs, pred), kind),
         "confidence": blocks.add(df["confidence"], "f4"),
         "correct": blocks.add(df["correct"].astype(bool), "u1"),
-        "topk_ids": blocks.add(ids, _uint(n_classes)),
+        "topk_ids": blocks.add(np.searchsorted(outputs, ids), kind),
         "topk_probs": blocks.add(probs, "f4"),
+        "names": [space.name(o) for o in outputs],
+        "other": bool((space.dataset_codes(pred) == len(classes)).any()),
         "k": int(ids.shape[1]),
     }
 
@@ -257,8 +272,11 @@ def atlas_payload(
     man = _by_image_id(man, n, manifest)
     classes = json.loads(read_parquet_meta(manifest).get("cnnatlas.classes", "null"))
     classes = classes or [str(i) for i in range(int(man["label"].max()) + 1)]
-    styles = class_styles(classes)
     blocks = Blocks()
+    runs = {key: _run(path, n, classes, blocks) for key, path in predictions.items()}
+    if any(r.pop("other") for r in runs.values()):
+        classes = [*classes, OTHER]  # predictions of outputs that are no dataset class
+    styles = class_styles(classes)
     header = {
         "title": title,
         "n": n,
@@ -270,10 +288,7 @@ def atlas_payload(
         "paths": blocks.add(man["path"].astype(str).tolist(), "json"),
         "labels": blocks.add(man["label"], _uint(len(classes))),
         "metadata": _metadata(man, blocks),
-        "runs": {
-            key: _run(path, n, len(classes), blocks)
-            for key, path in predictions.items()
-        },
+        "runs": runs,
         "neighbors": {},
         "maps": _maps(maps, evolution, metrics, n, blocks),
         "explain": _explain(explain, out),

@@ -32,10 +32,12 @@ const unique = (xs) => [...new Set(xs)];
 
 async function loadRun(model, ckpt) {
   const r = H.runs[`${model}/${ckpt}`];
-  const [pred, confidence, correct, topkIds, topkProbs] = await Promise.all(
-    [r.pred, r.confidence, r.correct, r.topk_ids, r.topk_probs].map((b) => block(H, b)),
+  const [pred, predOut, confidence, correct, topkIds, topkProbs] = await Promise.all(
+    [r.pred, r.pred_out, r.confidence, r.correct, r.topk_ids, r.topk_probs].map((b) => block(H, b)),
   );
-  return { pred, confidence, correct, topkIds, topkProbs, k: r.k };
+  // pred is the dataset class (colours, legend); predOut and topkIds index names, the
+  // model outputs' own names (an output of no dataset class included)
+  return { pred, predOut, confidence, correct, topkIds, topkProbs, names: r.names, k: r.k };
 }
 
 // Coordinates scaled into [-1, 1] with the aspect kept (regl-scatterplot draws in NDC).
@@ -274,13 +276,13 @@ function describe(i) {
   const run = live.run;
   const topk = [];
   for (let j = 0; j < run.k; j++) {
-    topk.push(`${classes[run.topkIds[i * run.k + j]]} ${fmt(run.topkProbs[i * run.k + j])}`);
+    topk.push(`${run.names[run.topkIds[i * run.k + j]]} ${fmt(run.topkProbs[i * run.k + j])}`);
   }
   const lines = [
     paths[i],
     `image_id: ${i}`,
     `true: ${classes[labels[i]]}`,
-    `pred: ${classes[run.pred[i]]}${run.correct[i] ? '' : '  (misclassified)'}`,
+    `pred: ${run.names[run.predOut[i]]}${run.correct[i] ? '' : '  (misclassified)'}`,
     `confidence: ${fmt(run.confidence[i])}`,
     `top-${run.k}: ${topk.join(', ')}`,
   ];
@@ -380,7 +382,7 @@ function renderSelection() {
     const fig = el('figure', { 'data-image-id': String(i) });
     if (!run.correct[i]) fig.classList.add('wrong');
     fig.appendChild(thumbnail(i, 1));
-    fig.appendChild(el('figcaption', { title: paths[i] }, `${classes[labels[i]]} → ${classes[run.pred[i]]}`));
+    fig.appendChild(el('figcaption', { title: paths[i] }, `${classes[labels[i]]} → ${run.names[run.predOut[i]]}`));
     fig.addEventListener('click', () => pin(i));
     grid.appendChild(fig);
   }
@@ -392,7 +394,7 @@ function selectionCsv() {
   const run = live.run;
   const rows = [['image_id', 'path', 'label', 'pred', 'confidence', 'x', 'y'].join(',')];
   for (const i of state.selection) {
-    rows.push([i, paths[i], classes[labels[i]], classes[run.pred[i]], run.confidence[i],
+    rows.push([i, paths[i], classes[labels[i]], run.names[run.predOut[i]], run.confidence[i],
       live.xy[2 * i], live.xy[2 * i + 1]].map(csvField).join(','));
   }
   return `${rows.join('\n')}\n`;
