@@ -5,9 +5,6 @@
 // marker plots.MARKERS[k % 7]. The plugin below patches its point shaders (and fails the
 // build if the code it patches has changed): the vertex shader hands the point's second
 // value (valueB, the marker index) to the fragment shader, which cuts the marker's shape.
-// A second patch defers the full redraw that hovering a point asks for by one frame, so the
-// hover panel is painted first instead of waiting for every point to be redrawn (in
-// software WebGL that redraw is ~100 ms at 100,000 points).
 import { build } from 'esbuild';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -30,17 +27,6 @@ const FS_NEW = `  vec2 c = gl_PointCoord * 2.0 - 1.0;
     r = min(max(3.0 * u.x, u.y), max(u.x, 3.0 * u.y)) * 1.1;
   }
   float sdf = r * finalPointSize;`;
-
-const HOVER_OLD = `    if (needsRedraw) {
-      draw = true;
-      drawReticleOnce = showReticleOnce;
-    }
-  };`;
-const HOVER_NEW = `    if (needsRedraw) {
-      requestAnimationFrame(() => { draw = true; });
-      drawReticleOnce = showReticleOnce;
-    }
-  };`;
 
 function replaceOnce(text, from, to, what) {
   const n = text.split(from).length - 1;
@@ -65,7 +51,6 @@ const markers = {
       shader = replaceOnce(shader, VS_VARYING, 'varying float finalPointSize;\nvarying float shapeCode;\n\nvoid main() {\n  vec4 state', 'vertex varying');
       shader = replaceOnce(shader, VS_COLOR, '  color = texture2D(colorTex, colorTexIndex);\n  shapeCode = state.w;\n\n  // Retrieve point size', 'vertex colour');
       js = js.slice(0, fsStart) + fs + shader + vs.slice(vsEnd);
-      js = replaceOnce(js, HOVER_OLD, HOVER_NEW, 'hover redraw');
       return { contents: js, loader: 'js' };
     });
   },
