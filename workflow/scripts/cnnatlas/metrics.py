@@ -107,8 +107,8 @@ def neighbors(x: np.ndarray, k: int = 10) -> np.ndarray:
 
 def feature_neighbors(features: str | Path, out: str | Path, k: int = 10) -> np.ndarray:
     """Each image's k nearest other images in feature space, over all N points (not the
-    metrics subsample), saved to `out` as .npy [N, k] of uint16 (uint32 above 65,536 images) that
-    holds N: the atlas page rings them around a pinned point."""
+    metrics subsample), saved to `out` as .npy [N, k] of uint16 (uint32 above 65,536
+    images): the atlas page rings them around a pinned point."""
     x = np.load(features).astype(np.float32)
     idx = neighbors(x, k)
     dtype = np.uint16 if len(x) <= 2**16 else np.uint32
