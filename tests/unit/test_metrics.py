@@ -103,6 +103,9 @@ def test_layer_metrics_rows_stability_and_summary(tmp_path):
     assert (tsne.seed_stability < 0.3).all()
     assert (tsne.knn_map < 0.45).all() and (tsne.diagnosis != "faithful").all()
     assert np.isnan(df.kl_divergence).all()
+    # the array itself (as measure_maps passes it, read once) gives the same rows
+    same = layer_metrics(np.load(tmp_path / "f.npy"), y, paths, keys, {"k": 10})
+    pd.testing.assert_frame_equal(same, df)
     part = tmp_path / "part.parquet"
     df.to_parquet(part)
     gathered = gather_metrics([part], tmp_path / "metrics.parquet")

@@ -105,17 +105,24 @@ def neighbors(x: np.ndarray, k: int = 10) -> np.ndarray:
     return idx[~own].reshape(len(x), k)
 
 
-def feature_neighbors(features: str | Path, out: str | Path, k: int = 10) -> np.ndarray:
+def feature_neighbors(
+    features: np.ndarray | str | Path, out: str | Path, k: int = 10
+) -> np.ndarray:
     """Each image's k nearest other images in feature space, over all N points (not the
     metrics subsample), saved to `out` as .npy [N, k] of uint16 (uint32 above 65,536
-    images): the atlas page rings them around a pinned point."""
-    x = np.load(features).astype(np.float32)
+    images): the atlas page rings them around a pinned point. `features`: the array or
+    its .npy file."""
+    x = _load(features).astype(np.float32)
     idx = neighbors(x, k)
     dtype = np.uint16 if len(x) <= 2**16 else np.uint32
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, idx.astype(dtype))
     return idx
+
+
+def _load(features: np.ndarray | str | Path) -> np.ndarray:
+    return features if isinstance(features, np.ndarray) else np.load(features)
 
 
 def neighbor_overlap(a: np.ndarray, b: np.ndarray) -> float:
@@ -202,15 +209,16 @@ def _stability(rows: pd.DataFrame, nbrs: dict[int, np.ndarray]) -> pd.Series:
 
 
 def layer_metrics(
-    features: str | Path,
+    features: np.ndarray | str | Path,
     labels: np.ndarray,
     embeddings: Sequence[str | Path],
     keys: Mapping[str, str],
     options: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """metrics.parquet rows of every embedding of one layer (`keys`: model, ckpt, layer)."""
+    """metrics.parquet rows of every embedding of one layer (`keys`: model, ckpt, layer);
+    `features`: the layer's array or its .npy file."""
     opts = with_defaults(options, "maps.metrics")
-    x = np.load(features).astype(np.float64)
+    x = _load(features).astype(np.float64)
     k, folds, seed = opts["k"], opts["folds"], opts["seed"]
     idx = subsample(len(x), opts["max_points"], seed)
     xs, ls = x[idx], np.asarray(labels)[idx]
