@@ -58,12 +58,16 @@ _SOF_ALL = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
 def resolve_decode(decode: str, device: torch.device) -> str:
-    """`extract.decode` for this device: 'auto' decodes JPEGs on the device when it is CUDA."""
+    """`extract.decode` for this device: 'auto' is PIL in the workers on every device.
+
+    On an H200 node with 16 CPUs (benchmarks/README.md) PIL in 15 workers fed resnet18
+    and resnet50 faster than batched decode_jpeg on the GPU, so the device decoder is
+    opt-in (`gpu`). `device` is kept for a device where that measures the other way.
+    """
     if decode not in DECODES:
         raise CnnatlasError(f"extract.decode is {decode!r}; use one of {DECODES}")
-    if decode == "auto":
-        return "gpu" if device.type == "cuda" else "cpu"
-    return decode
+    del device
+    return "cpu" if decode == "auto" else decode
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
@@ -181,7 +185,7 @@ def _decode(
     tf = dataset.transform
     try:
         images = decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
-        return torch.stack([_crop(im, tf) for im in images])
+        return _crop_batched(images, tf)
     except RuntimeError as err:
         # one image the device decoder refuses fails the whole batch: retry one by one
         log.info("batched JPEG decode on %s failed (%s); one by one", device, err)
@@ -209,6 +213,22 @@ def rgb_to_gray(x: torch.Tensor) -> torch.Tensor:
     r, g, b = x.to(torch.int32).unbind(-3)
     gray = (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16
     return gray.to(torch.uint8).unsqueeze(-3)
+
+
+def _crop_batched(images: list[torch.Tensor], tf: ImageTransform) -> torch.Tensor:
+    """Decoded images to their crops, resized together per image size: one resize per
+    size instead of one per image (on CUDA, per-image resizes were the bottleneck)."""
+    by_size: dict[tuple[int, ...], list[int]] = {}
+    for k, im in enumerate(images):
+        by_size.setdefault(tuple(im.shape), []).append(k)
+    if len(by_size) == 1:
+        return _crop(torch.stack(images), tf)
+    side, c = tf.spec.crop, tf.spec.channels
+    out = torch.empty((len(images), c, side, side), dtype=torch.uint8,
+                      device=images[0].device)  # fmt: skip
+    for idx in by_size.values():
+        out[idx] = _crop(torch.stack([images[k] for k in idx]), tf)
+    return out
 
 
 def _crop(image: torch.Tensor, tf: ImageTransform) -> torch.Tensor:
