@@ -26,8 +26,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from extract import LAYERS, TF, make_images, model_for  # noqa: E402
-
 from cnnatlas.batches import CropDataset, collate_crops, device_batch  # noqa: E402
 from cnnatlas.data import build_manifest  # noqa: E402
 from cnnatlas.explain.perturb import deletion_insertion, saliency_rank  # noqa: E402
@@ -38,6 +36,7 @@ from cnnatlas.explain.saliency.base import (  # noqa: E402
 )
 from cnnatlas.extract import extract  # noqa: E402
 from cnnatlas.torchutil import make_transform  # noqa: E402
+from extract import LAYERS, TF, make_images, model_for  # noqa: E402
 
 ARCH = "resnet18"
 
@@ -107,7 +106,7 @@ def main() -> None:
         result["deletion_insertion_max_abs_diff"] = round(
             max(
                 float(np.abs(a - b).max())
-                for a, b in zip(curves["cuda"], curves["cpu"])
+                for a, b in zip(curves["cuda"], curves["cpu"], strict=True)
             ),
             6,
         )
