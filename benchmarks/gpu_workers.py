@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from extract import cnnatlas_extract, make_images  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 from cnnatlas.data import build_manifest  # noqa: E402
+from extract import cnnatlas_extract, make_images  # noqa: E402
 
 
 def main() -> None:
