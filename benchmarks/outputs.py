@@ -79,8 +79,9 @@ write_atlas(a["root"] + "/atlas.html", manifest=a["manifest"], sheets=a["sheets"
     "write_index": """
 from pathlib import Path
 from cnnatlas.index import write_index
-files = sorted(str(p) for p in Path(a["root"]).rglob("*")
-               if p.suffix in (".png", ".pdf", ".html", ".parquet"))
+root = Path(a["root"])  # the run's outputs, not the dataset's images
+files = sorted(str(p) for p in root.rglob("*") if "images" not in p.parts
+               and p.suffix in (".png", ".pdf", ".html", ".parquet"))
 write_index(a["root"] + "/index.html", files, atlas=a["root"] + "/atlas.html")
 """,
     "draw_paper_figure": """
