@@ -57,9 +57,8 @@ log = logging.getLogger(__name__)
 
 MAX_SPRITE_PX = 8192  # the projector's limit on each side of the sprite image
 CONFIG_FILE = "projector_config.pbtxt"
-EXPORT_FILE = (
-    "export.json"  # what was exported: points, each tensor's source and reduction
-)
+# what was exported: the points, each tensor's source shape and reduction
+EXPORT_FILE = "export.json"
 BASE_COLUMNS = ["image_id", "path", "label", "label_name"]
 
 
@@ -282,7 +281,7 @@ def export_projector(
         layer: _feature_dims(npy, total, predictions) for layer, npy in features.items()
     }
     n, side = sprite_layout(total, thumbnail, min_thumbnail, max_sprite_px)
-    why = f"{total} points do not fit a {max_sprite_px} px sprite at {min_thumbnail} px"
+    why = f"{total} points do not fit a {max_sprite_px} px sprite at {min_thumbnail} px each"
     if reduce == "sample" and max_values is not None and dims:
         widest = max(dims.values())
         if max_values // widest < n:
