@@ -38,7 +38,8 @@ def _tensorboard_available() -> bool:
 @pytest.fixture(scope="module")
 def export(tmp_path_factory) -> Path:
     """A projector folder from a real forward pass of a tiny DigitNet over 45 images,
-    with a class name and a metadata column holding tabs and newlines."""
+    with a class name and a metadata column holding tabs and newlines; fc1 (45 x 128)
+    is above a tiny `max_values` (45 x 20), so it is exported as 20 PCA components."""
     from cnnatlas.data import build_manifest
     from cnnatlas.extract import extract
     from cnnatlas.models import load_model
@@ -72,6 +73,7 @@ def export(tmp_path_factory) -> Path:
         root / "pred.pq", root / "man.pq",
         {layer: root / "features" / f"{layer}.npy" for layer in LAYERS},
         root / "projector", maps={"fc1": [root / "tsne-2d-p30-s0.parquet"]},
+        max_values=45 * 20, reduce="pca", pca_dims=128,
     )  # fmt: skip
     return root
 
@@ -141,16 +143,27 @@ def test_projector_serves_every_layer_and_map(server, export):
     shapes = {e["tensorName"]: e["tensorShape"] for e in config["embeddings"]}
     assert shapes == {
         "features.1.3": [45, 8],
-        "fc1": [45, 128],
+        "fc1 (PCA 20 of 128)": [45, 20],
         "fc1 tsne-2d-p30-s0": [45, 2],
     }
+    paths = {e["tensorName"]: e["tensorPath"] for e in config["embeddings"]}
     for name, (n, d) in shapes.items():
         raw = _plugin(server, "tensor", run=".", name=name)
         tensor = np.frombuffer(raw, dtype=np.float32).reshape(n, d)
-        if name in ("features.1.3", "fc1"):
+        if name == "features.1.3":
             np.testing.assert_array_equal(
                 tensor, np.load(export / "features" / f"{name}.npy")
             )
+        tsv = export / "projector" / paths[name]
+        np.testing.assert_array_equal(tensor, np.loadtxt(tsv, dtype=np.float32))
+    fc1 = np.load(export / "features" / "fc1.npy").astype(np.float64)
+    pcs = np.frombuffer(
+        _plugin(server, "tensor", run=".", name="fc1 (PCA 20 of 128)"), np.float32
+    ).reshape(45, 20)
+    # the served columns are fc1's top principal components: their variances are the
+    # covariance's largest eigenvalues
+    eig = np.linalg.eigvalsh(np.cov(fc1.T))[::-1]
+    np.testing.assert_allclose(pcs.var(0, ddof=1), eig[:20], rtol=1e-3)
     xy = np.frombuffer(
         _plugin(server, "tensor", run=".", name="fc1 tsne-2d-p30-s0"), np.float32
     )
@@ -158,7 +171,7 @@ def test_projector_serves_every_layer_and_map(server, export):
 
 
 def test_projector_serves_metadata_rows_and_a_fitting_sprite(server, export):
-    text = _plugin(server, "metadata", run=".", name="fc1").decode()
+    text = _plugin(server, "metadata", run=".", name="fc1 (PCA 20 of 128)").decode()
     lines = text.rstrip("\n").split("\n")
     assert lines[0].split("\t") == [
         "label", "pred", "correct", "confidence", "path", "image_id", "site",
@@ -170,7 +183,7 @@ def test_projector_serves_metadata_rows_and_a_fitting_sprite(server, export):
     assert {r[0] for r in rows} == {"circle", "sq\\tuare", "stripes"}
     pred = pd.read_parquet(export / "pred.pq")
     assert [r[1] for r in rows] == [s.replace("\t", "\\t") for s in pred["pred_name"]]
-    png = _plugin(server, "sprite_image", run=".", name="fc1")
+    png = _plugin(server, "sprite_image", run=".", name="fc1 (PCA 20 of 128)")
     with Image.open(BytesIO(png)) as im:
         assert im.format == "PNG"
         assert im.size == (7 * 64, 7 * 64)  # ceil(sqrt(45)) thumbnails of 64 px a side

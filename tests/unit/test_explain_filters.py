@@ -153,3 +153,25 @@ def test_unknown_channel_is_named(manifest, tmp_path):
             channels=[0, 99],
             steps=1,
         )
+
+
+def test_channels_are_measured_on_a_bounded_stratified_sample_on_the_cpu(
+    manifest, tmp_path
+):
+    from cnnatlas.explain.select import sample_images
+    from cnnatlas.io import read_parquet_meta
+
+    model = _model(3)
+    table = visualize_filters(
+        manifest, model, RGB, [LAYER], tmp_path / "grids", tmp_path / "f.parquet",
+        channels=3, steps=2, topk=2, seed=1, max_images=7, device="cpu",
+    )  # fmt: skip
+    sample = sample_images(manifest, 7, seed=1)
+    assert read_parquet_meta(tmp_path / "f.parquet")["cnnatlas.images"] == (
+        f"7 of {len(manifest)} images (class-stratified sample, seed 1: "
+        "explain.filters.max_images on the CPU)"
+    )
+    real = _real_stats(model, sample, RGB)
+    np.testing.assert_allclose(table["real_max"], real[:, :3].max(0), rtol=1e-5)
+    ids = set(sample["image_id"])
+    assert all(set(t) <= ids for t in table["top_image_ids"])

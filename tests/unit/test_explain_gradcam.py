@@ -265,3 +265,37 @@ def test_true_class_maps_use_the_class_index(imagefolder, tmp_path):
     np.testing.assert_array_equal(overview(model, mapped, "mapped"), expected)
     # the dataset's labels taken as outputs give other true-class maps (and names)
     assert not np.array_equal(overview(model, classes, "identity"), expected)
+
+
+def test_faithfulness_runs_on_a_bounded_stratified_sample_on_the_cpu(
+    imagefolder, tmp_path
+):
+    from cnnatlas.data import build_manifest
+    from cnnatlas.explain.gradcam import render_gradcam
+    from cnnatlas.explain.select import sample_images
+    from cnnatlas.io import read_parquet_meta
+
+    manifest = build_manifest(
+        {"kind": "imagefolder", "path": str(imagefolder)}, tmp_path / "m.pq"
+    )
+    predictions = manifest.assign(correct=True)
+    torch.manual_seed(0)
+    model = DigitNet(num_classes=3, in_channels=3, width=4).eval()
+    tf = {"resize": 32, "crop": 32, "mean": [0.5] * 3, "std": [0.25] * 3}
+    out = tmp_path / "out"
+    render_gradcam(
+        predictions, manifest.iloc[[0]], model, tf, ["circle", "square", "stripes"],
+        out / "overlays", out / "p.pq", out / "s.pq", out / "f.png", methods=["gradcam"],
+        layer="features", fraction=0.2, blur=4.0, seed=2, batch_size=8, device="cpu",
+        max_images=6,
+    )  # fmt: skip
+    per_image = pd.read_parquet(out / "p.pq")
+    expected = sample_images(predictions, 6, seed=2)["image_id"]
+    assert sorted(per_image["image_id"]) == sorted(expected)
+    assert per_image.groupby("label").size().tolist() == [2, 2, 2]
+    note = f"6 of {len(manifest)} images (class-stratified sample, seed 2: "
+    note += "explain.gradcam.max_images on the CPU)"
+    for name in ("p.pq", "s.pq"):
+        assert read_parquet_meta(out / name)["cnnatlas.images"] == note
+    summary = pd.read_parquet(out / "s.pq")
+    assert summary.set_index("group").loc["all", "n"] == 6

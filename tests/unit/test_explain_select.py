@@ -64,3 +64,22 @@ def test_listed_ids(tmp_path):
             correct_per_class=0,
             wrong_per_class=0,
         )
+
+
+def test_bound_images_samples_on_the_cpu_only_and_says_so(caplog):
+    from cnnatlas.explain.select import bound_images
+
+    p = _predictions(60)
+    caplog.set_level("INFO")
+    cpu, note = bound_images(p, 9, 4, on_cpu=True, key="explain.x.max_images")
+    assert len(cpu) == 9 and sorted(cpu["label"].value_counts()) == [3, 3, 3]
+    assert list(cpu["image_id"]) == sorted(cpu["image_id"])
+    assert note == {
+        "cnnatlas.images": "9 of 60 images (class-stratified sample, seed 4: "
+        "explain.x.max_images on the CPU)"
+    }
+    assert "running over 9 of 60 images" in caplog.text
+    gpu, note = bound_images(p, 9, 4, on_cpu=False, key="explain.x.max_images")
+    assert len(gpu) == 60 and note == {"cnnatlas.images": "60 of 60 images"}
+    same, _ = bound_images(p, 9, 4, on_cpu=True, key="k")
+    pd.testing.assert_frame_equal(same, cpu)

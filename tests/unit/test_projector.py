@@ -1,4 +1,6 @@
+import json
 import math
+import tracemalloc
 
 import numpy as np
 import pandas as pd
@@ -6,9 +8,11 @@ import pytest
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.projector import (
     CONFIG_FILE,
+    EXPORT_FILE,
     escape_field,
     export_projector,
     pbtxt_string,
+    reduced_dims,
     sprite_layout,
     stratified_sample,
     write_metadata_tsv,
@@ -178,3 +182,110 @@ def test_features_of_another_run_are_refused(run):
         export_projector(
             tmp / "predictions.parquet", tmp / "manifest.parquet", feats, tmp / "p"
         )
+
+
+def _tensor(out, entry) -> np.ndarray:
+    return np.loadtxt(
+        out / entry.tensor_path, delimiter="\t", dtype=np.float32, ndmin=2
+    )
+
+
+def test_a_layer_above_max_values_is_exported_as_its_principal_components(run, caplog):
+    tmp, feats, m = run
+    out = tmp / "proj"
+    # 30 x 8 = 240 values fit 300; 30 x 16 = 480 do not: 300 // 30 = 10 components
+    entries = export_projector(
+        tmp / "predictions.parquet", tmp / "manifest.parquet", feats, out,
+        {"fc": [tmp / "tsne-2d.parquet"]}, max_values=300, reduce="pca", pca_dims=12,
+    )  # fmt: skip
+    assert [(e.name, e.shape) for e in entries] == [
+        ("conv", (30, 8)),
+        ("fc (PCA 10 of 16)", (30, 10)),
+        ("fc tsne-2d", (30, 2)),
+    ]
+    assert "exporting 'fc (PCA 10 of 16)'" in caplog.text
+    np.testing.assert_array_equal(_tensor(out, entries[0]), np.load(feats["conv"]))
+    scores = _tensor(out, entries[1]).astype(np.float64)
+    x = np.load(feats["fc"]).astype(np.float64)
+    x -= x.mean(0)
+    eig = np.linalg.eigvalsh(np.cov(x.T))[::-1]
+    # the columns are the top principal components: their variances are the top eigenvalues
+    np.testing.assert_allclose(scores.var(0, ddof=1), eig[:10], rtol=1e-4)
+    np.testing.assert_allclose(scores.T @ scores, np.diag(np.diag(scores.T @ scores)),
+                               atol=1e-3 * eig[0] * 30)  # fmt: skip
+    assert len(pd.read_csv(out / "metadata.tsv", sep="\t")) == 30
+    record = json.loads((out / EXPORT_FILE).read_text())
+    assert record["points"] == 30 and record["sampled"] is None
+    assert [(t["name"], t["source_shape"], t["shape"], t["reduction"])
+            for t in record["tensors"]] == [
+        ("conv", [30, 8], [30, 8], None),
+        ("fc (PCA 10 of 16)", [30, 16], [30, 10], "pca"),
+    ]  # fmt: skip
+    assert 'tensor_name: "fc (PCA 10 of 16)"' in (out / CONFIG_FILE).read_text()
+    again = export_projector(
+        tmp / "predictions.parquet", tmp / "manifest.parquet", feats, tmp / "again",
+        max_values=300, pca_dims=12,
+    )  # fmt: skip
+    assert (tmp / "again" / again[1].tensor_path).read_bytes() == (
+        out / entries[1].tensor_path
+    ).read_bytes()
+
+
+def test_sample_mode_exports_the_same_stratified_points_everywhere(run, caplog):
+    tmp, feats, m = run
+    out = tmp / "proj"
+    # the widest layer has 16 dims: 160 // 16 = 10 points for every tensor
+    entries = export_projector(
+        tmp / "predictions.parquet", tmp / "manifest.parquet", feats, out,
+        {"fc": [tmp / "tsne-2d.parquet"]}, max_values=160, reduce="sample", seed=3,
+    )  # fmt: skip
+    assert [(e.name, e.shape) for e in entries] == [
+        ("conv", (10, 8)),
+        ("fc", (10, 16)),
+        ("fc tsne-2d", (10, 2)),
+    ]
+    assert "sample of 10 of 30 points" in caplog.text
+    ids = pd.read_csv(out / "metadata.tsv", sep="\t")["image_id"].to_numpy()
+    assert len(ids) == 10 and list(ids) == sorted(ids)
+    np.testing.assert_array_equal(_tensor(out, entries[0]), np.load(feats["conv"])[ids])
+    np.testing.assert_array_equal(_tensor(out, entries[1]), np.load(feats["fc"])[ids])
+    xy = pd.read_parquet(tmp / "tsne-2d.parquet").sort_values("image_id")
+    np.testing.assert_array_equal(
+        _tensor(out, entries[2])[:, 0], xy["x"].to_numpy()[ids]
+    )
+    assert sorted(np.bincount(m["label"].to_numpy()[ids]).tolist()) == [3, 3, 4]
+    with Image.open(out / "sprite.png") as im:
+        assert im.size == (4 * 64, 4 * 64)  # ceil(sqrt(10)) thumbnails a row
+    record = json.loads((out / EXPORT_FILE).read_text())
+    assert record["points"] == 10 and "max_values" in record["sampled"]
+
+
+def test_reduced_dims_keeps_fitting_layers_and_refuses_under_two_components():
+    assert reduced_dims(50_000, 512, 50_000_000, 128) == 512
+    assert reduced_dims(50_000, 2048, 50_000_000, 128) == 128
+    assert reduced_dims(50_000, 2048, 50_000_000, 4096) == 1000
+    assert reduced_dims(50_000, 2048, None, 128) == 2048
+    assert reduced_dims(30, 64, 1_000, 128) == 30  # no more components than points
+    with pytest.raises(CnnatlasError, match="projector.max_values.*reduce: sample"):
+        reduced_dims(50_000, 2048, 60_000, 128)
+
+
+def test_export_reads_one_layer_at_a_time(run):
+    """Peak traced memory stays near one layer while four layers are exported."""
+    tmp, feats, m = run
+    big = {f"l{i}": tmp / f"l{i}.npy" for i in range(4)}
+    for i, path in enumerate(big.values()):
+        np.save(path, np.full((len(m), 6_000), i, np.float32))
+    layer_bytes = len(m) * 6_000 * 4
+    tracemalloc.start()
+    try:
+        export_projector(
+            tmp / "predictions.parquet", tmp / "manifest.parquet", big, tmp / "proj",
+            thumbnail=8, max_values=None,
+        )  # fmt: skip
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # one layer's copy, its finite-check mask, the TSV writer's row strings: about 2.1;
+    # loading all four layers first would need at least 4
+    assert layer_bytes < peak < 3 * layer_bytes

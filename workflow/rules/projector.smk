@@ -20,5 +20,8 @@ rule export_projector:
         thumbnail=P.projector["thumbnail"],
         min_thumbnail=P.projector["min_thumbnail"],
         seed=P.projector["seed"],
+        max_values=P.projector["max_values"],
+        reduce=P.projector["reduce"],
+        pca_dims=P.projector["pca_dims"],
     script:
         "../scripts/export_projector.py"

@@ -13,6 +13,9 @@ def main(snakemake) -> None:
         thumbnail=snakemake.params.thumbnail,
         min_thumbnail=snakemake.params.min_thumbnail,
         seed=snakemake.params.seed,
+        max_values=snakemake.params.max_values,
+        reduce=snakemake.params.reduce,
+        pca_dims=snakemake.params.pca_dims,
     )
 
 

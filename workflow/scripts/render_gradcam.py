@@ -28,6 +28,7 @@ def main(snakemake) -> None:
         seed=opts["seed"],
         batch_size=opts["batch_size"],
         device=snakemake.params.device,
+        max_images=opts["max_images"],
     )
 
 

@@ -7,8 +7,17 @@ sprite (one square PNG holding every thumbnail, row-major, `single_image_dim` ea
 The projector refuses sprites larger than 8192 x 8192 px, so the thumbnail side is
 chosen from the number of points; when even `min_thumbnail` px does not fit, a seeded
 sample stratified by label is exported instead, and the log says so.
+
+TensorBoard parses each tensor TSV in Python (when the plugin activates, and again on
+every request for a tensor that is not the last one parsed), about 0.5 s per million
+values on this project's CPU. A tensor of more than `max_values` rows x dims is
+therefore exported reduced: `reduce="pca"` keeps the first principal components (the
+tensor is named e.g. `layer4 (PCA 128 of 2048)`), `reduce="sample"` exports a seeded
+label-stratified sample of the points, shared by every tensor, the metadata and the
+sprite. `export.json` and the log record what was done.
 """
 
+import json
 import logging
 import math
 import re
@@ -23,10 +32,12 @@ from PIL import Image, ImageOps
 from cnnatlas.data import load_image
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.io import atomic_path
+from cnnatlas.schema import default
 
 __all__ = [
     "MAX_SPRITE_PX",
     "CONFIG_FILE",
+    "EXPORT_FILE",
     "sprite_layout",
     "stratified_sample",
     "escape_field",
@@ -37,6 +48,8 @@ __all__ = [
     "pbtxt_string",
     "Embedding",
     "projector_config_text",
+    "reduced_dims",
+    "pca_reduce",
     "export_projector",
 ]
 
@@ -44,6 +57,8 @@ log = logging.getLogger(__name__)
 
 MAX_SPRITE_PX = 8192  # the projector's limit on each side of the sprite image
 CONFIG_FILE = "projector_config.pbtxt"
+# what was exported: the points, each tensor's source shape and reduction
+EXPORT_FILE = "export.json"
 BASE_COLUMNS = ["image_id", "path", "label", "label_name"]
 
 
@@ -61,6 +76,30 @@ def sprite_layout(
     if side >= min_thumbnail:
         return n, side
     return (limit // min_thumbnail) ** 2, min_thumbnail
+
+
+def reduced_dims(rows: int, dims: int, max_values: int | None, pca_dims: int) -> int:
+    """Columns to export for a `rows` x `dims` tensor: `dims` when it fits `max_values`
+    (None: no limit), else min(`pca_dims`, max_values // rows, dims, rows)."""
+    if max_values is None or rows * dims <= max_values:
+        return dims
+    k = min(pca_dims, max_values // rows, dims, rows)
+    if k < 2:
+        raise CnnatlasError(
+            f"projector.max_values {max_values:,} leaves fewer than 2 PCA components for "
+            f"{rows:,} points; raise it, or set projector.reduce: sample"
+        )
+    return k
+
+
+def pca_reduce(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, float]:
+    """[N, D] -> ([N, k] float32 principal-component scores, explained variance ratio),
+    by scikit-learn's randomized PCA seeded with `seed`."""
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=k, svd_solver="randomized", random_state=seed)
+    scores = pca.fit_transform(np.asarray(x, dtype=np.float32))
+    return scores.astype(np.float32), float(pca.explained_variance_ratio_.sum())
 
 
 def stratified_sample(labels: Sequence[int], k: int, seed: int) -> np.ndarray:
@@ -216,47 +255,105 @@ def export_projector(
     features: Mapping[str, str | Path],
     out: str | Path,
     maps: Mapping[str, Sequence[str | Path]] | None = None,
-    thumbnail: int = 64,
-    min_thumbnail: int = 8,
-    seed: int = 0,
+    thumbnail: int = default("projector.thumbnail"),
+    min_thumbnail: int = default("projector.min_thumbnail"),
+    seed: int = default("projector.seed"),
     max_sprite_px: int = MAX_SPRITE_PX,
+    max_values: int | None = default("projector.max_values"),
+    reduce: str = default("projector.reduce"),
+    pca_dims: int = default("projector.pca_dims"),
 ) -> list[Embedding]:
     """Write a projector folder `out`: one entry per layer in `features` (name -> .npy)
-    and one per map file in `maps` (layer -> embedding Parquets). Returns the entries."""
+    and one per map file in `maps` (layer -> embedding Parquets). Returns the entries.
+
+    A layer of more than `max_values` rows x dims (None: no limit) is reduced: "pca"
+    exports its first min(`pca_dims`, max_values // rows) principal components,
+    "sample" exports a label-stratified sample of max_values // (widest layer's dims)
+    points for every tensor. `out/export.json` records the points and each tensor's
+    source shape and reduction. Layers are read one at a time (memory-mapped).
+    """
+    if reduce not in ("pca", "sample"):
+        raise ValueError(f"projector.reduce must be pca or sample, got {reduce!r}")
     out = Path(out)
     meta = metadata_table(pd.read_parquet(predictions), pd.read_parquet(manifest))
     total = len(meta)
+    dims = {
+        layer: _feature_dims(npy, total, predictions) for layer, npy in features.items()
+    }
     n, side = sprite_layout(total, thumbnail, min_thumbnail, max_sprite_px)
+    why = f"{total} points do not fit a {max_sprite_px} px sprite at {min_thumbnail} px each"
+    if reduce == "sample" and max_values is not None and dims:
+        widest = max(dims.values())
+        if max_values // widest < n:
+            n = max(max_values // widest, 1)
+            why = (
+                f"projector.max_values is {max_values:,} and a layer has {widest} dims"
+            )
     rows = stratified_sample(meta["label"].to_numpy(), n, seed)
     if len(rows) < total:
         log.warning(
-            "%d points do not fit a %d px sprite at %d px thumbnails: exporting a "
-            "stratified sample of %d (seed %d); metadata.tsv's image_id names them",
-            total, max_sprite_px, min_thumbnail, len(rows), seed,
+            "projector: exporting a label-stratified sample of %d of %d points (seed "
+            "%d): %s; metadata.tsv's image_id names them", len(rows), total, seed, why,
         )  # fmt: skip
     meta = meta.iloc[rows].reset_index(drop=True)
     write_metadata_tsv(meta, out / "metadata.tsv")
     write_sprite(meta["path"].tolist(), side, out / "sprite.png")
-    entries = []
+    entries, record = [], []
     for layer, npy in features.items():
-        x = np.load(npy, mmap_mode="r")
-        if x.ndim != 2 or len(x) != total:
-            raise CnnatlasError(
-                f"{npy}: features of shape {x.shape} do not match the {total} images "
-                f"of {predictions}; re-run extract_features"
-            )
-        entries.append(_tensor_entry(layer, np.asarray(x[rows]), out, side, entries))
+        k = reduced_dims(len(rows), dims[layer], max_values, pca_dims)
+        x, name = _layer_tensor(layer, npy, rows, k, seed, max_values)
+        entries.append(_tensor_entry(name, x, out, side, entries))
+        del x  # freed before the next layer is read
+        record.append(
+            {"name": name, "layer": layer, "source_shape": [total, dims[layer]],
+             "shape": list(entries[-1].shape), "reduction": "pca" if k < dims[layer] else None}
+        )  # fmt: skip
         for path in (maps or {}).get(layer, []):
             name = f"{layer} {Path(path).stem}"
             xy = _load_map(Path(path), rows)
             entries.append(_tensor_entry(name, xy, out, side, entries))
     with atomic_path(out / CONFIG_FILE) as tmp:
         tmp.write_text(projector_config_text(entries), encoding="utf-8")
+    summary = {
+        "points": len(rows), "of": total, "sampled": why if len(rows) < total else None,
+        "seed": seed, "max_values": max_values, "reduce": reduce, "thumbnail": side,
+        "tensors": record,
+    }  # fmt: skip
+    with atomic_path(out / EXPORT_FILE) as tmp:
+        tmp.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     log.info(
         "projector: %d of %d points, %d px thumbnails, %d tensors",
         len(rows), total, side, len(entries),
     )  # fmt: skip
     return entries
+
+
+def _layer_tensor(
+    layer: str, npy: str | Path, rows: np.ndarray, k: int, seed: int, max_values
+) -> tuple[np.ndarray, str]:
+    """The exported rows of one layer (read alone, memory-mapped), PCA-reduced to `k`
+    columns when it has more; with the tensor's name."""
+    x = np.asarray(np.load(npy, mmap_mode="r")[rows])
+    if k >= x.shape[1]:
+        return x, layer
+    name = f"{layer} (PCA {k} of {x.shape[1]})"
+    log.warning(
+        "projector: %s has %d x %d = %s values > projector.max_values %s: exporting "
+        "%r", layer, *x.shape, f"{x.size:,}", f"{max_values:,}", name,
+    )  # fmt: skip
+    x, kept = pca_reduce(x, k, seed)
+    log.info("projector: %r keeps %.3f of the variance", name, kept)
+    return x, name
+
+
+def _feature_dims(npy: str | Path, total: int, predictions: str | Path) -> int:
+    x = np.load(npy, mmap_mode="r")
+    if x.ndim != 2 or len(x) != total:
+        raise CnnatlasError(
+            f"{npy}: features of shape {x.shape} do not match the {total} images "
+            f"of {predictions}; re-run extract_features"
+        )
+    return int(x.shape[1])
 
 
 def _tensor_entry(

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from cnnatlas.data import ImageDataset
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.explain.render import captioned, hstack, resize, save_png, to_rgb, vstack
+from cnnatlas.explain.select import bound_images
 from cnnatlas.io import write_parquet
 from cnnatlas.torchutil import (
     make_transform,
@@ -280,15 +281,21 @@ def visualize_filters(
     columns: int = 2,
     batch_size: int = 64,
     device: str = "auto",
+    max_images: int | None = None,
 ) -> pd.DataFrame:
     """Per layer `{layer}.png` in `out_dir`; one row per (layer, channel) in `table_out`.
 
     The table holds the activation reached by the visualization (and at its random start)
     beside the channel's mean and maximum over the images of `predictions`, and the
-    image_ids of the top-k images.
+    image_ids of the top-k images. On the CPU those are at most `max_images` images
+    (class-stratified, seeded with `seed`; None: all), on a GPU all; the table's
+    `cnnatlas.images` metadata says which.
     """
     dev = resolve_device(device)
     model = model.eval().to(dev)
+    predictions, note = bound_images(
+        predictions, max_images, seed, dev.type == "cpu", "explain.filters.max_images"
+    )
     ds = ImageDataset(predictions["path"].tolist(), make_transform(transform))
     stats = channel_stats(model, DataLoader(ds, batch_size=batch_size), layers, dev)
     ids = predictions["image_id"].to_numpy()
@@ -339,5 +346,5 @@ def visualize_filters(
             float(np.median(table["reached"] / table["real_max"].clip(lower=1e-6))),
         )
     out = pd.concat(tables, ignore_index=True)
-    write_parquet(out, table_out)
+    write_parquet(out, table_out, meta=note)
     return out

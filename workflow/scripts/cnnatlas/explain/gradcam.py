@@ -37,6 +37,7 @@ from cnnatlas.explain.render import (
     vstack,
 )
 from cnnatlas.explain.saliency import SaliencyMethod, open_methods, saliency_maps
+from cnnatlas.explain.select import bound_images
 from cnnatlas.io import atomic_path, write_parquet
 from cnnatlas.torchutil import make_transform, resolve_device
 
@@ -349,8 +350,11 @@ def render_gradcam(
     seed: int,
     batch_size: int,
     device: str = "auto",
+    max_images: int | None = None,
 ) -> pd.DataFrame:
-    """Overlays of `methods` for the selected images, faithfulness over every image.
+    """Overlays of `methods` for the selected images, faithfulness over the test images:
+    on the CPU at most `max_images` of them (class-stratified, seeded with `seed`; None:
+    all), on a GPU all (the Parquets' `cnnatlas.images` metadata says which).
 
     `classes` (a ClassSpace, or the class list when class i is output i) gives the
     output of each true class and the name of every predicted output.
@@ -371,17 +375,21 @@ def render_gradcam(
     for fig, image_id in zip(figures, selection["image_id"], strict=True):
         save_png(fig, overlays_dir / f"{image_id:05d}.png")
     save_png(vstack(figures, gap=6), overlays_dir / "overview.png")
-    ds = ImageDataset(predictions["path"].tolist(), tf)
+    sample, note = bound_images(
+        predictions, max_images, seed, dev.type == "cpu", "explain.gradcam.max_images"
+    )
+    ds = ImageDataset(sample["path"].tolist(), tf)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
     per_image = faithfulness(
         model, layer, loader, methods, fraction, blur, seed, batch_size, dev
     )
     # the loader yields row positions; name the images by their image_id
-    per_image["image_id"] = predictions["image_id"].to_numpy()[per_image["image_id"]]
+    per_image["image_id"] = sample["image_id"].to_numpy()[per_image["image_id"]]
     per_image = per_image.merge(
-        predictions[["image_id", "label", "label_name", "correct"]], on="image_id"
+        sample[["image_id", "label", "label_name", "correct"]], on="image_id"
     )
     meta = {"cnnatlas.gradcam_layer": layer, "cnnatlas.fraction": str(fraction)}
+    meta |= note
     write_parquet(per_image, per_image_out, meta=meta)
     summary = summarize_faithfulness(per_image)
     write_parquet(summary, summary_out, meta=meta)

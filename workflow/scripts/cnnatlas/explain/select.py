@@ -16,7 +16,13 @@ import pandas as pd
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.io import read_parquet_meta, write_parquet
 
-__all__ = ["select_images", "write_selection", "read_classes"]
+__all__ = [
+    "select_images",
+    "sample_images",
+    "bound_images",
+    "write_selection",
+    "read_classes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,44 @@ def select_images(
     out = pd.concat(parts).sort_values("image_id").reset_index(drop=True)
     log.info("selected %d images (%d misclassified)", len(out), (~out["correct"]).sum())
     return out
+
+
+def sample_images(
+    predictions: pd.DataFrame, max_images: int | None, seed: int
+) -> pd.DataFrame:
+    """At most `max_images` rows, as many per true class as possible (seeded), by image_id.
+
+    Classes take turns, each drawing its images in an order shuffled by
+    `numpy.random.default_rng(seed)`; None or a larger number keeps every row.
+    """
+    if max_images is None or max_images >= len(predictions):
+        return predictions.sort_values("image_id").reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    queues = [
+        list(rng.permutation(g.index.to_numpy()))
+        for _, g in predictions.groupby("label", sort=True)
+    ]
+    take: list[int] = []
+    while len(take) < max_images:
+        for q in queues:
+            if q and len(take) < max_images:
+                take.append(q.pop(0))
+    return predictions.loc[take].sort_values("image_id").reset_index(drop=True)
+
+
+def bound_images(
+    predictions: pd.DataFrame, max_images: int | None, seed: int, on_cpu: bool, key: str
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The images an explanation job runs over: on the CPU at most `max_images`
+    (`sample_images`), on a GPU every one. Returns them with the Parquet metadata
+    {"cnnatlas.images": "k of N images ..."} that says which (also logged); `key` is the
+    config key of the bound."""
+    sample = sample_images(predictions, max_images if on_cpu else None, seed)
+    note = f"{len(sample)} of {len(predictions)} images"
+    if len(sample) < len(predictions):
+        note += f" (class-stratified sample, seed {seed}: {key} on the CPU)"
+    log.info("running over %s", note)
+    return sample, {"cnnatlas.images": note}
 
 
 def read_classes(path: str | Path) -> list[str]:

@@ -45,6 +45,7 @@ from cnnatlas.explain.saliency import (
     open_methods,
     saliency_maps,
 )
+from cnnatlas.explain.select import bound_images, sample_images
 from cnnatlas.io import atomic_path, write_parquet
 from cnnatlas.torchutil import make_transform, resolve_device
 
@@ -70,29 +71,6 @@ AUC_KEYS = (
     "insertion_auc",
     "insertion_auc_random",
 )
-
-
-def sample_images(
-    predictions: pd.DataFrame, max_images: int | None, seed: int
-) -> pd.DataFrame:
-    """At most `max_images` rows, as many per true class as possible (seeded), by image_id.
-
-    Classes take turns, each drawing its images in an order shuffled by
-    `numpy.random.default_rng(seed)`; None or a larger number keeps every row.
-    """
-    if max_images is None or max_images >= len(predictions):
-        return predictions.sort_values("image_id").reset_index(drop=True)
-    rng = np.random.default_rng(seed)
-    queues = [
-        list(rng.permutation(g.index.to_numpy()))
-        for _, g in predictions.groupby("label", sort=True)
-    ]
-    take: list[int] = []
-    while len(take) < max_images:
-        for q in queues:
-            if q and len(take) < max_images:
-                take.append(q.pop(0))
-    return predictions.loc[take].sort_values("image_id").reset_index(drop=True)
 
 
 def _classes(
@@ -458,9 +436,10 @@ def render_saliency_checks(
     """
     dev = resolve_device(device)
     model = model.eval().to(dev)
-    bound = options["max_images"] if dev.type == "cpu" else None
-    sample = sample_images(predictions, bound, options["seed"])
-    log.info("checking saliency on %d of %d images", len(sample), len(predictions))
+    sample, note = bound_images(
+        predictions, options["max_images"], options["seed"], dev.type == "cpu",
+        "explain.trust.max_images",
+    )  # fmt: skip
     tf = make_transform(transform)
     layer = layer or find_target_layer(model, tf.spec.channels, tf.spec.crop)
     ds = ImageDataset(sample["path"].tolist(), tf)
@@ -480,7 +459,7 @@ def render_saliency_checks(
         "cnnatlas.fractions": json.dumps([float(f) for f in fractions]),
         "cnnatlas.road_fractions": json.dumps(list(options["road_fractions"])),
         "cnnatlas.threshold": str(options["threshold"]),
-    }
+    } | note
     info = sample[["image_id", "label", "label_name", "correct"]]
     write_parquet(curves.merge(info, on="image_id"), out["curves"], meta=meta)
     write_parquet(rand.merge(info, on="image_id"), out["randomisation"], meta=meta)
