@@ -8,6 +8,14 @@ Gradients: openTSNE's FFT interpolation exists in 1-D/2-D only, so 3-D maps use
 openTSNE's own Barnes-Hut (its space-partitioning tree handles 3-D). 2-D maps use
 `negative_gradient_method` (`auto`: Barnes-Hut below 10,000 points, FFT above).
 
+Threads: openTSNE's output depends on its thread count (the Annoy kNN index and 2-D
+Barnes-Hut do; measured in benchmarks/README.md), so the count is `tsne_threads(N,
+options)`: `threads` from `threads_min_points` points on, 1 below; never the machine's or
+the job's cores. Large 3-D maps: above `max_points_3d` points, a 3-D map is fitted on a
+seeded class-stratified subsample and the other points are placed into it with
+`TSNEEmbedding.transform` (3-D Barnes-Hut costs many times a 2-D FFT map at 10,000
+points); the metadata's `subsample` says so.
+
 Reuse (e.g. checkpoint-aligned maps): `prepare_features` -> `tsne_affinities` ->
 `fit_tsne(affinities, initialization=rescale(previous_map), ...)`, or `tsne_map` for all
 of it in one call.
@@ -25,10 +33,12 @@ from cnnatlas.reduce import (
     FeatureError,
     prepare_features,
     procrustes_align,
+    stratified_subsample,
     versions,
 )
 
 if TYPE_CHECKING:
+    from openTSNE import TSNEEmbedding
     from openTSNE.affinity import PerplexityBasedNN
 
 __all__ = [
@@ -40,6 +50,8 @@ __all__ = [
     "pca_initialization",
     "rescale",
     "fit_tsne",
+    "tsne_threads",
+    "subsampled_map",
     "tsne_map",
     "tsne_maps",
     "tsne_evolution",
@@ -129,6 +141,49 @@ def _gradient_method(dim: int, requested: str) -> str:
     return "bh" if dim > 2 else requested
 
 
+def tsne_threads(n: int, options: Mapping[str, Any] | None = None) -> int:
+    """openTSNE's thread count for a map of `n` points: `maps.tsne.threads` from
+    `threads_min_points` points on, else 1 (a function of the config and N only, as the
+    thread count changes the map's bytes)."""
+    opts = METHOD.options(options)
+    return int(opts["threads"]) if n >= opts["threads_min_points"] else 1
+
+
+def _embedding(
+    affinities: "PerplexityBasedNN",
+    initialization: np.ndarray,
+    *,
+    n_iter: int,
+    early_exaggeration_iter: int,
+    early_exaggeration: float,
+    exaggeration: float | None,
+    learning_rate: float | str,
+    negative_gradient_method: str,
+    n_jobs: int = 1,
+    seed: int = 0,
+) -> "TSNEEmbedding":
+    from openTSNE import TSNEEmbedding
+
+    init = np.ascontiguousarray(initialization, dtype=np.float64)
+    emb = TSNEEmbedding(
+        init,
+        affinities,
+        negative_gradient_method=_gradient_method(
+            init.shape[1], negative_gradient_method
+        ),
+        learning_rate=learning_rate,
+        n_jobs=n_jobs,
+        random_state=seed,
+    )
+    if early_exaggeration_iter > 0:
+        emb = emb.optimize(
+            n_iter=early_exaggeration_iter,
+            exaggeration=early_exaggeration,
+            momentum=0.8,
+        )
+    return emb.optimize(n_iter=n_iter, exaggeration=exaggeration, momentum=0.8)
+
+
 def fit_tsne(
     affinities: "PerplexityBasedNN",
     initialization: np.ndarray,
@@ -149,27 +204,49 @@ def fit_tsne(
     `early_exaggeration_iter=0` to continue from an already laid-out map); the options
     are `fit_options(maps.tsne)`. Returns (coordinates float32 [N, dim], final KL divergence).
     """
-    from openTSNE import TSNEEmbedding
-
-    init = np.ascontiguousarray(initialization, dtype=np.float64)
-    emb = TSNEEmbedding(
-        init,
+    emb = _embedding(
         affinities,
-        negative_gradient_method=_gradient_method(
-            init.shape[1], negative_gradient_method
-        ),
+        initialization,
+        n_iter=n_iter,
+        early_exaggeration_iter=early_exaggeration_iter,
+        early_exaggeration=early_exaggeration,
+        exaggeration=exaggeration,
         learning_rate=learning_rate,
+        negative_gradient_method=negative_gradient_method,
         n_jobs=n_jobs,
-        random_state=seed,
+        seed=seed,
     )
-    if early_exaggeration_iter > 0:
-        emb = emb.optimize(
-            n_iter=early_exaggeration_iter,
-            exaggeration=early_exaggeration,
-            momentum=0.8,
-        )
-    emb = emb.optimize(n_iter=n_iter, exaggeration=exaggeration, momentum=0.8)
     return np.asarray(emb, dtype=np.float32), float(emb.kl_divergence)
+
+
+def subsampled_map(
+    xp: np.ndarray,
+    fitted: np.ndarray,
+    dim: int,
+    perplexity: float,
+    seed: int,
+    options: Mapping[str, Any],
+    n_jobs: int = 1,
+) -> tuple[np.ndarray, float]:
+    """A t-SNE map of prepared features `xp` [N, d] fitted on the rows `fitted` only
+    (their own kNN graph and PCA initialisation); every other row is placed into it by
+    openTSNE's `TSNEEmbedding.transform` (its defaults: 25 neighbours among the fitted
+    points, median initialisation, 250 steps). Returns (coordinates float32 [N, dim],
+    the fitted points' KL divergence)."""
+    opts = METHOD.options(options)
+    sub = xp[fitted]
+    p = check_perplexity(
+        perplexity, len(sub), "subsample", opts["perplexity_too_large"]
+    )
+    aff = tsne_affinities(sub, p, opts["metric"], opts["neighbors"], n_jobs)
+    init = _jitter(pca_initialization(sub, dim), seed)
+    emb = _embedding(aff, init, n_jobs=n_jobs, seed=seed, **fit_options(opts))
+    out = np.empty((len(xp), dim), np.float32)
+    out[fitted] = np.asarray(emb, dtype=np.float32)
+    rest = np.setdiff1d(np.arange(len(xp)), fitted, assume_unique=True)
+    if len(rest):
+        out[rest] = np.asarray(emb.transform(xp[rest]), dtype=np.float32)
+    return out, float(emb.kl_divergence)
 
 
 def fit_options(options: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -204,27 +281,72 @@ def tsne_map(
 def tsne_maps(job: FitJob) -> Maps:
     """Every t-SNE map of a sweep, sharing the prepared features, kNN graph and PCA init.
 
-    Options: maps.tsne. Yields (spec, coordinates, parameters) in order of decreasing
+    Options: maps.tsne. Threads: `tsne_threads(N)` (not `job.n_jobs`). 3-D maps of more
+    than `max_points_3d` points: `subsampled_map` on a class-stratified subsample
+    (`job.labels`). Yields (spec, coordinates, parameters) in order of decreasing
     perplexity.
     """
-    opts, specs, n_jobs = dict(job.options), job.specs, job.n_jobs
+    opts, specs = dict(job.options), job.specs
     xp = prepare_features(job.x, opts["standardize"], opts["pca_components"])
+    n = len(xp)
+    n_jobs = tsne_threads(n, opts)
+    log.info(
+        "%s: t-SNE of %d points on %d thread(s) (maps.tsne.threads %d from "
+        "threads_min_points %d); the job was given %d",
+        job.name,
+        n,
+        n_jobs,
+        opts["threads"],
+        opts["threads_min_points"],
+        job.n_jobs,
+    )
+    limit = opts["max_points_3d"]
+    big3d = limit is not None and n > limit
+    full = [s for s in specs if not (s.dim == 3 and big3d)]
     policy = opts["perplexity_too_large"]
     eff = {
-        s.perplexity: check_perplexity(s.perplexity, len(xp), job.name, policy)
-        for s in specs
+        s.perplexity: check_perplexity(s.perplexity, n, job.name, policy) for s in specs
     }
-    aff = tsne_affinities(
-        xp, max(eff.values()), opts["metric"], opts["neighbors"], n_jobs
-    )
-    inits = {d: pca_initialization(xp, d) for d in sorted({s.dim for s in specs})}
+    aff = None
+    if full:
+        top = max(eff[s.perplexity] for s in full)
+        aff = tsne_affinities(xp, top, opts["metric"], opts["neighbors"], n_jobs)
+    inits = {d: pca_initialization(xp, d) for d in sorted({s.dim for s in full})}
+    fitted = None
+    if len(full) < len(specs):
+        fitted = stratified_subsample(n, limit, job.labels, opts["subsample_seed"])
+        log.warning(
+            "%s: %d points > maps.tsne.max_points_3d %d: 3-D maps are fitted on a "
+            "class-stratified subsample of %d (seed %d) and the other %d points placed "
+            "by openTSNE's transform",
+            job.name,
+            n,
+            limit,
+            len(fitted),
+            opts["subsample_seed"],
+            n - len(fitted),
+        )
     ordered = sorted(specs, key=lambda s: (-s.perplexity, s.dim, s.seed))
     for spec in ordered:
-        aff.set_perplexity(eff[spec.perplexity])
-        init = _jitter(inits[spec.dim], spec.seed)
-        coords, kl = fit_tsne(
-            aff, init, n_jobs=n_jobs, seed=spec.seed, **fit_options(opts)
-        )
+        extra: dict[str, Any] = {}
+        if aff is not None and spec in full:
+            aff.set_perplexity(eff[spec.perplexity])
+            init = _jitter(inits[spec.dim], spec.seed)
+            coords, kl = fit_tsne(
+                aff, init, n_jobs=n_jobs, seed=spec.seed, **fit_options(opts)
+            )
+        else:
+            coords, kl = subsampled_map(
+                xp, fitted, spec.dim, spec.perplexity, spec.seed, opts, n_jobs
+            )
+            extra["subsample"] = {
+                "size": int(len(fitted)),
+                "of": n,
+                "seed": int(opts["subsample_seed"]),
+                "stratified_by": "label" if job.labels is not None else None,
+                "method": "class-stratified fit, rest placed by "
+                "openTSNE TSNEEmbedding.transform",
+            }
         log.info("t-SNE %s: KL divergence %.4f", spec, kl)
         params = {
             **opts,
@@ -233,6 +355,7 @@ def tsne_maps(job: FitJob) -> Maps:
             "input_dims": int(xp.shape[1]),
             "kl_divergence": kl,
             "n_jobs": n_jobs,
+            **extra,
             "versions": versions(*METHOD.packages),
         }
         yield spec, coords, params
@@ -245,7 +368,8 @@ def tsne_evolution(job: EvolveJob) -> tuple[list[np.ndarray], list[np.ndarray]]:
     checkpoint k+1 starts from `rescale(aligned map k)` and is then rotated onto it
     (`procrustes_align`), the independent one starts from PCA and is left as it is.
     """
-    opts, seed, n_jobs = job.options, job.seed, job.n_jobs
+    opts, seed = job.options, job.seed
+    n_jobs = tsne_threads(len(job.features[0]), opts) if job.features else 1
     fit = fit_options(opts)
     names = list(job.names or [f"checkpoint {k}" for k in range(len(job.features))])
     aligned: list[np.ndarray] = []

@@ -1,0 +1,186 @@
+"""The maps stage at 10,000-50,000 points (issue #15): t-SNE threads, 3-D maps, PCA memory,
+feature-space neighbours. Prints one JSON object per part; every part runs in a fresh
+process so that its peak RSS (`ru_maxrss`) is its own.
+
+Data:
+  digits: the bundled 8 x 8 digits (scikit-learn, 1,797 images) drawn with replacement to N
+    images, each shifted by -1..1 px in x and y, contrast x U(0.7, 1.3) and noise
+    N(0, 1) (of 0..16), seeded: 64-D pixel features with 10 real classes;
+  mixture: N x 2,048 float32 Gaussian mixture (20 clusters), written to a .npy and read as
+    the workflow reads a layer's features (a memmap).
+
+    nice -n 10 python benchmarks/maps_scale.py tsne-threads --n 10000
+    nice -n 10 python benchmarks/maps_scale.py tsne-3d --n 10000
+    nice -n 10 python benchmarks/maps_scale.py pca --n 10000 50000
+    nice -n 10 python benchmarks/maps_scale.py neighbors --n 10000 50000
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+# CNNATLAS_SCRIPTS: another checkout's workflow/scripts (e.g. main, for "before").
+sys.path.insert(0, os.getenv("CNNATLAS_SCRIPTS", str(ROOT / "workflow" / "scripts")))
+
+
+def digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n augmented 8 x 8 digits as 64-D float32 features and their labels."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(d.images), n)
+    img = d.images[pick]
+    out = np.empty_like(img)
+    for i, (dy, dx) in enumerate(rng.integers(-1, 2, (n, 2))):
+        out[i] = np.roll(img[i], (dy, dx), axis=(0, 1))
+    out *= rng.uniform(0.7, 1.3, (n, 1, 1))
+    out += rng.normal(0, 1, out.shape)
+    return out.reshape(n, 64).astype(np.float32), d.target[pick]
+
+
+def mixture_file(n: int, d: int, path: Path, seed: int = 0) -> Path:
+    """A seeded n x d float32 Gaussian mixture written to `path` in chunks; its labels
+    beside it (`.labels.npy`)."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(0, 0.27, (20, d)).astype(np.float32)
+    labels = rng.integers(0, 20, n)
+    out = np.lib.format.open_memmap(path, "w+", np.float32, (n, d))
+    for s in range(0, n, 4096):
+        e = min(n, s + 4096)
+        out[s:e] = means[labels[s:e]] + rng.normal(0, 1, (e - s, d)).astype(np.float32)
+    out.flush()
+    del out
+    np.save(path.with_suffix(".labels.npy"), labels)
+    return path
+
+
+def peak_mib() -> float:
+    """This process's peak RSS so far, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+# --- parts, each run in its own process (`_child`) ---------------------------------
+
+
+def _tsne_fit(n: int, dim: int, gradient: str, n_jobs: int) -> dict:
+    from cnnatlas.maps.tsne import (
+        _jitter,
+        fit_options,
+        fit_tsne,
+        pca_initialization,
+        tsne_affinities,
+    )
+    from cnnatlas.metrics import knn_accuracy, subsample
+    from cnnatlas.reduce import prepare_features
+
+    x, labels = digits(n)
+    xp = prepare_features(x, False, 50)
+    t = time.perf_counter()
+    aff = tsne_affinities(xp, 30, n_jobs=n_jobs)
+    t_aff = time.perf_counter() - t
+    init = _jitter(pca_initialization(xp, dim), 0)
+    opts = fit_options({"negative_gradient_method": gradient})
+    t, c = time.perf_counter(), time.process_time()
+    y, kl = fit_tsne(aff, init, n_jobs=n_jobs, seed=0, **opts)
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    idx = subsample(n, 5000, 0)
+    return {
+        "n": n,
+        "dim": dim,
+        "gradient": "bh" if dim > 2 else gradient,
+        "n_jobs": n_jobs,
+        "affinities_s": round(t_aff, 2),
+        "fit_s": round(wall, 2),
+        "fit_cpu_s": round(cpu, 2),
+        "kl": round(kl, 4),
+        "knn_map": round(knn_accuracy(y[idx], labels[idx]), 4),
+        "load": load(),
+    }
+
+
+def _pca(path: str, k: int) -> dict:
+    from cnnatlas.reduce import load_features, prepare_features
+
+    t = time.perf_counter()
+    x = load_features(path)
+    xp = prepare_features(x, False, k)
+    return {
+        "shape": list(np.load(path, mmap_mode="r").shape),
+        "out": list(xp.shape),
+        "s": round(time.perf_counter() - t, 2),
+        "peak_rss_mib": round(peak_mib()),
+        "load": load(),
+    }
+
+
+def _neighbors(path: str, k: int) -> dict:
+    from cnnatlas.metrics import feature_neighbors
+
+    t = time.perf_counter()
+    x = np.load(path, mmap_mode="r")
+    out = Path(path).with_suffix(".nbrs.npy")
+    feature_neighbors(x, out, k)
+    return {
+        "shape": list(x.shape),
+        "s": round(time.perf_counter() - t, 2),
+        "peak_rss_mib": round(peak_mib()),
+        "load": load(),
+    }
+
+
+PARTS = {"tsne_fit": _tsne_fit, "pca": _pca, "neighbors": _neighbors}
+
+
+def child(part: str, *args) -> dict:
+    """Run `part(*args)` in a fresh Python process; its JSON result."""
+    cmd = [sys.executable, __file__, "_child", part, json.dumps(args)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("part")
+    ap.add_argument("args", nargs="*")
+    ap.add_argument("--n", type=int, nargs="+", default=[10000])
+    ap.add_argument("--d", type=int, default=2048)
+    a = ap.parse_args()
+    if a.part == "_child":
+        print(json.dumps(PARTS[a.args[0]](*json.loads(a.args[1]))))
+        return
+    res: dict = {"part": a.part, "cpus": os.cpu_count()}
+    if a.part == "tsne-threads":
+        res["runs"] = [child("tsne_fit", n, 2, "auto", j) for n in a.n for j in (1, 2)]
+    elif a.part == "tsne-3d":
+        res["runs"] = [
+            child("tsne_fit", n, dim, "fft", 1) for n in a.n for dim in (2, 3)
+        ]
+    elif a.part in ("pca", "neighbors"):
+        res["runs"] = []
+        with tempfile.TemporaryDirectory(dir=os.getenv("TMPDIR", "/tmp")) as tmp:
+            for n in a.n:
+                path = mixture_file(n, a.d, Path(tmp) / f"x{n}.npy")
+                part = "pca" if a.part == "pca" else "neighbors"
+                res["runs"].append(child(part, str(path), 50 if part == "pca" else 10))
+                path.unlink()
+    else:
+        raise SystemExit(f"unknown part {a.part!r}")
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
