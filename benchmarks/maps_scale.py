@@ -1,6 +1,6 @@
 """The maps stage at 10,000-50,000 points (issue #15): t-SNE threads, 3-D maps, PCA memory,
-feature-space neighbours. Prints one JSON object per part; every part runs in a fresh
-process so that its peak RSS (`ru_maxrss`) is its own.
+feature-space neighbours. Prints one JSON line per run; every run is a fresh process so
+that its peak RSS (`ru_maxrss`) is its own.
 
 Data:
   digits: the bundled 8 x 8 digits (scikit-learn, 1,797 images) drawn with replacement to N
@@ -11,8 +11,10 @@ Data:
 
     nice -n 10 python benchmarks/maps_scale.py tsne-threads --n 10000
     nice -n 10 python benchmarks/maps_scale.py tsne-3d --n 10000
+    nice -n 10 python benchmarks/maps_scale.py umap --n 10000
     nice -n 10 python benchmarks/maps_scale.py pca --n 10000 50000
-    nice -n 10 python benchmarks/maps_scale.py neighbors --n 10000 50000
+    nice -n 10 python benchmarks/maps_scale.py pca-maps --n 10000 50000
+    nice -n 10 python benchmarks/maps_scale.py neighbors --n 10000 50000 --queries 5000
 """
 
 import argparse
@@ -127,22 +129,73 @@ def _pca(path: str, k: int) -> dict:
     }
 
 
-def _neighbors(path: str, k: int) -> dict:
+def _neighbors(path: str, k: int, queries: int | None = None) -> dict:
+    """feature_neighbors over all N; or (`queries`) the same exact search for the first
+    `queries` rows only, against all N, to extrapolate the time (linear in the rows)."""
     from cnnatlas.metrics import feature_neighbors
+    from sklearn.neighbors import NearestNeighbors
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     x = np.load(path, mmap_mode="r")
-    out = Path(path).with_suffix(".nbrs.npy")
-    feature_neighbors(x, out, k)
+    if queries is None:
+        feature_neighbors(x, Path(path).with_suffix(".nbrs.npy"), k)
+    else:
+        xf = np.asarray(x, dtype=np.float32)
+        NearestNeighbors(n_neighbors=k + 1).fit(xf).kneighbors(xf[:queries])
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    scale = len(x) / queries if queries else 1.0
     return {
         "shape": list(x.shape),
+        "queries": queries or len(x),
+        "s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "full_s_estimate": round(wall * scale, 1) if queries else None,
+        "full_cpu_s_estimate": round(cpu * scale, 1) if queries else None,
+        "peak_rss_mib": round(peak_mib()),
+        "load": load(),
+    }
+
+
+def _pca_maps(path: str) -> dict:
+    from cnnatlas.maps import MapSpec, get_method
+    from cnnatlas.reduce import load_features
+
+    t = time.perf_counter()
+    maps = get_method("pca").maps(load_features(path), [MapSpec(2), MapSpec(3)])
+    shapes = [list(c.shape) for _, c, _ in maps]
+    return {
+        "shape": list(np.load(path, mmap_mode="r").shape),
+        "out": shapes,
         "s": round(time.perf_counter() - t, 2),
         "peak_rss_mib": round(peak_mib()),
         "load": load(),
     }
 
 
-PARTS = {"tsne_fit": _tsne_fit, "pca": _pca, "neighbors": _neighbors}
+def _umap(n: int) -> dict:
+    """UMAP 2-D and 3-D of the same features in one process (after a 500-point warm-up
+    that pays numba's compilation), as the batched reduce_umap job makes them."""
+    from cnnatlas.maps import MapSpec, get_method
+
+    x, labels = digits(n)
+    umap = get_method("umap")
+    list(umap.maps(x[:500], [MapSpec(2), MapSpec(3)]))
+    out = {"n": n}
+    for dim in (2, 3):
+        t, c = time.perf_counter(), time.process_time()
+        list(umap.maps(x, [MapSpec(dim)]))
+        out[f"umap_{dim}d_s"] = round(time.perf_counter() - t, 2)
+        out[f"umap_{dim}d_cpu_s"] = round(time.process_time() - c, 2)
+    return {**out, "load": load()}
+
+
+PARTS = {
+    "tsne_fit": _tsne_fit,
+    "pca": _pca,
+    "pca_maps": _pca_maps,
+    "neighbors": _neighbors,
+    "umap": _umap,
+}
 
 
 def child(part: str, *args) -> dict:
@@ -158,28 +211,45 @@ def main() -> None:
     ap.add_argument("args", nargs="*")
     ap.add_argument("--n", type=int, nargs="+", default=[10000])
     ap.add_argument("--d", type=int, default=2048)
+    ap.add_argument(
+        "--queries",
+        type=int,
+        help="neighbors at the largest --n: time this many query rows",
+    )
     a = ap.parse_args()
     if a.part == "_child":
         print(json.dumps(PARTS[a.args[0]](*json.loads(a.args[1]))))
         return
-    res: dict = {"part": a.part, "cpus": os.cpu_count()}
+
+    # One JSON line per run, printed as it ends (a long part killed keeps the others).
+    def emit(run: dict) -> None:
+        print(json.dumps({"part": a.part, "cpus": os.cpu_count(), **run}), flush=True)
+
     if a.part == "tsne-threads":
-        res["runs"] = [child("tsne_fit", n, 2, "auto", j) for n in a.n for j in (1, 2)]
+        for n in a.n:
+            for j in (1, 2):
+                emit(child("tsne_fit", n, 2, "auto", j))
     elif a.part == "tsne-3d":
-        res["runs"] = [
-            child("tsne_fit", n, dim, "fft", 1) for n in a.n for dim in (2, 3)
-        ]
-    elif a.part in ("pca", "neighbors"):
-        res["runs"] = []
+        for n in a.n:
+            for dim in (2, 3):
+                emit(child("tsne_fit", n, dim, "fft", 1))
+    elif a.part == "umap":
+        for n in a.n:
+            emit(child("umap", n))
+    elif a.part in ("pca", "pca-maps", "neighbors"):
         with tempfile.TemporaryDirectory(dir=os.getenv("TMPDIR", "/tmp")) as tmp:
             for n in a.n:
-                path = mixture_file(n, a.d, Path(tmp) / f"x{n}.npy")
-                part = "pca" if a.part == "pca" else "neighbors"
-                res["runs"].append(child(part, str(path), 50 if part == "pca" else 10))
-                path.unlink()
+                path = str(mixture_file(n, a.d, Path(tmp) / f"x{n}.npy"))
+                if a.part == "pca":
+                    emit(child("pca", path, 50))
+                elif a.part == "pca-maps":
+                    emit(child("pca_maps", path))
+                else:
+                    q = a.queries if a.queries and n == max(a.n) > a.queries else None
+                    emit(child("neighbors", path, 10, q))
+                Path(path).unlink()
     else:
         raise SystemExit(f"unknown part {a.part!r}")
-    print(json.dumps(res))
 
 
 if __name__ == "__main__":

@@ -245,7 +245,10 @@ def subsampled_map(
     out[fitted] = np.asarray(emb, dtype=np.float32)
     rest = np.setdiff1d(np.arange(len(xp)), fitted, assume_unique=True)
     if len(rest):
-        out[rest] = np.asarray(emb.transform(xp[rest]), dtype=np.float32)
+        # transform's defaults (25 neighbours, perplexity 5), lowered for a tiny subsample
+        k = min(25, len(fitted) - 1)
+        placed = emb.transform(xp[rest], perplexity=min(5.0, (k - 1) / 3), k=k)
+        out[rest] = np.asarray(placed, dtype=np.float32)
     return out, float(emb.kl_divergence)
 
 
