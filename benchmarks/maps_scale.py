@@ -9,6 +9,7 @@ Data:
   mixture: N x 2,048 float32 Gaussian mixture (20 clusters), written to a .npy and read as
     the workflow reads a layer's features (a memmap).
 
+    nice -n 10 python benchmarks/maps_scale.py tsne-steps --n 10000 --steps 50
     nice -n 10 python benchmarks/maps_scale.py tsne-threads --n 10000
     nice -n 10 python benchmarks/maps_scale.py tsne-3d --n 10000
     nice -n 10 python benchmarks/maps_scale.py umap --n 10000
@@ -114,6 +115,35 @@ def _tsne_fit(n: int, dim: int, gradient: str, n_jobs: int) -> dict:
     }
 
 
+def _tsne_steps(n: int, steps: int, n_jobs: int) -> dict:
+    """CPU and wall seconds per optimisation step of 2-D (FFT) and 3-D (Barnes-Hut) maps
+    of the same affinities, and of the affinities, on `n_jobs` threads: `steps` steps at
+    the early exaggeration (12) from the jittered PCA initialisation. A full map is 750
+    steps (250 + 500), the cost per step varies little between the phases."""
+    from cnnatlas.maps.tsne import _jitter, pca_initialization, tsne_affinities
+    from cnnatlas.reduce import prepare_features
+    from openTSNE import TSNEEmbedding
+
+    x, _ = digits(n)
+    xp = prepare_features(x, False, 50)
+    t, c = time.perf_counter(), time.process_time()
+    aff = tsne_affinities(xp, 30, n_jobs=n_jobs)
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    out = {"n": n, "n_jobs": n_jobs, "steps": steps}
+    out |= {"affinities_s": wall, "affinities_cpu_s": cpu}
+    for dim, gradient in ((2, "fft"), (3, "bh")):
+        init = _jitter(pca_initialization(xp, dim), 0)
+        emb = TSNEEmbedding(
+            init, aff, negative_gradient_method=gradient, n_jobs=n_jobs, random_state=0
+        )
+        t, c = time.perf_counter(), time.process_time()
+        emb.optimize(n_iter=steps, exaggeration=12, momentum=0.8)
+        out[f"{dim}d_{gradient}_s_per_step"] = (time.perf_counter() - t) / steps
+        out[f"{dim}d_{gradient}_cpu_s_per_step"] = (time.process_time() - c) / steps
+    out = {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
+    return {**out, "load": load()}
+
+
 def _pca(path: str, k: int) -> dict:
     from cnnatlas.reduce import load_features, prepare_features
 
@@ -191,6 +221,7 @@ def _umap(n: int) -> dict:
 
 PARTS = {
     "tsne_fit": _tsne_fit,
+    "tsne_steps": _tsne_steps,
     "pca": _pca,
     "pca_maps": _pca_maps,
     "neighbors": _neighbors,
@@ -211,6 +242,7 @@ def main() -> None:
     ap.add_argument("args", nargs="*")
     ap.add_argument("--n", type=int, nargs="+", default=[10000])
     ap.add_argument("--d", type=int, default=2048)
+    ap.add_argument("--steps", type=int, default=50, help="tsne-steps: steps timed")
     ap.add_argument(
         "--queries",
         type=int,
@@ -233,6 +265,10 @@ def main() -> None:
         for n in a.n:
             for dim in (2, 3):
                 emit(child("tsne_fit", n, dim, "fft", 1))
+    elif a.part == "tsne-steps":
+        for n in a.n:
+            for j in (1, 2):
+                emit(child("tsne_steps", n, a.steps, j))
     elif a.part == "umap":
         for n in a.n:
             emit(child("umap", n))
