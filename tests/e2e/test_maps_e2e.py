@@ -61,7 +61,9 @@ def test_every_embedding_follows_the_contract(tiny_run):
             assert meta["kl_divergence"] > 0 and meta["effective_perplexity"] == spec[2]
             # tiny_config: max_points_3d 24 of 30 images; 2-D maps fit every image
             sub = meta.get("subsample")
-            assert (sub and (sub["size"], sub["of"])) == ((24, 30) if dim == 3 else None)
+            assert (sub and (sub["size"], sub["of"])) == (
+                (24, 30) if dim == 3 else None
+            )
 
 
 def test_metrics_hold_one_row_per_embedding(tiny_run):

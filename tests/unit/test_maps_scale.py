@@ -7,12 +7,12 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from cnnatlas.io import read_parquet_meta
 from cnnatlas.maps import MapSpec, get_method
 from cnnatlas.maps.tsne import tsne_threads
 from cnnatlas.metrics import layer_metrics
 from cnnatlas.reduce import (
-    CHUNK,
     check_features,
     prepare_features,
     principal_components,
@@ -110,11 +110,20 @@ def test_large_3d_maps_are_fitted_on_a_subsample_and_the_rest_placed(tmp_path):
         assert df.loc[1:, col].between(0.5, 1).all(), col
 
 
-def test_pca_is_exact_deterministic_and_chunked(tmp_path):
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of 16 rows: the chunked passes run over several chunks at tiny N."""
+    import cnnatlas.reduce
+
+    monkeypatch.setattr(cnnatlas.reduce, "CHUNK", 16)
+    return 16
+
+
+def test_pca_is_exact_deterministic_and_chunked(tmp_path, small_chunks):
     from sklearn.decomposition import PCA
 
     rng = np.random.default_rng(0)
-    n = 2 * CHUNK + 7  # three chunks
+    n = 2 * small_chunks + 7  # three chunks
     # correlated columns of unequal scales: distinct eigenvalues, raw and z-scored
     mix = rng.normal(size=(12, 12)) * np.arange(1, 13)
     x = (rng.normal(size=(n, 12)) * np.arange(12, 0, -1) @ mix).astype(np.float32)
@@ -142,3 +151,16 @@ def test_pca_maps_record_the_solver_and_explained_variance(tmp_path):
     assert np.array_equal(c2, c3[:, :2])
     assert p3["solver"] == "covariance_eigh_chunked"
     assert 0 < p2["explained_variance_total"] < p3["explained_variance_total"] <= 1
+
+
+def test_pca_of_few_wide_points_uses_the_gram_matrix_and_stays_exact(small_chunks):
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(1)
+    n = 3 * small_chunks + 5  # four chunks of rows, D > N
+    x = (rng.normal(size=(n, 6)) @ rng.normal(size=(6, n + 30))).astype(np.float32)
+    x += rng.normal(0, 0.1, x.shape).astype(np.float32)
+    ours, ratio = principal_components(x, 3)
+    ref = PCA(n_components=3, svd_solver="full").fit(x.astype(np.float64))
+    assert np.allclose(ours, ref.transform(x.astype(np.float64)), atol=1e-6)
+    assert np.allclose(ratio, ref.explained_variance_ratio_)

@@ -59,8 +59,8 @@ class FeatureError(CnnatlasError):
 CHUNK = 2048
 
 
-def _chunks(n: int, size: int = CHUNK) -> Iterable[slice]:
-    return (slice(s, min(n, s + size)) for s in range(0, n, size))
+def _chunks(n: int) -> Iterable[slice]:
+    return (slice(s, min(n, s + CHUNK)) for s in range(0, n, CHUNK))
 
 
 def load_features(path: str | Path) -> np.ndarray:
@@ -135,38 +135,92 @@ def _moments(x: np.ndarray, standardize: bool) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(sd > 0, sd, 1.0)
 
 
+# Beyond this many points AND features, the exact PCA's min(N, D)^2 matrix (2 GiB here)
+# is too large: scikit-learn's randomized PCA on a float64 copy of the features is used.
+MAX_EXACT_SIDE = 16384
+
+
+def _centred(x: np.ndarray, part: slice, mean: np.ndarray, scale: np.ndarray):
+    return (np.asarray(x[part], dtype=np.float64) - mean) / scale
+
+
+def _top(matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest eigenvalues (descending, >= 0) and eigenvectors of a symmetric matrix."""
+    from scipy.linalg import eigh
+
+    m = len(matrix)
+    values, vectors = eigh(matrix, subset_by_index=[m - k, m - 1])
+    order = np.argsort(values, kind="stable")[::-1]
+    return np.maximum(values[order], 0), vectors[:, order]
+
+
 def principal_components(
     x: np.ndarray, k: int, standardize: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """The first `k` principal components of `x` [N, D] (optionally z-scored first):
     (coordinates float64 [N, k], explained variance ratio [k]).
 
-    Exact PCA from the D x D covariance, accumulated over fixed chunks of rows in float64
-    and diagonalised (`eigh`); then each chunk is projected. Memory: the covariance, one
-    chunk and the output, never a float64 copy of `x` (2,048 features: 32 MiB + N x k).
-    Deterministic (no random solver); each component's sign puts its largest loading
-    positive, as scikit-learn's `svd_flip` does.
+    Exact PCA, summed over fixed chunks of rows in float64: from the D x D covariance
+    when D <= N (a 50,000 x 2,048 layer: a 32 MiB matrix), else from the N x N Gram
+    matrix (few images of a wide, e.g. flattened, layer); then diagonalised (`eigh`) and
+    each chunk projected. Memory: that matrix, two chunks and the output, never a
+    float64 copy of `x`. Deterministic (no random solver); each component's sign puts its
+    largest loading positive, as scikit-learn's `svd_flip` does. When both N and D
+    exceed MAX_EXACT_SIDE: scikit-learn's randomized PCA (seeded), with a warning.
     """
-    from scipy.linalg import eigh
-
     n, d = x.shape
-    k = min(k, d)
+    k = min(k, n, d)
+    if min(n, d) > MAX_EXACT_SIDE:
+        return _randomized(x, k, standardize)
     mean, scale = _moments(x, standardize)
-    cov = np.zeros((d, d))
-    for part in _chunks(n):
-        c = (np.asarray(x[part], dtype=np.float64) - mean) / scale
-        cov += c.T @ c
-    values, vectors = eigh(cov, subset_by_index=[d - k, d - 1])
-    order = np.argsort(values, kind="stable")[::-1]
-    values, vectors = values[order], vectors[:, order]
-    big = np.argmax(np.abs(vectors), axis=0)
-    vectors *= np.sign(vectors[big, np.arange(k)])
-    total = float(np.trace(cov))
-    ratio = np.maximum(values, 0) / total if total > 0 else np.zeros(k)
+    if d <= n:
+        cov = np.zeros((d, d))
+        for part in _chunks(n):
+            c = _centred(x, part, mean, scale)
+            cov += c.T @ c
+        values, loadings = _top(cov, k)
+        total = float(np.trace(cov))
+    else:
+        gram = np.zeros((n, n))
+        for a in _chunks(n):
+            ca = _centred(x, a, mean, scale)
+            for b in _chunks(n):
+                if b.start >= a.start:
+                    gram[a, b] = ca @ _centred(x, b, mean, scale).T
+                    gram[b, a] = gram[a, b].T
+        values, u = _top(gram, k)
+        total = float(np.trace(gram))
+        # loadings = Xc^T u / sqrt(value): the components, for their signs and projection
+        inv = np.divide(1.0, np.sqrt(values), out=np.zeros(k), where=values > 0)
+        loadings = np.zeros((d, k))
+        for part in _chunks(n):
+            loadings += _centred(x, part, mean, scale).T @ u[part]
+        loadings *= inv
+    big = np.argmax(np.abs(loadings), axis=0)
+    loadings *= np.where(loadings[big, np.arange(k)] < 0, -1.0, 1.0)
+    ratio = values / total if total > 0 else np.zeros(k)
     out = np.empty((n, k))
     for part in _chunks(n):
-        out[part] = ((np.asarray(x[part], dtype=np.float64) - mean) / scale) @ vectors
+        out[part] = _centred(x, part, mean, scale) @ loadings
     return out, ratio
+
+
+def _randomized(
+    x: np.ndarray, k: int, standardize: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.decomposition import PCA
+
+    log.warning(
+        "PCA of %d x %d features: both exceed %d, so scikit-learn's randomized PCA runs "
+        "on a float64 copy (%.1f GiB); lower the layer's width (pooling avg) to avoid it",
+        *x.shape,
+        MAX_EXACT_SIDE,
+        x.size * 8 / 2**30,
+    )
+    mean, scale = _moments(x, standardize)
+    xc = (np.asarray(x, dtype=np.float64) - mean) / scale
+    pca = PCA(n_components=k, svd_solver="randomized", random_state=SHARED_STATE)
+    return pca.fit_transform(xc), pca.explained_variance_ratio_
 
 
 def prepare_features(

@@ -216,7 +216,14 @@ def fit_tsne(
         n_jobs=n_jobs,
         seed=seed,
     )
-    return np.asarray(emb, dtype=np.float32), float(emb.kl_divergence)
+    return np.asarray(emb, dtype=np.float32), _kl(emb)
+
+
+def _kl(emb: "TSNEEmbedding") -> float:
+    # openTSNE sums the KL divergence over threads in whatever order they finish: with
+    # n_jobs > 1 its last bits vary from run to run (the coordinates do not). Six
+    # significant digits keep the metadata's bytes the same.
+    return float(f"{emb.kl_divergence:.6g}")
 
 
 def subsampled_map(
@@ -249,7 +256,7 @@ def subsampled_map(
         k = min(25, len(fitted) - 1)
         placed = emb.transform(xp[rest], perplexity=min(5.0, (k - 1) / 3), k=k)
         out[rest] = np.asarray(placed, dtype=np.float32)
-    return out, float(emb.kl_divergence)
+    return out, _kl(emb)
 
 
 def fit_options(options: Mapping[str, Any] | None = None) -> dict[str, Any]:
