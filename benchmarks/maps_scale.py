@@ -10,6 +10,7 @@ Data:
     the workflow reads a layer's features (a memmap).
 
     nice -n 10 python benchmarks/maps_scale.py tsne-steps --n 10000 --steps 50
+    nice -n 10 python benchmarks/maps_scale.py tsne-3d-sub --n 10000 --fitted 5000
     nice -n 10 python benchmarks/maps_scale.py tsne-threads --n 10000
     nice -n 10 python benchmarks/maps_scale.py tsne-3d --n 10000
     nice -n 10 python benchmarks/maps_scale.py umap --n 10000
@@ -144,6 +145,34 @@ def _tsne_steps(n: int, steps: int, n_jobs: int) -> dict:
     return {**out, "load": load()}
 
 
+def _tsne_3d_sub(n: int, fitted: int) -> dict:
+    """A 3-D map of n points fitted on a class-stratified subsample of `fitted` and the
+    rest placed by transform (`subsampled_map`, 1 thread): CPU seconds and 10-NN accuracy
+    of the fitted and of the placed points (5,000 of each at most)."""
+    from cnnatlas.maps.tsne import subsampled_map
+    from cnnatlas.metrics import knn_accuracy
+    from cnnatlas.reduce import prepare_features, stratified_subsample
+
+    x, labels = digits(n)
+    xp = prepare_features(x, False, 50)
+    fit = stratified_subsample(n, fitted, labels, 0)
+    t, c = time.perf_counter(), time.process_time()
+    y, kl = subsampled_map(xp, fit, 3, 30, 0, {}, 1)
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    rest = np.setdiff1d(np.arange(n), fit)[:5000]
+    return {
+        "n": n,
+        "fitted": fitted,
+        "s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "kl": kl,
+        "knn_fitted": round(knn_accuracy(y[fit[:5000]], labels[fit[:5000]]), 4),
+        "knn_placed": round(knn_accuracy(y[rest], labels[rest]), 4),
+        "knn_features": round(knn_accuracy(x[:5000], labels[:5000]), 4),
+        "load": load(),
+    }
+
+
 def _pca(path: str, k: int) -> dict:
     from cnnatlas.reduce import load_features, prepare_features
 
@@ -222,6 +251,7 @@ def _umap(n: int) -> dict:
 PARTS = {
     "tsne_fit": _tsne_fit,
     "tsne_steps": _tsne_steps,
+    "tsne_3d_sub": _tsne_3d_sub,
     "pca": _pca,
     "pca_maps": _pca_maps,
     "neighbors": _neighbors,
@@ -243,6 +273,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, nargs="+", default=[10000])
     ap.add_argument("--d", type=int, default=2048)
     ap.add_argument("--steps", type=int, default=50, help="tsne-steps: steps timed")
+    ap.add_argument(
+        "--fitted", type=int, default=5000, help="tsne-3d-sub: fitted points"
+    )
     ap.add_argument(
         "--queries",
         type=int,
@@ -269,6 +302,9 @@ def main() -> None:
         for n in a.n:
             for j in (1, 2):
                 emit(child("tsne_steps", n, a.steps, j))
+    elif a.part == "tsne-3d-sub":
+        for n in a.n:
+            emit(child("tsne_3d_sub", n, a.fitted))
     elif a.part == "umap":
         for n in a.n:
             emit(child("umap", n))

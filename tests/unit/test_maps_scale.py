@@ -66,7 +66,14 @@ def test_same_config_same_threads_same_bytes_whatever_the_job_is_given(tmp_path)
     a = _run(tmp_path, "a", x, labels, opts, specs, n_jobs=1)
     b = _run(tmp_path, "b", x, labels, opts, specs, n_jobs=2)
     assert sha(a[specs[0]]) == sha(b[specs[0]])
-    assert meta(a[specs[0]])["n_jobs"] == 2
+    m = meta(a[specs[0]])
+    # Barnes-Hut (auto below 10,000 points) optimises on 1 thread: threaded BH varies
+    assert (m["n_jobs"], m["gradient"], m["gradient_n_jobs"]) == (2, "bh", 1)
+    fft = {**opts, "negative_gradient_method": "fft"}
+    a = _run(tmp_path, "fa", x, labels, fft, specs, n_jobs=1)
+    b = _run(tmp_path, "fb", x, labels, fft, specs, n_jobs=2)
+    assert sha(a[specs[0]]) == sha(b[specs[0]])
+    assert meta(a[specs[0]])["gradient_n_jobs"] == 2
     c = _run(tmp_path, "c", x, labels, {**opts, "threads_min_points": 91}, specs)
     assert meta(c[specs[0]])["n_jobs"] == 1
 

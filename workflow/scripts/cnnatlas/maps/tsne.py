@@ -8,10 +8,11 @@ Gradients: openTSNE's FFT interpolation exists in 1-D/2-D only, so 3-D maps use
 openTSNE's own Barnes-Hut (its space-partitioning tree handles 3-D). 2-D maps use
 `negative_gradient_method` (`auto`: Barnes-Hut below 10,000 points, FFT above).
 
-Threads: openTSNE's output depends on its thread count (the Annoy kNN index and 2-D
-Barnes-Hut do; measured in benchmarks/README.md), so the count is `tsne_threads(N,
-options)`: `threads` from `threads_min_points` points on, 1 below; never the machine's or
-the job's cores. Large 3-D maps: above `max_points_3d` points, a 3-D map is fitted on a
+Threads: openTSNE's output depends on its thread count (the Annoy kNN graph does), so
+the count is `tsne_threads(N, options)`: `threads` from `threads_min_points` points on, 1
+below; never the machine's or the job's cores. Its threaded Barnes-Hut gradients are not
+reproducible even for a fixed count, so Barnes-Hut maps (3-D, and 2-D below 10,000 points
+with `auto`) optimise on 1 thread; FFT gradients use the threads. Large 3-D maps: above `max_points_3d` points, a 3-D map is fitted on a
 seeded class-stratified subsample and the other points are placed into it with
 `TSNEEmbedding.transform` (3-D Barnes-Hut costs many times a 2-D FFT map at 10,000
 points); the metadata's `subsample` says so.
@@ -137,8 +138,21 @@ def _jitter(coords: np.ndarray, seed: int) -> np.ndarray:
     return initialization.jitter(coords, random_state=seed)
 
 
-def _gradient_method(dim: int, requested: str) -> str:
-    return "bh" if dim > 2 else requested
+def _gradient_method(dim: int, requested: str, n: int) -> str:
+    """The gradient method a map gets: Barnes-Hut in 3-D; `auto` resolved as openTSNE
+    does (Barnes-Hut below 10,000 points, FFT from there)."""
+    if dim > 2:
+        return "bh"
+    if requested == "auto":
+        return "bh" if n < 10_000 else "fft"
+    return requested
+
+
+def _gradient_jobs(gradient: str, n_jobs: int) -> int:
+    # openTSNE's threaded Barnes-Hut gradients are not reproducible (measured: the same
+    # 3,000-point 2-D map on 2 threads gave two different layouts in three runs); its FFT
+    # gradients and the kNN graph are, for a given thread count.
+    return n_jobs if gradient == "fft" else 1
 
 
 def tsne_threads(n: int, options: Mapping[str, Any] | None = None) -> int:
@@ -165,14 +179,13 @@ def _embedding(
     from openTSNE import TSNEEmbedding
 
     init = np.ascontiguousarray(initialization, dtype=np.float64)
+    gradient = _gradient_method(init.shape[1], negative_gradient_method, len(init))
     emb = TSNEEmbedding(
         init,
         affinities,
-        negative_gradient_method=_gradient_method(
-            init.shape[1], negative_gradient_method
-        ),
+        negative_gradient_method=gradient,
         learning_rate=learning_rate,
-        n_jobs=n_jobs,
+        n_jobs=_gradient_jobs(gradient, n_jobs),
         random_state=seed,
     )
     if early_exaggeration_iter > 0:
@@ -358,10 +371,13 @@ def tsne_maps(job: FitJob) -> Maps:
                 "openTSNE TSNEEmbedding.transform",
             }
         log.info("t-SNE %s: KL divergence %.4f", spec, kl)
+        fit_n = len(fitted) if "subsample" in extra else n
+        gradient = _gradient_method(spec.dim, opts["negative_gradient_method"], fit_n)
         params = {
             **opts,
             "effective_perplexity": eff[spec.perplexity],
-            "gradient": _gradient_method(spec.dim, opts["negative_gradient_method"]),
+            "gradient": gradient,
+            "gradient_n_jobs": _gradient_jobs(gradient, n_jobs),
             "input_dims": int(xp.shape[1]),
             "kl_divergence": kl,
             "n_jobs": n_jobs,
