@@ -20,15 +20,10 @@ from cnnatlas.reduce import (
     write_maps,
 )
 
+from tests.unit.test_reduce import blobs
+
 FAST = {"n_iter": 40, "early_exaggeration_iter": 20}
 KEYS = {"model": "m", "ckpt": "c", "layer": "l"}
-
-
-def blobs(n=90, d=60, centers=3, seed=0):
-    rng = np.random.default_rng(seed)
-    means = rng.normal(0, 6, (centers, d))
-    labels = np.arange(n) % centers
-    return (means[labels] + rng.normal(0, 1, (n, d))).astype(np.float32), labels
 
 
 def sha(path):
@@ -60,7 +55,7 @@ def _run(tmp_path, name, x, labels, options, specs, n_jobs=1):
 
 
 def test_same_config_same_threads_same_bytes_whatever_the_job_is_given(tmp_path):
-    x, labels = blobs()
+    x, labels = blobs(n=90, d=60)
     specs = [MapSpec(2, 10.0, 0)]
     opts = {**FAST, "threads": 2, "threads_min_points": 50}
     a = _run(tmp_path, "a", x, labels, opts, specs, n_jobs=1)
@@ -90,7 +85,7 @@ def test_stratified_subsample_keeps_class_shares_and_is_seeded():
 
 
 def test_large_3d_maps_are_fitted_on_a_subsample_and_the_rest_placed(tmp_path):
-    x, labels = blobs(n=120)
+    x, labels = blobs(n=120, d=60)
     specs = [MapSpec(2, 10.0, 0), MapSpec(3, 10.0, 0), MapSpec(3, 10.0, 1)]
     opts = {**FAST, "max_points_3d": 45, "subsample_seed": 5}
     a = _run(tmp_path, "a", x, labels, opts, specs)

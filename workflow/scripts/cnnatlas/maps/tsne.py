@@ -167,34 +167,34 @@ def _embedding(
     affinities: "PerplexityBasedNN",
     initialization: np.ndarray,
     *,
-    n_iter: int,
-    early_exaggeration_iter: int,
-    early_exaggeration: float,
-    exaggeration: float | None,
-    learning_rate: float | str,
-    negative_gradient_method: str,
     n_jobs: int = 1,
     seed: int = 0,
+    **fit: Any,
 ) -> "TSNEEmbedding":
+    """The optimised openTSNE embedding of `fit_tsne` (`fit`: its options)."""
     from openTSNE import TSNEEmbedding
 
     init = np.ascontiguousarray(initialization, dtype=np.float64)
-    gradient = _gradient_method(init.shape[1], negative_gradient_method, len(init))
+    gradient = _gradient_method(
+        init.shape[1], fit["negative_gradient_method"], len(init)
+    )
     emb = TSNEEmbedding(
         init,
         affinities,
         negative_gradient_method=gradient,
-        learning_rate=learning_rate,
+        learning_rate=fit["learning_rate"],
         n_jobs=_gradient_jobs(gradient, n_jobs),
         random_state=seed,
     )
-    if early_exaggeration_iter > 0:
+    if fit["early_exaggeration_iter"] > 0:
         emb = emb.optimize(
-            n_iter=early_exaggeration_iter,
-            exaggeration=early_exaggeration,
+            n_iter=fit["early_exaggeration_iter"],
+            exaggeration=fit["early_exaggeration"],
             momentum=0.8,
         )
-    return emb.optimize(n_iter=n_iter, exaggeration=exaggeration, momentum=0.8)
+    return emb.optimize(
+        n_iter=fit["n_iter"], exaggeration=fit["exaggeration"], momentum=0.8
+    )
 
 
 def fit_tsne(
