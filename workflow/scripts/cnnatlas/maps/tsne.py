@@ -12,10 +12,12 @@ Threads: openTSNE's output depends on its thread count (the Annoy kNN graph does
 the count is `tsne_threads(N, options)`: `threads` from `threads_min_points` points on, 1
 below; never the machine's or the job's cores. Its threaded Barnes-Hut gradients are not
 reproducible even for a fixed count, so Barnes-Hut maps (3-D, and 2-D below 10,000 points
-with `auto`) optimise on 1 thread; FFT gradients use the threads. Large 3-D maps: above `max_points_3d` points, a 3-D map is fitted on a
-seeded class-stratified subsample and the other points are placed into it with
-`TSNEEmbedding.transform` (3-D Barnes-Hut costs many times a 2-D FFT map at 10,000
-points); the metadata's `subsample` says so.
+with `auto`) optimise on 1 thread; FFT gradients use the threads.
+
+Large 3-D maps: above `max_points_3d` points, a 3-D map is fitted on a seeded
+class-stratified subsample and the other points are placed into it with
+`TSNEEmbedding.transform` (a whole 3-D Barnes-Hut map cost 2.6x the CPU of a 2-D FFT map
+at 10,000 points, and Barnes-Hut grows as N log N); the metadata's `subsample` says so.
 
 Reuse (e.g. checkpoint-aligned maps): `prepare_features` -> `tsne_affinities` ->
 `fit_tsne(affinities, initialization=rescale(previous_map), ...)`, or `tsne_map` for all
