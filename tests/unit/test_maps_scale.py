@@ -166,3 +166,16 @@ def test_pca_of_few_wide_points_uses_the_gram_matrix_and_stays_exact(small_chunk
     ref = PCA(n_components=3, svd_solver="full").fit(x.astype(np.float64))
     assert np.allclose(ours, ref.transform(x.astype(np.float64)), atol=1e-6)
     assert np.allclose(ratio, ref.explained_variance_ratio_)
+
+
+def test_labels_of_another_length_stop_the_job_naming_both_files(tmp_path):
+    from cnnatlas.reduce import FeatureError
+
+    x, labels = blobs(n=30, d=8)
+    np.save(tmp_path / "layer.npy", x)
+    preds = tmp_path / "predictions.parquet"
+    pd.DataFrame({"image_id": np.arange(29), "label": labels[:29]}).to_parquet(preds)
+    out = {MapSpec(2, 5.0, 0): tmp_path / "m.parquet"}
+    with pytest.raises(FeatureError, match=r"layer.npy: 30 rows but .*predictions"):
+        write_maps(tmp_path / "layer.npy", "tsne", out, FAST, 1, preds)
+    assert not out[MapSpec(2, 5.0, 0)].exists()
