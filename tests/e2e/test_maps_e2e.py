@@ -59,6 +59,11 @@ def test_every_embedding_follows_the_contract(tiny_run):
         assert (meta["method"], meta["dim"], meta["seed"]) == (method, dim, spec[3])
         if method == "tsne":
             assert meta["kl_divergence"] > 0 and meta["effective_perplexity"] == spec[2]
+            # tiny_config: max_points_3d 24 of 30 images; 2-D maps fit every image
+            sub = meta.get("subsample")
+            assert (sub and (sub["size"], sub["of"])) == (
+                (24, 30) if dim == 3 else None
+            )
 
 
 def test_metrics_hold_one_row_per_embedding(tiny_run):
@@ -79,6 +84,9 @@ def test_metrics_hold_one_row_per_embedding(tiny_run):
     assert m[unit].apply(lambda c: c.between(0, 1)).all().all()
     assert m["seed_stability"].notna().sum() == len(m[m.method != "pca"])
     assert m["diagnosis"].str.len().gt(0).all()
+    sub = (m.method == "tsne") & (m.dim == 3)
+    assert m.loc[sub, "n_fitted"].eq(24).all() and m.loc[~sub, "n_fitted"].eq(30).all()
+    assert m.loc[~sub, "knn_map_fitted"].isna().all()
 
 
 def test_layer_summary_table_and_plot(tiny_run):

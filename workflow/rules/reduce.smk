@@ -13,6 +13,7 @@ for _method in P.maps["methods"]:
             f"reduce_{_method}"
         input:
             features=_reduce["features"],
+            predictions=_reduce["predictions"],
             lib=lib("reduce_features.py"),
         output:
             maps=_reduce["maps"],

@@ -1,16 +1,16 @@
 import numpy as np
-import pandas as pd
 from cnnatlas.io import write_parquet
 from cnnatlas.logs import to_log
 from cnnatlas.metrics import feature_neighbors, layer_metrics
+from cnnatlas.reduce import read_labels
 
 
 def main(snakemake) -> None:
     to_log(snakemake.log[0])
-    labels = pd.read_parquet(snakemake.input.predictions, columns=["image_id", "label"])
-    labels = labels.sort_values("image_id")["label"].to_numpy()
+    labels = read_labels(snakemake.input.predictions)
     keys = {k: snakemake.wildcards[k] for k in ("model", "ckpt", "layer")}
-    features = np.load(snakemake.params.layer_file)  # read once for both outputs
+    # Mapped, not read: the metrics read their subsample, the neighbours one pass.
+    features = np.load(snakemake.params.layer_file, mmap_mode="r")
     df = layer_metrics(
         features,
         labels,

@@ -13,7 +13,12 @@ def main(snakemake) -> None:
             for dim, perplexity, seed, path in job["maps"]
         }
         write_maps(
-            job["features"], params.method, outputs, params.options, snakemake.threads
+            job["features"],
+            params.method,
+            outputs,
+            params.options,
+            snakemake.threads,
+            job["predictions"],
         )
 
 

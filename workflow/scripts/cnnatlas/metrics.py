@@ -4,6 +4,14 @@ All metrics of one layer are computed on the same seeded subsample of at most
 `max_points` points (all points when N is smaller): kNN classification accuracy
 (cross-validated) in feature space and in the map, trustworthiness and continuity,
 neighbourhood preservation, and the neighbour overlap between seeds (stability).
+A map fitted on a subsample with the other points placed into it (large 3-D t-SNE maps,
+metadata `subsample`) also gets kNN accuracy and trustworthiness on the metric points
+that were fitted and on those that were placed (`*_fitted`, `*_placed`), so a placement
+worse than the fit shows.
+
+Memory: the metrics work on the subsample only (trustworthiness builds its max_points^2
+distance matrix: 200 MB at 5,000); `feature_neighbors` over all N is scikit-learn's exact
+brute-force search, which works in chunks of rows (bounded memory, O(N^2 D) time).
 """
 
 import json
@@ -20,6 +28,7 @@ from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
 from cnnatlas.io import atomic_path, read_parquet_meta, write_parquet
 from cnnatlas.maps import get_method
+from cnnatlas.reduce import stratified_subsample
 from cnnatlas.schema import with_defaults
 
 __all__ = [
@@ -56,6 +65,11 @@ COLUMNS = [
     "seed_stability",
     "kl_divergence",
     "diagnosis",
+    "n_fitted",
+    "knn_map_fitted",
+    "trustworthiness_fitted",
+    "knn_map_placed",
+    "trustworthiness_placed",
 ]
 
 
@@ -112,8 +126,8 @@ def feature_neighbors(
     metrics subsample), saved to `out` as .npy [N, k] of uint16 (uint32 above 65,536
     images): the atlas page rings them around a pinned point. `features`: the array or
     its .npy file."""
-    x = _load(features).astype(np.float32)
-    idx = neighbors(x, k)
+    x = _load(features)
+    idx = neighbors(np.asarray(x, dtype=np.float32), k)
     dtype = np.uint16 if len(x) <= 2**16 else np.uint32
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
@@ -122,7 +136,10 @@ def feature_neighbors(
 
 
 def _load(features: np.ndarray | str | Path) -> np.ndarray:
-    return features if isinstance(features, np.ndarray) else np.load(features)
+    # A file is mapped, not read: the metrics read only their subsample's rows.
+    if isinstance(features, np.ndarray):
+        return features
+    return np.load(features, mmap_mode="r")
 
 
 def neighbor_overlap(a: np.ndarray, b: np.ndarray) -> float:
@@ -208,6 +225,37 @@ def _stability(rows: pd.DataFrame, nbrs: dict[int, np.ndarray]) -> pd.Series:
     return out
 
 
+def _placement(
+    meta: Mapping[str, Any],
+    idx: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    labels: np.ndarray,
+    k: int,
+    folds: int,
+    seed: int,
+) -> dict[str, float]:
+    """n_fitted and the metrics of the fitted and of the placed metric points of a map
+    fitted on a subsample (metadata `subsample`); NaN for a map of every point."""
+    n = len(labels)
+    out = dict.fromkeys(COLUMNS[COLUMNS.index("knn_map_fitted") :], np.nan)
+    sub = meta.get("subsample")
+    if not sub:
+        return {"n_fitted": n, **out}
+    strata = np.asarray(labels) if sub.get("stratified_by") else None
+    fitted = np.isin(idx, stratified_subsample(n, sub["size"], strata, sub["seed"]))
+    ls = np.asarray(labels)[idx]
+    for name, rows in (("fitted", fitted), ("placed", ~fitted)):
+        # kNN accuracy needs 2 points of a class per fold; a tiny part gets NaN.
+        if (
+            rows.sum() > 2 * k
+            and np.bincount(np.unique(ls[rows], return_inverse=True)[1]).min() >= 2
+        ):
+            out[f"knn_map_{name}"] = knn_accuracy(ys[rows], ls[rows], k, folds, seed)
+            out[f"trustworthiness_{name}"] = trustworthiness(xs[rows], ys[rows], k)
+    return {"n_fitted": int(sub["size"]), **out}
+
+
 def layer_metrics(
     features: np.ndarray | str | Path,
     labels: np.ndarray,
@@ -218,10 +266,10 @@ def layer_metrics(
     """metrics.parquet rows of every embedding of one layer (`keys`: model, ckpt, layer);
     `features`: the layer's array or its .npy file."""
     opts = with_defaults(options, "maps.metrics")
-    x = _load(features).astype(np.float64)
+    x = _load(features)
     k, folds, seed = opts["k"], opts["folds"], opts["seed"]
     idx = subsample(len(x), opts["max_points"], seed)
-    xs, ls = x[idx], np.asarray(labels)[idx]
+    xs, ls = np.asarray(x[idx], dtype=np.float64), np.asarray(labels)[idx]
     x_nbrs = neighbors(xs, k)
     feat_acc = knn_accuracy(xs, ls, k, folds, seed)
     chance = float(np.bincount(np.unique(ls, return_inverse=True)[1]).max() / len(ls))
@@ -245,6 +293,7 @@ def layer_metrics(
                 **m,
                 "knn_ratio": m["knn_map"] / feat_acc if feat_acc > 0 else np.nan,
                 "kl_divergence": _float(meta.get("kl_divergence")),
+                **_placement(meta, idx, xs, ys, labels, k, folds, seed),
             }
         )
     df = pd.DataFrame(rows)

@@ -11,6 +11,7 @@ smaller one). Only the optimisation runs per (dim, perplexity, seed).
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from hashlib import blake2b
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,12 @@ __all__ = [
     "load_features",
     "check_features",
     "prepare_features",
+    "principal_components",
+    "stratified_subsample",
     "neighbor_features",
     "neighbor_maps",
     "procrustes_align",
+    "read_labels",
     "versions",
     "embedding_frame",
     "write_embedding",
@@ -49,31 +53,58 @@ class FeatureError(CnnatlasError):
     """A layer's features cannot be mapped (non-finite values, too few points)."""
 
 
+# Rows per chunk of the passes over a layer's features: a fixed number (not one derived
+# from free memory), so that sums, hence bytes, never depend on the machine. 2,048 rows of
+# 2,048 float64 features are 32 MiB.
+CHUNK = 2048
+
+
+def _chunks(n: int) -> Iterable[slice]:
+    return (slice(s, min(n, s + CHUNK)) for s in range(0, n, CHUNK))
+
+
 def load_features(path: str | Path) -> np.ndarray:
-    """A layer's `.npy` features [N, D], checked by `check_features`, as float32."""
+    """A layer's `.npy` features [N, D], checked by `check_features`, as float32: the file
+    itself (a read-only memmap) when it holds float32, so that nothing reads it whole."""
     x = np.load(path, mmap_mode="r")
-    return check_features(np.asarray(x, dtype=np.float32), name=str(path))
+    if x.dtype != np.float32:
+        x = np.asarray(x, dtype=np.float32)
+    return check_features(x, name=str(path))
 
 
 def check_features(x: np.ndarray, name: str = "features") -> np.ndarray:
     """Raise on non-finite values; log zero-variance columns and duplicate rows.
 
-    Returns `x` as a 2-D float32 array. `name` (the layer file) appears in every message.
+    Returns `x` as a 2-D float32 array (a float32 memmap as it is). `name` (the layer
+    file) appears in every message. Reads `x` in chunks of rows: memory stays flat in N.
     """
-    x = np.asarray(x, dtype=np.float32)
+    if not (isinstance(x, np.ndarray) and x.dtype == np.float32):
+        x = np.asarray(x, dtype=np.float32)
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
         raise FeatureError(
             f"{name}: expected a 2-D array of at least 2 points, got shape {x.shape}"
         )
-    bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+    bad = rows = 0
+    lo = np.full(x.shape[1], np.inf, np.float32)
+    hi = np.full(x.shape[1], -np.inf, np.float32)
+    digests = set()
+    for part in _chunks(len(x)):
+        c = np.asarray(x[part])
+        finite = np.isfinite(c)
+        bad += int(c.size - np.count_nonzero(finite))
+        rows += int((~finite).any(axis=1).sum())
+        np.minimum(lo, c.min(axis=0), out=lo)
+        np.maximum(hi, c.max(axis=0), out=hi)
+        # Duplicate rows by a 128-bit digest of each row's bytes: exact but for a
+        # collision (~N^2 / 2^129), without sorting a copy of all N x D values.
+        digests.update(blake2b(r.tobytes(), digest_size=16).digest() for r in c)
     if bad:
-        rows = int((~np.isfinite(x)).any(axis=1).sum())
         raise FeatureError(
             f"{name}: {bad} NaN/Inf values in {rows} of {x.shape[0]} rows; "
             "the model produced non-finite activations (check the checkpoint, the "
             "transform's mean/std, or set extract.precision: fp32) and re-run the extraction"
         )
-    const = int((np.ptp(x, axis=0) == 0).sum())
+    const = int((hi == lo).sum())
     if const:
         log.warning(
             "%s: %d of %d features are constant (zero variance); they carry no "
@@ -82,10 +113,122 @@ def check_features(x: np.ndarray, name: str = "features") -> np.ndarray:
             const,
             x.shape[1],
         )
-    dups = x.shape[0] - np.unique(x, axis=0).shape[0]
+    dups = x.shape[0] - len(digests)
     if dups:
         log.warning("%s: %d duplicate points (identical feature rows)", name, dups)
     return x
+
+
+def _moments(x: np.ndarray, standardize: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and the divisor of the z-score (1 where not standardising or
+    constant), float64, in chunks."""
+    n, total = len(x), np.zeros(x.shape[1])
+    for part in _chunks(n):
+        total += np.asarray(x[part], dtype=np.float64).sum(axis=0)
+    mean = total / n
+    if not standardize:
+        return mean, np.ones_like(mean)
+    sq = np.zeros_like(mean)
+    for part in _chunks(n):
+        sq += ((np.asarray(x[part], dtype=np.float64) - mean) ** 2).sum(axis=0)
+    sd = np.sqrt(sq / n)
+    return mean, np.where(sd > 0, sd, 1.0)
+
+
+# Beyond this many points AND features, the exact PCA's min(N, D)^2 matrix (2 GiB here)
+# is too large: scikit-learn's randomized PCA on a float64 copy of the features is used.
+MAX_EXACT_SIDE = 16384
+
+
+def _centred(x: np.ndarray, part: slice, mean: np.ndarray, scale: np.ndarray):
+    return (np.asarray(x[part], dtype=np.float64) - mean) / scale
+
+
+def _top(matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest eigenvalues (descending, >= 0) and eigenvectors of a symmetric
+    matrix, of which only the upper triangle is read."""
+    from scipy.linalg import eigh
+
+    m = len(matrix)
+    # evx (bisection + inverse iteration) for a few eigenpairs: 1.7 CPU-s for 50 of
+    # 2,048 here, against 9.7 s with scipy's default evr driver
+    values, vectors = eigh(
+        matrix, lower=False, subset_by_index=[m - k, m - 1], driver="evx"
+    )
+    order = np.argsort(values, kind="stable")[::-1]
+    return np.maximum(values[order], 0), vectors[:, order]
+
+
+def principal_components(
+    x: np.ndarray, k: int, standardize: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first `k` principal components of `x` [N, D] (optionally z-scored first):
+    (coordinates float64 [N, k], explained variance ratio [k]).
+
+    Exact PCA, summed over fixed chunks of rows in float64: from the D x D covariance
+    when D <= N (a 50,000 x 2,048 layer: a 32 MiB matrix), else from the N x N Gram
+    matrix (few images of a wide, e.g. flattened, layer); then diagonalised (`eigh`) and
+    each chunk projected. Memory: that matrix, two chunks and the output, never a
+    float64 copy of `x`. Deterministic (no random solver); each component's sign puts its
+    largest loading positive, as scikit-learn's `svd_flip` does. When both N and D
+    exceed MAX_EXACT_SIDE: scikit-learn's randomized PCA (seeded), with a warning.
+    """
+    n, d = x.shape
+    k = min(k, n, d)
+    if min(n, d) > MAX_EXACT_SIDE:
+        return _randomized(x, k, standardize)
+    mean, scale = _moments(x, standardize)
+    if d <= n:
+        from scipy.linalg.blas import dsyrk
+
+        # upper triangle of the sum of c^T c: BLAS syrk, half the work of a matmul
+        cov = np.zeros((d, d), order="F")
+        for part in _chunks(n):
+            c = _centred(x, part, mean, scale)
+            cov = dsyrk(1.0, c.T, beta=1.0, c=cov, overwrite_c=1)
+        values, loadings = _top(cov, k)
+        total = float(np.trace(cov))
+    else:
+        gram = np.zeros((n, n))
+        for a in _chunks(n):
+            ca = _centred(x, a, mean, scale)
+            for b in _chunks(n):
+                if b.start >= a.start:
+                    gram[a, b] = ca @ _centred(x, b, mean, scale).T
+                    gram[b, a] = gram[a, b].T
+        values, u = _top(gram, k)
+        total = float(np.trace(gram))
+        # loadings = Xc^T u / sqrt(value): the components, for their signs and projection
+        inv = np.divide(1.0, np.sqrt(values), out=np.zeros(k), where=values > 0)
+        loadings = np.zeros((d, k))
+        for part in _chunks(n):
+            loadings += _centred(x, part, mean, scale).T @ u[part]
+        loadings *= inv
+    big = np.argmax(np.abs(loadings), axis=0)
+    loadings *= np.where(loadings[big, np.arange(k)] < 0, -1.0, 1.0)
+    ratio = values / total if total > 0 else np.zeros(k)
+    out = np.empty((n, k))
+    for part in _chunks(n):
+        out[part] = _centred(x, part, mean, scale) @ loadings
+    return out, ratio
+
+
+def _randomized(
+    x: np.ndarray, k: int, standardize: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.decomposition import PCA
+
+    log.warning(
+        "PCA of %d x %d features: both exceed %d, so scikit-learn's randomized PCA runs "
+        "on a float64 copy (%.1f GiB); lower the layer's width (pooling avg) to avoid it",
+        *x.shape,
+        MAX_EXACT_SIDE,
+        x.size * 8 / 2**30,
+    )
+    mean, scale = _moments(x, standardize)
+    xc = (np.asarray(x, dtype=np.float64) - mean) / scale
+    pca = PCA(n_components=k, svd_solver="randomized", random_state=SHARED_STATE)
+    return pca.fit_transform(xc), pca.explained_variance_ratio_
 
 
 def prepare_features(
@@ -94,21 +237,48 @@ def prepare_features(
     pca_components: int | None = 50,
     random_state: int = SHARED_STATE,
 ) -> np.ndarray:
-    """Optionally z-score each feature, then PCA to `pca_components` when D exceeds it.
+    """Optionally z-score each feature, then PCA to `pca_components` when D exceeds it
+    (`principal_components`: exact, memory-flat, deterministic); float64 [N, D or k].
 
     Constant features stay 0 after standardisation (no division by zero).
+    `random_state` is kept for callers; the PCA uses no randomness.
     """
-    x = np.asarray(x, dtype=np.float64)
-    if standardize:
-        sd = x.std(axis=0)
-        x = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
     if pca_components and x.shape[1] > pca_components:
         k = min(pca_components, x.shape[0])
-        log.info("PCA pre-step: %d -> %d dimensions", x.shape[1], k)
-        from sklearn.decomposition import PCA  # 2 s to import: only when needed
+        log.info("PCA pre-step: %d -> %d dimensions (exact, in chunks)", x.shape[1], k)
+        return principal_components(x, k, standardize)[0]
+    if not standardize:
+        return np.ascontiguousarray(x, dtype=np.float64)
+    mean, scale = _moments(x, True)
+    out = np.empty(x.shape)
+    for part in _chunks(len(x)):
+        out[part] = (np.asarray(x[part], dtype=np.float64) - mean) / scale
+    return out
 
-        x = PCA(n_components=k, random_state=random_state).fit_transform(x)
-    return np.ascontiguousarray(x)
+
+def stratified_subsample(
+    n: int, size: int, labels: np.ndarray | None = None, seed: int = 0
+) -> np.ndarray:
+    """Sorted indices of a seeded subsample of `size` of `n` points (all when n <= size),
+    each class of `labels` [n] represented in proportion to its size (largest
+    remainders; uniform when `labels` is None). A function of (n, size, labels, seed)
+    only, so the metrics recompute the subsample a map's metadata names."""
+    if n <= size:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        return np.sort(rng.choice(n, size=size, replace=False))
+    classes, inverse = np.unique(np.asarray(labels), return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(classes))
+    share = counts * size / n
+    take = np.floor(share).astype(int)
+    extra = np.argsort(-(share - take), kind="stable")[: size - int(take.sum())]
+    take[extra] += 1
+    picked = [
+        rng.choice(np.flatnonzero(inverse == c), size=t, replace=False)
+        for c, t in enumerate(take)
+    ]
+    return np.sort(np.concatenate(picked))
 
 
 def neighbor_features(job: FitJob) -> tuple[np.ndarray, int]:
@@ -148,6 +318,12 @@ def procrustes_align(reference: np.ndarray, x: np.ndarray) -> np.ndarray:
     return (xc @ rotation + reference.mean(axis=0)).astype(np.float32)
 
 
+def read_labels(predictions: str | Path) -> np.ndarray:
+    """The class label of every image, in image_id order, from a predictions.parquet."""
+    df = pd.read_parquet(predictions, columns=["image_id", "label"])
+    return df.sort_values("image_id")["label"].to_numpy()
+
+
 def versions(*packages: str) -> dict[str, str]:
     """{package: installed version}, recorded in each map's metadata."""
     return {p: version(p) for p in packages}
@@ -184,10 +360,19 @@ def write_maps(
     outputs: Mapping[MapSpec, str | Path],
     options: Mapping[str, Any] | None = None,
     n_jobs: int = 1,
+    predictions: str | Path | None = None,
 ) -> None:
-    """Compute every map of one layer and method and write each to its output path."""
+    """Compute every map of one layer and method and write each to its output path;
+    `predictions` (the checkpoint's predictions.parquet) gives the class labels that
+    stratify a subsample."""
     fit = get_method(method)
     x = load_features(features)
+    labels = None if predictions is None else read_labels(predictions)
+    if labels is not None and len(labels) != len(x):
+        raise FeatureError(
+            f"{features}: {len(x)} rows but {predictions} has {len(labels)} images; "
+            "re-run the extraction of this checkpoint"
+        )
     log.info(
         "%s: %d points x %d features, %d %s maps",
         features,
@@ -196,7 +381,7 @@ def write_maps(
         method,
     )
     for spec, coords, params in fit.maps(
-        x, list(outputs), options, n_jobs, str(features)
+        x, list(outputs), options, n_jobs, str(features), labels
     ):
         write_embedding(
             coords,

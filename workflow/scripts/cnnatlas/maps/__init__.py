@@ -53,7 +53,8 @@ class MapSpec:
 @dataclass(frozen=True)
 class FitJob:
     """What a fit function gets: features `x` [N, D], the maps to make, the method's
-    options (the schema's defaults filled), threads, and the features' name for messages.
+    options (the schema's defaults filled), threads, the features' name for messages,
+    and the images' class labels [N] (None: unknown; a subsample is then uniform).
     The fit yields (spec, coordinates float32 [N, dim], parameters for the metadata)."""
 
     x: np.ndarray
@@ -61,6 +62,7 @@ class FitJob:
     options: Mapping[str, Any]
     n_jobs: int = 1
     name: str = "features"
+    labels: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -108,9 +110,11 @@ class MapMethod:
         options: Mapping[str, Any] | None = None,
         n_jobs: int = 1,
         name: str = "features",
+        labels: np.ndarray | None = None,
     ) -> Maps:
         """Every map of `specs` of features `x` [N, D]: (spec, coordinates, parameters)."""
-        return self.fit(FitJob(x, specs, self.options(options), n_jobs, name))
+        job = FitJob(x, specs, self.options(options), n_jobs, name, labels)
+        return self.fit(job)
 
     def evolution(
         self,

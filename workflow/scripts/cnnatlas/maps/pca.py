@@ -1,34 +1,34 @@
 """PCA maps (scikit-learn): deterministic, so no sweep axis (files `pca-{dim}d-p0-s0`).
 
 One PCA for the largest dim; smaller dims are its first components. The explained
-variance goes into each map's metadata.
+variance goes into each map's metadata. The PCA is exact and memory-flat
+(`cnnatlas.reduce.principal_components`: covariance over chunks of rows), so a
+50,000 x 2,048 layer is never copied to float64 whole.
 """
 
 import numpy as np
 
 from cnnatlas.maps import EvolveJob, FitJob, MapMethod, Maps, MapSpec
-from cnnatlas.reduce import SHARED_STATE, prepare_features, procrustes_align, versions
+from cnnatlas.reduce import principal_components, procrustes_align, versions
 
 __all__ = ["METHOD", "pca_maps", "pca_evolution"]
 
 
 def pca_maps(job: FitJob) -> Maps:
     """PCA maps of `job.x` (options: maps.pca)."""
-    from sklearn.decomposition import PCA
-
-    opts, specs = dict(job.options), job.specs
-    xp = prepare_features(job.x, opts["standardize"], pca_components=None)
-    k = min(max(s.dim for s in specs), *xp.shape)
-    pca = PCA(n_components=k, random_state=SHARED_STATE).fit(xp)
-    coords = pca.transform(xp).astype(np.float32)
+    opts, specs, x = dict(job.options), job.specs, job.x
+    k = min(max(s.dim for s in specs), *x.shape)
+    coords, ratios = principal_components(x, k, opts["standardize"])
+    coords = coords.astype(np.float32)
     for spec in specs:
-        out = np.zeros((len(xp), spec.dim), np.float32)
+        out = np.zeros((len(x), spec.dim), np.float32)
         out[:, : min(k, spec.dim)] = coords[:, : spec.dim]
-        ratio = [float(r) for r in pca.explained_variance_ratio_[: spec.dim]]
+        ratio = [float(r) for r in ratios[: spec.dim]]
         params = {
             **opts,
             "explained_variance_ratio": ratio,
             "explained_variance_total": float(sum(ratio)),
+            "solver": "covariance_eigh_chunked",
             "versions": versions(*METHOD.packages),
         }
         yield spec, out, params

@@ -8,6 +8,17 @@ Gradients: openTSNE's FFT interpolation exists in 1-D/2-D only, so 3-D maps use
 openTSNE's own Barnes-Hut (its space-partitioning tree handles 3-D). 2-D maps use
 `negative_gradient_method` (`auto`: Barnes-Hut below 10,000 points, FFT above).
 
+Threads: openTSNE's output depends on its thread count (the Annoy kNN graph does), so
+the count is `tsne_threads(N, options)`: `threads` from `threads_min_points` points on, 1
+below; never the machine's or the job's cores. Its threaded Barnes-Hut gradients are not
+reproducible even for a fixed count, so Barnes-Hut maps (3-D, and 2-D below 10,000 points
+with `auto`) optimise on 1 thread; FFT gradients use the threads.
+
+Large 3-D maps: above `max_points_3d` points, a 3-D map is fitted on a seeded
+class-stratified subsample and the other points are placed into it with
+`TSNEEmbedding.transform` (a whole 3-D Barnes-Hut map cost 2.6x the CPU of a 2-D FFT map
+at 10,000 points, and Barnes-Hut grows as N log N); the metadata's `subsample` says so.
+
 Reuse (e.g. checkpoint-aligned maps): `prepare_features` -> `tsne_affinities` ->
 `fit_tsne(affinities, initialization=rescale(previous_map), ...)`, or `tsne_map` for all
 of it in one call.
@@ -25,10 +36,12 @@ from cnnatlas.reduce import (
     FeatureError,
     prepare_features,
     procrustes_align,
+    stratified_subsample,
     versions,
 )
 
 if TYPE_CHECKING:
+    from openTSNE import TSNEEmbedding
     from openTSNE.affinity import PerplexityBasedNN
 
 __all__ = [
@@ -40,6 +53,8 @@ __all__ = [
     "pca_initialization",
     "rescale",
     "fit_tsne",
+    "tsne_threads",
+    "subsampled_map",
     "tsne_map",
     "tsne_maps",
     "tsne_evolution",
@@ -125,8 +140,63 @@ def _jitter(coords: np.ndarray, seed: int) -> np.ndarray:
     return initialization.jitter(coords, random_state=seed)
 
 
-def _gradient_method(dim: int, requested: str) -> str:
-    return "bh" if dim > 2 else requested
+def _gradient_method(dim: int, requested: str, n: int) -> str:
+    """The gradient method a map gets: Barnes-Hut in 3-D; `auto` resolved as openTSNE
+    does (Barnes-Hut below 10,000 points, FFT from there)."""
+    if dim > 2:
+        return "bh"
+    if requested == "auto":
+        return "bh" if n < 10_000 else "fft"
+    return requested
+
+
+def _gradient_jobs(gradient: str, n_jobs: int) -> int:
+    # openTSNE's threaded Barnes-Hut gradients are not reproducible (measured: the same
+    # 3,000-point 2-D map on 2 threads gave two different layouts in three runs); its FFT
+    # gradients and the kNN graph are, for a given thread count.
+    return n_jobs if gradient == "fft" else 1
+
+
+def tsne_threads(n: int, options: Mapping[str, Any] | None = None) -> int:
+    """openTSNE's thread count for a map of `n` points: `maps.tsne.threads` from
+    `threads_min_points` points on, else 1 (a function of the config and N only, as the
+    thread count changes the map's bytes)."""
+    opts = METHOD.options(options)
+    return int(opts["threads"]) if n >= opts["threads_min_points"] else 1
+
+
+def _embedding(
+    affinities: "PerplexityBasedNN",
+    initialization: np.ndarray,
+    *,
+    n_jobs: int = 1,
+    seed: int = 0,
+    **fit: Any,
+) -> "TSNEEmbedding":
+    """The optimised openTSNE embedding of `fit_tsne` (`fit`: its options)."""
+    from openTSNE import TSNEEmbedding
+
+    init = np.ascontiguousarray(initialization, dtype=np.float64)
+    gradient = _gradient_method(
+        init.shape[1], fit["negative_gradient_method"], len(init)
+    )
+    emb = TSNEEmbedding(
+        init,
+        affinities,
+        negative_gradient_method=gradient,
+        learning_rate=fit["learning_rate"],
+        n_jobs=_gradient_jobs(gradient, n_jobs),
+        random_state=seed,
+    )
+    if fit["early_exaggeration_iter"] > 0:
+        emb = emb.optimize(
+            n_iter=fit["early_exaggeration_iter"],
+            exaggeration=fit["early_exaggeration"],
+            momentum=0.8,
+        )
+    return emb.optimize(
+        n_iter=fit["n_iter"], exaggeration=fit["exaggeration"], momentum=0.8
+    )
 
 
 def fit_tsne(
@@ -149,27 +219,59 @@ def fit_tsne(
     `early_exaggeration_iter=0` to continue from an already laid-out map); the options
     are `fit_options(maps.tsne)`. Returns (coordinates float32 [N, dim], final KL divergence).
     """
-    from openTSNE import TSNEEmbedding
-
-    init = np.ascontiguousarray(initialization, dtype=np.float64)
-    emb = TSNEEmbedding(
-        init,
+    emb = _embedding(
         affinities,
-        negative_gradient_method=_gradient_method(
-            init.shape[1], negative_gradient_method
-        ),
+        initialization,
+        n_iter=n_iter,
+        early_exaggeration_iter=early_exaggeration_iter,
+        early_exaggeration=early_exaggeration,
+        exaggeration=exaggeration,
         learning_rate=learning_rate,
+        negative_gradient_method=negative_gradient_method,
         n_jobs=n_jobs,
-        random_state=seed,
+        seed=seed,
     )
-    if early_exaggeration_iter > 0:
-        emb = emb.optimize(
-            n_iter=early_exaggeration_iter,
-            exaggeration=early_exaggeration,
-            momentum=0.8,
-        )
-    emb = emb.optimize(n_iter=n_iter, exaggeration=exaggeration, momentum=0.8)
-    return np.asarray(emb, dtype=np.float32), float(emb.kl_divergence)
+    return np.asarray(emb, dtype=np.float32), _kl(emb)
+
+
+def _kl(emb: "TSNEEmbedding") -> float:
+    # openTSNE sums the KL divergence over threads in whatever order they finish: with
+    # n_jobs > 1 its last bits vary from run to run (the coordinates do not). Six
+    # significant digits keep the metadata's bytes the same.
+    return float(f"{emb.kl_divergence:.6g}")
+
+
+def subsampled_map(
+    xp: np.ndarray,
+    fitted: np.ndarray,
+    dim: int,
+    perplexity: float,
+    seed: int,
+    options: Mapping[str, Any],
+    n_jobs: int = 1,
+) -> tuple[np.ndarray, float]:
+    """A t-SNE map of prepared features `xp` [N, d] fitted on the rows `fitted` only
+    (their own kNN graph and PCA initialisation); every other row is placed into it by
+    openTSNE's `TSNEEmbedding.transform` (its defaults: 25 neighbours among the fitted
+    points, median initialisation, 250 steps). Returns (coordinates float32 [N, dim],
+    the fitted points' KL divergence)."""
+    opts = METHOD.options(options)
+    sub = xp[fitted]
+    p = check_perplexity(
+        perplexity, len(sub), "subsample", opts["perplexity_too_large"]
+    )
+    aff = tsne_affinities(sub, p, opts["metric"], opts["neighbors"], n_jobs)
+    init = _jitter(pca_initialization(sub, dim), seed)
+    emb = _embedding(aff, init, n_jobs=n_jobs, seed=seed, **fit_options(opts))
+    out = np.empty((len(xp), dim), np.float32)
+    out[fitted] = np.asarray(emb, dtype=np.float32)
+    rest = np.setdiff1d(np.arange(len(xp)), fitted, assume_unique=True)
+    if len(rest):
+        # transform's defaults (25 neighbours, perplexity 5), lowered for a tiny subsample
+        k = min(25, len(fitted) - 1)
+        placed = emb.transform(xp[rest], perplexity=min(5.0, (k - 1) / 3), k=k)
+        out[rest] = np.asarray(placed, dtype=np.float32)
+    return out, _kl(emb)
 
 
 def fit_options(options: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -204,35 +306,84 @@ def tsne_map(
 def tsne_maps(job: FitJob) -> Maps:
     """Every t-SNE map of a sweep, sharing the prepared features, kNN graph and PCA init.
 
-    Options: maps.tsne. Yields (spec, coordinates, parameters) in order of decreasing
+    Options: maps.tsne. Threads: `tsne_threads(N)` (not `job.n_jobs`). 3-D maps of more
+    than `max_points_3d` points: `subsampled_map` on a class-stratified subsample
+    (`job.labels`). Yields (spec, coordinates, parameters) in order of decreasing
     perplexity.
     """
-    opts, specs, n_jobs = dict(job.options), job.specs, job.n_jobs
+    opts, specs = dict(job.options), job.specs
     xp = prepare_features(job.x, opts["standardize"], opts["pca_components"])
+    n = len(xp)
+    n_jobs = tsne_threads(n, opts)
+    log.info(
+        "%s: t-SNE of %d points on %d thread(s) (maps.tsne.threads %d from "
+        "threads_min_points %d); the job was given %d",
+        job.name,
+        n,
+        n_jobs,
+        opts["threads"],
+        opts["threads_min_points"],
+        job.n_jobs,
+    )
+    limit = opts["max_points_3d"]
+    big3d = limit is not None and n > limit
+    full = [s for s in specs if not (s.dim == 3 and big3d)]
     policy = opts["perplexity_too_large"]
     eff = {
-        s.perplexity: check_perplexity(s.perplexity, len(xp), job.name, policy)
-        for s in specs
+        s.perplexity: check_perplexity(s.perplexity, n, job.name, policy) for s in specs
     }
-    aff = tsne_affinities(
-        xp, max(eff.values()), opts["metric"], opts["neighbors"], n_jobs
-    )
-    inits = {d: pca_initialization(xp, d) for d in sorted({s.dim for s in specs})}
+    aff = None
+    if full:
+        top = max(eff[s.perplexity] for s in full)
+        aff = tsne_affinities(xp, top, opts["metric"], opts["neighbors"], n_jobs)
+    inits = {d: pca_initialization(xp, d) for d in sorted({s.dim for s in full})}
+    fitted = None
+    if len(full) < len(specs):
+        fitted = stratified_subsample(n, limit, job.labels, opts["subsample_seed"])
+        log.warning(
+            "%s: %d points > maps.tsne.max_points_3d %d: 3-D maps are fitted on a "
+            "class-stratified subsample of %d (seed %d) and the other %d points placed "
+            "by openTSNE's transform",
+            job.name,
+            n,
+            limit,
+            len(fitted),
+            opts["subsample_seed"],
+            n - len(fitted),
+        )
     ordered = sorted(specs, key=lambda s: (-s.perplexity, s.dim, s.seed))
     for spec in ordered:
-        aff.set_perplexity(eff[spec.perplexity])
-        init = _jitter(inits[spec.dim], spec.seed)
-        coords, kl = fit_tsne(
-            aff, init, n_jobs=n_jobs, seed=spec.seed, **fit_options(opts)
-        )
+        extra: dict[str, Any] = {}
+        if aff is not None and spec in full:
+            aff.set_perplexity(eff[spec.perplexity])
+            init = _jitter(inits[spec.dim], spec.seed)
+            coords, kl = fit_tsne(
+                aff, init, n_jobs=n_jobs, seed=spec.seed, **fit_options(opts)
+            )
+        else:
+            coords, kl = subsampled_map(
+                xp, fitted, spec.dim, spec.perplexity, spec.seed, opts, n_jobs
+            )
+            extra["subsample"] = {
+                "size": int(len(fitted)),
+                "of": n,
+                "seed": int(opts["subsample_seed"]),
+                "stratified_by": "label" if job.labels is not None else None,
+                "method": "class-stratified fit, rest placed by "
+                "openTSNE TSNEEmbedding.transform",
+            }
         log.info("t-SNE %s: KL divergence %.4f", spec, kl)
+        fit_n = len(fitted) if "subsample" in extra else n
+        gradient = _gradient_method(spec.dim, opts["negative_gradient_method"], fit_n)
         params = {
             **opts,
             "effective_perplexity": eff[spec.perplexity],
-            "gradient": _gradient_method(spec.dim, opts["negative_gradient_method"]),
+            "gradient": gradient,
+            "gradient_n_jobs": _gradient_jobs(gradient, n_jobs),
             "input_dims": int(xp.shape[1]),
             "kl_divergence": kl,
             "n_jobs": n_jobs,
+            **extra,
             "versions": versions(*METHOD.packages),
         }
         yield spec, coords, params
@@ -245,7 +396,8 @@ def tsne_evolution(job: EvolveJob) -> tuple[list[np.ndarray], list[np.ndarray]]:
     checkpoint k+1 starts from `rescale(aligned map k)` and is then rotated onto it
     (`procrustes_align`), the independent one starts from PCA and is left as it is.
     """
-    opts, seed, n_jobs = job.options, job.seed, job.n_jobs
+    opts, seed = job.options, job.seed
+    n_jobs = tsne_threads(len(job.features[0]), opts) if job.features else 1
     fit = fit_options(opts)
     names = list(job.names or [f"checkpoint {k}" for k in range(len(job.features))])
     aligned: list[np.ndarray] = []

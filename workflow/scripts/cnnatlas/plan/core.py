@@ -219,6 +219,7 @@ class Plan:
     def _reduce_job(self, model: str, ckpt: str, layer: str, method: str) -> dict:
         return {
             "features": self.features_file(model, ckpt, layer),
+            "predictions": self.predictions_path(model, ckpt),
             "maps": [
                 [*p, self.embedding_path(model, ckpt, layer, method, *p)]
                 for p in self.method_maps(method)
@@ -248,6 +249,9 @@ class Plan:
         if get_method(method).batched:
             return {
                 "features": self.all_features_dirs(),
+                "predictions": [
+                    self.predictions_path(*mc) for mc in self.model_ckpts()
+                ],
                 "maps": self.method_outputs(method, batched=True),
                 "log": f"{self.results}/logs/reduce_{method}.log",
                 "benchmark": f"{self.results}/benchmarks/reduce_{method}.tsv",
@@ -256,6 +260,7 @@ class Plan:
         where = "{model}/{ckpt}/{layer}"
         return {
             "features": f"{self.run_dir('{model}', '{ckpt}')}/features",
+            "predictions": self.predictions_path("{model}", "{ckpt}"),
             "maps": self.method_outputs(method),
             "log": f"{self.results}/logs/reduce_{method}/{where}.log",
             "benchmark": f"{self.results}/benchmarks/reduce_{method}/{where}.tsv",

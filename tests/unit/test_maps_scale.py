@@ -1,0 +1,181 @@
+"""The maps stage at scale, at tiny N with tiny thresholds: t-SNE threads as a function of
+the config and N, 3-D maps fitted on a stratified subsample with the rest placed, the
+memory-flat exact PCA, and the metrics of placed points."""
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from cnnatlas.io import read_parquet_meta
+from cnnatlas.maps import MapSpec, get_method
+from cnnatlas.maps.tsne import tsne_threads
+from cnnatlas.metrics import layer_metrics
+from cnnatlas.reduce import (
+    check_features,
+    prepare_features,
+    principal_components,
+    stratified_subsample,
+    write_maps,
+)
+
+from tests.unit.test_reduce import blobs
+
+FAST = {"n_iter": 40, "early_exaggeration_iter": 20}
+KEYS = {"model": "m", "ckpt": "c", "layer": "l"}
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def meta(path):
+    return json.loads(read_parquet_meta(path)["cnnatlas.map"])
+
+
+def test_tsne_threads_follow_the_config_and_n_only():
+    opts = {"threads": 3, "threads_min_points": 100}
+    assert tsne_threads(99, opts) == 1
+    assert tsne_threads(100, opts) == 3
+    assert tsne_threads(10**6, opts) == 3
+    # the schema's defaults: 1 thread for the demo's 360 images
+    assert tsne_threads(360) == 1
+
+
+def _run(tmp_path, name, x, labels, options, specs, n_jobs=1):
+    (tmp_path / name).mkdir()
+    feats = tmp_path / name / "layer.npy"  # its name goes into the metadata
+    np.save(feats, x)
+    preds = tmp_path / name / "predictions.parquet"
+    pd.DataFrame({"image_id": np.arange(len(x)), "label": labels}).to_parquet(preds)
+    out = {s: tmp_path / name / f"{s.dim}-{s.perplexity}-{s.seed}.pq" for s in specs}
+    write_maps(feats, "tsne", out, options, n_jobs, preds)
+    return out
+
+
+def test_same_config_same_threads_same_bytes_whatever_the_job_is_given(tmp_path):
+    x, labels = blobs(n=90, d=60)
+    specs = [MapSpec(2, 10.0, 0)]
+    opts = {**FAST, "threads": 2, "threads_min_points": 50}
+    a = _run(tmp_path, "a", x, labels, opts, specs, n_jobs=1)
+    b = _run(tmp_path, "b", x, labels, opts, specs, n_jobs=2)
+    assert sha(a[specs[0]]) == sha(b[specs[0]])
+    m = meta(a[specs[0]])
+    # Barnes-Hut (auto below 10,000 points) optimises on 1 thread: threaded BH varies
+    assert (m["n_jobs"], m["gradient"], m["gradient_n_jobs"]) == (2, "bh", 1)
+    fft = {**opts, "negative_gradient_method": "fft"}
+    a = _run(tmp_path, "fa", x, labels, fft, specs, n_jobs=1)
+    b = _run(tmp_path, "fb", x, labels, fft, specs, n_jobs=2)
+    assert sha(a[specs[0]]) == sha(b[specs[0]])
+    assert meta(a[specs[0]])["gradient_n_jobs"] == 2
+    c = _run(tmp_path, "c", x, labels, {**opts, "threads_min_points": 91}, specs)
+    assert meta(c[specs[0]])["n_jobs"] == 1
+
+
+def test_stratified_subsample_keeps_class_shares_and_is_seeded():
+    labels = np.array([0] * 60 + [1] * 30 + [2] * 10)
+    idx = stratified_subsample(100, 20, labels, seed=3)
+    assert np.array_equal(idx, stratified_subsample(100, 20, labels, seed=3))
+    assert not np.array_equal(idx, stratified_subsample(100, 20, labels, seed=4))
+    assert np.bincount(labels[idx]).tolist() == [12, 6, 2]
+    assert np.all(np.diff(idx) > 0)
+    assert len(stratified_subsample(100, 20, None, 0)) == 20
+    assert np.array_equal(stratified_subsample(10, 20, labels[:10]), np.arange(10))
+
+
+def test_large_3d_maps_are_fitted_on_a_subsample_and_the_rest_placed(tmp_path):
+    x, labels = blobs(n=120, d=60)
+    specs = [MapSpec(2, 10.0, 0), MapSpec(3, 10.0, 0), MapSpec(3, 10.0, 1)]
+    opts = {**FAST, "max_points_3d": 45, "subsample_seed": 5}
+    a = _run(tmp_path, "a", x, labels, opts, specs)
+    b = _run(tmp_path, "b", x, labels, opts, specs)
+    assert all(sha(a[s]) == sha(b[s]) for s in specs)
+    assert "subsample" not in meta(a[specs[0]])  # 2-D: every point fitted
+    sub = meta(a[specs[1]])["subsample"]
+    assert sub["size"] == 45 and sub["of"] == 120 and sub["seed"] == 5
+    assert sub["stratified_by"] == "label" and "transform" in sub["method"]
+    y = pd.read_parquet(a[specs[1]])[["x", "y", "z"]].to_numpy()
+    assert y.shape == (120, 3) and np.isfinite(y).all()
+    # the placed points land by their class: nearest fitted centroid is their own
+    fitted = stratified_subsample(120, 45, labels, 5)
+    placed = np.setdiff1d(np.arange(120), fitted)
+    cents = np.stack([y[fitted][labels[fitted] == c].mean(0) for c in range(3)])
+    nearest = np.argmin(((y[placed, None] - cents) ** 2).sum(-1), axis=1)
+    assert (nearest == labels[placed]).mean() > 0.9
+    # the metrics show what was done
+    feats = tmp_path / "a" / "layer.npy"
+    df = layer_metrics(feats, labels, [a[s] for s in specs], KEYS, {"k": 5})
+    assert df["n_fitted"].tolist() == [120, 45, 45]
+    assert df.loc[0, ["knn_map_fitted", "knn_map_placed"]].isna().all()
+    for col in ["knn_map_fitted", "trustworthiness_fitted", "knn_map_placed"]:
+        assert df.loc[1:, col].between(0.5, 1).all(), col
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of 16 rows: the chunked passes run over several chunks at tiny N."""
+    import cnnatlas.reduce
+
+    monkeypatch.setattr(cnnatlas.reduce, "CHUNK", 16)
+    return 16
+
+
+def test_pca_is_exact_deterministic_and_chunked(tmp_path, small_chunks):
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(0)
+    n = 2 * small_chunks + 7  # three chunks
+    # correlated columns of unequal scales: distinct eigenvalues, raw and z-scored
+    mix = rng.normal(size=(12, 12)) * np.arange(1, 13)
+    x = (rng.normal(size=(n, 12)) * np.arange(12, 0, -1) @ mix).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    ours, ratio = principal_components(mm, 4)
+    ref = PCA(n_components=4, svd_solver="full").fit(x.astype(np.float64))
+    want = ref.transform(x.astype(np.float64))
+    assert np.allclose(ours, want, atol=1e-8)  # same signs as scikit-learn's svd_flip
+    assert np.allclose(ratio, ref.explained_variance_ratio_)
+    assert np.array_equal(ours, principal_components(x, 4)[0])  # memmap = array
+    # the pre-step, standardised: the same as z-scoring then PCA
+    x64 = x.astype(np.float64)
+    z = (x64 - x64.mean(0)) / x64.std(0)
+    want = PCA(n_components=5, svd_solver="full").fit_transform(z)
+    assert np.allclose(prepare_features(mm, True, 5), want, atol=1e-6)
+    # check_features keeps a float32 memmap as it is (no copy)
+    assert check_features(mm) is mm
+
+
+def test_pca_maps_record_the_solver_and_explained_variance(tmp_path):
+    x, _ = blobs(n=40, d=8)
+    maps = list(get_method("pca").maps(x, [MapSpec(2), MapSpec(3)]))
+    (s2, c2, p2), (s3, c3, p3) = maps
+    assert np.array_equal(c2, c3[:, :2])
+    assert p3["solver"] == "covariance_eigh_chunked"
+    assert 0 < p2["explained_variance_total"] < p3["explained_variance_total"] <= 1
+
+
+def test_pca_of_few_wide_points_uses_the_gram_matrix_and_stays_exact(small_chunks):
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(1)
+    n = 3 * small_chunks + 5  # four chunks of rows, D > N
+    x = (rng.normal(size=(n, 6)) @ rng.normal(size=(6, n + 30))).astype(np.float32)
+    x += rng.normal(0, 0.1, x.shape).astype(np.float32)
+    ours, ratio = principal_components(x, 3)
+    ref = PCA(n_components=3, svd_solver="full").fit(x.astype(np.float64))
+    assert np.allclose(ours, ref.transform(x.astype(np.float64)), atol=1e-6)
+    assert np.allclose(ratio, ref.explained_variance_ratio_)
+
+
+def test_labels_of_another_length_stop_the_job_naming_both_files(tmp_path):
+    from cnnatlas.reduce import FeatureError
+
+    x, labels = blobs(n=30, d=8)
+    np.save(tmp_path / "layer.npy", x)
+    preds = tmp_path / "predictions.parquet"
+    pd.DataFrame({"image_id": np.arange(29), "label": labels[:29]}).to_parquet(preds)
+    out = {MapSpec(2, 5.0, 0): tmp_path / "m.parquet"}
+    with pytest.raises(FeatureError, match=r"layer.npy: 30 rows but .*predictions"):
+        write_maps(tmp_path / "layer.npy", "tsne", out, FAST, 1, preds)
+    assert not out[MapSpec(2, 5.0, 0)].exists()
