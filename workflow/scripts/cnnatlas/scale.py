@@ -356,13 +356,15 @@ def make_digits(
     seed: int = 0,
     checkpoints: str | Path | None = None,
     threads: int = 2,
+    steps: Sequence[int] | None = None,
 ) -> Path:
     """The digits scale dataset in `out` (images/, checkpoints/, config.yaml); returns the
     config path. `checkpoints`: a folder of the demo's step*.pt to use instead of training
-    them (the config then points there, as an absolute path)."""
+    them (the config then points there, as an absolute path). `steps`: the checkpoints'
+    training steps (default: the demo's, `demo.steps`)."""
     out = Path(out)
     write_digits_images(out / "images", n, seed)
-    steps = default("demo.steps")
+    steps = list(steps or default("demo.steps"))
     if checkpoints is None:
         from cnnatlas.demo import demo_transform, train, write_digits
 
@@ -431,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.choices["digits"].add_argument(
         "--checkpoints", help="folder of the demo's step*.pt (default: train them)"
     )
+    sub.choices["digits"].add_argument(
+        "--steps", type=int, nargs="+", help="training steps (default: the demo's)"
+    )
     sub.choices["shapes"].add_argument(
         "--steps", type=int, nargs="+", default=list(SHAPES_STEPS)
     )
@@ -440,7 +445,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--n must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.kind == "digits":
-        path = make_digits(args.out, args.n, args.seed, args.checkpoints, args.threads)
+        path = make_digits(
+            args.out, args.n, args.seed, args.checkpoints, args.threads, args.steps
+        )
     else:
         path = make_shapes(
             args.out, args.n, args.seed, args.steps, args.n_train, args.threads
