@@ -115,6 +115,23 @@ def test_make_digits_with_the_demo_checkpoints(tmp_path):
     ckpt.mkdir()
     with pytest.raises(FileNotFoundError, match="step0005.pt.*run the demo"):
         make_digits(tmp_path / "out", 10, checkpoints=ckpt)
+    assert not (tmp_path / "out").exists()  # checked before anything is written
+    from cnnatlas.scale import main
+
+    assert (
+        main(
+            [
+                "digits",
+                "--n",
+                "5",
+                "--out",
+                str(tmp_path / "o"),
+                "--checkpoints",
+                str(ckpt),
+            ]
+        )
+        == 1
+    )
     for step in (5, 60, 600):
         (ckpt / f"step{step:04d}.pt").write_bytes(b"x")
     path = make_digits(tmp_path / "out", 10, checkpoints=ckpt)

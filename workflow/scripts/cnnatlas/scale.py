@@ -363,7 +363,6 @@ def make_digits(
     them (the config then points there, as an absolute path). `steps`: the checkpoints'
     training steps (default: the demo's, `demo.steps`)."""
     out = Path(out)
-    write_digits_images(out / "images", n, seed)
     steps = list(steps or default("demo.steps"))
     if checkpoints is None:
         from cnnatlas.demo import demo_transform, train, write_digits
@@ -392,6 +391,7 @@ def make_digits(
                 "first (`snakemake --cores 2` in the repository) or leave --checkpoints out"
             )
         paths = {k: str(v) for k, v in files.items()}
+    write_digits_images(out / "images", n, seed)
     return write_config(scale_config("digits", "images", paths), out / "config.yaml")
 
 
@@ -444,14 +444,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.n < 1:
         parser.error("--n must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.kind == "digits":
-        path = make_digits(
-            args.out, args.n, args.seed, args.checkpoints, args.threads, args.steps
-        )
-    else:
-        path = make_shapes(
-            args.out, args.n, args.seed, args.steps, args.n_train, args.threads
-        )
+    try:
+        if args.kind == "digits":
+            path = make_digits(
+                args.out, args.n, args.seed, args.checkpoints, args.threads, args.steps
+            )
+        else:
+            path = make_shapes(
+                args.out, args.n, args.seed, args.steps, args.n_train, args.threads
+            )
+    except (FileNotFoundError, ValueError) as err:
+        print(f"cnnatlas.scale: {err}", file=sys.stderr)
+        return 1
     print(path)
     return 0
 
