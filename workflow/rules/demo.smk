@@ -10,6 +10,8 @@ rule write_demo_dataset:
         test=directory(f"{DEMO_DIR}/digits/test"),
     log:
         f"{RESULTS}/logs/write_demo_dataset.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/write_demo_dataset.tsv"
     conda:
         "../../envs/torch.yaml"
     params:

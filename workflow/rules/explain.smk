@@ -9,6 +9,8 @@ rule select_explain_images:
         selection=f"{EXPLAIN_DIR}/images.parquet",
     log:
         f"{RESULTS}/logs/select_explain_images/{{model}}/{{ckpt}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/select_explain_images/{{model}}/{{ckpt}}.tsv"
     conda:
         "../../envs/torch.yaml"
     params:

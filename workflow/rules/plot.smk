@@ -16,6 +16,8 @@ rule make_thumbnail_sheets:
         sheets=directory(FIGURES.sheets),
     log:
         f"{RESULTS}/logs/make_thumbnail_sheets.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/make_thumbnail_sheets.tsv"
     conda:
         "../../envs/figures.yaml"
     params:
@@ -111,6 +113,8 @@ rule write_index:
         index=f"{RESULTS}/index.html",
     log:
         f"{RESULTS}/logs/write_index.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/write_index.tsv"
     conda:
         "../../envs/figures.yaml"
     params:

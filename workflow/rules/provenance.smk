@@ -8,6 +8,8 @@ rule write_provenance:
         provenance=P.provenance,
     log:
         f"{RESULTS}/logs/write_provenance.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/write_provenance.tsv"
     conda:
         "../../envs/torch.yaml"
     params:

@@ -43,6 +43,8 @@ rule measure_maps:
         neighbors=f"{RESULTS}/{{model}}/{{ckpt}}/metrics/{{layer}}.neighbors.npy",
     log:
         f"{RESULTS}/logs/measure_maps/{{model}}/{{ckpt}}/{{layer}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/measure_maps/{{model}}/{{ckpt}}/{{layer}}.tsv"
     conda:
         "../../envs/reduce.yaml"
     threads: 1
@@ -61,6 +63,8 @@ rule gather_metrics:
         metrics=f"{RESULTS}/metrics.parquet",
     log:
         f"{RESULTS}/logs/gather_metrics.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/gather_metrics.tsv"
     conda:
         "../../envs/reduce.yaml"
     script:
@@ -78,6 +82,8 @@ rule summarize_layers:
         pdf=P.summary_path("{model}", "pdf"),
     log:
         f"{RESULTS}/logs/summarize_layers/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/summarize_layers/{{model}}.tsv"
     conda:
         "../../envs/reduce.yaml"
     params:

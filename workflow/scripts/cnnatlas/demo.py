@@ -24,7 +24,14 @@ from cnnatlas.io import atomic_path
 from cnnatlas.schema import default
 from cnnatlas.torchutil import make_transform, resolve_device
 
-__all__ = ["DigitNet", "demo_transform", "write_digits", "train"]
+__all__ = [
+    "DigitNet",
+    "demo_transform",
+    "split_digits",
+    "digit_image",
+    "write_digits",
+    "train",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,22 +64,33 @@ class DigitNet(nn.Module):
         return self.fc2(self.relu(self.fc1(self.flatten(self.features(x)))))
 
 
+def split_digits(
+    test_size: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the bundled digits in the demo's stratified train and test splits."""
+    target = load_digits().target
+    train_idx, test_idx = train_test_split(
+        np.arange(len(target)), test_size=test_size, random_state=seed, stratify=target
+    )
+    return train_idx, test_idx
+
+
+def digit_image(pixels: np.ndarray, size: int = 32) -> Image.Image:
+    """One bundled 8x8 digit (values 0..16) as the demo writes it: size x size, 8-bit gray."""
+    gray = (pixels * (255.0 / 16.0)).round().astype(np.uint8)
+    return Image.fromarray(gray, "L").resize((size, size), Image.Resampling.BILINEAR)
+
+
 def write_digits(
     out: str | Path, size: int = 32, test_size: float = 0.2, seed: int = 0
 ) -> None:
     """Write `out/train/<digit>/*.png` and `out/test/<digit>/*.png` (size x size, 8-bit gray)."""
     digits = load_digits()
-    idx = np.arange(len(digits.target))
-    train_idx, test_idx = train_test_split(
-        idx, test_size=test_size, random_state=seed, stratify=digits.target
-    )
+    train_idx, test_idx = split_digits(test_size, seed)
     out = Path(out)
     for split, ids in (("train", train_idx), ("test", test_idx)):
         for i in sorted(ids):
-            pixels = (digits.images[i] * (255.0 / 16.0)).round().astype(np.uint8)
-            img = Image.fromarray(pixels, "L").resize(
-                (size, size), Image.Resampling.BILINEAR
-            )
+            img = digit_image(digits.images[i], size)
             path = out / split / str(digits.target[i]) / f"digit_{i:04d}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             img.save(path, optimize=False)

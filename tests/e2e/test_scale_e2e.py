@@ -1,0 +1,141 @@
+"""The scale route at a small N: `cnnatlas.scale digits`, then the real snakemake on its config.
+
+The config is the generated scale config with the overrides in `scale_overrides`: a
+lighter workload so the test runs in a few minutes (two checkpoints, two layers, short
+t-SNE and filter optimisation) and the thresholds of the large-N paths lowered so that
+they trigger at this N. Keys that switch a large-N path on go into that one dict.
+"""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from cnnatlas.scale import DIGIT_CLASSES, make_digits
+
+from tests.conftest import run_snakemake
+
+pytestmark = pytest.mark.e2e
+
+N = 300
+STEPS = (
+    5,
+    150,
+)  # a barely trained and a trained DigitNet (the demo's code, fewer steps)
+LAYERS = ("features.2.3", "relu")
+BENCH_COLUMNS = {"s", "max_rss", "cpu_time", "mean_load"}
+
+
+def scale_overrides() -> dict:
+    """Config keys over the generated scale config (merged section by section)."""
+    return {
+        "maps": {
+            "tsne": {"n_iter": 100, "early_exaggeration_iter": 50},
+            "metrics": {"max_points": 200},  # the metrics' subsample path triggers
+        },
+        "explain": {
+            "filters": {"channels": 2, "steps": 8, "topk": 2},
+            "trust": {"max_images": 20, "road_fractions": [0.2, 0.5]},
+        },
+        "figures": {"dpi": 60},
+    }
+
+
+def merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@pytest.fixture(scope="module")
+def scale_run(tmp_path_factory) -> Path:
+    """The workdir of a complete run of the small-N digits scale config."""
+    workdir = tmp_path_factory.mktemp("scale")
+    path = make_digits(workdir, N, seed=0, threads=1, steps=STEPS)
+    config = yaml.safe_load(path.read_text())
+    model = config["models"]["digitnet"]
+    model["layers"] = {k: v for k, v in model["layers"].items() if k in LAYERS}
+    path.write_text(yaml.safe_dump(merge(config, scale_overrides()), sort_keys=False))
+    run_snakemake(workdir, timeout=900)
+    return workdir
+
+
+def test_the_dataset_is_balanced_and_sized(scale_run):
+    manifest = pd.read_parquet(scale_run / "results" / "manifest.parquet")
+    assert len(manifest) == N
+    assert manifest["label_name"].value_counts().to_dict() == {
+        c: N // len(DIGIT_CLASSES) for c in DIGIT_CLASSES
+    }
+    preds = pd.read_parquet(scale_run / "results/digitnet/step0150/predictions.parquet")
+    assert len(preds) == N
+    # augmented held-out digits: hard, but the trained checkpoint reads most of them
+    assert preds["correct"].mean() > 0.5
+
+
+def test_every_benchmark_loads_with_its_columns(scale_run):
+    bench = scale_run / "results" / "benchmarks"
+    files = sorted(bench.rglob("*.tsv"))
+    rules = {f.relative_to(bench).parts[0].removesuffix(".tsv") for f in files}
+    # every rule that ran wrote its cost record (rules the config turns off aside)
+    assert rules >= {
+        "build_manifest",
+        "extract_features",
+        "reduce_tsne",
+        "reduce_pca",
+        "reduce_umap",
+        "measure_maps",
+        "gather_metrics",
+        "summarize_layers",
+        "select_explain_images",
+        "render_gradcam",
+        "check_saliency",
+        "make_thumbnail_sheets",
+        "plot_embeddings",
+        "write_atlas",
+        "write_index",
+        "export_projector",
+        "write_provenance",
+    }
+    for f in files:
+        table = pd.read_csv(f, sep="\t")
+        assert BENCH_COLUMNS <= set(table.columns), f
+        assert (
+            len(table) >= 1 and (table["s"] >= 0).all() and (table["max_rss"] > 0).all()
+        )
+
+
+def test_the_maps_have_structure(scale_run):
+    metrics = pd.read_parquet(scale_run / "results" / "metrics.parquet")
+    assert set(metrics["n_points"]) == {N}
+    assert set(metrics["n_metric_points"]) == {200}
+    relu = metrics[metrics["layer"] == "relu"].set_index(["ckpt", "method"])
+    trained, early = relu.loc["step0150"], relu.loc["step0005"]
+    assert set(trained.index) == {"tsne", "pca", "umap"}
+    # chance: the largest class's share of the metrics' points
+    assert (trained["knn_features"] > 3 * trained["chance"]).all()
+    tsne = trained.loc["tsne"]
+    assert len(tsne) == 8 and (tsne["knn_map"] > 3 * tsne["chance"]).all()
+    # training forms the representation
+    assert trained["knn_features"].iloc[0] > early["knn_features"].iloc[0] + 0.2
+
+
+def test_the_collector_reads_the_run(scale_run):
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "scale.py"
+    proc = subprocess.run(
+        [sys.executable, script, "collect", "--workdir", scale_run, "--n", str(N)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = json.loads(proc.stdout)
+    assert out["rules"]["extract_features"]["jobs"] == len(STEPS)
+    assert out["rules"]["measure_maps"]["jobs"] == len(STEPS) * len(LAYERS)
+    assert out["span_s"] > 0
