@@ -33,8 +33,9 @@ def test_paper_plans_only_what_its_figures_need(tmp_path):
     workdir = write_tiny_config(tmp_path / "plan")
     jobs = job_counts(run_snakemake(workdir, "-n", "paper").stdout)
     assert jobs["draw_paper_figure"] == len(FIGURES)
-    # 2 checkpoints x 2 layers of t-SNE and PCA maps; no figures, explanations, exports
-    assert jobs["reduce_tsne"] == jobs["reduce_pca"] == jobs["measure_maps"] == 4
+    # t-SNE and PCA maps of 2 checkpoints (one job each for both layers: layer_jobs
+    # auto); no figures, explanations, exports
+    assert jobs["reduce_tsne"] == jobs["reduce_pca"] == jobs["measure_maps"] == 2
     unwanted = {"plot_embeddings", "render_gradcam", "visualize_filters"}
     unwanted |= {"export_projector", "align_evolution", "write_provenance"}
     assert not unwanted & set(jobs)

@@ -33,6 +33,12 @@ def demo() -> Plan:
     return plan_of(DEMO)
 
 
+@pytest.fixture(scope="module")
+def per_layer() -> Plan:
+    """The demo with one job per layer (layer_jobs: layer)."""
+    return plan_of({**DEMO, "layer_jobs": "layer"})
+
+
 def test_map_params_follow_each_methods_sweep_axes(demo):
     params = demo.map_params()
     # t-SNE: dims x perplexities x seeds; PCA: one per dim; UMAP: dims x seeds
@@ -56,7 +62,7 @@ def test_map_params_follow_each_methods_sweep_axes(demo):
     assert fmt_number(7.5) == "7.5" and fmt_number(30.0) == "30"
 
 
-def test_embedding_paths_follow_the_output_contract(demo):
+def test_embedding_paths_follow_the_output_contract(demo, per_layer):
     assert demo.embedding_path(
         "digitnet", "step0005", "fc1", "tsne", "2", "10", "1"
     ) == ("results/digitnet/step0005/embeddings/fc1/tsne-2d-p10-s1.parquet")
@@ -65,13 +71,18 @@ def test_embedding_paths_follow_the_output_contract(demo):
     assert all(
         p.startswith("results/digitnet/step0600/embeddings/relu/") for p in paths
     )
-    assert demo.method_outputs("pca") == [
+    assert per_layer.method_outputs("pca") == [
         "results/{model}/{ckpt}/embeddings/{layer}/pca-2d-p0-s0.parquet",
         "results/{model}/{ckpt}/embeddings/{layer}/pca-3d-p0-s0.parquet",
     ]
+    # one job per checkpoint (the demo's default): every layer's maps of {model}/{ckpt}
+    outputs = demo.method_outputs("pca")
+    assert len(outputs) == 5 * 2 and outputs[1] == (
+        "results/{model}/{ckpt}/embeddings/features.0.3/pca-3d-p0-s0.parquet"
+    )
 
 
-def test_batched_methods_get_one_job_for_every_layer(demo):
+def test_batched_methods_get_one_job_for_every_layer(demo, per_layer):
     assert demo.reduce_methods(batched=False) == ["tsne", "pca"]
     assert demo.reduce_methods(batched=True) == ["umap"]
     jobs = demo.reduce_jobs("umap")
@@ -85,25 +96,93 @@ def test_batched_methods_get_one_job_for_every_layer(demo):
     ]
     outputs = demo.method_outputs("umap", batched=True)
     assert len(outputs) == 15 * 4 and len(set(outputs)) == len(outputs)
-    layer = demo.layer_reduce_jobs("tsne")(
+    layer = per_layer.layer_reduce_jobs("tsne")(
         w(model="digitnet", ckpt="step0060", layer="fc1")
     )
-    assert [m[-1] for m in layer[0]["maps"]] == [
+    assert len(layer) == 1 and [m[-1] for m in layer[0]["maps"]] == [
         demo.embedding_path("digitnet", "step0060", "fc1", "tsne", *p)
         for p in demo.method_maps("tsne")
     ]
+    ckpt = demo.layer_reduce_jobs("tsne")(w(model="digitnet", ckpt="step0060"))
+    assert [j["features"].split("/")[-1] for j in ckpt] == [
+        f"{layer}.npy" for layer in demo.model_layer_list("digitnet")
+    ]
+    assert ckpt[demo.model_layer_list("digitnet").index("fc1")] == layer[0]
 
 
-def test_reduce_rule_per_layer_and_batched(demo):
-    tsne, umap = demo.reduce_rule("tsne"), demo.reduce_rule("umap")
+def test_reduce_rule_per_layer_per_checkpoint_and_batched(demo, per_layer):
+    tsne = per_layer.reduce_rule("tsne")
     assert tsne["features"] == "results/{model}/{ckpt}/features"
-    assert tsne["maps"] == demo.method_outputs("tsne")
+    assert tsne["maps"] == per_layer.method_outputs("tsne")
     assert tsne["log"] == "results/logs/reduce_tsne/{model}/{ckpt}/{layer}.log"
     assert tsne["benchmark"].endswith("reduce_tsne/{model}/{ckpt}/{layer}.tsv")
+    tsne, umap = demo.reduce_rule("tsne"), demo.reduce_rule("umap")
+    assert tsne["features"] == "results/{model}/{ckpt}/features"
+    assert tsne["maps"] == demo.method_outputs("tsne") and len(tsne["maps"]) == 5 * 8
+    assert tsne["log"] == "results/logs/reduce_tsne/{model}/{ckpt}.log"
+    assert tsne["benchmark"].endswith("reduce_tsne/{model}/{ckpt}.tsv")
     assert umap["features"] == demo.all_features_dirs() and len(umap["features"]) == 3
     assert umap["maps"] == demo.method_outputs("umap", batched=True)
     assert umap["log"] == "results/logs/reduce_umap.log"
     assert umap["jobs"] == demo.reduce_jobs("umap")
+
+
+def _files(plan: Plan, patterns: list[str]) -> set[str]:
+    """The files that the jobs with these output patterns write, over the whole run."""
+    out = set()
+    for m, c in plan.model_ckpts():
+        for layer in plan.model_layer_list(m) if plan.layer_jobs == "layer" else [""]:
+            out |= {
+                p.replace("{model}", m).replace("{ckpt}", c).replace("{layer}", layer)
+                for p in patterns
+            }
+    return out
+
+
+def test_layer_jobs_write_the_same_files_per_layer_or_per_checkpoint(demo, per_layer):
+    assert (demo.layer_jobs, per_layer.layer_jobs) == ("checkpoint", "layer")
+    for method in ("tsne", "pca"):
+        assert _files(demo, demo.reduce_rule(method)["maps"]) == _files(
+            per_layer, per_layer.reduce_rule(method)["maps"]
+        )
+    metrics, layer_metrics = demo.metrics_rule(), per_layer.metrics_rule()
+    for name in ("metrics", "neighbors"):
+        files = _files(demo, metrics[name])
+        assert files == _files(per_layer, layer_metrics[name]) and len(files) == 15
+    assert _files(demo, metrics["metrics"]) == set(demo.all_layer_metrics())
+    assert metrics["log"] == "results/logs/measure_maps/{model}/{ckpt}.log"
+    figs, layer_figs = demo.figures, per_layer.figures
+    for name in ("static_files", "sweep_files"):
+        for ext in ("png", "pdf"):
+            templates = getattr(figs, name)(ext)
+            assert _files(demo, figs.job_outputs(templates)) == _files(
+                per_layer, layer_figs.job_outputs(templates)
+            )
+    (path, labels), *_ = figs.job_outputs(figs.static_report())
+    assert "/figures/features.0.3/" in path and labels["layer"] == "features.0.3"
+    assert figs.job_log("benchmarks").endswith("plot_embeddings/{model}/{ckpt}.tsv")
+    # a checkpoint's job does what its layers' jobs do, layer by layer in config order
+    ckpt = w(model="digitnet", ckpt="step0060")
+    layers = [w(**vars(ckpt), layer=x) for x in demo.model_layer_list("digitnet")]
+    assert demo.metrics_jobs(ckpt) == [per_layer.metrics_jobs(x)[0] for x in layers]
+    assert demo.job_embeddings(ckpt) == [
+        p for x in layers for p in per_layer.job_embeddings(x)
+    ]
+    assert figs.job_layers(ckpt) == [layer_figs.job_layers(x)[0] for x in layers]
+    assert len(figs.job_embeddings_needed(ckpt)) == 5 * len(
+        layer_figs.job_embeddings_needed(layers[0])
+    )
+
+
+def test_layer_jobs_per_checkpoint_need_models_with_the_same_layers():
+    config = copy.deepcopy(DEMO)
+    other = copy.deepcopy(config["models"]["digitnet"])
+    other["layers"] = dict(list(other["layers"].items())[:2])
+    config["models"]["other"] = other
+    assert plan_of(config).layer_jobs == "layer"  # auto
+    config["layer_jobs"] = "checkpoint"
+    with pytest.raises(ValueError, match="layer_jobs: checkpoint needs every model"):
+        plan_of(config)
 
 
 def test_targets_of_every_stage(demo):

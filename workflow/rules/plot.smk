@@ -1,8 +1,8 @@
 # Figures of every layer's maps: static PNG/PDF per colouring, interactive HTML pages,
 # sweep grids (perplexity x seed) and, per model, checkpoint x layer grids; then
 # results/atlas.html (every 2-D map in one WebGL page) and results/index.html. One job
-# per (model, ckpt, layer) draws all of that layer's figures: the imports cost more than
-# a map, so one process per file would dominate the run.
+# per checkpoint (or per layer: config layer_jobs) draws all of its layers' figures: the
+# imports cost more than a map, so one process per file would dominate the run.
 
 
 report: "../report/workflow.rst"
@@ -28,28 +28,35 @@ rule make_thumbnail_sheets:
 
 rule plot_embeddings:
     input:
-        embeddings=FIGURES.layer_embeddings_needed,
+        embeddings=FIGURES.job_embeddings_needed,
         predictions=P.predictions_path("{model}", "{ckpt}"),
         sheets=FIGURES.layer_sheets,
         lib=lib("plot_embeddings.py"),
     output:
-        png=flagged(FIGURES.static_report(), "embedding.rst", "Maps", "{model} {ckpt}"),
-        pdf=FIGURES.static_files("pdf"),
-        html=FIGURES.html_files(),
-        sweep_png=flagged(
-            FIGURES.sweep_report(), "sweep_grid.rst", "Sweeps", "{model} {ckpt}"
+        png=flagged(
+            FIGURES.job_outputs(FIGURES.static_report()),
+            "embedding.rst",
+            "Maps",
+            "{model} {ckpt}",
         ),
-        sweep_pdf=FIGURES.sweep_files("pdf"),
+        pdf=FIGURES.job_outputs(FIGURES.static_files("pdf")),
+        html=FIGURES.job_outputs(FIGURES.html_files()),
+        sweep_png=flagged(
+            FIGURES.job_outputs(FIGURES.sweep_report()),
+            "sweep_grid.rst",
+            "Sweeps",
+            "{model} {ckpt}",
+        ),
+        sweep_pdf=FIGURES.job_outputs(FIGURES.sweep_files("pdf")),
     log:
-        f"{RESULTS}/logs/plot_embeddings/{{model}}/{{ckpt}}/{{layer}}.log",
+        FIGURES.job_log("logs"),
     benchmark:
-        f"{RESULTS}/benchmarks/plot_embeddings/{{model}}/{{ckpt}}/{{layer}}.tsv"
+        FIGURES.job_log("benchmarks")
     conda:
         "../../envs/figures.yaml"
     threads: 1
     params:
-        maps=FIGURES.layer_maps,
-        sweeps=FIGURES.layer_sweeps,
+        layers=FIGURES.job_layers,
         figures=FIGURES.config,
     script:
         "../scripts/plot_embeddings.py"

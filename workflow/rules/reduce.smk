@@ -1,8 +1,8 @@
 # Maps of every layer's features (one rule per configured method, from the registry
-# cnnatlas.maps) and their faithfulness metrics. A method's maps of one layer are one
-# job (t-SNE shares the PCA pre-step and kNN graph across perplexities and seeds); a
-# `batched` method (UMAP: ~30 s of numba compilation per process) makes every layer's
-# maps in one job.
+# cnnatlas.maps) and their faithfulness metrics. A method's maps of one checkpoint's
+# layers are one job (or of one layer: config layer_jobs; t-SNE shares the PCA pre-step
+# and kNN graph across perplexities and seeds); a `batched` method (UMAP: ~30 s of numba
+# compilation per process) makes every layer's maps in one job.
 
 
 for _method in P.maps["methods"]:
@@ -36,20 +36,20 @@ rule measure_maps:
     input:
         features=rules.extract_features.output.features,
         predictions=rules.extract_features.output.predictions,
-        embeddings=P.layer_embeddings,
+        embeddings=P.job_embeddings,
         lib=lib("measure_maps.py"),
     output:
-        metrics=f"{RESULTS}/{{model}}/{{ckpt}}/metrics/{{layer}}.parquet",
-        neighbors=f"{RESULTS}/{{model}}/{{ckpt}}/metrics/{{layer}}.neighbors.npy",
+        metrics=P.metrics_rule()["metrics"],
+        neighbors=P.metrics_rule()["neighbors"],
     log:
-        f"{RESULTS}/logs/measure_maps/{{model}}/{{ckpt}}/{{layer}}.log",
+        P.metrics_rule()["log"],
     benchmark:
-        f"{RESULTS}/benchmarks/measure_maps/{{model}}/{{ckpt}}/{{layer}}.tsv"
+        P.metrics_rule()["benchmark"]
     conda:
         "../../envs/reduce.yaml"
     threads: 1
     params:
-        layer_file=P.layer_features,
+        jobs=P.metrics_jobs,
         options=P.maps["metrics"],
     script:
         "../scripts/measure_maps.py"

@@ -4,13 +4,15 @@ from cnnatlas.logs import to_log
 
 def main(snakemake) -> None:
     to_log(snakemake.log[0])
-    draw_layer(
-        snakemake.params.maps,
-        snakemake.params.sweeps,
-        snakemake.input.predictions,
-        snakemake.params.figures,
-        sheets=snakemake.input.sheets[0] if snakemake.input.sheets else None,
-    )
+    # One layer, or every layer of the checkpoint (config layer_jobs), in one process.
+    for layer in snakemake.params.layers:
+        draw_layer(
+            layer["maps"],
+            layer["sweeps"],
+            snakemake.input.predictions,
+            snakemake.params.figures,
+            sheets=snakemake.input.sheets[0] if snakemake.input.sheets else None,
+        )
 
 
 main(snakemake)  # noqa: F821

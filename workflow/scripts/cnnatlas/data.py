@@ -13,15 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image
-from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from cnnatlas.classes import imagefolder_classes, label_names
 from cnnatlas.errors import DatasetError
 from cnnatlas.io import write_parquet
-from cnnatlas.torchutil import ImageTransform
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -30,7 +27,6 @@ __all__ = [
     "manifest_from_table",
     "write_manifest",
     "load_image",
-    "ImageDataset",
     "BAD_IMAGE_POLICIES",
     "check_image",
     "find_bad_images",
@@ -39,6 +35,18 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+def __getattr__(name: str):
+    # ImageDataset lives with torch (cnnatlas.torchutil) and is imported on first use:
+    # the jobs that only decode images (manifest, thumbnail sheets, projector sprites)
+    # then do not import torch, about 2 s of every such process.
+    if name == "ImageDataset":
+        from cnnatlas.torchutil import ImageDataset
+
+        return ImageDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 MANIFEST_COLUMNS = ["image_id", "path", "label", "label_name"]
@@ -244,24 +252,6 @@ def _to_8bit(im: Image.Image) -> Image.Image:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
     return im
-
-
-class ImageDataset(Dataset):
-    """The manifest's images as (tensor, image_id) pairs, in image_id order.
-
-    `transform` is a `torchutil.ImageTransform`; it knows the channels to decode to.
-    """
-
-    def __init__(self, paths: Sequence[str], transform: ImageTransform):
-        self.paths = list(paths)
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        channels = self.transform.spec.channels
-        return self.transform(load_image(self.paths[i], channels)), i
 
 
 def check_image(path: str | Path) -> str | None:

@@ -24,9 +24,11 @@ import torch
 import torchvision
 from PIL import Image
 from torch import fx, nn
+from torch.utils.data import Dataset
 from torchvision.models.feature_extraction import NodePathTracer
 from torchvision.transforms.v2 import functional as TF
 
+from cnnatlas.data import load_image
 from cnnatlas.errors import CnnatlasError, LayerError
 from cnnatlas.schema import defaults
 
@@ -41,6 +43,7 @@ __all__ = [
     "transform_spec",
     "ImageTransform",
     "make_transform",
+    "ImageDataset",
 ]
 
 log = logging.getLogger(__name__)
@@ -293,3 +296,21 @@ class ImageTransform:
 def make_transform(spec: "Mapping[str, Any] | TransformSpec") -> ImageTransform:
     """The eval transform of a model's `transform` config (see ImageTransform)."""
     return ImageTransform(transform_spec(spec))
+
+
+class ImageDataset(Dataset):
+    """The manifest's images as (tensor, image_id) pairs, in image_id order.
+
+    `transform` is an `ImageTransform`; it knows the channels to decode to.
+    """
+
+    def __init__(self, paths: Sequence[str], transform: ImageTransform):
+        self.paths = list(paths)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        channels = self.transform.spec.channels
+        return self.transform(load_image(self.paths[i], channels)), i

@@ -19,7 +19,7 @@ class Atlas:
 
     def neighbors_path(self, model: str, ckpt: str, layer: str) -> str:
         """Each image's feature-space neighbours (written by measure_maps)."""
-        return f"{self.plan.run_dir(model, ckpt)}/metrics/{layer}.neighbors.npy"
+        return self.plan.neighbors_path(model, ckpt, layer)
 
     def maps(self) -> list[dict[str, Any]]:
         """Every 2-D map: [{model, ckpt, layer, method, perplexity, seed, embedding}]."""

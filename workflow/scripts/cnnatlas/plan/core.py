@@ -79,6 +79,7 @@ class Plan:
         self.projector: Mapping[str, Any] = config["projector"]
         self.shards: int = config["extract"]["shards"]
         self.provenance = f"{self.results}/provenance.json"
+        self.layer_jobs: str = self._layer_jobs(config["layer_jobs"])
         self._check_explain()
         self._check_evolution_layers()
         self.figures = Figures(self)
@@ -86,6 +87,46 @@ class Plan:
         self.atlas = Atlas(self)
 
     # --- names and wildcards ---
+
+    def _layer_jobs(self, mode: str) -> str:
+        """'checkpoint' or 'layer': what one job of a per-layer stage (maps, metrics,
+        figures) covers. A checkpoint's job lists every layer among its outputs, so it
+        needs every model to have the same layers (auto: checkpoint when they do)."""
+        same = len({tuple(m["layers"]) for m in self.models.values()}) == 1
+        if mode == "auto":
+            return "checkpoint" if same else "layer"
+        if mode == "checkpoint" and not same:
+            raise ValueError(
+                "layer_jobs: checkpoint needs every model to have the same layers; "
+                "set layer_jobs: layer (or auto) for models with different layers"
+            )
+        return mode
+
+    @property
+    def job_where(self) -> str:
+        """The wildcards of a per-layer stage's job, as a path ({model}/{ckpt}[/{layer}])."""
+        return "{model}/{ckpt}" + ("/{layer}" if self.layer_jobs == "layer" else "")
+
+    def job_layer_names(self) -> list[str]:
+        """The layers in a per-layer stage's output patterns: '{layer}' (one job per
+        layer), or every layer (one job per checkpoint; the models share them)."""
+        if self.layer_jobs == "layer":
+            return ["{layer}"]
+        return self.model_layer_list(next(iter(self.models)))
+
+    def job_layers(self, wildcards: Wildcards) -> list[str]:
+        """The layers one job of a per-layer stage handles, in config order."""
+        if self.layer_jobs == "layer":
+            return [wildcards.layer]
+        return self.model_layer_list(wildcards.model)
+
+    def layer_wildcards(self, wildcards: Wildcards) -> list[Wildcards]:
+        """One (model, ckpt, layer) namespace per layer of a per-layer stage's job."""
+        w = wildcards
+        return [
+            _Layer(model=w.model, ckpt=w.ckpt, layer=layer)
+            for layer in self.job_layers(w)
+        ]
 
     def wildcard_constraints(self) -> dict[str, str]:
         """model, ckpt, layer and method, each matching exactly the configured names."""
@@ -142,6 +183,37 @@ class Plan:
         w = wildcards
         return self.features_file(w.model, w.ckpt, w.layer)
 
+    def metrics_jobs(self, wildcards: Wildcards) -> list[dict[str, Any]]:
+        """What one measure_maps job measures: per layer its features, embeddings and
+        the two files it writes."""
+        return [
+            {
+                "layer": w.layer,
+                "features": self.layer_features(w),
+                "embeddings": self.layer_embeddings(w),
+                "metrics": self.layer_metrics_path(w.model, w.ckpt, w.layer),
+                "neighbors": self.neighbors_path(w.model, w.ckpt, w.layer),
+            }
+            for w in self.layer_wildcards(wildcards)
+        ]
+
+    def metrics_rule(self) -> dict[str, Any]:
+        """measure_maps' outputs and log, as patterns of the job's wildcards."""
+        layers = self.job_layer_names()
+        run = self.run_dir("{model}", "{ckpt}")
+        return {
+            "metrics": [f"{run}/metrics/{layer}.parquet" for layer in layers],
+            "neighbors": [f"{run}/metrics/{layer}.neighbors.npy" for layer in layers],
+            "log": f"{self.results}/logs/measure_maps/{self.job_where}.log",
+            "benchmark": f"{self.results}/benchmarks/measure_maps/{self.job_where}.tsv",
+        }
+
+    def job_embeddings(self, wildcards: Wildcards) -> list[str]:
+        """Every embedding of the layers of one measure_maps job."""
+        return [
+            p for w in self.layer_wildcards(wildcards) for p in self.layer_embeddings(w)
+        ]
+
     def embedding_path(
         self,
         model: str,
@@ -158,6 +230,9 @@ class Plan:
 
     def layer_metrics_path(self, model: str, ckpt: str, layer: str) -> str:
         return f"{self.run_dir(model, ckpt)}/metrics/{layer}.parquet"
+
+    def neighbors_path(self, model: str, ckpt: str, layer: str) -> str:
+        return f"{self.run_dir(model, ckpt)}/metrics/{layer}.neighbors.npy"
 
     def summary_path(self, model: str, ext: str) -> str:
         return f"{self.results}/{model}/layer_summary.{ext}"
@@ -207,11 +282,13 @@ class Plan:
         return [m for m in self.maps["methods"] if get_method(m).batched == batched]
 
     def method_outputs(self, method: str, batched: bool = False) -> list[str]:
-        """One method's embedding paths: with {model}, {ckpt}, {layer} wildcards, or
-        (batched) of every layer of every checkpoint."""
+        """One method's embedding paths: of one job of a per-layer stage (wildcards
+        {model}, {ckpt} and {layer} or every layer), or (batched) of every layer of
+        every checkpoint."""
         if not batched:
             return [
-                self.embedding_path("{model}", "{ckpt}", "{layer}", method, *p)
+                self.embedding_path("{model}", "{ckpt}", layer, method, *p)
+                for layer in self.job_layer_names()
                 for p in self.method_maps(method)
             ]
         return [path for job in self.reduce_jobs(method) for *_, path in job["maps"]]
@@ -235,17 +312,21 @@ class Plan:
         ]
 
     def layer_reduce_jobs(self, method: str):
-        """The params function of a per-layer reduce rule: that layer's job, as a list."""
+        """The params function of a reduce rule that is not batched: the maps of its
+        job's layers (one layer, or every layer of the checkpoint; see layer_jobs)."""
 
         def jobs(wildcards: Wildcards) -> list[dict[str, Any]]:
             w = wildcards
-            return [self._reduce_job(w.model, w.ckpt, w.layer, method)]
+            return [
+                self._reduce_job(w.model, w.ckpt, layer, method)
+                for layer in self.job_layers(w)
+            ]
 
         return jobs
 
     def reduce_rule(self, method: str) -> dict[str, Any]:
         """What the reduce rule of one method reads, writes, logs and is given: per layer
-        (wildcards {model}, {ckpt}, {layer}), or one job for every layer (batched)."""
+        or per checkpoint (layer_jobs), or one job for every layer (batched)."""
         if get_method(method).batched:
             return {
                 "features": self.all_features_dirs(),
@@ -257,7 +338,7 @@ class Plan:
                 "benchmark": f"{self.results}/benchmarks/reduce_{method}.tsv",
                 "jobs": self.reduce_jobs(method),
             }
-        where = "{model}/{ckpt}/{layer}"
+        where = self.job_where
         return {
             "features": f"{self.run_dir('{model}', '{ckpt}')}/features",
             "predictions": self.predictions_path("{model}", "{ckpt}"),
@@ -458,6 +539,13 @@ class Plan:
         files += self.evolution_targets()
         files += [self.predictions_path(m, c) for m, c in self.model_ckpts()]
         return list(dict.fromkeys(files))
+
+
+class _Layer:
+    """The wildcards of one layer of a job (attribute access, as Snakemake's)."""
+
+    def __init__(self, model: str, ckpt: str, layer: str) -> None:
+        self.model, self.ckpt, self.layer = model, ckpt, layer
 
 
 def map_name(method: str, dim: str, perplexity: str, seed: str) -> str:

@@ -153,6 +153,42 @@ class Figures:
             paths += [c[1] for row in g["cells"] for c in row if c]
         return list(dict.fromkeys(paths))
 
+    def job_outputs(self, items: list) -> list:
+        """Per-layer templates (paths, or report items (path, labels)) as the outputs of
+        one plot_embeddings job: its {layer}, or every layer (see Plan.layer_jobs)."""
+        layers = self.plan.job_layer_names()
+        if not items or isinstance(items[0], str):
+            return [t.replace("{layer}", layer) for layer in layers for t in items]
+        return [
+            (
+                path.replace("{layer}", layer),
+                {k: v.replace("{layer}", layer) for k, v in labels.items()},
+            )
+            for layer in layers
+            for path, labels in items
+        ]
+
+    def job_layers(self, wildcards: Wildcards) -> list[dict[str, Any]]:
+        """What one plot_embeddings job draws: per layer its maps and sweep grids."""
+        return [
+            {"maps": self.layer_maps(w), "sweeps": self.layer_sweeps(w)}
+            for w in self.plan.layer_wildcards(wildcards)
+        ]
+
+    def job_embeddings_needed(self, wildcards: Wildcards) -> list[str]:
+        """Every embedding one plot_embeddings job reads."""
+        paths = [
+            p
+            for w in self.plan.layer_wildcards(wildcards)
+            for p in self.layer_embeddings_needed(w)
+        ]
+        return list(dict.fromkeys(paths))
+
+    def job_log(self, kind: str) -> str:
+        """plot_embeddings' log (kind 'logs') or benchmark ('benchmarks') file."""
+        ext = "log" if kind == "logs" else "tsv"
+        return f"{self.plan.results}/{kind}/plot_embeddings/{self.plan.job_where}.{ext}"
+
     def layer_sheets(self, wildcards: Wildcards) -> list[str]:
         return [self.sheets] if self.html_files() else []
 
