@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from cnnatlas.io import read_parquet_meta
 from cnnatlas.scale import DIGIT_CLASSES, make_digits
 
 from tests.conftest import run_snakemake
@@ -31,13 +32,21 @@ def scale_overrides() -> dict:
     """Config keys over the generated scale config (merged section by section)."""
     return {
         "maps": {
-            "tsne": {"n_iter": 100, "early_exaggeration_iter": 50},
+            # 3-D t-SNE maps fitted on a subsample, the rest placed by transform
+            "tsne": {
+                "n_iter": 100,
+                "early_exaggeration_iter": 50,
+                "max_points_3d": 200,
+            },
             "metrics": {"max_points": 200},  # the metrics' subsample path triggers
         },
         "explain": {
-            "filters": {"channels": 2, "steps": 8, "topk": 2},
+            "gradcam": {"max_images": 50},  # faithfulness on a stratified sample
+            "filters": {"channels": 2, "steps": 8, "topk": 2, "max_images": 60},
             "trust": {"max_images": 20, "road_fractions": [0.2, 0.5]},
         },
+        # relu (300 x 128 values) over the limit: exported as principal components
+        "projector": {"max_values": 20000},
         "figures": {"dpi": 60},
     }
 
@@ -137,5 +146,30 @@ def test_the_collector_reads_the_run(scale_run):
     )
     out = json.loads(proc.stdout)
     assert out["rules"]["extract_features"]["jobs"] == len(STEPS)
-    assert out["rules"]["measure_maps"]["jobs"] == len(STEPS) * len(LAYERS)
+    # layer_jobs auto: one metrics job per checkpoint for all its layers
+    assert out["rules"]["measure_maps"]["jobs"] == len(STEPS)
     assert out["span_s"] > 0
+
+
+def test_the_large_n_paths_ran(scale_run):
+    """Subsampled 3-D maps, the reduced projector export, bounded explanations."""
+    metrics = pd.read_parquet(scale_run / "results" / "metrics.parquet")
+    sub = (metrics["method"] == "tsne") & (metrics["dim"] == 3)
+    assert sub.any() and metrics.loc[sub, "n_fitted"].eq(200).all()
+    assert metrics.loc[~sub, "n_fitted"].eq(N).all()
+    # the placed points land by class in the trained checkpoint's penultimate layer
+    placed = metrics[
+        sub & (metrics["ckpt"] == "step0150") & (metrics["layer"] == "relu")
+    ]
+    assert len(placed) == 4 and (placed["knn_map_placed"] > 3 * placed["chance"]).all()
+    run = scale_run / "results" / "digitnet" / "step0150"
+    record = json.loads((run / "projector" / "export.json").read_text())
+    tensors = {t["name"]: (t["shape"], t["reduction"]) for t in record["tensors"]}
+    # features.2.3 (300 x 32) fits under the limit; relu gets 20000 // 300 = 66 components
+    assert tensors["features.2.3"][1] is None
+    (relu,) = [k for k in tensors if k.startswith("relu (PCA ")]
+    assert tensors[relu] == ([N, 66], "pca")
+    meta = read_parquet_meta(run / "explain" / "gradcam_faithfulness.parquet")
+    assert meta["cnnatlas.images"].startswith(f"50 of {N} images (class-stratified")
+    meta = read_parquet_meta(run / "explain" / "filters.parquet")
+    assert meta["cnnatlas.images"].startswith(f"60 of {N} images (class-stratified")
