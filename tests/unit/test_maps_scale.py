@@ -1,5 +1,5 @@
-"""The maps stage at scale, at tiny N with tiny thresholds: t-SNE threads as a function of
-the config and N, 3-D maps fitted on a stratified subsample with the rest placed, the
+"""The maps stage at scale, at tiny N with tiny thresholds: t-SNE maps side by side on
+the job's cores with the same bytes, 3-D maps fitted on a stratified subsample with the rest placed, the
 memory-flat exact PCA, and the metrics of placed points."""
 
 import hashlib
@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 from cnnatlas.io import read_parquet_meta
 from cnnatlas.maps import MapSpec, get_method
-from cnnatlas.maps.tsne import tsne_threads
 from cnnatlas.metrics import layer_metrics
 from cnnatlas.reduce import (
     check_features,
@@ -34,15 +33,6 @@ def meta(path):
     return json.loads(read_parquet_meta(path)["cnnatlas.map"])
 
 
-def test_tsne_threads_follow_the_config_and_n_only():
-    opts = {"threads": 3, "threads_min_points": 100}
-    assert tsne_threads(99, opts) == 1
-    assert tsne_threads(100, opts) == 3
-    assert tsne_threads(10**6, opts) == 3
-    # the schema's defaults: 1 thread for the demo's 360 images
-    assert tsne_threads(360) == 1
-
-
 def _run(tmp_path, name, x, labels, options, specs, n_jobs=1):
     (tmp_path / name).mkdir()
     feats = tmp_path / name / "layer.npy"  # its name goes into the metadata
@@ -54,23 +44,33 @@ def _run(tmp_path, name, x, labels, options, specs, n_jobs=1):
     return out
 
 
-def test_same_config_same_threads_same_bytes_whatever_the_job_is_given(tmp_path):
-    x, labels = blobs(n=90, d=60)
-    specs = [MapSpec(2, 10.0, 0)]
-    opts = {**FAST, "threads": 2, "threads_min_points": 50}
-    a = _run(tmp_path, "a", x, labels, opts, specs, n_jobs=1)
-    b = _run(tmp_path, "b", x, labels, opts, specs, n_jobs=2)
-    assert sha(a[specs[0]]) == sha(b[specs[0]])
-    m = meta(a[specs[0]])
-    # Barnes-Hut (auto below 10,000 points) optimises on 1 thread: threaded BH varies
-    assert (m["n_jobs"], m["gradient"], m["gradient_n_jobs"]) == (2, "bh", 1)
-    fft = {**opts, "negative_gradient_method": "fft"}
-    a = _run(tmp_path, "fa", x, labels, fft, specs, n_jobs=1)
-    b = _run(tmp_path, "fb", x, labels, fft, specs, n_jobs=2)
-    assert sha(a[specs[0]]) == sha(b[specs[0]])
-    assert meta(a[specs[0]])["gradient_n_jobs"] == 2
-    c = _run(tmp_path, "c", x, labels, {**opts, "threads_min_points": 91}, specs)
-    assert meta(c[specs[0]])["n_jobs"] == 1
+def test_maps_side_by_side_on_more_cores_are_the_same_bytes(tmp_path):
+    """A job given 2 or 3 cores fits its maps in forked workers: every map (2-D FFT and
+    Barnes-Hut, whole 3-D, subsampled 3-D) has the bytes it has on 1 core."""
+    x, labels = blobs(n=120, d=60)
+    specs = [MapSpec(d, p, s) for d in (2, 3) for p in (5.0, 10.0) for s in (0, 1)]
+    opts = {**FAST, "max_points_3d": 100}
+    one = _run(tmp_path, "one", x, labels, opts, specs, n_jobs=1)
+    two = _run(tmp_path, "two", x, labels, opts, specs, n_jobs=2)
+    three = _run(tmp_path, "three", x, labels, opts, specs, n_jobs=3)
+    for s in specs:
+        assert sha(one[s]) == sha(two[s]) == sha(three[s]), s
+        assert meta(one[s])["n_jobs"] == 1
+    assert meta(one[specs[0]])["gradient"] == "bh"
+    assert meta(one[specs[-1]])["subsample"]["size"] == 100
+    # seeds and perplexities give different maps (each task kept its own P and init)
+    ys = [pd.read_parquet(one[s])[["x", "y"]].to_numpy() for s in specs[:4]]
+    assert all(not np.array_equal(ys[i], ys[j]) for i in range(4) for j in range(i))
+    fft = {**FAST, "negative_gradient_method": "fft"}
+    a = _run(tmp_path, "fa", x, labels, fft, specs[:4], n_jobs=1)
+    b = _run(tmp_path, "fb", x, labels, fft, specs[:4], n_jobs=2)
+    assert all(sha(a[s]) == sha(b[s]) for s in specs[:4])
+    assert meta(a[specs[0]])["gradient"] == "fft"
+    # pynndescent (numba) cannot run in a forked worker: its maps run one after the other
+    nnd = {**FAST, "neighbors": "pynndescent"}
+    a = _run(tmp_path, "na", x, labels, nnd, specs[:2], n_jobs=1)
+    b = _run(tmp_path, "nb", x, labels, nnd, specs[:2], n_jobs=2)
+    assert all(sha(a[s]) == sha(b[s]) for s in specs[:2])
 
 
 def test_stratified_subsample_keeps_class_shares_and_is_seeded():

@@ -10,7 +10,8 @@ smaller one). Only the optimisation runs per (dim, perplexity, seed).
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import partial
 from hashlib import blake2b
 from importlib.metadata import version
 from pathlib import Path
@@ -25,6 +26,8 @@ from cnnatlas.maps import FitJob, Maps, MapSpec, get_method
 
 __all__ = [
     "FeatureError",
+    "map_pool",
+    "side_by_side",
     "SHARED_STATE",
     "load_features",
     "check_features",
@@ -294,13 +297,59 @@ def neighbor_features(job: FitJob) -> tuple[np.ndarray, int]:
     return xp, k
 
 
+# One pool of forked workers per process and size (map_pool).
+_POOLS: dict[int, Any] = {}
+
+
+def map_pool(processes: int):
+    """A pool of `processes` forked worker processes that fit maps (None for 1), made
+    once per process and size (fork, not spawn: a Snakemake script's main module would
+    run its job again in a spawned worker). Workers are daemonic: they end with the
+    process."""
+    if processes <= 1:
+        return None
+    if processes not in _POOLS:
+        import multiprocessing
+
+        _POOLS[processes] = multiprocessing.get_context("fork").Pool(processes)
+    return _POOLS[processes]
+
+
+def _one_thread(fit: Callable[[Any], Any], task: Any) -> Any:
+    # OpenMP (libgomp: openTSNE, scikit-learn) and BLAS on 1 thread, in a worker and in
+    # the job's own process alike, so both compute the same bytes. libgomp is not
+    # fork-safe once a parent has started OpenMP threads (a forked worker's parallel
+    # region would wait for threads it does not have); on 1 thread it never uses them.
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return fit(task)
+
+
+def side_by_side(
+    fit: Callable[[Any], Any], tasks: Sequence[Any], processes: int = 1
+) -> Iterator[Any]:
+    """`fit(task)` of every task, in order: in this process, or (`processes` > 1 and
+    more than one task) in that many forked workers at once. `fit` must be a
+    module-level function (it is pickled) that computes on one thread; each task runs
+    under a 1-thread limit either way, so the results do not depend on `processes`.
+    Not for numba code (UMAP, PaCMAP, pynndescent): numba stops a forked worker once
+    the parent has used its OpenMP threads."""
+    pool = map_pool(processes) if len(tasks) > 1 else None
+    run = partial(_one_thread, fit)
+    return map(run, tasks) if pool is None else pool.imap(run, tasks)
+
+
 def neighbor_maps(
     job: FitJob, build: Callable[..., Any], packages: Iterable[str]
 ) -> Maps:
     """The maps of a kNN-graph method (UMAP, PaCMAP): `build(n_components=,
     n_neighbors=, random_state=)` makes the estimator of one map (seeded with the map's
     seed), whose `fit_transform` lays out the prepared features; the metadata records
-    the options, the n_neighbors used and the versions of `packages`."""
+    the options, the n_neighbors used and the versions of `packages`. One map after the
+    other: their numba code cannot run in forked workers once the job's process has
+    used numba's OpenMP threads (numba stops the worker: "fork() called from a process
+    already using GNU OpenMP")."""
     xp, k = neighbor_features(job)
     for spec in job.specs:
         model = build(n_components=spec.dim, n_neighbors=k, random_state=spec.seed)

@@ -8,11 +8,14 @@ Gradients: openTSNE's FFT interpolation exists in 1-D/2-D only, so 3-D maps use
 openTSNE's own Barnes-Hut (its space-partitioning tree handles 3-D). 2-D maps use
 `negative_gradient_method` (`auto`: Barnes-Hut below 10,000 points, FFT above).
 
-Threads: openTSNE's output depends on its thread count (the Annoy kNN graph does), so
-the count is `tsne_threads(N, options)`: `threads` from `threads_min_points` points on, 1
-below; never the machine's or the job's cores. Its threaded Barnes-Hut gradients are not
-reproducible even for a fixed count, so Barnes-Hut maps (3-D, and 2-D below 10,000 points
-with `auto`) optimise on 1 thread; FFT gradients use the threads.
+Cores: openTSNE's output depends on its thread count (its Annoy kNN graph does, and its
+threaded Barnes-Hut gradients differ from run to run), and 2 threads did not make a 2-D FFT
+map of 10,000 points faster (21.0 vs 20.0 s wall, 27.3 vs 20.1 CPU-s, idle machine). So
+openTSNE always runs on 1 thread, and a job given more cores fits its maps side by side,
+one per core, in forked worker processes (`cnnatlas.reduce.side_by_side`): each map is
+computed exactly as on one core, so the bytes never depend on the cores (with
+`neighbors: pynndescent` the maps run one after the other: numba code cannot run in a
+forked worker).
 
 Large 3-D maps: above `max_points_3d` points, a 3-D map is fitted on a seeded
 class-stratified subsample and the other points are placed into it with
@@ -36,6 +39,7 @@ from cnnatlas.reduce import (
     FeatureError,
     prepare_features,
     procrustes_align,
+    side_by_side,
     stratified_subsample,
     versions,
 )
@@ -53,7 +57,6 @@ __all__ = [
     "pca_initialization",
     "rescale",
     "fit_tsne",
-    "tsne_threads",
     "subsampled_map",
     "tsne_map",
     "tsne_maps",
@@ -150,21 +153,6 @@ def _gradient_method(dim: int, requested: str, n: int) -> str:
     return requested
 
 
-def _gradient_jobs(gradient: str, n_jobs: int) -> int:
-    # openTSNE's threaded Barnes-Hut gradients are not reproducible (measured: the same
-    # 3,000-point 2-D map on 2 threads gave two different layouts in three runs); its FFT
-    # gradients and the kNN graph are, for a given thread count.
-    return n_jobs if gradient == "fft" else 1
-
-
-def tsne_threads(n: int, options: Mapping[str, Any] | None = None) -> int:
-    """openTSNE's thread count for a map of `n` points: `maps.tsne.threads` from
-    `threads_min_points` points on, else 1 (a function of the config and N only, as the
-    thread count changes the map's bytes)."""
-    opts = METHOD.options(options)
-    return int(opts["threads"]) if n >= opts["threads_min_points"] else 1
-
-
 def _embedding(
     affinities: "PerplexityBasedNN",
     initialization: np.ndarray,
@@ -173,7 +161,8 @@ def _embedding(
     seed: int = 0,
     **fit: Any,
 ) -> "TSNEEmbedding":
-    """The optimised openTSNE embedding of `fit_tsne` (`fit`: its options)."""
+    """The optimised openTSNE embedding of `fit_tsne` (`fit`: its options). `n_jobs`
+    threads FFT gradients only (benchmarks); the workflow passes 1."""
     from openTSNE import TSNEEmbedding
 
     init = np.ascontiguousarray(initialization, dtype=np.float64)
@@ -185,7 +174,8 @@ def _embedding(
         affinities,
         negative_gradient_method=gradient,
         learning_rate=fit["learning_rate"],
-        n_jobs=_gradient_jobs(gradient, n_jobs),
+        # threaded Barnes-Hut gradients differ from run to run (measured)
+        n_jobs=n_jobs if gradient == "fft" else 1,
         random_state=seed,
     )
     if fit["early_exaggeration_iter"] > 0:
@@ -248,7 +238,6 @@ def subsampled_map(
     perplexity: float,
     seed: int,
     options: Mapping[str, Any],
-    n_jobs: int = 1,
 ) -> tuple[np.ndarray, float]:
     """A t-SNE map of prepared features `xp` [N, d] fitted on the rows `fitted` only
     (their own kNN graph and PCA initialisation); every other row is placed into it by
@@ -260,9 +249,9 @@ def subsampled_map(
     p = check_perplexity(
         perplexity, len(sub), "subsample", opts["perplexity_too_large"]
     )
-    aff = tsne_affinities(sub, p, opts["metric"], opts["neighbors"], n_jobs)
+    aff = tsne_affinities(sub, p, opts["metric"], opts["neighbors"])
     init = _jitter(pca_initialization(sub, dim), seed)
-    emb = _embedding(aff, init, n_jobs=n_jobs, seed=seed, **fit_options(opts))
+    emb = _embedding(aff, init, seed=seed, **fit_options(opts))
     out = np.empty((len(xp), dim), np.float32)
     out[fitted] = np.asarray(emb, dtype=np.float32)
     rest = np.setdiff1d(np.arange(len(xp)), fitted, assume_unique=True)
@@ -303,27 +292,44 @@ def tsne_map(
     return fit_tsne(aff, init, n_jobs=n_jobs, seed=seed, **fit_options(opts))
 
 
+def _fit_task(task: tuple) -> tuple[np.ndarray, float]:
+    """One map of `tsne_maps`, in a worker or in the job's own process (same bytes):
+    ("fit", P, initialisation, seed, fit options) optimises from shared affinities,
+    ("subsample", xp, fitted, dim, perplexity, seed, options) is `subsampled_map`."""
+    if task[0] == "fit":
+        from openTSNE.affinity import PrecomputedAffinities
+
+        _, P, init, seed, fit = task
+        return fit_tsne(
+            PrecomputedAffinities(P, normalize=False), init, seed=seed, **fit
+        )
+    return subsampled_map(*task[1:])
+
+
 def tsne_maps(job: FitJob) -> Maps:
     """Every t-SNE map of a sweep, sharing the prepared features, kNN graph and PCA init.
 
-    Options: maps.tsne. Threads: `tsne_threads(N)` (not `job.n_jobs`). 3-D maps of more
-    than `max_points_3d` points: `subsampled_map` on a class-stratified subsample
+    Options: maps.tsne. openTSNE runs on 1 thread; with `job.n_jobs` > 1 the maps are
+    optimised side by side in that many forked processes (`side_by_side`), each exactly
+    as it would be alone, so the bytes do not depend on the cores. 3-D maps of more than
+    `max_points_3d` points: `subsampled_map` on a class-stratified subsample
     (`job.labels`). Yields (spec, coordinates, parameters) in order of decreasing
     perplexity.
     """
     opts, specs = dict(job.options), job.specs
     xp = prepare_features(job.x, opts["standardize"], opts["pca_components"])
     n = len(xp)
-    n_jobs = tsne_threads(n, opts)
+    # pynndescent's numba code cannot run in a forked worker (see side_by_side)
+    numba = opts["neighbors"] == "pynndescent"
+    processes = 1 if numba else min(job.n_jobs, len(specs))
     log.info(
-        "%s: t-SNE of %d points on %d thread(s) (maps.tsne.threads %d from "
-        "threads_min_points %d); the job was given %d",
+        "%s: %d t-SNE maps of %d points, %d side by side (the job's cores%s; "
+        "openTSNE on 1 thread each)",
         job.name,
+        len(specs),
         n,
-        n_jobs,
-        opts["threads"],
-        opts["threads_min_points"],
-        job.n_jobs,
+        processes,
+        ", 1 with neighbors: pynndescent" if numba and job.n_jobs > 1 else "",
     )
     limit = opts["max_points_3d"]
     big3d = limit is not None and n > limit
@@ -335,7 +341,7 @@ def tsne_maps(job: FitJob) -> Maps:
     aff = None
     if full:
         top = max(eff[s.perplexity] for s in full)
-        aff = tsne_affinities(xp, top, opts["metric"], opts["neighbors"], n_jobs)
+        aff = tsne_affinities(xp, top, opts["metric"], opts["neighbors"])
     inits = {d: pca_initialization(xp, d) for d in sorted({s.dim for s in full})}
     fitted = None
     if len(full) < len(specs):
@@ -352,18 +358,21 @@ def tsne_maps(job: FitJob) -> Maps:
             n - len(fitted),
         )
     ordered = sorted(specs, key=lambda s: (-s.perplexity, s.dim, s.seed))
+    tasks: list[tuple] = []
     for spec in ordered:
-        extra: dict[str, Any] = {}
-        if aff is not None and spec in full:
+        if spec in full:
+            # set_perplexity makes a new P: each task keeps its own perplexity's
             aff.set_perplexity(eff[spec.perplexity])
             init = _jitter(inits[spec.dim], spec.seed)
-            coords, kl = fit_tsne(
-                aff, init, n_jobs=n_jobs, seed=spec.seed, **fit_options(opts)
-            )
+            tasks.append(("fit", aff.P, init, spec.seed, fit_options(opts)))
         else:
-            coords, kl = subsampled_map(
-                xp, fitted, spec.dim, spec.perplexity, spec.seed, opts, n_jobs
+            tasks.append(
+                ("subsample", xp, fitted, spec.dim, spec.perplexity, spec.seed, opts)
             )
+    results = side_by_side(_fit_task, tasks, processes)
+    for spec, (coords, kl) in zip(ordered, results, strict=True):
+        extra: dict[str, Any] = {}
+        if spec not in full:
             extra["subsample"] = {
                 "size": int(len(fitted)),
                 "of": n,
@@ -374,15 +383,15 @@ def tsne_maps(job: FitJob) -> Maps:
             }
         log.info("t-SNE %s: KL divergence %.4f", spec, kl)
         fit_n = len(fitted) if "subsample" in extra else n
-        gradient = _gradient_method(spec.dim, opts["negative_gradient_method"], fit_n)
         params = {
             **opts,
             "effective_perplexity": eff[spec.perplexity],
-            "gradient": gradient,
-            "gradient_n_jobs": _gradient_jobs(gradient, n_jobs),
+            "gradient": _gradient_method(
+                spec.dim, opts["negative_gradient_method"], fit_n
+            ),
             "input_dims": int(xp.shape[1]),
             "kl_divergence": kl,
-            "n_jobs": n_jobs,
+            "n_jobs": 1,
             **extra,
             "versions": versions(*METHOD.packages),
         }
@@ -397,7 +406,6 @@ def tsne_evolution(job: EvolveJob) -> tuple[list[np.ndarray], list[np.ndarray]]:
     (`procrustes_align`), the independent one starts from PCA and is left as it is.
     """
     opts, seed = job.options, job.seed
-    n_jobs = tsne_threads(len(job.features[0]), opts) if job.features else 1
     fit = fit_options(opts)
     names = list(job.names or [f"checkpoint {k}" for k in range(len(job.features))])
     aligned: list[np.ndarray] = []
@@ -406,13 +414,13 @@ def tsne_evolution(job: EvolveJob) -> tuple[list[np.ndarray], list[np.ndarray]]:
         xp = prepare_features(x, opts["standardize"], opts["pca_components"])
         policy = opts["perplexity_too_large"]
         p = check_perplexity(job.perplexity, len(xp), name, policy)
-        aff = tsne_affinities(xp, p, opts["metric"], opts["neighbors"], n_jobs)
+        aff = tsne_affinities(xp, p, opts["metric"], opts["neighbors"])
         pca_init = _jitter(pca_initialization(xp, 2), seed)
-        own, _ = fit_tsne(aff, pca_init, n_jobs=n_jobs, seed=seed, **fit)
+        own, _ = fit_tsne(aff, pca_init, seed=seed, **fit)
         independent.append(own)
         if aligned:
             init = rescale(aligned[-1])
-            own, kl = fit_tsne(aff, init, n_jobs=n_jobs, seed=seed, **fit)
+            own, kl = fit_tsne(aff, init, seed=seed, **fit)
             log.info("%s: t-SNE from the previous map, KL %.4f", name, kl)
             # Early exaggeration can still turn or mirror the layout as a whole; t-SNE
             # is blind to rotations, so undoing one changes nothing but the view.
