@@ -135,3 +135,23 @@ def test_layer_summary_plot_is_reproducible(tmp_path):
     assert (tmp_path / "1.pdf").read_bytes() == (tmp_path / "2.pdf").read_bytes()
     assert Image.open(tmp_path / "1.png").size[0] > 500
     assert (tmp_path / "1.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_trustworthiness_and_continuity_are_scikit_learns_bit_for_bit():
+    from cnnatlas.metrics import continuity, nearest, rank_index, trustworthiness
+    from sklearn.manifold import trustworthiness as sk_trust
+
+    rng = np.random.default_rng(4)
+    # ties: integer features with repeated rows, and a map on a coarse grid
+    x = rng.integers(0, 3, (300, 6)).astype(np.float64)
+    y = np.round(rng.normal(size=(300, 2)), 1)
+    for k in (5, 10):
+        assert trustworthiness(x, y, k) == sk_trust(x, y, n_neighbors=k)
+        assert continuity(x, y, k) == sk_trust(y, x, n_neighbors=k)
+        shared = trustworthiness(x, y, k, x_index=rank_index(x))
+        assert shared == sk_trust(x, y, n_neighbors=k)
+        assert continuity(x, y, k, x_nearest=nearest(x, k)) == sk_trust(
+            y, x, n_neighbors=k
+        )
+    assert 0.4 < trustworthiness(x, y) < 0.7  # a random map of real structure
+    assert trustworthiness(x, x[:, :2] * 0 + x[:, :2]) < 1.0

@@ -9,8 +9,9 @@ metadata `subsample`) also gets kNN accuracy and trustworthiness on the metric p
 that were fitted and on those that were placed (`*_fitted`, `*_placed`), so a placement
 worse than the fit shows.
 
-Memory: the metrics work on the subsample only (trustworthiness builds its max_points^2
-distance matrix: 200 MB at 5,000); `feature_neighbors` over all N is scikit-learn's exact
+Memory: the metrics work on the subsample only (trustworthiness builds a max_points^2
+distance matrix, 200 MB at 5,000, and a rank index, 100 MB; the features' index is built
+once per layer and shared by its maps, each map's own for continuity); `feature_neighbors` over all N is scikit-learn's exact
 brute-force search, which works in chunks of rows (bounded memory, O(N^2 D) time).
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.manifold import trustworthiness as _trustworthiness
+from sklearn.metrics import pairwise_distances
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
@@ -35,6 +36,8 @@ __all__ = [
     "COLUMNS",
     "subsample",
     "knn_accuracy",
+    "rank_index",
+    "nearest",
     "trustworthiness",
     "continuity",
     "neighbors",
@@ -99,14 +102,49 @@ def _k(n: int, k: int) -> int:
     return max(1, min(k, (n - 1) // 2))
 
 
-def trustworthiness(x: np.ndarray, y: np.ndarray, k: int = 10) -> float:
-    """Trustworthiness of map `y` w.r.t. features `x`: are the map's neighbours real ones? (1 = all)."""
-    return float(_trustworthiness(x, y, n_neighbors=_k(len(x), k)))
+def rank_index(x: np.ndarray) -> np.ndarray:
+    """[N, N] int32: [i, j] = the rank of j among the points nearest to i (1 = nearest,
+    i itself last), scikit-learn's `trustworthiness` inverted index, computed the same
+    way. The costly part of trustworthiness (a sort of all N^2 distances): a layer's
+    maps share their features' index (`layer_metrics`)."""
+    n = len(x)
+    dist = pairwise_distances(x)
+    np.fill_diagonal(dist, np.inf)
+    order = np.argsort(dist, axis=1)
+    del dist
+    index = np.zeros((n, n), dtype=np.int32)
+    index[np.arange(n)[:, None], order] = np.arange(1, n + 1, dtype=np.int32)
+    return index
 
 
-def continuity(x: np.ndarray, y: np.ndarray, k: int = 10) -> float:
-    """Continuity: are the features' neighbours kept in the map? (trustworthiness with roles swapped)."""
-    return float(_trustworthiness(y, x, n_neighbors=_k(len(x), k)))
+def nearest(y: np.ndarray, k: int) -> np.ndarray:
+    """Each point's k nearest other points as scikit-learn's trustworthiness finds them."""
+    return NearestNeighbors(n_neighbors=k).fit(y).kneighbors(return_distance=False)
+
+
+def _trust(index: np.ndarray, nbrs: np.ndarray, k: int) -> float:
+    n = len(index)
+    ranks = index[np.arange(n)[:, None], nbrs].astype(np.int64) - k
+    t = np.sum(ranks[ranks > 0])
+    return float(1.0 - t * (2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0))))
+
+
+def trustworthiness(
+    x: np.ndarray, y: np.ndarray, k: int = 10, x_index: np.ndarray | None = None
+) -> float:
+    """Trustworthiness of map `y` w.r.t. features `x`: are the map's neighbours real
+    ones? (1 = all). scikit-learn's value, bit for bit; `x_index`: `rank_index(x)`."""
+    k = _k(len(x), k)
+    return _trust(rank_index(x) if x_index is None else x_index, nearest(y, k), k)
+
+
+def continuity(
+    x: np.ndarray, y: np.ndarray, k: int = 10, x_nearest: np.ndarray | None = None
+) -> float:
+    """Continuity: are the features' neighbours kept in the map? (trustworthiness with
+    roles swapped); `x_nearest`: `nearest(x, k)`."""
+    k = _k(len(x), k)
+    return _trust(rank_index(y), nearest(x, k) if x_nearest is None else x_nearest, k)
 
 
 def neighbors(x: np.ndarray, k: int = 10) -> np.ndarray:
@@ -191,14 +229,18 @@ def map_metrics(
     folds: int = 5,
     seed: int = 0,
     x_neighbors: np.ndarray | None = None,
+    x_index: np.ndarray | None = None,
+    x_nearest: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """kNN accuracy in the map, trustworthiness, continuity and 10-NN preservation of map `y`."""
+    """kNN accuracy in the map, trustworthiness, continuity and 10-NN preservation of
+    map `y`; the features' `neighbors`, `rank_index` and `nearest`, when given, are
+    reused (a layer's maps share them)."""
     if x_neighbors is None:
         x_neighbors = neighbors(x, k)
     return {
         "knn_map": knn_accuracy(y, labels, k, folds, seed),
-        "trustworthiness": trustworthiness(x, y, k),
-        "continuity": continuity(x, y, k),
+        "trustworthiness": trustworthiness(x, y, k, x_index),
+        "continuity": continuity(x, y, k, x_nearest),
         "neighbor_preservation": neighbor_overlap(x_neighbors, neighbors(y, k)),
     }
 
@@ -271,6 +313,7 @@ def layer_metrics(
     idx = subsample(len(x), opts["max_points"], seed)
     xs, ls = np.asarray(x[idx], dtype=np.float64), np.asarray(labels)[idx]
     x_nbrs = neighbors(xs, k)
+    x_index, x_nearest = rank_index(xs), nearest(xs, _k(len(xs), k))
     feat_acc = knn_accuracy(xs, ls, k, folds, seed)
     chance = float(np.bincount(np.unique(ls, return_inverse=True)[1]).max() / len(ls))
     rows, map_nbrs = [], {}
@@ -278,7 +321,7 @@ def layer_metrics(
         meta, y = _read_map(path)
         ys = y[idx]
         map_nbrs[i] = neighbors(ys, k)
-        m = map_metrics(xs, ys, ls, k, folds, seed, x_neighbors=x_nbrs)
+        m = map_metrics(xs, ys, ls, k, folds, seed, x_nbrs, x_index, x_nearest)
         rows.append(
             {
                 **keys,
