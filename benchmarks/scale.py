@@ -92,7 +92,14 @@ def compare(small: dict, large: dict) -> dict:
     }
 
 
-def run(kind: str, n: int, workdir: Path, cores: int, extra: list[str]) -> dict:
+def run(
+    kind: str,
+    n: int,
+    workdir: Path,
+    cores: int,
+    extra: list[str],
+    tsne_threads: int = 1,
+) -> dict:
     """Make the dataset if needed, run snakemake in workdir and collect its benchmarks."""
     from cnnatlas.scale import make_digits, make_shapes
 
@@ -100,6 +107,9 @@ def run(kind: str, n: int, workdir: Path, cores: int, extra: list[str]) -> dict:
         (make_digits if kind == "digits" else make_shapes)(workdir, n, *extra)
     cmd = ["nice", "-n", "10", sys.executable, "-m", "snakemake"]
     cmd += ["-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", str(cores)]
+    # one core per t-SNE job (per-layer jobs side by side, beside the 1-core UMAP job):
+    # a 2-core t-SNE job could not start while UMAP holds one of 2 cores
+    cmd += ["--set-threads", f"reduce_tsne={tsne_threads}"]
     start = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.monotonic() - start
@@ -120,6 +130,9 @@ def main() -> None:
     r.add_argument("--workdir", type=Path, required=True)
     r.add_argument("--cores", type=int, default=2)
     r.add_argument("--checkpoints", help="digits: the demo's checkpoint folder")
+    r.add_argument(
+        "--tsne-threads", type=int, default=1, help="cores of each t-SNE job (1)"
+    )
     c = sub.add_parser("collect")
     c.add_argument("--workdir", type=Path, required=True)
     c.add_argument("--n", type=int, help="recorded in the JSON")
@@ -142,7 +155,9 @@ def main() -> None:
         out = {
             "n": args.n,
             "kind": args.kind,
-            **run(args.kind, args.n, args.workdir, args.cores, extra),
+            **run(
+                args.kind, args.n, args.workdir, args.cores, extra, args.tsne_threads
+            ),
         }
     if args.mode == "run":  # the machine's load around the run, to judge the times
         out["loadavg_before"] = [round(x, 2) for x in load]

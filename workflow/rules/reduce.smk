@@ -2,7 +2,8 @@
 # cnnatlas.maps) and their faithfulness metrics. A method's maps of one checkpoint's
 # layers are one job (or of one layer: config layer_jobs; t-SNE shares the PCA pre-step
 # and kNN graph across perplexities and seeds); a `batched` method (UMAP: ~30 s of numba
-# compilation per process) makes every layer's maps in one job.
+# compilation per process) makes every layer's maps in one job, started before the others
+# (priority): every layer's metrics wait for it.
 
 
 for _method in P.maps["methods"]:
@@ -21,6 +22,7 @@ for _method in P.maps["methods"]:
             _reduce["log"],
         benchmark:
             _reduce["benchmark"]
+        priority: _reduce["priority"]
         conda:
             "../../envs/reduce.yaml"
         threads: 1

@@ -303,6 +303,8 @@ def scale_config(kind: str, images: str, checkpoints: dict[str, str]) -> dict[st
     model["checkpoints"] = dict(checkpoints)
     return {
         "results": "results",
+        # one job per layer: many jobs to run side by side beside UMAP's long one
+        "layer_jobs": "layer",
         "dataset": {"kind": "imagefolder", "path": images},
         "models": {name: model},
         "maps": {
@@ -339,8 +341,9 @@ def write_config(config: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         header = (
-            "# Written by `python -m cnnatlas.scale`; run it with "
-            "`snakemake --cores 2 -d <this folder>`.\n"
+            "# Written by `python -m cnnatlas.scale`; run it with `snakemake --cores 2 "
+            "--set-threads reduce_tsne=1 -d <this folder>`\n# (on 2 cores: t-SNE jobs "
+            "of one core each, side by side and beside the UMAP job).\n"
         )
         tmp.write_text(header + yaml.safe_dump(config, sort_keys=False))
     return path

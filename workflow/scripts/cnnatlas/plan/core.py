@@ -337,6 +337,8 @@ class Plan:
                 "log": f"{self.results}/logs/reduce_{method}.log",
                 "benchmark": f"{self.results}/benchmarks/reduce_{method}.tsv",
                 "jobs": self.reduce_jobs(method),
+                # every layer's metrics wait for this one long job: start it first
+                "priority": 1,
             }
         where = self.job_where
         return {
@@ -346,6 +348,7 @@ class Plan:
             "log": f"{self.results}/logs/reduce_{method}/{where}.log",
             "benchmark": f"{self.results}/benchmarks/reduce_{method}/{where}.tsv",
             "jobs": self.layer_reduce_jobs(method),
+            "priority": 0,
         }
 
     def all_features_dirs(self) -> list[str]:
