@@ -32,6 +32,9 @@ rule extract_features:
         f"{RESULTS}/logs/extract_features/{{model}}/{{ckpt}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/extract_features/{{model}}/{{ckpt}}.tsv"
+    # every checkpoint's extraction before the jobs that read one: the batched UMAP job
+    # reads them all, and every layer's metrics wait for it
+    priority: 1
     # Sharded (extract.shards > 1), this job only gathers the shards' rows: it runs
     # where snakemake runs, not as a cluster job holding a GPU.
     localrule: P.shards > 1
@@ -59,6 +62,7 @@ rule extract_shard:
         f"{RESULTS}/benchmarks/extract_shard/{{model}}/{{ckpt}}/{{shard}}-of-{P.shards}.tsv"
     wildcard_constraints:
         shard=r"\d+",
+    priority: 1
     conda:
         "../../envs/torch.yaml"
     threads: 2
