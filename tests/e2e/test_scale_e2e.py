@@ -146,8 +146,13 @@ def test_the_collector_reads_the_run(scale_run):
     )
     out = json.loads(proc.stdout)
     assert out["rules"]["extract_features"]["jobs"] == len(STEPS)
-    # layer_jobs auto: one metrics job per checkpoint for all its layers
-    assert out["rules"]["measure_maps"]["jobs"] == len(STEPS)
+    # the scale config's layer_jobs: layer: one maps and one metrics job per layer
+    assert (
+        yaml.safe_load((scale_run / "config.yaml").read_text())["layer_jobs"] == "layer"
+    )
+    assert out["rules"]["measure_maps"]["jobs"] == len(STEPS) * len(LAYERS)
+    assert out["rules"]["reduce_tsne"]["jobs"] == len(STEPS) * len(LAYERS)
+    assert out["rules"]["reduce_umap"]["jobs"] == 1  # batched: every layer in one job
     assert out["span_s"] > 0
 
 
