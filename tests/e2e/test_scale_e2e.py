@@ -113,9 +113,11 @@ def test_every_benchmark_loads_with_its_columns(scale_run):
     for f in files:
         table = pd.read_csv(f, sep="\t")
         assert BENCH_COLUMNS <= set(table.columns), f
-        assert (
-            len(table) >= 1 and (table["s"] >= 0).all() and (table["max_rss"] > 0).all()
-        )
+        assert len(table) >= 1 and (table["s"] >= 0).all(), f
+        assert (table["max_rss"] >= 0).all() and (table["cpu_time"] >= 0).all(), f
+        # Snakemake samples memory from 0.5 s on: a job as short reads 0 (CI saw a
+        # 0.45 s job with max_rss 0); one that ran for a second has a reading
+        assert (table.loc[table["s"] >= 1, "max_rss"] > 0).all(), f
 
 
 def test_the_maps_have_structure(scale_run):
