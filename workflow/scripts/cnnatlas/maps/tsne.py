@@ -179,15 +179,24 @@ def _embedding(
         n_jobs=n_jobs if gradient == "fft" else 1,
         random_state=seed,
     )
-    if fit["early_exaggeration_iter"] > 0:
-        emb = emb.optimize(
-            n_iter=fit["early_exaggeration_iter"],
-            exaggeration=fit["early_exaggeration"],
-            momentum=0.8,
+    # openTSNE exaggerates P in place and divides it back afterwards, which leaves it a
+    # few ulps off: a graph shared by several maps drifted with every fit, so a map
+    # depended on the maps fitted before it in the same process. Each fit optimises on
+    # its own copy; the caller's affinities are left as they were.
+    shared = affinities.P
+    affinities.P = shared.copy()
+    try:
+        if fit["early_exaggeration_iter"] > 0:
+            emb = emb.optimize(
+                n_iter=fit["early_exaggeration_iter"],
+                exaggeration=fit["early_exaggeration"],
+                momentum=0.8,
+            )
+        return emb.optimize(
+            n_iter=fit["n_iter"], exaggeration=fit["exaggeration"], momentum=0.8
         )
-    return emb.optimize(
-        n_iter=fit["n_iter"], exaggeration=fit["exaggeration"], momentum=0.8
-    )
+    finally:
+        affinities.P = shared
 
 
 def fit_tsne(
