@@ -92,7 +92,8 @@ def test_gradcam_overlays_and_faithfulness(tiny_run):
 
 def test_saliency_checks_tables_and_figures(tiny_run):
     ex = _explain(tiny_run)
-    methods = ["gradcam", "gradcam++", "hirescam", "layercam", "scorecam"]
+    # the default methods: all but Score-CAM (opt-in)
+    methods = ["gradcam", "gradcam++", "hirescam", "layercam"]
     curves = pd.read_parquet(ex / "saliency_curves.parquet")
     # 12 of 30 images on the CPU, 4 per class; every method plus the random order
     assert curves["image_id"].nunique() == 12
@@ -108,6 +109,14 @@ def test_saliency_checks_tables_and_figures(tiny_run):
         [c[0] for c in one["deletion"]], one["confidence"], rtol=1e-4
     )
     rand = pd.read_parquet(ex / "saliency_randomisation.parquet")
+    # the default cascade: 4 of the 12 images (class-stratified), at most 8 steps (5 here)
+    assert rand["image_id"].nunique() == 4
+    assert set(rand["image_id"]) <= set(curves["image_id"])
+    assert rand.groupby("label_name")["image_id"].nunique().sort_values().tolist() == [
+        1,
+        1,
+        2,
+    ]
     assert sorted(set(rand["layers_randomised"])) == [1, 2, 3, 4, 5]
     assert rand["layer"][rand["layers_randomised"] == 1].eq("fc2").all()
     s = pd.read_parquet(ex / "saliency_checks.parquet")
@@ -117,10 +126,18 @@ def test_saliency_checks_tables_and_figures(tiny_run):
     for m, r in allrows.iterrows():
         assert r["verdict"].startswith(f"{METHODS_TITLES[m]}: ")
         assert ("passes" in r["verdict"]) == r["randomisation_passed"]
+        # images whose trained map is constant have no correlation and are left out
+        defined = rand[(rand["method"] == m) & rand["spearman"].notna()]
+        assert r["n_randomised"] == defined["image_id"].nunique() > 0
     meta = pq.read_schema(ex / "saliency_checks.parquet").metadata
     assert meta[b"cnnatlas.saliency_layer"] == b"features"
     with np.load(ex / "saliency_cascade.npz") as z:
-        assert z["maps"].shape == (5, 6, 32, 32) and z["image"].shape == (32, 32, 3)
+        assert z["maps"].shape == (4, 6, 32, 32) and z["image"].shape == (32, 32, 3)
+        assert z["randomised"].tolist() == [1, 2, 3, 4, 5]
+    log = (tiny_run / "logs" / "check_saliency" / "tiny" / "late.log").read_text()
+    # the bounds are named in the log, with progress and an estimate
+    assert "explain.trust.max_images" in log and "explain.trust.cascade_steps" in log
+    assert "saliency checks: 0/" in log and "image passes (100%)" in log
     for name in ("saliency_curves.png", "saliency_randomisation.png"):
         with Image.open(ex / name) as im:
             assert im.size[0] > 500 and im.size[1] > 200

@@ -175,3 +175,20 @@ def test_channels_are_measured_on_a_bounded_stratified_sample_on_the_cpu(
     np.testing.assert_allclose(table["real_max"], real[:, :3].max(0), rtol=1e-5)
     ids = set(sample["image_id"])
     assert all(set(t) <= ids for t in table["top_image_ids"])
+
+
+def test_budget_cuts_channels_then_steps_and_flops_grow_with_depth():
+    import torchvision
+    from cnnatlas.explain.filters import fit_budget, step_gflop
+
+    assert fit_budget([0.01], 16, 256, 2500) == (16, 256)  # a small CNN: untouched
+    assert fit_budget([1.0, 2.0], 16, 256, None) == (16, 256)
+    assert fit_budget([1.0, 2.0], 16, 256, 3 * 8 * 256) == (8, 256)
+    assert fit_budget([1.0, 2.0], 16, 256, 3 * 4 * 64) == (4, 64)
+    assert fit_budget([1.0, 2.0], 16, 256, 1) == (4, 32)  # the floor
+    assert fit_budget([1.0, 2.0], [3, 7], 256, 3 * 2 * 100) == ([3, 7], 100)
+    model = torchvision.models.resnet18(weights=None, num_classes=3).eval()
+    g2, g4 = (step_gflop(model, layer, 3, 64, "cpu") for layer in ("layer2", "layer4"))
+    # truncated at the layer: layer2 costs well under layer4; resnet18's forward at
+    # 64 px is ~0.15 GFLOP (2 x MACs), and a step is a forward and an input backward
+    assert 0.05 < g2 < g4 < 0.6, (g2, g4)

@@ -287,7 +287,8 @@ def _rss_bytes() -> int:
 
 def test_memory_stays_flat_over_many_batches():
     """Resident memory read as each batch is requested: after warm-up it may not grow
-    with the number of images (maps, graphs and randomised copies are per batch)."""
+    with the number of images (maps and graphs are per batch; the randomisation check
+    keeps only the images of its bounded sample)."""
     torch.manual_seed(0)
     model = DigitNet(num_classes=3, in_channels=3, width=4).eval()
     x = _images(20)
@@ -300,8 +301,102 @@ def test_memory_stays_flat_over_many_batches():
 
     opts = OPTIONS | {"step": 0.25, "road_fractions": [0.5]}
     curves, rand, _ = check_saliency(
-        model, "features.1", batches(), ["gradcam", "scorecam"], opts
-    )
+        model, "features.1", batches(), ["gradcam", "scorecam"], opts,
+        cascade_positions=range(0, 600, 75),
+    )  # fmt: skip
     assert curves["image_id"].nunique() == 600
+    assert sorted(rand["image_id"].unique()) == list(range(0, 600, 75))
     growth = max(rss[10:]) - max(rss[:10])
     assert growth < 16 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB after warm-up"
+
+
+def test_cascade_in_fewer_steps_reaches_the_same_random_model():
+    from cnnatlas.explain.randomise import step_bounds
+
+    assert step_bounds(54, 8) == [
+        (0, 7), (7, 14), (14, 20), (20, 27), (27, 34), (34, 40), (40, 47), (47, 54)
+    ]  # fmt: skip
+    assert step_bounds(5, None) == [(i, i + 1) for i in range(5)]
+    assert step_bounds(3, 8) == [(0, 1), (1, 2), (2, 3)]
+    torch.manual_seed(0)
+    model = DigitNet(num_classes=3, in_channels=3, width=4).eval()
+    every = list(cascade(model, seed=3))
+    every_state = {k: v.clone() for k, v in every[-1][2].state_dict().items()}
+    two = [(k, top, {n: v.clone() for n, v in m.state_dict().items()})
+           for k, top, m in cascade(model, seed=3, max_steps=2)]  # fmt: skip
+    assert [(k, top) for k, top, _ in two] == [(2, "fc2"), (5, "features.2.0")]
+    for name, v in two[-1][2].items():
+        assert torch.equal(v, every_state[name]), name
+
+
+def test_randomisation_on_a_subset_in_steps_and_its_summary():
+    model, x = _trained_digitnet()
+    opts = OPTIONS | {"cascade_steps": 2}
+    curves, rand, example = check_saliency(
+        model, "features", _loader(x), ["gradcam"], opts, cascade_positions=[0, 5, 9]
+    )
+    assert sorted(rand["image_id"].unique()) == [0, 5, 9]
+    assert sorted(rand["layers_randomised"].unique()) == [2, 5]
+    assert example["randomised"] == [2, 5] and example["layers"] == [
+        "fc2",
+        "features.2.0",
+    ]
+    assert curves["image_id"].nunique() == 24
+    s = summarize_checks(curves, rand, _info(24), threshold=0.5)
+    every = s.query("group == 'all'").iloc[0]
+    assert every["n_randomised"] == 3 and every["layers"] == 5
+    # "half" is the first step at which at least half (3 of 5) layers are random
+    assert "once 5 of 5 layers are random" in every["verdict"]
+    by_class = s.query("group == 'class'").set_index("value")
+    assert by_class["n_randomised"].sum() == 3
+    none = by_class[by_class["n_randomised"] == 0]
+    assert none["randomisation_passed"].isna().all()
+    assert none["verdict"].str.contains("randomisation check not run").all()
+    assert str(s["randomisation_passed"].dtype) == "boolean"
+
+
+def test_shared_curve_ends_give_the_same_bytes():
+    model = LeftHalfNet().eval()
+    x = _images(6, seed=3)
+    baseline = x * 0.5
+    rank = saliency_rank(
+        torch.rand(6, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    )
+    cls = model(x).argmax(1)
+    fr = step_fractions(0.2)
+    from cnnatlas.explain.perturb import end_probs
+
+    plain = deletion_insertion(model, x, baseline, rank, cls, fr)
+    shared = deletion_insertion(
+        model, x, baseline, rank, cls, fr, end_probs(model, x, baseline, cls)
+    )
+    for a, b in zip(plain, shared, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_default_methods_leave_out_score_cam_and_progress_counts_every_pass(caplog):
+    import logging
+
+    from cnnatlas.explain.method_names import (
+        default_saliency_methods,
+        opt_in_saliency_methods,
+    )
+    from cnnatlas.explain.trust import passes_per_image
+
+    assert opt_in_saliency_methods() == ["scorecam"]
+    assert set(default_saliency_methods()) == set(METHODS) - {"scorecam"}
+    assert not METHODS["scorecam"].default and METHODS["gradcam"].default
+    model = LeftHalfNet().eval()
+    x = _images(6, seed=3)
+    opts = OPTIONS | {"step": 0.25, "road_fractions": [0.5], "cascade_steps": 2}
+    with caplog.at_level(logging.INFO, logger="cnnatlas.logs"):
+        check_saliency(model, "features", _loader(x, 4), ["gradcam", "layercam"], opts,
+                       cascade_positions=[1, 2])  # fmt: skip
+    # per image: maps 1, ends 2, deletion+insertion 3 inner steps x 3 orders x 2, ROAD 2 x 2
+    assert passes_per_image(2, opts) == 1 + 2 + 18 + 4
+    n_steps = 2
+    total = 6 * 25 + 2 * n_steps
+    last = [
+        r.getMessage() for r in caplog.records if "saliency checks" in r.getMessage()
+    ][-1]
+    assert f"{total}/{total} image passes (100%)" in last

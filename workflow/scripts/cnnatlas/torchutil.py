@@ -115,12 +115,16 @@ def is_layer(name: str, nodes: Sequence[str]) -> bool:
 
 
 @contextmanager
-def tap_layers(model: nn.Module, layers: Sequence[str]) -> Iterator[nn.Module]:
+def tap_layers(
+    model: nn.Module, layers: Sequence[str], logits: bool = True
+) -> Iterator[nn.Module]:
     """A module returning {layer: activation, LOGITS: output} from one call.
 
-    Any FX graph node can be tapped (a module name means its last node). A model that
-    FX cannot trace falls back to forward hooks on modules of those names; the hooks
-    are removed when the block ends.
+    Any FX graph node can be tapped (a module name means its last node). With
+    `logits=False` the graph stops at the last tapped layer (no LOGITS), so a layer
+    early in the network costs only the part of the forward pass before it. A model
+    that FX cannot trace falls back to forward hooks on modules of those names (always
+    the whole forward pass); the hooks are removed when the block ends.
     """
     trace = _trace(model)
     if trace.error is not None:
@@ -139,9 +143,10 @@ def tap_layers(model: nn.Module, layers: Sequence[str]) -> Iterator[nn.Module]:
             f"layers {missing} are not nodes of the model; `cnnatlas layers` lists them"
         )
     return_nodes = {layer: layer for layer in layers}
-    return_nodes.setdefault(nodes[-1], LOGITS)
+    if logits:
+        return_nodes.setdefault(nodes[-1], LOGITS)
     extractor = _extractor(model, trace, return_nodes)
-    last = return_nodes[nodes[-1]]
+    last = return_nodes.get(nodes[-1])
 
     class _Tapped(nn.Module):
         def __init__(self):
@@ -150,7 +155,8 @@ def tap_layers(model: nn.Module, layers: Sequence[str]) -> Iterator[nn.Module]:
 
         def forward(self, x):
             out = dict(self.extractor(x))
-            out[LOGITS] = out[last]
+            if last is not None:
+                out[LOGITS] = out[last]
             return out
 
     yield _Tapped()

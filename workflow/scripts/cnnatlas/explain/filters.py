@@ -14,7 +14,6 @@ optimized together as one batch; randomness comes from an explicit torch.Generat
 
 import logging
 import math
-import sys
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -27,13 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from cnnatlas.data import ImageDataset
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.explain.render import captioned, hstack, resize, save_png, to_rgb, vstack
 from cnnatlas.explain.select import bound_images
 from cnnatlas.io import write_parquet
+from cnnatlas.logs import Progress
 from cnnatlas.torchutil import (
     make_transform,
     resolve_device,
@@ -46,6 +45,8 @@ __all__ = [
     "random_transform",
     "maximize",
     "channel_stats",
+    "step_gflop",
+    "fit_budget",
     "filter_grid",
     "visualize_filters",
 ]
@@ -178,15 +179,17 @@ def maximize(
     scale: float = 0.05,
     rotate: float = 5.0,
     device: torch.device | str = "cpu",
+    size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Images [n, C, H, W] in [0, 1] that maximize each channel's mean activation.
+    """Images [n, C, size, size] in [0, 1] that maximize each channel's mean activation
+    (`size` None: the model's input crop).
 
     Returns (images, start, reached): the channel's mean activation on the initial and on
     the final (untransformed) image. The model's weights are not changed.
     """
     gen = torch.Generator().manual_seed(seed)
     spec = transform_spec(transform)
-    c, size = spec.channels, spec.crop
+    c, size = spec.channels, size or spec.crop
     param = FourierImage(len(channels), c, size, gen).to(device)
     norm = _normalizer(transform["mean"], transform["std"], device)
     target = torch.as_tensor(list(channels), device=device)
@@ -194,18 +197,23 @@ def maximize(
     flags = [p.requires_grad for p in model.parameters()]
     model.eval().requires_grad_(False)
     try:
-        with tap_layers(model, [layer]) as tapped, _redirected_relus(model):
+        with (
+            tap_layers(model, [layer], logits=False) as tapped,
+            _redirected_relus(model),
+        ):
             with torch.no_grad():
                 start = _objective(tapped, norm(param()), layer, target)
             # every step's random numbers at once (the same numbers, in the same order),
             # so the loop never waits for a host-to-device copy
             noise = torch.rand(steps, len(channels), 4, generator=gen).to(device)
-            for step in range(steps):
-                img = _transform(param(), noise[step], jitter, scale, rotate)
-                loss = -_objective(tapped, norm(img), layer, target).sum()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+            with Progress(steps, f"filters of {layer}", "steps") as progress:
+                for step in range(steps):
+                    img = _transform(param(), noise[step], jitter, scale, rotate)
+                    loss = -_objective(tapped, norm(img), layer, target).sum()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    progress.update()
             with torch.no_grad():
                 images = param()
                 reached = _objective(tapped, norm(images), layer, target)
@@ -223,12 +231,64 @@ def channel_stats(
 ) -> dict[str, np.ndarray]:
     """Each layer's per-image channel means [N, C] (spatial mean) over the loader's images."""
     out: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
-    with tap_layers(model.eval(), list(layers)) as tapped, torch.inference_mode():
-        for x, _ in tqdm(loader, desc="channel stats", file=sys.stderr, mininterval=5):
+    n = len(loader.dataset) if hasattr(loader, "dataset") else None
+    with (
+        tap_layers(model.eval(), list(layers), logits=False) as tapped,
+        torch.inference_mode(),
+        Progress(n, "channel statistics", "images") as progress,
+    ):
+        for x, _ in loader:
             acts = tapped(x.to(device))
             for layer in layers:  # kept on the device; one copy to the host at the end
                 out[layer].append(acts[layer].float().mean(dim=(2, 3)))
+            progress.update(len(x))
     return {layer: torch.cat(v).cpu().numpy() for layer, v in out.items()}
+
+
+def step_gflop(
+    model: nn.Module, layer: str, channels: int, size: int, device: torch.device | str
+) -> float:
+    """GFLOP of one activation-maximization step of one channel at `layer` (forward to
+    the layer and backward, one image of `size`), counted by torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.rand(1, channels, size, size, device=device, requires_grad=True)
+    flags = [p.requires_grad for p in model.parameters()]
+    model.eval().requires_grad_(False)
+    try:
+        with tap_layers(model, [layer], logits=False) as tapped:
+            with FlopCounterMode(display=False) as counter:
+                tapped(x)[layer].float().mean().backward()
+    finally:
+        for p, flag in zip(model.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
+    return counter.get_total_flops() / 1e9
+
+
+def fit_budget(
+    per_step: Sequence[float],
+    channels: int | Sequence[int],
+    steps: int,
+    budget: float | None,
+    min_channels: int = 4,
+    min_steps: int = 32,
+) -> tuple[int | Sequence[int], int]:
+    """(channels, steps) whose total cost, channels x steps x sum(per_step) GFLOP, fits
+    `budget` GFLOP: first fewer channels (down to `min_channels`; a list of channels is
+    kept), then fewer steps (down to `min_steps`). None: no bound."""
+    total = float(sum(per_step))
+
+    def cost(c: int | Sequence[int], s: int) -> float:
+        return (c if isinstance(c, int) else len(c)) * s * total
+
+    if budget is None or total <= 0 or cost(channels, steps) <= budget:
+        return channels, steps
+    if isinstance(channels, int) and channels > min_channels:
+        channels = max(min_channels, min(channels, int(budget // (steps * total))))
+    if cost(channels, steps) > budget:
+        n = channels if isinstance(channels, int) else len(channels)
+        steps = max(min(min_steps, steps), min(steps, int(budget // (n * total))))
+    return channels, steps
 
 
 def filter_grid(
@@ -282,8 +342,15 @@ def visualize_filters(
     batch_size: int = 64,
     device: str = "auto",
     max_images: int | None = None,
+    size: int | None = None,
+    budget_gflop: float | None = None,
 ) -> pd.DataFrame:
     """Per layer `{layer}.png` in `out_dir`; one row per (layer, channel) in `table_out`.
+
+    The images are optimized at `size` px (None or larger: the model's crop); when
+    `channels` x `steps` would cost more than `budget_gflop` (per job, counted by
+    `step_gflop`), fewer channels, then fewer steps are made (`fit_budget`), and the
+    log says so.
 
     The table holds the activation reached by the visualization (and at its random start)
     beside the channel's mean and maximum over the images of `predictions`, and the
@@ -293,6 +360,23 @@ def visualize_filters(
     """
     dev = resolve_device(device)
     model = model.eval().to(dev)
+    spec = transform_spec(transform)
+    size = min(size, spec.crop) if size else spec.crop
+    per_step = [step_gflop(model, layer, spec.channels, size, dev) for layer in layers]
+    wanted = (channels, steps)
+    channels, steps = fit_budget(per_step, channels, steps, budget_gflop)
+    n_chan = channels if isinstance(channels, int) else len(channels)
+    log.info(
+        "filters of %s at %d px: %s channels x %d steps per layer, %.3g GFLOP per "
+        "channel and step over the layers; %.4g GFLOP in all%s",
+        ", ".join(layers), size, n_chan, steps, sum(per_step),
+        n_chan * steps * sum(per_step),
+        "" if (channels, steps) == wanted else (
+            f" (explain.filters.budget_gflop {budget_gflop:g} cut "
+            f"explain.filters.channels/steps from {wanted[0]} x {wanted[1]}; raise the "
+            "budget or set it to null for more)"
+        ),
+    )  # fmt: skip
     predictions, note = bound_images(
         predictions, max_images, seed, dev.type == "cpu", "explain.filters.max_images"
     )
@@ -316,6 +400,7 @@ def visualize_filters(
             scale,
             rotate,
             dev,
+            size,
         )
         real = stats[layer][:, chans]
         top = np.argsort(-real, axis=0, kind="stable")[:topk].T  # [n, k] row positions

@@ -29,6 +29,7 @@ __all__ = [
     "saliency_rank",
     "step_fractions",
     "deletion_insertion",
+    "end_probs",
     "impute_linear",
     "road_curves",
     "auc",
@@ -74,20 +75,43 @@ def deletion_insertion(
     rank: torch.Tensor,
     cls: torch.Tensor,
     fractions: Sequence[float],
+    ends: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Probabilities of `cls` [N, len(fractions)] while deleting / inserting pixels.
 
     Deletion replaces the first fraction of each image's pixels in `rank` order by
     `baseline`; insertion starts from `baseline` and puts the same pixels of `x` back.
     One forward pass of the N images per fraction, so memory does not grow with steps.
+    `ends` = (probabilities on `x`, on `baseline`), when known, stand in for the passes
+    at fractions 0 and 1, which no order changes (`end_probs` computes them once for
+    every method of a batch).
     """
     hw = x.shape[2] * x.shape[3]
     dele, ins = [], []
     for f in fractions:
-        mask = _first(rank, int(round(f * hw)), x.shape)
+        n = int(round(f * hw))
+        if ends is not None and n in (0, hw):
+            on_x, on_base = ends
+            dele.append(on_x if n == 0 else on_base)
+            ins.append(on_base if n == 0 else on_x)
+            continue
+        mask = _first(rank, n, x.shape)
         dele.append(_probs(model, torch.where(mask, baseline, x), cls))
         ins.append(_probs(model, torch.where(mask, x, baseline), cls))
     return torch.stack(dele, 1), torch.stack(ins, 1)
+
+
+def end_probs(
+    model: nn.Module, x: torch.Tensor, baseline: torch.Tensor, cls: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Probabilities of `cls` on `x` and on `baseline`: every curve's two ends."""
+    empty = torch.zeros(x.shape[0], x.shape[2] * x.shape[3], dtype=torch.long)
+    # the same masked inputs deletion_insertion builds, so the same bytes
+    keep = _first(empty.to(x.device), 0, x.shape)
+    return (
+        _probs(model, torch.where(keep, baseline, x), cls),
+        _probs(model, torch.where(keep, x, baseline), cls),
+    )
 
 
 def _neighbour_sum(v: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ import torch
 from scipy.stats import rankdata
 from torch import nn
 
-__all__ = ["parameter_layers", "cascade", "spearman_rows", "half_index"]
+__all__ = ["parameter_layers", "cascade", "step_bounds", "spearman_rows", "half_index"]
 
 log = logging.getLogger(__name__)
 
@@ -62,20 +62,37 @@ def _reset(module: nn.Module, seed: int) -> None:
             module.reset_running_stats()
 
 
-def cascade(model: nn.Module, seed: int) -> Iterator[tuple[int, str, nn.Module]]:
-    """(layers randomised, top randomised layer's name, model) for 1..L layers, from the
-    top; the yielded model is one copy, randomised further at each step and on the
-    trained model's device. The trained model is not touched."""
+def cascade(
+    model: nn.Module, seed: int, max_steps: int | None = None
+) -> Iterator[tuple[int, str, nn.Module]]:
+    """(layers randomised, top randomised layer's name, model) from the top, cumulatively.
+
+    With `max_steps` None every layer is a step (1..L); otherwise the L layers are cut,
+    from the top, into at most `max_steps` runs of consecutive layers of (nearly) equal
+    length, and each step randomises one more run (the count then jumps, e.g. 7, 14, ...
+    for L = 54 and 8 steps). Layer i from the top always gets the same random weights
+    (seed + i), so the fully random model is the same at any number of steps. The
+    yielded model is one copy, randomised further at each step and on the trained
+    model's device; the trained model is not touched.
+    """
     device = next(model.parameters()).device
     cpu = copy.deepcopy(model).cpu()
     work = copy.deepcopy(model).eval()
     modules = dict(cpu.named_modules())
-    groups = parameter_layers(cpu)
-    for k, group in enumerate(reversed(groups), start=1):
-        for name in group:
-            _reset(modules[name], seed + k)
+    groups = list(reversed(parameter_layers(cpu)))
+    for start, stop in step_bounds(len(groups), max_steps):
+        for k in range(start, stop):
+            for name in groups[k]:
+                _reset(modules[name], seed + k + 1)
         work.load_state_dict(cpu.state_dict())
-        yield k, group[0], work.to(device)
+        yield stop, groups[start][0], work.to(device)
+
+
+def step_bounds(n_layers: int, max_steps: int | None) -> list[tuple[int, int]]:
+    """(first, end) layer positions from the top of each cascade step."""
+    steps = n_layers if max_steps is None else max(1, min(max_steps, n_layers))
+    ends = [round(i * n_layers / steps) for i in range(steps + 1)]
+    return list(zip(ends[:-1], ends[1:], strict=True))
 
 
 def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:

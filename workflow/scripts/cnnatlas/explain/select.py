@@ -92,16 +92,23 @@ def sample_images(
 
 
 def bound_images(
-    predictions: pd.DataFrame, max_images: int | None, seed: int, on_cpu: bool, key: str
+    predictions: pd.DataFrame,
+    max_images: int | None,
+    seed: int,
+    on_cpu: bool,
+    key: str,
+    every_device: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The images an explanation job runs over: on the CPU at most `max_images`
-    (`sample_images`), on a GPU every one. Returns them with the Parquet metadata
-    {"cnnatlas.images": "k of N images ..."} that says which (also logged); `key` is the
-    config key of the bound."""
-    sample = sample_images(predictions, max_images if on_cpu else None, seed)
+    """The images an explanation job runs over: on the CPU (on every device with
+    `every_device`) at most `max_images` (`sample_images`), on a GPU every one. Returns
+    them with the Parquet metadata {"cnnatlas.images": "k of N images ..."} that says
+    which (also logged); `key` is the config key of the bound."""
+    bounded = on_cpu or every_device
+    sample = sample_images(predictions, max_images if bounded else None, seed)
     note = f"{len(sample)} of {len(predictions)} images"
     if len(sample) < len(predictions):
-        note += f" (class-stratified sample, seed {seed}: {key} on the CPU)"
+        where = "" if every_device else " on the CPU"
+        note += f" (class-stratified sample, seed {seed}: {key}{where})"
     log.info("running over %s", note)
     return sample, {"cnnatlas.images": note}
 

@@ -10,8 +10,7 @@ seeded random weights every time).
 
 import json
 import logging
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,13 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from cnnatlas.data import ImageDataset
 from cnnatlas.explain.gradcam import find_target_layer, gaussian_blur
 from cnnatlas.explain.perturb import (
     auc,
     deletion_insertion,
+    end_probs,
     road_curves,
     saliency_rank,
     step_fractions,
@@ -37,6 +36,7 @@ from cnnatlas.explain.randomise import (
     half_index,
     parameter_layers,
     spearman_rows,
+    step_bounds,
 )
 from cnnatlas.explain.render import to_rgb
 from cnnatlas.explain.saliency import (
@@ -47,6 +47,7 @@ from cnnatlas.explain.saliency import (
 )
 from cnnatlas.explain.select import bound_images, sample_images
 from cnnatlas.io import atomic_path, write_parquet
+from cnnatlas.logs import Progress
 from cnnatlas.torchutil import make_transform, resolve_device
 
 __all__ = [
@@ -116,17 +117,19 @@ def _curves(
     """Deletion/insertion and ROAD per method, deletion/insertion for a random order."""
     fr = step_fractions(opts["step"])
     baseline = gaussian_blur(x, opts["blur"] * max(x.shape[2:]))
+    ends = end_probs(model, x, baseline, cls)
     noise = opts["road_noise"]
     parts = []
     for name, m in maps.items():
         rank = saliency_rank(m)
-        dele, ins = deletion_insertion(model, x, baseline, rank, cls, fr)
+        dele, ins = deletion_insertion(model, x, baseline, rank, cls, fr, ends)
         fractions = list(opts["road_fractions"])
         road = road_curves(model, x, rank, cls, fractions, noise, gens["road"])
         parts.append(_curve_rows(ids, name, dele, ins, fr, road))
     hw = x.shape[2] * x.shape[3]
     order = torch.rand(len(x), hw, generator=gens["order"]).to(x.device)
-    dele, ins = deletion_insertion(model, x, baseline, saliency_rank(order), cls, fr)
+    rank = saliency_rank(order)
+    dele, ins = deletion_insertion(model, x, baseline, rank, cls, fr, ends)
     parts.append(_curve_rows(ids, RANDOM, dele, ins, fr))
     return pd.concat(parts)
 
@@ -140,41 +143,57 @@ def _randomised(
     maps: Mapping[str, torch.Tensor],
     cls: torch.Tensor,
     opts: Mapping[str, Any],
-) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Spearman of every method's maps along the cascade; the first image's maps."""
+    tick: Callable[[int], None] = lambda n: None,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray], list[int]]:
+    """Spearman of every method's maps along the cascade (on `x`, in chunks of
+    batch_size); the first image's maps at every step; the layers randomised per step."""
     trained = {n: m.flatten(1).cpu().numpy() for n, m in maps.items()}
     example = {n: [m[0].cpu().numpy()] for n, m in maps.items()}
-    rows = []
-    for k, top, random_model in cascade(model, opts["seed"]):
-        with open_methods(random_model, layer, classes, opts["batch_size"]) as cams:
-            _, rmaps = saliency_maps(cams, x, {"pred": cls})
+    rows, counts, bs = [], [], opts["batch_size"]
+    steps = cascade(model, opts["seed"], opts.get("cascade_steps"))
+    for k, top, random_model in steps:
+        counts.append(k)
+        parts: dict[str, list[torch.Tensor]] = {n: [] for n in maps}
+        with open_methods(random_model, layer, classes, bs) as cams:
+            for i in range(0, len(x), bs):
+                _, rmaps = saliency_maps(cams, x[i : i + bs], {"pred": cls[i : i + bs]})
+                for name in maps:
+                    parts[name].append(rmaps[(name, "pred")])
+                tick(len(x[i : i + bs]))
         for name in maps:
-            r = rmaps[(name, "pred")]
+            r = torch.cat(parts[name])
             rho = spearman_rows(trained[name], r.flatten(1).cpu().numpy())
             frame = {"image_id": ids, "method": name, "layers_randomised": k}
             frame |= {"layer": top, "spearman": rho.astype(np.float32)}
             rows.append(pd.DataFrame(frame))
             example[name].append(r[0].cpu().numpy())
     stacked = {n: np.stack(v).astype(np.float32) for n, v in example.items()}
-    return pd.concat(rows), stacked
+    return pd.concat(rows), stacked, counts
 
 
-def _batch(
-    model: nn.Module,
-    layer: str,
-    classes: Sequence[type[SaliencyMethod]],
-    x: torch.Tensor,
-    ids: np.ndarray,
-    opts: Mapping[str, Any],
-    gens: Mapping[str, torch.Generator],
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
-    with open_methods(model, layer, classes, opts["batch_size"]) as cams:
-        logits, both = saliency_maps(cams, x, {"pred": None})
-    maps = {c.name: both[(c.name, "pred")] for c in classes}
-    cls = logits.argmax(1)
-    curves = _curves(model, x, ids, maps, cls, opts, gens)
-    rand, example = _randomised(model, layer, classes, x, ids, maps, cls, opts)
-    return curves, rand, example
+class _Counter:
+    """A forward pre-hook that adds each call's batch size to a Progress."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def __call__(self, _module: nn.Module, args: tuple) -> None:
+        if args and isinstance(args[0], torch.Tensor):
+            self.progress.update(len(args[0]))
+
+
+def passes_per_image(
+    n_methods: int, options: Mapping[str, Any], scorecam_channels: int = 0
+) -> int:
+    """Forward passes of one image through the model in the checks (without the
+    randomisation cascade): the maps, the curves' two shared ends, deletion and
+    insertion at every inner fraction for each method and the random order, ROAD both
+    ways at each of its fractions for each method, and Score-CAM's masked passes."""
+    inner = max(len(step_fractions(options["step"])) - 2, 0)
+    road = len(options["road_fractions"])
+    return (
+        1 + 2 + 2 * inner * (n_methods + 1) + 2 * road * n_methods + scorecam_channels
+    )
 
 
 def check_saliency(
@@ -184,15 +203,19 @@ def check_saliency(
     methods: Sequence[str | type[SaliencyMethod]],
     options: Mapping[str, Any],
     device: torch.device | str = "cpu",
+    cascade_positions: Sequence[int] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Every check for every method on the images `loader` yields as (inputs, image_ids).
 
     `options`: step (fraction of pixels per deletion/insertion step), blur (sigma of the
     blurred baseline, fraction of the image side), road_fractions, road_noise, seed
-    (random order, ROAD noise and the random weights), batch_size. The target class is
-    the trained model's prediction. Returns (curves: one row per image and method plus
-    the random order, randomisation: one row per image, method and layers randomised,
-    cascade: the first image's maps at every step of the cascade, for figures).
+    (random order, ROAD noise and the random weights), batch_size, and optionally
+    cascade_steps (the randomisation cascade in at most this many steps; None or
+    missing: one per layer). The randomisation check runs on the images whose
+    image_ids are in `cascade_positions` (None: every image), after the curves. The
+    target class is the trained model's prediction. Returns (curves: one row per image
+    and method plus the random order, randomisation: one row per checked image, method
+    and step, cascade: the first such image's maps at every step, for figures).
     """
     classes = _classes(methods)
     model = model.eval().to(device)
@@ -201,28 +224,95 @@ def check_saliency(
         "order": torch.Generator().manual_seed(seed),
         "road": torch.Generator().manual_seed(seed + 1),
     }
-    curves, rand, example, first = [], [], None, None
-    for x, ids in tqdm(loader, desc="saliency checks", file=sys.stderr, mininterval=5):
-        ids = np.asarray(ids, dtype=np.int64)
-        c, r, ex = _batch(model, layer, classes, x.to(device), ids, options, gens)
-        curves.append(c)
-        rand.append(r)
-        if example is None:
-            example, first = ex, (x[0].numpy(), int(ids[0]))
+    wanted = None if cascade_positions is None else set(map(int, cascade_positions))
+    n_images = len(loader.dataset) if hasattr(loader, "dataset") else None
     groups = parameter_layers(model)
+    n_steps = len(step_bounds(len(groups), options.get("cascade_steps")))
+    scorecam = sum(c.passes_per_channel for c in classes)
+    curves, keep_x, keep_ids, keep_maps, keep_cls = [], [], [], [], []
+    progress, hooks, per_cascade = None, [], 1
+    try:
+        for x, ids in loader:
+            ids = np.asarray(ids, dtype=np.int64)
+            x = x.to(device)
+            if progress is None:
+                channels = _channels(model, layer, x[:1]) if scorecam else 0
+                per_cascade = 1 + scorecam * channels
+                n_cascade = n_images if wanted is None else len(wanted)
+                total = None
+                if n_images is not None:
+                    per_image = passes_per_image(
+                        len(classes), options, scorecam * channels
+                    )
+                    total = n_images * per_image + n_cascade * n_steps * per_cascade
+                progress = Progress(
+                    total, "saliency checks", "image passes"
+                ).__enter__()
+                hooks = _count_passes(model, progress)
+            with open_methods(model, layer, classes, options["batch_size"]) as cams:
+                logits, both = saliency_maps(cams, x, {"pred": None})
+            maps = {c.name: both[(c.name, "pred")] for c in classes}
+            cls = logits.argmax(1)
+            curves.append(_curves(model, x, ids, maps, cls, options, gens))
+            pick = [i for i, j in enumerate(ids) if wanted is None or j in wanted]
+            if pick:
+                keep_x.append(x[pick])
+                keep_ids.append(ids[pick])
+                keep_cls.append(cls[pick])
+                keep_maps.append({n: m[pick] for n, m in maps.items()})
+    finally:
+        for h in hooks:
+            h.remove()
+    if progress is None:
+        raise ValueError("check_saliency: the loader yielded no images")
+    if not keep_x:
+        raise ValueError("check_saliency: no image of cascade_positions was checked")
+    rand, example, counts = _randomised(
+        model,
+        layer,
+        classes,
+        torch.cat(keep_x),
+        np.concatenate(keep_ids),
+        {n: torch.cat([m[n] for m in keep_maps]) for n in keep_maps[0]},
+        torch.cat(keep_cls),
+        options,
+        lambda n: progress.update(n * per_cascade),
+    )
+    progress.__exit__(None)
+    first = (keep_x[0][0].cpu().numpy(), int(keep_ids[0][0]))
+    names = [g[0] for g in reversed(groups)]
+    tops = [names[a] for a, _ in step_bounds(len(groups), options.get("cascade_steps"))]
     cascade_maps = {
         "methods": [c.name for c in classes],
         "titles": [c.title for c in classes],
-        "layers": [g[0] for g in reversed(groups)],
+        "layers": tops,
+        "randomised": counts,
         "maps": np.stack([example[c.name] for c in classes]),
         "image": first[0],
         "image_id": first[1],
     }
     return (
         pd.concat(curves, ignore_index=True),
-        pd.concat(rand, ignore_index=True),
+        rand.reset_index(drop=True),
         cascade_maps,
     )
+
+
+def _channels(model: nn.Module, layer: str, x: torch.Tensor) -> int:
+    """Channels of `layer`'s output (for Score-CAM's cost), from one image."""
+    seen: list[int] = []
+    module = dict(model.named_modules())[layer]
+    handle = module.register_forward_hook(lambda _m, _i, out: seen.append(out.shape[1]))
+    try:
+        with torch.inference_mode():
+            model(x)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
+def _count_passes(model: nn.Module, progress: Progress) -> list:
+    return [model.register_forward_pre_hook(_Counter(progress))]
 
 
 def _against(diff: float) -> str:
@@ -238,12 +328,23 @@ def _faith_words(d: float, dr: float, i: float, ir: float) -> str:
     return f"deletion {_against(dr - d)}, insertion {_against(i - ir)}"
 
 
+def half_step(counts: Sequence[int]) -> int:
+    """The first step's layer count at which at least half the layers are random."""
+    counts = sorted(counts)
+    return next(k for k in counts if k >= half_index(counts[-1]))
+
+
 def _verdict(title: str, r: Mapping[str, Any], half: int, n_layers: int, thr: float):
-    check = "passes" if r["randomisation_passed"] else "fails"
+    if pd.isna(r["randomisation_passed"]):
+        check = "randomisation check not run on these images"
+    else:
+        check = "passes" if r["randomisation_passed"] else "fails"
+        check = (
+            f"{check} the randomisation check (mean Spearman {r['spearman_half']:.2f} "
+            f"once {half} of {n_layers} layers are random; passing needs < {thr:g})"
+        )
     return (
-        f"{title}: {check} the randomisation check (mean Spearman "
-        f"{r['spearman_half']:.2f} once {half} of {n_layers} layers are random; passing "
-        f"needs < {thr:g}); deletion AUC {r['deletion_auc']:.2f} against "
+        f"{title}: {check}; deletion AUC {r['deletion_auc']:.2f} against "
         f"{r['deletion_auc_random']:.2f} for random order, insertion AUC "
         f"{r['insertion_auc']:.2f} against {r['insertion_auc_random']:.2f} ("
         f"{_faith_words(*(r[k] for k in AUC_KEYS))}"
@@ -266,11 +367,15 @@ def summarize_checks(
     (rounded up) are random. Columns: method, group, value, n, deletion_auc,
     deletion_auc_random, insertion_auc, insertion_auc_random, road_morf, road_lerf,
     road_score ((LeRF - MoRF) / 2, pytorch-grad-cam's ROADCombined), spearman_half,
-    spearman_last, layers, randomisation_passed, verdict (in plain words).
+    spearman_last, layers, n_randomised (images in the randomisation check with a
+    defined correlation: not a constant trained map),
+    randomisation_passed (missing where the check ran on none of the group's images),
+    verdict (in plain words). With a cascade in fewer steps than layers, "half" is the
+    first step at which at least half the layers are random.
     """
     titles = titles or {}
     n_layers = int(randomisation["layers_randomised"].max())
-    half = half_index(n_layers)
+    half = half_step(randomisation["layers_randomised"].unique())
     info = images[["image_id", "label_name", "correct"]].assign(
         outcome=lambda d: np.where(d["correct"], "correct", "misclassified"), all="all"
     )
@@ -289,7 +394,7 @@ def summarize_checks(
                 if method == RANDOM:
                     continue
                 c = curves[curves["method"] == method].set_index("image_id").loc[ids]
-                r = rho.loc[method].loc[ids]
+                r = rho.loc[method].reindex(ids).dropna(how="all")
                 row = {
                     "method": method,
                     "group": group,
@@ -305,16 +410,19 @@ def summarize_checks(
                     "spearman_half": r[half].mean(),
                     "spearman_last": r[n_layers].mean(),
                     "layers": n_layers,
+                    "n_randomised": len(r),
                 }
                 row["road_score"] = (row["road_lerf"] - row["road_morf"]) / 2
-                row["randomisation_passed"] = bool(row["spearman_half"] < threshold)
+                passed = bool(row["spearman_half"] < threshold) if len(r) else pd.NA
+                row["randomisation_passed"] = passed
                 row["verdict"] = _verdict(
                     titles.get(method, method), row, half, n_layers, threshold
                 )
                 rows.append(row)
     out = pd.DataFrame(rows)
     floats = [c for c in out.columns if out[c].dtype == np.float64]
-    return out.astype({c: np.float32 for c in floats})
+    out = out.astype({c: np.float32 for c in floats})
+    return out.astype({"randomisation_passed": "boolean"})
 
 
 def draw_curves(
@@ -361,8 +469,9 @@ def draw_cascade(
     Spearman correlation over all checked images above it."""
     maps, image = cascade_maps["maps"], cascade_maps["image"]
     methods, layers = list(cascade_maps["methods"]), list(cascade_maps["layers"])
+    counts = list(cascade_maps.get("randomised", range(1, len(layers) + 1)))
     rho = randomisation.groupby(["method", "layers_randomised"])["spearman"].mean()
-    half = half_index(len(layers))
+    half = half_step(counts)
     axes = fig.subplots(len(methods), len(layers) + 2, squeeze=False)
     for i, m in enumerate(methods):
         axes[i, 0].imshow(image, interpolation="nearest")
@@ -378,11 +487,14 @@ def draw_cascade(
                 interpolation="bilinear",
             )
             if k:
-                r = rho.get((m, k), np.nan)
-                bold = "bold" if k == half else "normal"
+                r = rho.get((m, counts[k - 1]), np.nan)
+                bold = "bold" if counts[k - 1] == half else "normal"
                 colour = "C2" if r < threshold else "C3"
                 ax.set_title(f"{r:.2f}", fontsize="x-small", color=colour, weight=bold)
-    for k, name in enumerate(["input", "trained"] + [f"+{n}" for n in layers]):
+    steps = [f"+{n}" for n in layers]
+    if counts != list(range(1, len(layers) + 1)):  # several layers per step
+        steps = [f"+{n} ({c})" for n, c in zip(layers, counts, strict=True)]
+    for k, name in enumerate(["input", "trained"] + steps):
         axes[-1, k].set_xlabel(name, fontsize="x-small", rotation=30, ha="right")
     for ax in axes.flat:
         ax.set_xticks([])
@@ -401,6 +513,12 @@ def save_cascade(cascade_maps: Mapping[str, Any], path: str | Path) -> None:
             methods=np.array(cascade_maps["methods"]),
             titles=np.array(cascade_maps["titles"]),
             layers=np.array(cascade_maps["layers"]),
+            randomised=np.array(
+                cascade_maps.get(
+                    "randomised", range(1, len(cascade_maps["layers"]) + 1)
+                ),
+                dtype=np.int64,
+            ),
         )
 
 
@@ -408,8 +526,9 @@ def load_cascade(path: str | Path) -> dict[str, Any]:
     """What `save_cascade` wrote, with the names as lists."""
     with np.load(path) as z:
         out = {k: z[k] for k in z.files}
-    for k in ("methods", "titles", "layers"):
-        out[k] = out[k].tolist()
+    for k in ("methods", "titles", "layers", "randomised"):
+        if k in out:
+            out[k] = out[k].tolist()
     return out
 
 
@@ -430,21 +549,37 @@ def render_saliency_checks(
 ) -> pd.DataFrame:
     """Run `check_saliency` on a sample of `predictions` and write every output.
 
-    On the CPU at most `options["max_images"]` images (class-stratified, seeded), on a
-    GPU all. `out` names the paths: curves, randomisation, summary (Parquet), cascade
-    (.npz), curves_figure, cascade_figure (PNG). Returns the summary.
+    On every device at most `options["max_images"]` images (class-stratified, seeded),
+    of which `options["cascade_images"]` (a class-stratified sample of those) go
+    through the randomisation cascade. `out` names the paths: curves, randomisation,
+    summary (Parquet), cascade (.npz), curves_figure, cascade_figure (PNG). Returns the
+    summary.
     """
     dev = resolve_device(device)
     model = model.eval().to(dev)
     sample, note = bound_images(
-        predictions, options["max_images"], options["seed"], dev.type == "cpu",
-        "explain.trust.max_images",
+        predictions, options["max_images"], options["seed"], True,
+        "explain.trust.max_images", every_device=True,
     )  # fmt: skip
+    sub = sample_images(sample, options.get("cascade_images"), options["seed"])
+    positions = np.searchsorted(sample["image_id"], sub["image_id"])
     tf = make_transform(transform)
     layer = layer or find_target_layer(model, tf.spec.channels, tf.spec.crop)
+    n_layers = len(parameter_layers(model))
+    n_steps = len(step_bounds(n_layers, options.get("cascade_steps")))
+    log.info(
+        "saliency checks of %s at %s on %d images (explain.trust.max_images); the "
+        "randomisation cascade on %d of them (explain.trust.cascade_images) in %d steps "
+        "over %d layers (explain.trust.cascade_steps); deletion/insertion in steps of "
+        "%g (explain.trust.step), ROAD at %s (explain.trust.road_fractions)",
+        ", ".join(methods), layer, len(sample), len(sub), n_steps, n_layers,
+        options["step"], list(options["road_fractions"]),
+    )  # fmt: skip
     ds = ImageDataset(sample["path"].tolist(), tf)
     loader = DataLoader(ds, batch_size=options["batch_size"], shuffle=False)
-    curves, rand, example = check_saliency(model, layer, loader, methods, options, dev)
+    curves, rand, example = check_saliency(
+        model, layer, loader, methods, options, dev, positions.tolist()
+    )
     ids = sample["image_id"].to_numpy()
     # the loader yields row positions of the sample; name the images by image_id
     curves["image_id"] = ids[curves["image_id"]]

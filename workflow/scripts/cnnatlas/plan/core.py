@@ -10,7 +10,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from cnnatlas.explain.method_names import check_saliency_methods, saliency_method_names
+from cnnatlas.explain.method_names import (
+    check_saliency_methods,
+    default_saliency_methods,
+)
 from cnnatlas.maps import AXES, get_method, methods
 from cnnatlas.project import model_files
 
@@ -417,8 +420,9 @@ class Plan:
         return f"{self.run_dir(model, ckpt)}/explain/{TRUST_FILES[name]}"
 
     def trust_methods(self, wildcards: Wildcards) -> list[str]:
-        """explain.trust.methods, or every saliency method cnnatlas offers if empty."""
-        return list(self.explain["trust"]["methods"]) or saliency_method_names()
+        """explain.trust.methods, or if empty every saliency method cnnatlas checks by
+        default (all but the opt-in ones: Score-CAM)."""
+        return list(self.explain["trust"]["methods"]) or default_saliency_methods()
 
     # --- projector ---
 

@@ -70,6 +70,10 @@ class SaliencyMethod(ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     gradient: ClassVar[bool] = True
+    # checked by default when explain.trust.methods is empty (False: opt-in, costly)
+    default: ClassVar[bool] = True
+    # extra forward passes per channel of the layer and image (for progress and cost)
+    passes_per_channel: ClassVar[int] = 0
 
     def __init__(self, model: nn.Module, layer: str, batch_size: int = 64) -> None:
         modules = dict(model.named_modules())
