@@ -13,57 +13,36 @@ from pathlib import Path
 
 from cnnatlas.errors import CnnatlasError
 
-__all__ = [
-    "saliency_method_names",
-    "default_saliency_methods",
-    "opt_in_saliency_methods",
-    "check_saliency_methods",
-]
+__all__ = ["saliency_method_names", "check_saliency_methods"]
 
 PACKAGE = Path(__file__).with_name("saliency")
 
 
-def _registered(tree: ast.Module) -> list[tuple[str, bool]]:
-    """(name, checked by default) of every `@register` class: `name = "<literal>"`,
-    and `default = False` for an opt-in method."""
-    found = []
+def _registered(tree: ast.Module) -> list[str]:
+    names = []
     for node in tree.body:
         decorated = isinstance(node, ast.ClassDef) and any(
             isinstance(d, ast.Name) and d.id == "register" for d in node.decorator_list
         )
-        values = {}
         for stmt in node.body if decorated else []:
-            if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant):
-                for t in stmt.targets:
-                    if isinstance(t, ast.Name):
-                        values[t.id] = stmt.value.value
-        if "name" in values:
-            found.append((values["name"], values.get("default", True) is not False))
-    return found
-
-
-def _all() -> list[tuple[str, bool]]:
-    out: list[tuple[str, bool]] = []
-    for path in sorted(PACKAGE.glob("*.py"), key=lambda p: p.stem):
-        if path.stem not in ("__init__", "base"):
-            out += _registered(ast.parse(path.read_text(), filename=str(path)))
-    return out
+            if (
+                isinstance(stmt, ast.Assign)
+                and any(
+                    isinstance(t, ast.Name) and t.id == "name" for t in stmt.targets
+                )
+                and isinstance(stmt.value, ast.Constant)
+            ):
+                names.append(stmt.value.value)
+    return names
 
 
 def saliency_method_names() -> list[str]:
     """Every registered method name, in the registry's order (module name order)."""
-    return [name for name, _ in _all()]
-
-
-def default_saliency_methods() -> list[str]:
-    """The methods checked when explain.trust.methods is empty: all but the opt-in
-    ones (those whose class sets `default = False`: Score-CAM)."""
-    return [name for name, default in _all() if default]
-
-
-def opt_in_saliency_methods() -> list[str]:
-    """The methods checked only when explain.trust.methods lists them."""
-    return [name for name, default in _all() if not default]
+    out: list[str] = []
+    for path in sorted(PACKAGE.glob("*.py"), key=lambda p: p.stem):
+        if path.stem not in ("__init__", "base"):
+            out += _registered(ast.parse(path.read_text(), filename=str(path)))
+    return out
 
 
 def check_saliency_methods(methods: Sequence[str], key: str) -> list[str]:

@@ -10,10 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from cnnatlas.explain.method_names import (
-    check_saliency_methods,
-    default_saliency_methods,
-)
+from cnnatlas.explain.method_names import check_saliency_methods
 from cnnatlas.maps import AXES, get_method, methods
 from cnnatlas.project import model_files
 
@@ -420,9 +417,10 @@ class Plan:
         return f"{self.run_dir(model, ckpt)}/explain/{TRUST_FILES[name]}"
 
     def trust_methods(self, wildcards: Wildcards) -> list[str]:
-        """explain.trust.methods, or if empty every saliency method cnnatlas checks by
-        default (all but the opt-in ones: Score-CAM)."""
-        return list(self.explain["trust"]["methods"]) or default_saliency_methods()
+        """explain.trust.methods, or if empty the methods drawn
+        (explain.gradcam.methods): the maps a user looks at are the ones checked."""
+        trust, drawn = self.explain["trust"]["methods"], self.explain["gradcam"]["methods"]
+        return list(trust) or list(drawn)
 
     # --- projector ---
 

@@ -70,8 +70,6 @@ class SaliencyMethod(ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     gradient: ClassVar[bool] = True
-    # checked by default when explain.trust.methods is empty (False: opt-in, costly)
-    default: ClassVar[bool] = True
     # extra forward passes per channel of the layer and image (for progress and cost)
     passes_per_channel: ClassVar[int] = 0
 

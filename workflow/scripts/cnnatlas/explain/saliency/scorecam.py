@@ -2,8 +2,8 @@
 scaled to [0, 1], masks the input; the channel's weight is the softmax over channels of
 the target class's logit on its masked input, as in pytorch-grad-cam. Costs one forward
 pass per channel and image, made in chunks of `batch_size` masked inputs: the costliest
-method by far (2,048 passes per image at a ResNet-50's layer4), so the saliency checks
-leave it out unless explain.trust.methods lists it."""
+method by far (2,048 passes per image at a ResNet-50's layer4), drawn and checked only
+when listed."""
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +17,6 @@ class ScoreCAM(SaliencyMethod):
     title = "Score-CAM"
     gradient = False
 
-    default = False
     passes_per_channel = 1
 
     def compute(self, p: LayerPass) -> torch.Tensor:

@@ -1,0 +1,239 @@
+"""A real model's first run, as a new user makes it: per-stage CPU time against extraction.
+
+For each architecture: N photo-sized JPEGs (500 x 375, smooth random content in 10 class
+folders, generated once per WORKDIR), a random-init checkpoint (`weights=None`, seed 0),
+and a config with only the keys a new user writes (dataset, one model with one checkpoint,
+a few layers, the ImageNet transform); every other key is the schema's default. The real
+snakemake runs it (nice -n 10, `--cores CORES`), then Snakemake's benchmark files give
+each rule's CPU time; rules are grouped into stages (extraction, explanations, analysis,
+other), each reported with its ratio to the extraction's CPU time. When `cnnatlas plan`
+exists, its estimate of each rule is recorded beside the measurement (before the run).
+
+    .venv/bin/python benchmarks/first_run.py --archs resnet50 --n 1000 \
+        --workdir /tmp/first-run > benchmarks/first-run-resnet50-1000.json
+
+Prints JSON (one record per architecture).
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from scale import collect  # noqa: E402
+
+# a few layers per architecture, as a user picks them (`cnnatlas layers ARCH`)
+LAYERS = {
+    "resnet18": {"layer2": "avg", "layer3": "avg", "layer4": "avg", "avgpool": "flatten"},
+    "resnet50": {"layer2": "avg", "layer3": "avg", "layer4": "avg", "avgpool": "flatten"},
+    "vgg16": {
+        "features.16": "avg",
+        "features.23": "avg",
+        "features.30": "avg",
+        "classifier.4": "flatten",
+    },
+    "convnext_tiny": {
+        "features.3": "avg",
+        "features.5": "avg",
+        "features.7": "avg",
+        "avgpool": "flatten",
+    },
+    "efficientnet_b0": {
+        "features.4": "avg",
+        "features.6": "avg",
+        "features.8": "avg",
+        "avgpool": "flatten",
+    },
+    "mobilenet_v3_large": {
+        "features.7": "avg",
+        "features.12": "avg",
+        "features.16": "avg",
+        "avgpool": "flatten",
+    },
+}
+TRANSFORM = {
+    "resize": 256,
+    "crop": 224,
+    "mean": [0.485, 0.456, 0.406],
+    "std": [0.229, 0.224, 0.225],
+}
+EXTRACTION = {"extract_features", "extract_shard", "merge_shards"}
+EXPLANATION = {
+    "select_explain_images",
+    "render_feature_maps",
+    "visualize_filters",
+    "render_gradcam",
+    "check_saliency",
+}
+ANALYSIS = {
+    "reduce_tsne",
+    "reduce_pca",
+    "reduce_umap",
+    "reduce_pacmap",
+    "measure_maps",
+    "gather_metrics",
+    "summarize_layers",
+    "plot_embeddings",
+    "plot_checkpoint_layer_grids",
+    "make_thumbnail_sheets",
+    "write_atlas",
+    "export_projector",
+    "write_index",
+}
+
+
+def make_images(folder: Path, n: int, classes: int = 10, seed: int = 0) -> None:
+    """`n` JPEGs of 500 x 375 in `classes` folders: low-frequency noise upsampled, a
+    class-dependent tint, q 90 (photo-like sizes and decode cost)."""
+    from PIL import Image
+
+    if (folder / ".done").exists():
+        return
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        c = i % classes
+        small = rng.random((12, 16, 3)) * 0.7 + 0.3 * np.eye(3)[c % 3]
+        img = Image.fromarray((small * 255).astype(np.uint8)).resize(
+            (500, 375), Image.Resampling.BICUBIC
+        )
+        out = folder / f"class{c:02d}" / f"img{i:05d}.jpg"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        img.save(out, quality=90)
+    (folder / ".done").write_text(str(n))
+
+
+def write_config(workdir: Path, arch: str, images: Path) -> Path:
+    import torch
+    import torchvision
+
+    ckpt = workdir / "checkpoints" / f"{arch}.pt"
+    if not ckpt.exists():
+        torch.manual_seed(0)
+        model = getattr(torchvision.models, arch)(weights=None, num_classes=10)
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), ckpt)
+    config = {
+        "dataset": {"kind": "imagefolder", "path": str(images)},
+        "models": {
+            arch: {
+                "arch": arch,
+                "num_classes": 10,
+                "checkpoints": {"init": str(ckpt)},
+                "layers": LAYERS[arch],
+                "transform": TRANSFORM,
+            }
+        },
+    }
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def stage(rule: str) -> str:
+    if rule in EXTRACTION:
+        return "extraction"
+    if rule in EXPLANATION:
+        return "explanations"
+    if rule in ANALYSIS:
+        return "analysis"
+    return "other"
+
+
+def plan_estimate(workdir: Path, cores: int) -> dict | None:
+    """`cnnatlas plan --json` for the workdir's config, when the command exists."""
+    cmd = [sys.executable, "-m", "cnnatlas.cli", "plan", "--json", "--cores", str(cores)]
+    env = os.environ | {"PYTHONPATH": str(REPO / "workflow" / "scripts")}
+    r = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
+    if r.returncode not in (0, 1) or not r.stdout.strip().startswith("{"):
+        print(f"plan: no estimate ({r.stderr.strip()[-300:]})", file=sys.stderr)
+        return None
+    return json.loads(r.stdout)
+
+
+def run_arch(arch: str, n: int, workdir: Path, cores: int) -> dict:
+    images = workdir.parent / f"images-{n}"
+    make_images(images, n)
+    write_config(workdir, arch, images)
+    plan = plan_estimate(workdir, cores)
+    cmd = ["nice", "-n", "10", sys.executable, "-m", "snakemake", "-s"]
+    cmd += [str(REPO / "Snakefile"), "--cores", str(cores), "--quiet", "rules"]
+    start = time.monotonic()
+    subprocess.run(cmd, cwd=workdir, check=True)
+    wall = time.monotonic() - start
+    rules = collect(workdir / "results")["rules"]
+    extraction = sum(
+        r["cpu_time"]["sum"] for k, r in rules.items() if stage(k) == "extraction"
+    )
+    stages: dict[str, float] = {}
+    for k, r in rules.items():
+        stages[stage(k)] = stages.get(stage(k), 0.0) + r["cpu_time"]["sum"]
+    record = {
+        "arch": arch,
+        "n_images": n,
+        "cores": cores,
+        "wall_s": round(wall, 1),
+        "stages_cpu_s": {k: round(v, 1) for k, v in sorted(stages.items())},
+        "ratio_to_extraction": {
+            k: round(v / extraction, 3) for k, v in sorted(stages.items())
+        },
+        "rules": {
+            k: {
+                "jobs": r["jobs"],
+                "cpu_s": r["cpu_time"]["sum"],
+                "wall_s": r["s"]["sum"],
+                "ratio_to_extraction": round(r["cpu_time"]["sum"] / extraction, 3),
+                "max_rss_mb": r["max_rss"]["max"],
+            }
+            for k, r in sorted(rules.items())
+        },
+    }
+    if plan is not None:
+        est = {j["rule"]: j for j in plan.get("rules", [])}
+        for k, r in record["rules"].items():
+            if k in est:
+                r["plan_cpu_s"] = est[k]["cpu_s"]
+                r["plan_over_measured"] = round(est[k]["cpu_s"] / max(r["cpu_s"], 1e-9), 2)
+                r["plan_mem_mb"] = est[k].get("mem_mb")
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--archs", nargs="+", default=list(LAYERS), choices=list(LAYERS))
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--cores", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--workdir", type=Path, required=True)
+    args = parser.parse_args()
+    import torch
+
+    out = {
+        "command": " ".join(sys.argv),
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        "runs": [],
+    }
+    for arch in args.archs:
+        work = args.workdir / f"{arch}-{args.n}"
+        work.mkdir(parents=True, exist_ok=True)
+        out["runs"].append(run_arch(arch, args.n, work, args.cores))
+        print(json.dumps(out["runs"][-1]["ratio_to_extraction"]), file=sys.stderr)
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
