@@ -143,9 +143,11 @@ def load_points(
             f"{embedding}: image_id {bad} is not in {predictions}; rerun the map from the same manifest"
         )
     space = read_class_space(predictions)
-    hovers = space.class_hovers()
-    df["label_hover"] = [hovers[k] for k in df["label"].astype(int)]
-    df["pred_hover"] = [space.hover(o) for o in df["pred"]]
+    df["label_hover"], df["pred_hover"] = df["label_name"], df["pred_name"]
+    if space.has_titles():
+        hovers = space.class_hovers()
+        df["label_hover"] = [hovers[k] for k in df["label"].astype(int)]
+        df["pred_hover"] = [space.hover(o) for o in df["pred"]]
     # colours are the dataset's classes: a predicted output is drawn as its class, or
     # as OTHER when it is none of them (its own name stays in pred_name, topk_names)
     df["pred"] = space.dataset_codes(df["pred"].to_numpy())
