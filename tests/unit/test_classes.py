@@ -300,3 +300,17 @@ def test_the_demo_class_space_is_unchanged():
         "cnnatlas.classes", "cnnatlas.class_index", "cnnatlas.output_names"
     }  # fmt: skip
     assert space.class_titles() == digits == space.class_hovers()
+
+
+def test_a_short_indexed_row_is_a_bad_file_not_a_crash(tmp_path):
+    (tmp_path / "short.csv").write_text("name,index\ntench,0\ngoldfish\n")
+    with pytest.raises(ConfigError, match=r"short.csv' is not a class index"):
+        class_space(str(tmp_path / "short.csv"), ["tench"], 3, KEY)
+    # a tab after the WordNet id reads like a space
+    (tmp_path / "tabs.txt").write_text("n01440764\ttench, Tinca tinca\n")
+    space = class_space(str(tmp_path / "tabs.txt"), ["n01440764"], 1, KEY)
+    assert space.class_hovers() == ["tench (n01440764)"]
+    # and the full name of the line matches a class too
+    assert class_space(
+        str(tmp_path / "tabs.txt"), ["tench, Tinca tinca"], 1
+    ).targets == (0,)

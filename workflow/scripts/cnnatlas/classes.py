@@ -247,7 +247,7 @@ def read_class_file(
     readers = {".csv": _csv_entries, ".tsv": _csv_entries, ".txt": _txt_entries}
     try:
         entries = readers.get(path.suffix.lower(), _json_entries)(path)
-    except (ValueError, TypeError, KeyError, OSError, csv.Error) as err:
+    except (ValueError, TypeError, KeyError, IndexError, OSError, csv.Error) as err:
         _fail(key, f"{str(path)!r} is not a class index ({err}); give {FORMATS}")
     aliases: dict[str, list[int]] = {}
     named: dict[int, OutputName] = {}
@@ -308,11 +308,10 @@ def _txt_entries(path: Path) -> list[tuple[int, list[str]]]:
             raise ValueError(
                 f"line {i + 1} is empty; a line per output, in output order"
             )
-        wnid, _, rest = line.partition(" ")
-        if WNID.fullmatch(wnid) and rest.strip():
+        wnid, *rest = line.split(None, 1)
+        if WNID.fullmatch(wnid) and rest:
             # LOC_synset_mapping.txt: 'n01440764 tench, Tinca tinca'; its first name shows
-            rest = rest.strip()
-            out.append((i, _unique([wnid, rest, rest.split(",")[0].strip()])))
+            out.append((i, _unique([wnid, rest[0], rest[0].split(",")[0].strip()])))
         else:
             out.append((i, [line]))
     return out
