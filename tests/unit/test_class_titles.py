@@ -135,3 +135,52 @@ def test_without_a_class_index_the_ids_show_as_before(tmp_path):
     assert list(metadata_table(p, pd.read_parquet(manifest)).columns[:6]) == [
         "label", "pred", "correct", "confidence", "path", "image_id"
     ]  # fmt: skip
+
+
+def test_gradcam_captions_name_the_class_by_title(
+    imagefolder, tmp_path, monkeypatch, one_torch_thread
+):
+    """The render_gradcam adapter passes `space.shown()`: captions say `tench`, the
+    true-class maps are those of the same outputs as with the ids."""
+    import torch
+    from cnnatlas.data import build_manifest
+    from cnnatlas.demo import DigitNet
+    from cnnatlas.explain import gradcam
+
+    wnids = ["n01440764", "n01443537", "n01484850"]  # circle, square, stripes folders
+    (tmp_path / "index.json").write_text(json.dumps(INDEX))
+    manifest = build_manifest(
+        {"kind": "imagefolder", "path": str(imagefolder)}, tmp_path / "m.pq"
+    )
+    manifest["label_name"] = [wnids[k] for k in manifest["label"]]
+    space = class_space(str(tmp_path / "index.json"), wnids, 4)
+    selection = manifest.iloc[[0, 12]]
+    torch.manual_seed(0)
+    model = DigitNet(num_classes=4, in_channels=3, width=4).eval()
+    tf = {"resize": 32, "crop": 32, "mean": [0.5] * 3, "std": [0.25] * 3}
+    titles = []
+    draw = gradcam.overlay_figure
+    monkeypatch.setattr(
+        gradcam,
+        "overlay_figure",
+        lambda image, panels, title: (
+            titles.append((title, list(panels))) or draw(image, panels, title)
+        ),
+    )
+
+    def per_image(s, name):
+        out = tmp_path / name
+        gradcam.render_gradcam(
+            manifest.assign(correct=False), selection, model, tf, s, out / "o",
+            out / "p.pq", out / "s.pq", out / "f.png", methods=["gradcam"],
+            layer="features", fraction=0.2, blur=4.0, seed=0, batch_size=8,
+            device="cpu",
+        )  # fmt: skip
+        return pd.read_parquet(out / "p.pq")
+
+    shown = per_image(space.shown(), "shown")
+    title, panels = titles[0]
+    assert title.startswith("image 0: true tench, predicted "), title
+    assert "gradcam true=tench" in panels and "n01440764" not in title
+    assert titles[1][0].startswith("image 12: true goldfish, predicted ")
+    pd.testing.assert_frame_equal(shown, per_image(space, "ids"))
