@@ -23,6 +23,7 @@ import yaml
 from cnnatlas.explain.inputs import load_inputs
 from cnnatlas.io import read_parquet_meta
 from PIL import Image
+from pypdf import PdfReader
 
 from tests.conftest import REPO, SNAKEMAKE, draw
 from tests.synthetic_atlas import atlas_block, atlas_header
@@ -226,7 +227,9 @@ def imagenet_index() -> dict:
 @pytest.fixture(scope="module")
 def mapped(tmp_path_factory):
     root = tmp_path_factory.mktemp("imagenet")
-    config = write_project(root, "class-index", SMALL)
+    # the label and pred figures and the 2-D map's own page, to read their class names
+    figures = {"colour_by": ["label", "pred"], "html": {"dims": [2]}}
+    config = write_project(root, "class-index", {**SMALL, "figures": figures})
     spec = config["models"]["resnet18"]
     (root / spec["class_index"]).write_text(json.dumps(imagenet_index()))
     data = root / config["dataset"]["path"]
@@ -263,7 +266,45 @@ def test_correct_compares_with_the_mapped_output(mapped):
     meta = read_parquet_meta(mapped)
     assert json.loads(meta["cnnatlas.class_index"]) == [0, 281, 950]
     names = json.loads(meta["cnnatlas.output_names"])
-    assert names[1] == "class 1" and names[281] == "n02123045"
+    assert names[1] == "n90000001" and names[281] == "n02123045"  # the file's ids
+    titles = json.loads(meta["cnnatlas.output_titles"])
+    assert titles[1] == "class 1" and titles[281] == "tabby"  # and its names
+
+
+TITLES = {"n01440764": "tench", "n02123045": "tabby", "n07747607": "orange"}
+
+
+def test_class_names_show_beside_the_wordnet_ids(mapped):
+    # the files keep both; figures show the name, hovers and the atlas name and id
+    p = pd.read_parquet(mapped)
+    assert p["label_title"].tolist() == [TITLES[w] for w in p["label_name"]]
+    assert p["pred_title"].tolist() == [TITLES[w] for w in p["pred_name"]]
+    figures = mapped.parent / "figures/layer4"
+    legends = {"label": list(TITLES.values()), "pred": sorted(set(p["pred_title"]))}
+    for mode, shown in legends.items():
+        text = PdfReader(figures / f"pca-2d-p0-s0.{mode}.pdf").pages[0].extract_text()
+        assert all(t in text for t in shown), text
+        assert "n0" not in text, text  # legends are short: no WordNet id
+    page = json.loads(
+        re.search(
+            r'id="cnnatlas-data">(.*?)</script>',
+            (figures / "pca-2d-p0-s0.html").read_text(encoding="utf-8"),
+            re.S,
+        ).group(1)
+    )
+    assert page["modes"]["label"]["names"] == ["tench", "tabby", "orange"]
+    first = p.set_index("image_id").loc[page["image_id"][0]]
+    assert f"true: {first['label_title']} ({first['label_name']})\n" in page["info"][0]
+    assert f"pred: {first['pred_title']} ({first['pred_name']})" in page["info"][0]
+    header = atlas_header((mapped.parents[2] / "atlas.html").read_text("utf-8"))
+    assert atlas_block(header, header["classes"]) == [
+        "tench (n01440764)", "tabby (n02123045)", "orange (n07747607)"
+    ]  # fmt: skip
+    run = header["runs"]["resnet18/imagenet"]
+    shown = [run["names"][j] for j in atlas_block(header, run["pred_out"])]
+    assert shown == [
+        f"{t} ({n})" for t, n in zip(p["pred_title"], p["pred_name"], strict=True)
+    ]
 
 
 def own_module_project(root: Path) -> dict:

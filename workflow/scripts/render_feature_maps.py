@@ -1,5 +1,6 @@
 import pandas as pd
 import torch
+from cnnatlas.classes import titles_as_names
 from cnnatlas.explain.feature_maps import render_feature_maps
 from cnnatlas.explain.inputs import spatial_layers
 from cnnatlas.logs import to_log
@@ -15,7 +16,8 @@ def main(snakemake) -> None:
         model, spec["transform"], list(spec["layers"]), snakemake.params.layers
     )
     render_feature_maps(
-        pd.read_parquet(snakemake.input.selection),
+        # captions name classes by title (`tench`) where class_index gives one
+        titles_as_names(pd.read_parquet(snakemake.input.selection)),
         model,
         spec["transform"],
         layers,

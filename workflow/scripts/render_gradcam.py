@@ -16,7 +16,8 @@ def main(snakemake) -> None:
         pd.read_parquet(snakemake.input.selection),
         load_model(spec, snakemake.input.checkpoint),
         spec["transform"],
-        read_class_space(snakemake.input.predictions),
+        # captions name classes by title (`tench`) where class_index gives one
+        read_class_space(snakemake.input.predictions).shown(),
         overlays_dir=out.overlays,
         per_image_out=out.per_image,
         summary_out=out.summary,

@@ -23,6 +23,7 @@ import pandas as pd  # noqa: E402
 import plotly.graph_objects as go  # noqa: E402
 from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
 
+from cnnatlas.classes import ClassSpace, read_class_space  # noqa: E402
 from cnnatlas.evolution import read_evolution  # noqa: E402
 from cnnatlas.interactive import PLOTLY_SYMBOLS  # noqa: E402
 from cnnatlas.io import atomic_path, read_parquet_meta  # noqa: E402
@@ -150,16 +151,21 @@ def write_animation(
     return len(steps)
 
 
-def _hover(manifest: pd.DataFrame, pred: pd.DataFrame) -> list[str]:
-    """Hover text per point: image_id, label and this checkpoint's prediction."""
+def _hover(manifest: pd.DataFrame, pred: pd.DataFrame, space: ClassSpace) -> list[str]:
+    """Hover text per point: image_id, label and this checkpoint's prediction, each
+    with its title where the class index gives one (`tench (n01440764)`)."""
     esc = html_lib.escape  # class names are user data; plotly renders HTML tags
+    label, shown = manifest["label_name"], pred["pred_name"]
+    if space.has_titles():
+        hovers = space.class_hovers()
+        label = [hovers[k] for k in manifest["label"]]
+        shown = [space.hover(p) for p in pred["pred"]]
     return [
         f"image {i}<br>label {esc(str(n))}<br>pred {esc(str(p))} ({c:.2f})"
         for i, n, p, c in zip(
-            manifest["image_id"], manifest["label_name"], pred["pred_name"],
-            pred["confidence"], strict=True,
+            manifest["image_id"], label, shown, pred["confidence"], strict=True
         )
-    ]  # fmt: skip
+    ]
 
 
 def _traces(xy, labels, class_names, hover, scatter) -> list:
@@ -256,8 +262,11 @@ def render_evolution(
     classes = json.loads(read_parquet_meta(manifest).get("cnnatlas.classes", "null"))
     classes = classes or [str(i) for i in range(int(man["label"].max()) + 1)]
     labels = man["label"].to_numpy()
+    spaces = {c: read_class_space(predictions[c]) for c in ckpts}
+    spaces = {c: s if s.classes else ClassSpace.of(classes) for c, s in spaces.items()}
+    classes = spaces[ckpts[-1]].class_titles()  # titles (`tench`) in the legends
     hovers = [
-        _hover(man, pd.read_parquet(predictions[c]).sort_values("image_id"))
+        _hover(man, pd.read_parquet(predictions[c]).sort_values("image_id"), spaces[c])
         for c in ckpts
     ]
     plot_strip(maps, ckpts, labels, classes, png, pdf, title)

@@ -136,7 +136,9 @@ def predictions_table(
 
     `space` maps dataset classes to model outputs (default: class i is output i); `pred`,
     `topk_ids` and `probs` are in the model's outputs, `correct`, `in_topk` and `loss`
-    compare them with each label's output.
+    compare them with each label's output. `label_title` and `pred_title` are the human
+    names `space` gives (a class-index file's `tench`), else equal to `label_name` and
+    `pred_name`.
     """
     if space is None:
         space = class_space(
@@ -156,8 +158,10 @@ def predictions_table(
     pred = top_i[:, 0].numpy()
     second = top_p[:, 1] if k > 1 else torch.zeros(len(t), dtype=t.dtype)
     df = manifest[["image_id", "path", "label", "label_name"]].copy()
+    df["label_title"] = [space.title(t) for t in targets]
     df["pred"] = pred.astype(np.int64)
     df["pred_name"] = [space.name(i) for i in pred]
+    df["pred_title"] = [space.title(i) for i in pred]
     df["confidence"] = top_p[:, 0].numpy().astype(np.float32)
     df["correct"] = pred == targets
     df["topk_ids"] = list(top_i.numpy().astype(np.int64))

@@ -134,8 +134,11 @@ def _info(row, classes: Sequence[str]) -> str:
         for name, p in zip(row.topk_names, row.topk_probs, strict=False)
     )
     mark = "" if row.correct else "  (misclassified)"
+    # title and id (`tench (n01440764)`) where load_points gave them
+    true = getattr(row, "label_hover", classes[row.label])
+    pred = getattr(row, "pred_hover", row.pred_name)
     return (
-        f"{row.path}\ntrue: {classes[row.label]}\npred: {row.pred_name}{mark}\n"
+        f"{row.path}\ntrue: {true}\npred: {pred}{mark}\n"
         f"confidence: {row.confidence:.3f}\ntop-k: {topk}"
     )
 

@@ -229,7 +229,7 @@ def gradcam_figure(
             f"(0..{len(predictions) - 1}); fix the paper section of the config"
         )
     rows = predictions.set_index("image_id").loc[list(image_ids)]
-    space = ClassSpace.of(classes)
+    space = ClassSpace.of(classes).shown()  # titles (`tench`) where the file gives them
     dev = resolve_device(device)
     model = model.eval().to(dev)
     spec = transform_spec(transform)

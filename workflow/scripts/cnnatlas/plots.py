@@ -78,8 +78,12 @@ _PREDICTION_COLUMNS = {
     "path",
     "label",
     "label_name",
+    "label_title",
+    "label_hover",
     "pred",
     "pred_name",
+    "pred_title",
+    "pred_hover",
     "confidence",
     "correct",
     "topk_ids",
@@ -118,10 +122,12 @@ def category_styles(values: Sequence) -> list[Style]:
 def load_points(
     embedding: str | Path, predictions: str | Path
 ) -> tuple[pd.DataFrame, list[str]]:
-    """The embedding's coordinates joined with the predictions on image_id, and the class list.
+    """The embedding's coordinates joined with the predictions on image_id, and the class
+    list as legends show it (each class's title, `ClassSpace.class_titles`).
 
     `pred` is recoded as an index into that list (the dataset's classes, then OTHER for
-    outputs that are none of them); `topk_names` names the top-k outputs.
+    outputs that are none of them); `topk_names` names the top-k outputs by title;
+    `label_hover` and `pred_hover` are the hover strings (`tench (n01440764)`).
     """
     emb = pd.read_parquet(embedding)
     missing = {"image_id", "x", "y"} - set(emb.columns)
@@ -137,11 +143,16 @@ def load_points(
             f"{embedding}: image_id {bad} is not in {predictions}; rerun the map from the same manifest"
         )
     space = read_class_space(predictions)
+    df["label_hover"], df["pred_hover"] = df["label_name"], df["pred_name"]
+    if space.has_titles():
+        hovers = space.class_hovers()
+        df["label_hover"] = [hovers[k] for k in df["label"].astype(int)]
+        df["pred_hover"] = [space.hover(o) for o in df["pred"]]
     # colours are the dataset's classes: a predicted output is drawn as its class, or
     # as OTHER when it is none of them (its own name stays in pred_name, topk_names)
     df["pred"] = space.dataset_codes(df["pred"].to_numpy())
-    df["topk_names"] = [[space.name(i) for i in ids] for ids in df["topk_ids"]]
-    classes = list(space.classes)
+    df["topk_names"] = [[space.title(i) for i in ids] for ids in df["topk_ids"]]
+    classes = space.class_titles()
     if (df["pred"] == len(classes)).any():
         classes.append(OTHER)
     return df.sort_values("image_id").reset_index(drop=True), classes

@@ -130,18 +130,28 @@ def escape_field(value: object) -> str:
 
 def metadata_table(predictions: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:
     """The projector's metadata: label, pred, correct, confidence, path, image_id, then
-    the manifest's metadata columns, one row per image in image_id order."""
+    the manifest's metadata columns, one row per image in image_id order.
+
+    Where the predictions give titles (`tench` for `n01440764`, from a class index),
+    label and pred are the titles and label_id, pred_id the names, after image_id."""
     p = predictions.sort_values("image_id").reset_index(drop=True)
+    titled = {
+        kind: p.get(f"{kind}_title", p[f"{kind}_name"]).astype(str)
+        for kind in ("label", "pred")
+    }
+    names = {kind: p[f"{kind}_name"].astype(str) for kind in ("label", "pred")}
     df = pd.DataFrame(
         {
-            "label": p["label_name"].astype(str),
-            "pred": p["pred_name"].astype(str),
+            "label": titled["label"],
+            "pred": titled["pred"],
             "correct": p["correct"].map({True: "true", False: "false"}),
             "confidence": p["confidence"].map("{:.4f}".format),
             "path": p["path"].astype(str),
             "image_id": p["image_id"].astype(np.int64),
         }
     )
+    if any((titled[k] != names[k]).any() for k in names):
+        df["label_id"], df["pred_id"] = names["label"], names["pred"]
     extra = [c for c in manifest.columns if c not in BASE_COLUMNS]
     meta = manifest.sort_values("image_id").reset_index(drop=True)[extra]
     clash = [c for c in extra if c in df.columns]

@@ -27,6 +27,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 COLUMNS = ["image_id", "path", "label", "label_name", "pred", "pred_name"]
+# the human names of predictions.parquet (absent from tables written before them)
+TITLES = ["label_title", "pred_title"]
 
 
 def select_images(
@@ -42,7 +44,7 @@ def select_images(
     `correct_per_class` correct and `wrong_per_class` misclassified images per true class,
     drawn without replacement by `numpy.random.default_rng(seed)`.
     """
-    cols = COLUMNS + ["confidence", "correct"]
+    cols = COLUMNS + [c for c in TITLES if c in predictions] + ["confidence", "correct"]
     if ids:
         unknown = sorted(set(ids) - set(predictions["image_id"]))
         if unknown:

@@ -119,7 +119,9 @@ def _run(path: str | Path, n: int, classes: Sequence[str], blocks: Blocks) -> di
 
     The model's outputs (pred_out, topk_ids) index `names`, the outputs that occur, named
     through the checkpoint's class space (class_index), so a 1,000-output model costs
-    only the names it predicts.
+    only the names it predicts. A name is shown with its title where the class index
+    gives one (`tench (n01440764)`): the page's legend, hover and search then show both.
+    `shown` is the dataset classes' strings in that form.
     """
     cols = ["image_id", "pred", "confidence", "correct", "topk_ids", "topk_probs"]
     df = _by_image_id(pd.read_parquet(path, columns=cols), n, path)
@@ -137,8 +139,9 @@ def _run(path: str | Path, n: int, classes: Sequence[str], blocks: Blocks) -> di
         "correct": blocks.add(df["correct"].astype(bool), "u1"),
         "topk_ids": blocks.add(np.searchsorted(outputs, ids), kind),
         "topk_probs": blocks.add(probs, "f4"),
-        "names": [space.name(o) for o in outputs],
+        "names": [space.hover(o) for o in outputs],
         "other": bool((space.dataset_codes(pred) == len(classes)).any()),
+        "shown": space.class_hovers() if space.has_titles() else None,
         "k": int(ids.shape[1]),
     }
 
@@ -274,6 +277,9 @@ def atlas_payload(
     classes = classes or [str(i) for i in range(int(man["label"].max()) + 1)]
     blocks = Blocks()
     runs = {key: _run(path, n, classes, blocks) for key, path in predictions.items()}
+    # the dataset's classes as the first checkpoint with titles shows them (class_index)
+    shown = [r.pop("shown") for r in runs.values()]
+    classes = next((s for s in shown if s is not None), classes)
     if any(r.pop("other") for r in runs.values()):
         classes = [*classes, OTHER]  # predictions of outputs that are no dataset class
     styles = class_styles(classes)
