@@ -35,8 +35,18 @@ from scale import collect  # noqa: E402
 
 # a few layers per architecture, as a user picks them (`cnnatlas layers ARCH`)
 LAYERS = {
-    "resnet18": {"layer2": "avg", "layer3": "avg", "layer4": "avg", "avgpool": "flatten"},
-    "resnet50": {"layer2": "avg", "layer3": "avg", "layer4": "avg", "avgpool": "flatten"},
+    "resnet18": {
+        "layer2": "avg",
+        "layer3": "avg",
+        "layer4": "avg",
+        "avgpool": "flatten",
+    },
+    "resnet50": {
+        "layer2": "avg",
+        "layer3": "avg",
+        "layer4": "avg",
+        "avgpool": "flatten",
+    },
     "vgg16": {
         "features.16": "avg",
         "features.23": "avg",
@@ -152,7 +162,15 @@ def stage(rule: str) -> str:
 
 def plan_estimate(workdir: Path, cores: int) -> dict | None:
     """`cnnatlas plan --json` for the workdir's config, when the command exists."""
-    cmd = [sys.executable, "-m", "cnnatlas.cli", "plan", "--json", "--cores", str(cores)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cnnatlas.cli",
+        "plan",
+        "--json",
+        "--cores",
+        str(cores),
+    ]
     env = os.environ | {"PYTHONPATH": str(REPO / "workflow" / "scripts")}
     r = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
     if r.returncode not in (0, 1) or not r.stdout.strip().startswith("{"):
@@ -203,14 +221,18 @@ def run_arch(arch: str, n: int, workdir: Path, cores: int) -> dict:
         for k, r in record["rules"].items():
             if k in est:
                 r["plan_cpu_s"] = est[k]["cpu_s"]
-                r["plan_over_measured"] = round(est[k]["cpu_s"] / max(r["cpu_s"], 1e-9), 2)
+                r["plan_over_measured"] = round(
+                    est[k]["cpu_s"] / max(r["cpu_s"], 1e-9), 2
+                )
                 r["plan_mem_mb"] = est[k].get("mem_mb")
     return record
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--archs", nargs="+", default=list(LAYERS), choices=list(LAYERS))
+    parser.add_argument(
+        "--archs", nargs="+", default=list(LAYERS), choices=list(LAYERS)
+    )
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--workdir", type=Path, required=True)

@@ -179,3 +179,33 @@ def test_unknown_saliency_method_stops_the_dry_run(tmp_path):
 def test_unknown_explain_checkpoint_stops_the_dry_run(tmp_path):
     out = _failed_dry_run(tmp_path, "checkpoints: [late]", "checkpoints: [latest]")
     assert "explain.checkpoints: ['latest'] are not checkpoints" in out
+
+
+def test_plan_lists_the_jobs_of_a_run_with_estimates_and_refuses_what_does_not_fit(
+    tmp_path,
+):
+    """`cnnatlas plan` in a project folder before its run: the dry run's jobs, an
+    estimate per rule, and exit status 1 naming a key when a job would not fit."""
+    import json
+    import subprocess
+    import sys
+
+    workdir = write_tiny_config(tmp_path)
+    cmd = [sys.executable, "-m", "cnnatlas.cli", "plan", "--cores", "2"]
+    r = subprocess.run(cmd + ["--json"], cwd=workdir, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    rules = {x["rule"]: x for x in plan["rules"]}
+    assert plan["images"] == 30
+    assert rules["extract_features"]["jobs"] == 2  # two checkpoints
+    assert rules["check_saliency"]["jobs"] == 1  # explain.checkpoints: [late]
+    assert all(x["cpu_s"] > 0 for x in plan["rules"])
+    assert set(plan["stages"]) >= {"extraction", "explanations", "analysis"}
+    assert 0 < plan["models"]["tiny"]["gflop"] < 0.01
+    r = subprocess.run(
+        cmd + ["--mem-mb", "100"], cwd=workdir, capture_output=True, text=True
+    )
+    assert r.returncode == 1
+    assert "check_saliency would need about" in r.stdout
+    assert "lower explain.trust.max_images" in r.stdout
+    assert "dominant:" in r.stdout

@@ -1,7 +1,10 @@
 """The `cnnatlas` command line: helpers for writing a config."""
 
 import argparse
+import json
+import os
 import sys
+from pathlib import Path
 
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.models import build_model, traced_layer_names
@@ -24,7 +27,28 @@ def main(argv: list[str] | None = None) -> int:
         "(a module in the current folder is found)",
     )
     layers.add_argument("--num-classes", type=int, default=10)
+    plan = sub.add_parser(
+        "plan",
+        help="estimate each rule's CPU time and memory for the config, before a run",
+        description="Run in the project folder: the jobs a run would execute now, each "
+        "rule's estimated CPU time and peak memory per job, the stage that dominates and "
+        "the keys that change it. Exit status 1 when a job would not fit its memory.",
+    )
+    plan.add_argument("--configfile", default="config.yaml")
+    plan.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    plan.add_argument(
+        "--mem-mb",
+        type=float,
+        help="memory of every job (default: the profile's mem_mb)",
+    )
+    plan.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
+    if args.command == "plan":
+        try:
+            return _plan(args)
+        except (CnnatlasError, RuntimeError) as err:
+            print(f"cnnatlas: {err}", file=sys.stderr)
+            return 2
     try:
         model = build_model(args.arch, args.num_classes)
     except CnnatlasError as err:
@@ -39,6 +63,81 @@ def main(argv: list[str] | None = None) -> int:
         )
     print("\n".join(names))
     return 0
+
+
+def _dataset(config: dict) -> tuple[int, int, list[str]]:
+    """(images, classes, a few image paths) of the config's dataset; for the demo's
+    not yet written digits, their count."""
+    from cnnatlas.data import manifest_from_imagefolder, manifest_from_table
+
+    ds = config["dataset"]
+    path = Path(ds["path"])
+    if not path.exists() and config.get("demo", {}).get("enabled"):
+        n = round(1797 * config["demo"]["test_size"])
+        return n, 10, []
+    if ds["kind"] == "imagefolder":
+        df = manifest_from_imagefolder(path, ds.get("classes"))
+    else:
+        df = manifest_from_table(
+            path, ds["path_column"], ds["label_column"], ds.get("classes")
+        )
+    paths = df["path"].tolist()
+    step = max(len(paths) // 8, 1)
+    return len(df), int(df["label"].nunique()), paths[::step][:8]
+
+
+def _mem_limits(workflow: Path, override: float | None) -> dict[str, float]:
+    import yaml
+
+    profile = yaml.safe_load(
+        (workflow / "profiles" / "default" / "config.yaml").read_text()
+    )
+    limits = {
+        r: float(v["mem_mb"])
+        for r, v in profile["set-resources"].items()
+        if "mem_mb" in v
+    }
+    if override:
+        limits = {r: override for r in limits} | {"default": override}
+    return limits
+
+
+def _plan(args: argparse.Namespace) -> int:
+    import yaml
+
+    from cnnatlas import cost
+    from cnnatlas.schema import fill_defaults
+
+    config_path = Path(args.configfile)
+    if not config_path.is_file():
+        raise CnnatlasError(
+            f"{config_path}: no such config; run in the project folder or give --configfile"
+        )
+    config = fill_defaults(yaml.safe_load(config_path.read_text()) or {})
+    workflow = Path(cost.__file__).resolve().parents[3]
+    n, classes, sample = _dataset(config)
+    jobs = cost.count_jobs(
+        workflow / "Snakefile", Path.cwd(), [str(config_path)], args.cores
+    )
+    if not jobs:
+        print("cnnatlas plan: nothing to do (every output is up to date)")
+        return 0
+    ex = config["explain"]
+    profiles = {
+        name: cost.profile_model(spec, name, ex, sample, threads=args.cores)
+        for name, spec in config["models"].items()
+    }
+    methods = list(ex["trust"]["methods"]) or list(ex["gradcam"]["methods"])
+    limits = _mem_limits(workflow, args.mem_mb)
+    plan = cost.estimate(
+        jobs, n, classes, profiles, config, methods, cost.load_constants(),
+        args.cores, limits,
+    )  # fmt: skip
+    if args.json:
+        print(json.dumps(plan, indent=1))
+    else:
+        print(cost.format_plan(plan, limits))
+    return 1 if plan["too_big"] else 0
 
 
 if __name__ == "__main__":

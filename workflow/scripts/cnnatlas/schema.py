@@ -12,7 +12,15 @@ from typing import Any
 
 import yaml
 
-__all__ = ["SCHEMA", "load_schema", "section", "default", "defaults", "with_defaults"]
+__all__ = [
+    "SCHEMA",
+    "load_schema",
+    "section",
+    "default",
+    "defaults",
+    "with_defaults",
+    "fill_defaults",
+]
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
@@ -64,3 +72,27 @@ def with_defaults(options: Mapping[str, Any] | None, pointer: str) -> dict[str, 
     """`options` over the schema's defaults of the object at `pointer` (a validated
     config section already holds them all; this serves callers without a config)."""
     return {**defaults(pointer), **(options or {})}
+
+
+def fill_defaults(config: Mapping[str, Any], node: dict[str, Any] | None = None) -> Any:
+    """A copy of `config` with every missing key that has a schema default filled in,
+    at every depth (as the workflow's validation fills them), without validating."""
+    import copy
+
+    node = _resolve(load_schema() if node is None else node)
+    if not isinstance(config, Mapping):
+        return copy.deepcopy(config)
+    out = {k: copy.deepcopy(v) for k, v in config.items()}
+    props = node.get("properties", {})
+    for key, sub in props.items():
+        sub = _resolve(sub)
+        if key not in out and "default" in sub:
+            out[key] = copy.deepcopy(sub["default"])
+        if key in out and isinstance(out[key], Mapping):
+            out[key] = fill_defaults(out[key], sub)
+    extra = node.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key in out:
+            if key not in props and isinstance(out[key], Mapping):
+                out[key] = fill_defaults(out[key], extra)
+    return out

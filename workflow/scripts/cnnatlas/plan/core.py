@@ -419,7 +419,10 @@ class Plan:
     def trust_methods(self, wildcards: Wildcards) -> list[str]:
         """explain.trust.methods, or if empty the methods drawn
         (explain.gradcam.methods): the maps a user looks at are the ones checked."""
-        trust, drawn = self.explain["trust"]["methods"], self.explain["gradcam"]["methods"]
+        trust, drawn = (
+            self.explain["trust"]["methods"],
+            self.explain["gradcam"]["methods"],
+        )
         return list(trust) or list(drawn)
 
     # --- projector ---
