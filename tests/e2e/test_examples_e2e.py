@@ -86,7 +86,7 @@ def test_imagefolder_and_torchvision_example(tmp_path):
             "avgpool": (6, 512),
         }
         for colour in config["figures"]["colour_by"]:
-            assert (run / f"figures/layer4/pca-2d-p0-s0.{colour}.png").is_file()
+            assert (run / f"figures/layer3/pca-2d-p0-s0.{colour}.png").is_file()
     assert (results / "atlas.html").is_file() and (results / "index.html").is_file()
 
 
