@@ -38,3 +38,18 @@ def test_drift_is_found():
     assert any("test_nothing_here" in p for p in problems)
     assert any("has no check" in p for p in problems)
     assert troubleshooting.render(table) != troubleshooting.render()
+
+
+def test_every_message_the_bad_input_e2e_tests_assert_is_in_the_table():
+    """The other direction: a message the tests expect is documented in the table."""
+    from tests.e2e.test_bad_input_e2e import CONFIG_CASES, MODEL_CASES
+
+    messages = " ".join(
+        " ".join(r.get("message", "").split())
+        for s in troubleshooting.sections()
+        for r in s["rows"]
+    )
+    expected = [t for _, texts in CONFIG_CASES.values() for t in texts]
+    expected += [text for _, text in MODEL_CASES.values()]
+    missing = [t for t in expected if " ".join(t.split()) not in messages]
+    assert missing == []
