@@ -1,15 +1,15 @@
-"""A researcher's own data and model, through the real snakemake: every route the README's
-"Your own data and model" documents, with the README's snippets run verbatim.
+"""A researcher's own data and model, through the real snakemake: every route the docs'
+"Your data and models" page documents, with the example files under examples/ (which that
+page includes) run verbatim.
 
-Each snippet is a fenced block after `<!-- own-model: NAME -->` in README.md; a test writes
-it unchanged as the project's config.yaml (or mynets.py), adds only top-level sections the
-snippet does not set (smaller maps, stages switched off where the route does not need
-them), creates the files the snippet names, and runs snakemake in that project folder.
+A test writes an example unchanged as the project's config.yaml (or mynets.py), adds
+only top-level sections the example does not set (smaller maps, stages switched off
+where the route does not need them), creates the files the example names, and runs
+snakemake in that project folder.
 """
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,18 +40,25 @@ SMALL = {
 }
 
 
+EXAMPLES = REPO / "examples"
+# the example file of each route
+FILES = {
+    "more-outputs": "more-outputs.yaml",
+    "class-index": "imagenet-subset.yaml",
+    "class-index-inline": "class-index-inline.yaml",
+    "own-module": "manifest-own-module.yaml",
+    "mynets.py": "mynets.py",
+    "timm": "timm.yaml",
+}
+
+
 def readme_block(name: str) -> str:
-    """The fenced block after `<!-- own-model: name -->` in README.md, verbatim."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    found = re.search(
-        rf"<!-- own-model: {re.escape(name)} -->\n```\w*\n(.*?)\n```\n", text, re.S
-    )
-    assert found, f"README.md has no block marked <!-- own-model: {name} -->"
-    return found.group(1) + "\n"
+    """The example file of route `name` (examples/), verbatim."""
+    return (EXAMPLES / FILES[name]).read_text(encoding="utf-8")
 
 
 def write_project(root: Path, name: str, extra: dict) -> dict:
-    """root/config.yaml: README block `name` verbatim, then `extra`'s top-level sections."""
+    """root/config.yaml: example `name` verbatim, then `extra`'s top-level sections."""
     snippet = readme_block(name)
     config = yaml.safe_load(snippet)
     assert not set(config) & set(extra), "the test must not override the snippet"
@@ -100,7 +107,7 @@ def centroid_head(model, folder: Path, kinds: dict, transform: dict, wanted: dic
 
 
 def snakemake(project: Path, *args: str, env=None) -> subprocess.CompletedProcess:
-    """`snakemake -s <cnnatlas>/Snakefile` run from the project folder, as the README says."""
+    """`snakemake -s <cnnatlas>/Snakefile` run from the project folder, as the docs say."""
     cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--cores", "2", *args]
     proc = subprocess.run(
         cmd, cwd=project, env=env, capture_output=True, text=True, timeout=900
@@ -308,11 +315,19 @@ def test_class_names_show_beside_the_wordnet_ids(mapped):
 
 
 def own_module_project(root: Path) -> dict:
-    """The README's own-module project: config.yaml, mynets.py, images, a checkpoint."""
+    """The own-module example project: config.yaml, mynets.py, a CSV manifest with a
+    metadata column and its images, a checkpoint."""
     config = write_project(root, "own-module", SMALL)
     (root / "mynets.py").write_text(readme_block("mynets.py"))
     spec = config["models"]["vggbn"]
-    write_images(root / config["dataset"]["path"], ["circle", "square", "stripes"])
+    manifest = root / config["dataset"]["path"]
+    images = manifest.parent / "shapes"
+    write_images(images, ["circle", "square", "stripes"])
+    rows = [
+        {"file": str(p.relative_to(manifest.parent)), "shape": p.parent.name, "site": s}
+        for s, p in zip("ABABAB", sorted(images.glob("*/*.png")), strict=True)
+    ]
+    pd.DataFrame(rows).to_csv(manifest, index=False)
     sys.path.insert(0, str(root))
     try:
         import mynets
@@ -334,7 +349,7 @@ def dry_run(project: Path) -> subprocess.CompletedProcess:
 
 
 def test_a_bad_class_index_stops_the_dry_run_naming_class_and_key(tmp_path):
-    # the README's inline class_index, added to the README's own-module project
+    # the inline class_index example, added to the own-module example project
     own_module_project(tmp_path)
     line = readme_block("class-index-inline").rstrip("\n")
     good = "{circle: 2, square: 0, stripes: 1}"
@@ -363,7 +378,10 @@ def test_a_bad_class_index_stops_the_dry_run_naming_class_and_key(tmp_path):
 def test_more_classes_than_outputs_asks_for_a_class_index(tmp_path):
     own_module_project(tmp_path)
     text = (tmp_path / "config.yaml").read_text()
-    (tmp_path / "data/shapes/triangle").mkdir()
+    three = "classes: [circle, square, stripes]"
+    assert three in text
+    text = text.replace(three, "classes: [circle, square, stripes, triangle]")
+    (tmp_path / "config.yaml").write_text(text)
     proc = dry_run(tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
@@ -395,8 +413,11 @@ def test_own_module_beside_the_config_needs_no_pythonpath(tmp_path):
     snakemake(tmp_path, env=env)
     run = tmp_path / "results/vggbn/best"
     shapes = {"features.1": (6, 32), "features.2": (6, 64), "fc": (6, 3)}
-    check_run(run, spec, shapes)
+    p = check_run(run, spec, shapes)
     assert (run / "embeddings/fc/pca-2d-p0-s0.parquet").is_file()
+    # the manifest's metadata column reaches the predictions and colours the maps
+    assert sorted(p["site"]) == list("AAABBB")
+    assert (run / "figures/fc/pca-2d-p0-s0.site.png").is_file()
     # the module is an input of the extraction: editing it reruns it
     assert "extract_features" not in dry_run(tmp_path).stdout
     with open(tmp_path / "mynets.py", "a") as f:

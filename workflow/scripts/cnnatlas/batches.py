@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 DECODES = ("auto", "cpu", "gpu")
 # fp32 is the default everywhere: autocast moved the demo's 10-NN accuracies by more than
-# 0.005 (README "The forward pass", benchmarks/precision.py).
+# 0.005 (docs/performance.md, benchmarks/precision.py).
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 # SOF markers the device decoders take: baseline, extended sequential, progressive.

@@ -341,7 +341,7 @@ def resolve_targets(
                 f"the dataset has {len(classes)} classes but the model {num_classes} "
                 f"outputs. If the model's classes include the dataset's, add {key}: "
                 "a mapping from each dataset class to its output, or a JSON/CSV file "
-                "naming the model's outputs (README: Your own data and model)",
+                "naming the model's outputs (docs: Your data and models, docs/your-data.md)",
             )
         return list(range(len(classes))), {}
     if isinstance(class_index, Mapping):

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from cnnatlas import __version__
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.models import build_model, traced_layer_names
 
@@ -19,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     names (the forward pass then taps modules with hooks), with a note on stderr.
     """
     parser = argparse.ArgumentParser(prog="cnnatlas", description=__doc__)
+    parser.add_argument(
+        "--version", action="version", version=f"cnnatlas {__version__}"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     layers = sub.add_parser("layers", help="list the FX node names of an architecture")
     layers.add_argument(

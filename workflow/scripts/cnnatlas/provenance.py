@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from cnnatlas import __version__
 from cnnatlas.io import atomic_path
 from cnnatlas.maps import packages as map_packages
 
@@ -88,6 +89,9 @@ def package_versions(names: Iterable[str] | None = None) -> dict[str, str | None
         names = dict.fromkeys([*PACKAGES, *map_packages()])
     out: dict[str, str | None] = {"python": platform.python_version()}
     for name in names:
+        if name == "cnnatlas":  # the checkout's library runs the jobs, installed or not
+            out[name] = __version__
+            continue
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
