@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnnatlas.logs import _clock
+
 __all__ = [
     "ModelProfile",
     "profile_model",
@@ -430,15 +432,6 @@ def estimate(
         "too_big": too_big,
         "calibration": constants.get("measured_on", ""),
     }
-
-
-def _clock(seconds: float) -> str:
-    s = int(round(seconds))
-    if s >= 3600:
-        return f"{s // 3600} h {s // 60 % 60:02d} min"
-    if s >= 60:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s} s"
 
 
 def format_plan(plan: Mapping[str, Any], mem_limits: Mapping[str, float]) -> str:

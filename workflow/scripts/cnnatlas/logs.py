@@ -54,11 +54,11 @@ def one_line(err: BaseException, log: str | Path) -> str:
 
 def _clock(seconds: float) -> str:
     s = int(round(seconds))
-    return (
-        f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-        if s >= 3600
-        else f"{s // 60}:{s % 60:02d}"
-    )
+    if s >= 3600:
+        return f"{s // 3600} h {s // 60 % 60:02d} min"
+    if s >= 60:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s} s"
 
 
 class Progress:
@@ -93,7 +93,7 @@ class Progress:
         self._report()
 
     def line(self) -> str:
-        """`what: done/total unit (pct), elapsed m:ss, about m:ss left`."""
+        """`what: done/total unit (pct), 1 min 05 s elapsed, about 41 s left`."""
         elapsed = time.monotonic() - self._start
         if self.total is None:
             return f"{self.what}: {self.done:,} {self.unit}, {_clock(elapsed)} elapsed"
