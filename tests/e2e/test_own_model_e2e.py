@@ -9,6 +9,7 @@ snakemake in that project folder.
 """
 
 import json
+import re
 import os
 import subprocess
 import sys
