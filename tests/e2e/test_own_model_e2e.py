@@ -9,8 +9,8 @@ snakemake in that project folder.
 """
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
