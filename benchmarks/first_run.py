@@ -19,8 +19,10 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +34,8 @@ sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from scale import collect  # noqa: E402
+
+CONSTANTS = REPO / "workflow" / "scripts" / "cnnatlas" / "cost_constants.json"
 
 # a few layers per architecture, as a user picks them (`cnnatlas layers ARCH`)
 LAYERS = {
@@ -161,22 +165,48 @@ def stage(rule: str) -> str:
 
 
 def plan_estimate(workdir: Path, cores: int) -> dict | None:
-    """`cnnatlas plan --json` for the workdir's config, when the command exists."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "cnnatlas.cli",
-        "plan",
-        "--json",
-        "--cores",
-        str(cores),
-    ]
-    env = os.environ | {"PYTHONPATH": str(REPO / "workflow" / "scripts")}
-    r = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
+    """`cnnatlas plan --json` for the workdir's config, in an empty copy of the folder
+    (so that the dry run lists every job, before or after the run)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(workdir / "config.yaml", Path(tmp) / "config.yaml")
+        cmd = [sys.executable, "-m", "cnnatlas.cli", "plan", "--json"]
+        cmd += ["--cores", str(cores)]
+        env = os.environ | {"PYTHONPATH": str(REPO / "workflow" / "scripts")}
+        r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=env)
     if r.returncode not in (0, 1) or not r.stdout.strip().startswith("{"):
         print(f"plan: no estimate ({r.stderr.strip()[-300:]})", file=sys.stderr)
         return None
     return json.loads(r.stdout)
+
+
+def attach_plan(record: dict, plan: dict) -> None:
+    """Each rule's estimate (and its work units) beside its measured CPU time."""
+    est = {j["rule"]: j for j in plan.get("rules", [])}
+    for k, r in record["rules"].items():
+        if k in est:
+            r["plan_cpu_s"] = est[k]["cpu_s"]
+            r["plan_base_s"] = est[k]["base_s"]
+            r["plan_work"] = est[k]["work"]
+            r["plan_over_measured"] = round(est[k]["cpu_s"] / max(r["cpu_s"], 0.5), 2)
+            r["plan_mem_mb"] = est[k].get("mem_mb")
+    record["plan_stages_cpu_s"] = plan.get("stages")
+    record["plan_models"] = plan.get("models")
+
+
+def calibrate(records: list[dict]) -> dict:
+    """Per rule, k = median over runs of (measured - base) / work: CPU seconds per unit."""
+    from statistics import median
+
+    constants = json.loads(CONSTANTS.read_text())
+    ks: dict[str, list[float]] = {}
+    for rec in records:
+        for rule, r in rec["rules"].items():
+            if r.get("plan_work"):
+                ks.setdefault(rule, []).append(
+                    max(r["cpu_s"] - r["plan_base_s"], 0.0) / r["plan_work"]
+                )
+    constants["k"] |= {rule: round(median(v), 4) for rule, v in sorted(ks.items())}
+    return constants
 
 
 def run_arch(arch: str, n: int, workdir: Path, cores: int) -> dict:
@@ -217,14 +247,7 @@ def run_arch(arch: str, n: int, workdir: Path, cores: int) -> dict:
         },
     }
     if plan is not None:
-        est = {j["rule"]: j for j in plan.get("rules", [])}
-        for k, r in record["rules"].items():
-            if k in est:
-                r["plan_cpu_s"] = est[k]["cpu_s"]
-                r["plan_over_measured"] = round(
-                    est[k]["cpu_s"] / max(r["cpu_s"], 1e-9), 2
-                )
-                r["plan_mem_mb"] = est[k].get("mem_mb")
+        attach_plan(record, plan)
     return record
 
 
@@ -235,8 +258,24 @@ def main() -> None:
     )
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--workdir", type=Path, help="where the runs go")
+    parser.add_argument(
+        "--replan",
+        nargs="+",
+        type=Path,
+        help="instead of running: estimate again (with the current constants) for the "
+        "runs of these JSONs, whose workdirs still hold their config.yaml",
+    )
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="with --replan: write the constants fitted to those runs first",
+    )
     args = parser.parse_args()
+    if args.replan:
+        return replan(args.replan, args.cores, args.calibrate)
+    if args.workdir is None:
+        parser.error("give --workdir (where the runs go) or --replan JSON...")
     import torch
 
     out = {
@@ -253,7 +292,34 @@ def main() -> None:
         work = args.workdir / f"{arch}-{args.n}"
         work.mkdir(parents=True, exist_ok=True)
         out["runs"].append(run_arch(arch, args.n, work, args.cores))
+        out["runs"][-1]["workdir"] = str(work)
         print(json.dumps(out["runs"][-1]["ratio_to_extraction"]), file=sys.stderr)
+    print(json.dumps(out, indent=1))
+
+
+def replan(paths: list[Path], cores: int, fit: bool) -> None:
+    """Re-estimate recorded runs (optionally after fitting the constants to them) and
+    print them with the estimates attached."""
+    docs = [json.loads(p.read_text()) for p in paths]
+    runs = [r for d in docs for r in d["runs"]]
+    for r in runs:
+        plan = plan_estimate(Path(r["workdir"]), cores)
+        if plan is not None:
+            attach_plan(r, plan)
+    if fit:
+        constants = calibrate(runs)
+        names = ", ".join(f"{r['arch']} ({r['n_images']} images)" for r in runs)
+        machine = docs[0]["machine"]
+        constants["measured_on"] = (
+            f"benchmarks/first_run.py on {names}; {machine['cpu_count']} CPUs, "
+            f"{machine['platform']}, torch {machine['torch']}"
+        )
+        CONSTANTS.write_text(json.dumps(constants, indent=1, sort_keys=True) + "\n")
+        for r in runs:
+            plan = plan_estimate(Path(r["workdir"]), cores)
+            if plan is not None:
+                attach_plan(r, plan)
+    out = {"command": " ".join(sys.argv), "machine": docs[0]["machine"], "runs": runs}
     print(json.dumps(out, indent=1))
 
 

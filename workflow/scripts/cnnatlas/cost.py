@@ -375,18 +375,18 @@ def estimate(
     rows = []
     for rule, count in sorted(jobs.items()):
         torch_rule = rule in STAGES["extraction"] + STAGES["explanations"]
-        cpu = count * base.get(rule, base["default"])
-        mem = 0.0
+        fixed = count * base.get(rule, base["default"])
+        units, mem = 0.0, 0.0
         if torch_rule and profiles:
             for prof in profiles.values():
-                w = work(
+                units += work(
                     rule, count / n_models, n, classes, prof, config, trust_methods
                 )
-                cpu += k.get(rule, 1.0) * w
                 mem = max(mem, memory_mb(rule, prof, config))
+            cpu = fixed + k.get(rule, 1.0) * units
         else:
-            scale = (n / 1000) ** expo.get(rule, expo["default"])
-            cpu += count * k.get(rule, k["default"]) * scale
+            units = count * (n / 1000) ** expo.get(rule, expo["default"])
+            cpu = fixed + k.get(rule, k["default"]) * units
             mem = memory_mb(rule, None, config)
         rows.append(
             {
@@ -394,6 +394,8 @@ def estimate(
                 "stage": stage_of(rule),
                 "jobs": count,
                 "cpu_s": round(cpu, 1),
+                "base_s": round(fixed, 2),
+                "work": round(units, 4),
                 "mem_mb": round(mem),
                 "keys": KEYS.get(rule, []),
             }
