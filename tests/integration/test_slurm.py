@@ -245,10 +245,23 @@ def test_gpu_jobs_take_every_cpu_slurm_gives_them(tmp_path):
             assert job["resources"]["cpus_per_task"] == "12", job
 
 
-def test_local_runs_keep_their_threads(tmp_path):
-    """Outside SLURM the GPU rules keep the local threads: nothing gets slower on a laptop."""
-    jobs = dry_run(tmp_path, "--cores", "8")
-    expected = {"train_demo_model": 2, "extract_features": 2, "render_gradcam": 1}
-    for job in jobs:
-        if job["rule"] in expected:
-            assert job["threads"] == expected[job["rule"]], job
+def test_local_runs_use_the_cores_they_are_given(tmp_path):
+    """Outside SLURM the extraction and the explanations use every core --cores grants,
+    never more than the machine's CPUs; the demo's training keeps its 2 threads."""
+    cpus = os.cpu_count()
+    for cores in (8, 1):
+        jobs = dry_run(tmp_path, "--cores", str(cores))
+        every = min(cpus, cores)
+        expected = {
+            "train_demo_model": min(2, cores),
+            "extract_features": every,
+            "render_gradcam": every,
+            "check_saliency": every,
+            "visualize_filters": every,
+        }
+        seen = set()
+        for job in jobs:
+            if job["rule"] in expected:
+                assert job["threads"] == expected[job["rule"]], (cores, job)
+                seen.add(job["rule"])
+        assert seen == set(expected), seen
