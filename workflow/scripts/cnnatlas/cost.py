@@ -325,26 +325,29 @@ def work(
 
 
 def memory_mb(rule: str, prof: ModelProfile | None, config: Mapping[str, Any]) -> float:
-    """Peak resident memory of one job (MB): the process with torch, the model, and
-    the activations its largest batch keeps (all of them when it takes a gradient)."""
+    """Peak resident memory of one job (MB): the process with torch, the model, and the
+    activations of its largest batch (most of them kept when it takes a gradient, a
+    few layers' worth in an inference pass)."""
     base = 700.0
     if prof is None:
         return base
-    ex = config["explain"]
-    act = prof.activations_mb
+    ex, n = config["explain"], prof.activations_mb
+    grad, infer = 0.8 * n, 0.12 * n
     if rule in ("extract_features", "extract_shard"):
-        return base + prof.params_mb + config["extract"]["batch_size"] * act * 0.25
+        return base + prof.params_mb + config["extract"]["batch_size"] * infer
     if rule == "check_saliency":
-        bs = ex["trust"]["batch_size"]
-        t = ex["trust"]["max_images"] or bs
-        return base + 2 * prof.params_mb + min(bs, t) * act * 1.5
+        t = ex["trust"]
+        bs = min(t["batch_size"], t["max_images"] or t["batch_size"])
+        return base + 2 * prof.params_mb + bs * grad
     if rule == "render_gradcam":
-        return base + prof.params_mb + ex["gradcam"]["batch_size"] * act * 1.5
+        g = ex["gradcam"]
+        bs = min(g["batch_size"], g["max_images"] or g["batch_size"])
+        return base + prof.params_mb + bs * grad
     if rule == "visualize_filters":
-        bs = ex["filters"]["batch_size"]
-        return base + prof.params_mb + bs * act * 0.25
+        f = ex["filters"]
+        return base + prof.params_mb + f["batch_size"] * infer
     if rule == "render_feature_maps":
-        return base + prof.params_mb + 32 * act * 0.25
+        return base + prof.params_mb + 32 * infer
     return base
 
 

@@ -306,14 +306,15 @@ def _overlays(
     transform: Mapping[str, Any],
     classes: ClassSpace | Sequence[str],
     device: torch.device,
+    batch_size: int = 32,
 ) -> list[np.ndarray]:
     space = ClassSpace.of(classes)
     x = load_inputs(selection["path"].tolist(), transform).to(device)
     # the true class's output: the dataset label mapped by the model's class_index
     labels = torch.from_numpy(space.target(selection["label"].to_numpy()))
     figures = []
-    for start in range(0, len(x), 32):
-        xb, lb = x[start : start + 32], labels[start : start + 32]
+    for start in range(0, len(x), batch_size):
+        xb, lb = x[start : start + batch_size], labels[start : start + batch_size]
         logits, maps = saliency_maps(cams, xb, {"pred": None, "true": lb})
         pred = logits.argmax(1).cpu()
         maps = {key: m.cpu() for key, m in maps.items()}  # one copy per batch
@@ -370,7 +371,7 @@ def render_gradcam(
         layer = find_target_layer(model, tf.spec.channels, tf.spec.crop)
     log.info("Grad-CAM target layer: %s", layer)
     with open_methods(model, layer, methods, batch_size) as cams:
-        figures = _overlays(cams, selection, transform, classes, dev)
+        figures = _overlays(cams, selection, transform, classes, dev, batch_size)
     overlays_dir = Path(overlays_dir)
     for fig, image_id in zip(figures, selection["image_id"], strict=True):
         save_png(fig, overlays_dir / f"{image_id:05d}.png")
