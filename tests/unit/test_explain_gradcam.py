@@ -299,3 +299,31 @@ def test_faithfulness_runs_on_a_bounded_stratified_sample_on_the_cpu(
         assert read_parquet_meta(out / name)["cnnatlas.images"] == note
     summary = pd.read_parquet(out / "s.pq")
     assert summary.set_index("group").loc["all", "n"] == 6
+
+
+def test_batches_are_cut_to_fit_the_jobs_memory_or_the_job_stops_naming_what_to_change(
+    caplog,
+):
+    import logging
+
+    import torchvision
+    from cnnatlas.errors import CnnatlasError
+    from cnnatlas.explain.inputs import activation_mb, fit_batch
+
+    model = torchvision.models.resnet18(weights=None, num_classes=3).eval()
+    tf = {"resize": 64, "crop": 64, "mean": [0.5] * 3, "std": [0.25] * 3}
+    act = activation_mb(model, tf)
+    # resnet18 at 64 px: every leaf's output, a few MB per image
+    assert 1 < act < 20, act
+    key, rule = "explain.gradcam.batch_size", "render_gradcam"
+    assert fit_batch(model, tf, 64, None, key, rule) == 64
+    assert fit_batch(model, tf, 64, 100_000, key, rule) == 64
+    params = sum(p.numel() for p in model.parameters()) * 4 / 2**20
+    mem = 700 + 2 * params + 5.5 * 0.8 * act
+    with caplog.at_level(logging.INFO, logger="cnnatlas.explain.inputs"):
+        assert fit_batch(model, tf, 64, mem, key, rule) == 5
+    assert "batches of 5 images, not 64 (explain.gradcam.batch_size)" in caplog.text
+    with pytest.raises(
+        CnnatlasError, match=r"render_gradcam:mem_mb=.*lower the model's transform crop"
+    ):
+        fit_batch(model, tf, 64, 700, key, rule)

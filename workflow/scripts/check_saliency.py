@@ -18,6 +18,7 @@ def main(snakemake) -> None:
         layer=snakemake.params.layer,
         options=snakemake.params.options,
         device=snakemake.params.device,
+        mem_mb=snakemake.resources.get("mem_mb"),
     )
 
 

@@ -30,6 +30,7 @@ def main(snakemake) -> None:
         batch_size=opts["batch_size"],
         device=snakemake.params.device,
         max_images=opts["max_images"],
+        mem_mb=snakemake.resources.get("mem_mb"),
     )
 
 

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from cnnatlas.classes import ClassSpace
 from cnnatlas.data import ImageDataset
 from cnnatlas.errors import LayerError
-from cnnatlas.explain.inputs import load_inputs
+from cnnatlas.explain.inputs import fit_batch, load_inputs
 from cnnatlas.explain.render import (
     captioned,
     hstack,
@@ -352,6 +352,7 @@ def render_gradcam(
     batch_size: int,
     device: str = "auto",
     max_images: int | None = None,
+    mem_mb: float | None = None,
 ) -> pd.DataFrame:
     """Overlays of `methods` for the selected images, faithfulness over the test images:
     on the CPU at most `max_images` of them (class-stratified, seeded with `seed`; None:
@@ -366,6 +367,11 @@ def render_gradcam(
     """
     dev = resolve_device(device)
     model = model.eval().to(dev)
+    if dev.type == "cpu":  # batches cut to fit the job's memory
+        batch_size = fit_batch(
+            model, transform, batch_size, mem_mb, "explain.gradcam.batch_size",
+            "render_gradcam",
+        )  # fmt: skip
     tf = make_transform(transform)
     if not layer:
         layer = find_target_layer(model, tf.spec.channels, tf.spec.crop)

@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from cnnatlas.data import load_image
-from cnnatlas.errors import LayerError
+from cnnatlas.errors import CnnatlasError, LayerError
 from cnnatlas.torchutil import make_transform, tap_layers, transform_spec
 
-__all__ = ["load_inputs", "activation_shapes", "spatial_layers"]
+__all__ = ["load_inputs", "activation_shapes", "spatial_layers", "fit_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -68,3 +68,66 @@ def spatial_layers(
     if skipped:
         log.info("layers without spatial maps left out: %s", skipped)
     return spatial
+
+
+# resident memory of a job before its batches: Python, torch and the libraries
+PROCESS_MB = 700.0
+
+
+def activation_mb(model: nn.Module, transform: Mapping[str, Any]) -> float:
+    """MB of every leaf module's output for one input at the transform's crop."""
+    spec = transform_spec(transform)
+    sizes: list[int] = []
+
+    def keep(_m: nn.Module, _i: Any, out: Any) -> None:
+        if isinstance(out, torch.Tensor):
+            sizes.append(out.numel() * out.element_size())
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(keep) for m in leaves]
+    try:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        x = torch.zeros(1, spec.channels, spec.crop, spec.crop, device=device)
+        with torch.inference_mode():
+            model.eval()(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return sum(sizes) / 2**20
+
+
+def fit_batch(
+    model: nn.Module,
+    transform: Mapping[str, Any],
+    batch_size: int,
+    mem_mb: float | None,
+    key: str,
+    rule: str,
+) -> int:
+    """`batch_size`, or the largest batch whose gradient pass fits `mem_mb` (the job's
+    memory; None: no bound): a backward pass keeps about 0.8 of every activation of
+    each image. Logged when it chunks; a CnnatlasError naming what to change when not
+    even one image fits."""
+    if not mem_mb:
+        return batch_size
+    per = 0.8 * activation_mb(model, transform)
+    params = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+    room = mem_mb - PROCESS_MB - 2 * params
+    if room < per:
+        crop = transform_spec(transform).crop
+        raise CnnatlasError(
+            f"{rule}: one image of this model at {crop} px keeps about {per:,.0f} MB of "
+            f"activations for its gradient, more than the job's mem_mb ({mem_mb:,.0f} MB) "
+            f"leaves; raise it (--set-resources {rule}:mem_mb=...) or lower the "
+            "model's transform crop"
+        )
+    fit = max(1, int(room // per))
+    if fit < batch_size:
+        log.info(
+            "%s: batches of %d images, not %d (%s): each keeps about %.0f MB of "
+            "activations for its gradient and the job has mem_mb %.0f",
+            rule, fit, batch_size, key, per, mem_mb,
+        )  # fmt: skip
+        return fit
+    return batch_size

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 
 from cnnatlas.data import ImageDataset
 from cnnatlas.explain.gradcam import find_target_layer, gaussian_blur
+from cnnatlas.explain.inputs import fit_batch
 from cnnatlas.explain.perturb import (
     auc,
     deletion_insertion,
@@ -546,6 +547,7 @@ def render_saliency_checks(
     layer: str | None,
     options: Mapping[str, Any],
     device: str = "auto",
+    mem_mb: float | None = None,
 ) -> pd.DataFrame:
     """Run `check_saliency` on a sample of `predictions` and write every output.
 
@@ -553,10 +555,15 @@ def render_saliency_checks(
     of which `options["cascade_images"]` (a class-stratified sample of those) go
     through the randomisation cascade. `out` names the paths: curves, randomisation,
     summary (Parquet), cascade (.npz), curves_figure, cascade_figure (PNG). Returns the
-    summary.
+    summary. On the CPU the batches are cut to fit `mem_mb` (the job's memory).
     """
     dev = resolve_device(device)
     model = model.eval().to(dev)
+    if dev.type == "cpu":
+        options = dict(options) | {"batch_size": fit_batch(
+            model, transform, options["batch_size"], mem_mb,
+            "explain.trust.batch_size", "check_saliency",
+        )}  # fmt: skip
     sample, note = bound_images(
         predictions, options["max_images"], options["seed"], True,
         "explain.trust.max_images", every_device=True,
