@@ -11,7 +11,6 @@ import itertools
 import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,7 +21,6 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from cnnatlas.batches import (
     CropDataset,
@@ -36,6 +34,7 @@ from cnnatlas.batches import (
 from cnnatlas.classes import ClassSpace, class_space
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.io import atomic_path, read_parquet_meta, write_parquet
+from cnnatlas.logs import Progress
 from cnnatlas.models import check_layers
 from cnnatlas.schema import default, defaults
 from cnnatlas.torchutil import LOGITS, make_transform, resolve_device, tap_layers
@@ -98,8 +97,12 @@ def forward_pass(
     sink = FeatureSink(features_dir, len(dataset), dev, in_memory=[LOGITS])
     started = time.perf_counter()
     try:
-        with tap_layers(model, list(layers)) as tapped, torch.inference_mode():
-            for batch in tqdm(loader, desc="extract", file=sys.stderr, mininterval=5):
+        with (
+            tap_layers(model, list(layers)) as tapped,
+            torch.inference_mode(),
+            Progress(len(dataset), "forward pass", "images") as progress,
+        ):
+            for batch in loader:
                 ids = batch["rows"]
                 x = device_batch(batch, dataset, dev)
                 with autocast_context(dev, dtype):  # the model only, not the data path
@@ -109,6 +112,7 @@ def forward_pass(
                 sink.put(
                     slice(int(ids[0]), int(ids[-1]) + 1), pooled | {LOGITS: out[LOGITS]}
                 )
+                progress.update(len(ids))
         sink.close()
     finally:
         sink.discard()
