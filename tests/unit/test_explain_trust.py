@@ -416,3 +416,37 @@ def test_large_images_are_imputed_coarse_to_fine_close_to_the_exact_solution():
     assert torch.equal(fast[~removed.expand_as(x)], x[~removed.expand_as(x)])
     # within the scale of ROAD's noise (0.01) on average, of the pixels' spread (~1)
     assert d.mean() < 0.02 and d.max() < 0.3, (float(d.mean()), float(d.max()))
+
+
+def test_a_difference_within_twice_its_standard_error_is_a_tie():
+    from cnnatlas.explain.trust import _against
+
+    assert _against(0.03, 0.005) == "beats random order"
+    assert _against(0.03, 0.02) == "ties with random order"  # 0.03 < 2 x 0.02
+    assert _against(-0.03, 0.005) == "loses to random order"
+    assert _against(0.005, float("nan")) == "ties with random order"  # within 0.01
+    assert _against(0.02, float("nan")) == "beats random order"
+    n = 8
+    rows = []
+    for spread, method in ((0.0, "steady"), (0.2, "noisy")):
+        for i in range(n):
+            bump = spread * (1 if i % 2 else -1)
+            rows.append({"image_id": i, "method": method, "deletion_auc": 0.5,
+                         "insertion_auc": 0.53 + bump, "road_morf_mean": 0.4,
+                         "road_lerf_mean": 0.6})  # fmt: skip
+    for i in range(n):
+        rows.append({"image_id": i, "method": "random", "deletion_auc": 0.5,
+                     "insertion_auc": 0.5, "road_morf_mean": np.nan,
+                     "road_lerf_mean": np.nan})  # fmt: skip
+    curves = pd.DataFrame(rows)
+    rand = pd.DataFrame(
+        [{"image_id": i, "method": m, "layers_randomised": k, "spearman": 0.1}
+         for i in range(n) for m in ("steady", "noisy") for k in (1, 2)]
+    )  # fmt: skip
+    s = summarize_checks(curves, rand, _info(n), 0.5).query("group == 'all'")
+    s = s.set_index("method")
+    assert "insertion beats random order" in s.loc["steady", "verdict"]
+    assert "insertion ties with random order" in s.loc["noisy", "verdict"]
+    assert s.loc["noisy", "insertion_diff_se"] == pytest.approx(
+        0.2 / np.sqrt(n) * np.sqrt(n / (n - 1)), rel=1e-4
+    )

@@ -10,6 +10,7 @@ seeded random weights every time).
 
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,12 +68,6 @@ log = logging.getLogger(__name__)
 RANDOM = "random"
 # AUCs closer than this to the random order's are called a tie in the verdicts
 TIE = 0.01
-AUC_KEYS = (
-    "deletion_auc",
-    "deletion_auc_random",
-    "insertion_auc",
-    "insertion_auc_random",
-)
 
 
 def _classes(
@@ -316,17 +311,27 @@ def _count_passes(model: nn.Module, progress: Progress) -> list:
     return [model.register_forward_pre_hook(_Counter(progress))]
 
 
-def _against(diff: float) -> str:
-    """How a curve's AUC compares with the random order's; `diff` > 0 is better."""
-    if diff > TIE:
+def _against(diff: float, se: float = math.nan) -> str:
+    """How a curve's AUC compares with the random order's; `diff` > 0 is better. A
+    difference within TIE, or within twice its standard error over the images (`se`),
+    is a tie: a small sample does not show a method better or worse."""
+    band = max(TIE, 2 * se) if math.isfinite(se) else TIE
+    if diff > band:
         return "beats random order"
-    if diff < -TIE:
+    if diff < -band:
         return "loses to random order"
     return "ties with random order"
 
 
-def _faith_words(d: float, dr: float, i: float, ir: float) -> str:
-    return f"deletion {_against(dr - d)}, insertion {_against(i - ir)}"
+def _faith_words(r: Mapping[str, Any]) -> str:
+    dele = _against(r["deletion_auc_random"] - r["deletion_auc"], r["deletion_diff_se"])
+    ins = _against(r["insertion_auc"] - r["insertion_auc_random"], r["insertion_diff_se"])
+    return f"deletion {dele}, insertion {ins}"
+
+
+def _se(diff: pd.Series) -> float:
+    """Standard error of a mean of per-image differences (NaN for fewer than 2)."""
+    return float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else math.nan
 
 
 def half_step(counts: Sequence[int]) -> int:
@@ -348,7 +353,7 @@ def _verdict(title: str, r: Mapping[str, Any], half: int, n_layers: int, thr: fl
         f"{title}: {check}; deletion AUC {r['deletion_auc']:.2f} against "
         f"{r['deletion_auc_random']:.2f} for random order, insertion AUC "
         f"{r['insertion_auc']:.2f} against {r['insertion_auc_random']:.2f} ("
-        f"{_faith_words(*(r[k] for k in AUC_KEYS))}"
+        f"{_faith_words(r)}"
         f"); ROAD {r['road_morf']:.2f} most-relevant-first, {r['road_lerf']:.2f} "
         "least-relevant-first"
     )
@@ -367,7 +372,10 @@ def summarize_checks(
     check when its mean Spearman correlation is below `threshold` once half the layers
     (rounded up) are random. Columns: method, group, value, n, deletion_auc,
     deletion_auc_random, insertion_auc, insertion_auc_random, road_morf, road_lerf,
-    road_score ((LeRF - MoRF) / 2, pytorch-grad-cam's ROADCombined), spearman_half,
+    road_score ((LeRF - MoRF) / 2, pytorch-grad-cam's ROADCombined), deletion_diff_se
+    and insertion_diff_se (standard errors of the per-image AUC differences from the
+    random order: a difference within twice its standard error, or within 0.01, is
+    called a tie), spearman_half,
     spearman_last, layers, n_randomised (images in the randomisation check with a
     defined correlation: not a constant trained map),
     randomisation_passed (missing where the check ran on none of the group's images),
@@ -401,6 +409,12 @@ def summarize_checks(
                     "group": group,
                     "value": str(value),
                     "n": len(ids),
+                    "deletion_diff_se": _se(
+                        rnd.loc[ids, "deletion_auc"] - c["deletion_auc"]
+                    ),
+                    "insertion_diff_se": _se(
+                        c["insertion_auc"] - rnd.loc[ids, "insertion_auc"]
+                    ),
                     "deletion_auc": c["deletion_auc"].mean(),
                     "deletion_auc_random": rnd.loc[ids, "deletion_auc"].mean(),
                     "insertion_auc": c["insertion_auc"].mean(),
