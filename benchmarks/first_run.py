@@ -17,6 +17,7 @@ Prints JSON (one record per architecture).
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -271,7 +272,17 @@ def main() -> None:
         action="store_true",
         help="with --replan: write the constants fitted to those runs first",
     )
+    parser.add_argument(
+        "--table",
+        nargs="+",
+        type=Path,
+        help="instead of running: print the Markdown table of these JSONs' runs",
+    )
     args = parser.parse_args()
+    if args.table:
+        return print(
+            table([r for p in args.table for r in json.loads(p.read_text())["runs"]])
+        )
     if args.replan:
         return replan(args.replan, args.cores, args.calibrate)
     if args.workdir is None:
@@ -295,6 +306,39 @@ def main() -> None:
         out["runs"][-1]["workdir"] = str(work)
         print(json.dumps(out["runs"][-1]["ratio_to_extraction"]), file=sys.stderr)
     print(json.dumps(out, indent=1))
+
+
+def table(runs: list[dict]) -> str:
+    """Per run: CPU seconds of extraction, explanations and analysis, their ratios to
+    the extraction, the largest explanation rule, and the plan's estimate of each stage
+    over the measured time (the worst rule's too)."""
+    head = (
+        "| model | images | extraction CPU-s | explanations CPU-s (ratio) | analysis CPU-s "
+        "(ratio) | largest explanation job | plan / measured, per stage | worst rule |\n"
+        "|---|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    for r in runs:
+        st, ra = r["stages_cpu_s"], r["ratio_to_extraction"]
+        ex = {k: v for k, v in r["rules"].items() if stage(k) == "explanations"}
+        top = max(ex, key=lambda k: ex[k]["cpu_s"])
+        plan = r.get("plan_stages_cpu_s") or {}
+        per_stage = ", ".join(
+            f"{s_} {plan[s_] / st[s_]:.2f}"
+            for s_ in ("extraction", "explanations", "analysis")
+            if s_ in plan and st.get(s_)
+        )
+        rated = [(k, v["plan_over_measured"]) for k, v in r["rules"].items()
+                 if "plan_over_measured" in v and v["cpu_s"] >= 5]  # fmt: skip
+        worst = max(rated, key=lambda kv: abs(math.log(kv[1])), default=None)
+        lines.append(
+            f"| {r['arch']} | {r['n_images']:,} | {st['extraction']:.0f} | "
+            f"{st['explanations']:.0f} ({ra['explanations']:.2f}) | "
+            f"{st['analysis']:.0f} ({ra['analysis']:.2f}) | "
+            f"{top} {ex[top]['cpu_s']:.0f} | {per_stage or '-'} | "
+            f"{f'{worst[0]} {worst[1]:.2f}' if worst else '-'} |"
+        )
+    return "\n".join(lines)
 
 
 def replan(paths: list[Path], cores: int, fit: bool) -> None:
