@@ -111,3 +111,16 @@ def test_render_writes_one_png_per_image_and_layer(imagefolder, tmp_path):
             # the grid (4 tiles of >= 32 px per row) and the input image beside it
             assert width >= 4 * 32 + 64 and height >= math.ceil(r.channels / 4) * 32
     assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_a_global_poolings_one_by_one_map_is_not_explained_unless_asked_for():
+    import torchvision
+
+    model = torchvision.models.resnet18(weights=None, num_classes=3).eval()
+    tf = {"resize": 64, "crop": 64, "mean": [0.5] * 3, "std": [0.25] * 3}
+    # avgpool's output is [512, 1, 1]: the same channels as layer4's, averaged
+    assert spatial_layers(model, tf, ["layer3", "layer4", "avgpool"]) == [
+        "layer3",
+        "layer4",
+    ]
+    assert spatial_layers(model, tf, ["layer3"], requested=["avgpool"]) == ["avgpool"]

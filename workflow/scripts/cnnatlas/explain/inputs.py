@@ -47,13 +47,16 @@ def spatial_layers(
     requested: Sequence[str] | None = None,
     key: str = "explain.layers",
 ) -> list[str]:
-    """The layers to explain: `requested`, or the `configured` ones with [C, H, W] activations.
+    """The layers to explain: `requested`, or the `configured` ones with [C, H, W]
+    activations larger than 1 x 1 (a global pooling's output is left out).
 
     A requested layer whose activation is not a spatial map raises LayerError.
     """
     names = list(requested) if requested else list(configured)
     shapes = activation_shapes(model, names, transform)
     spatial = [n for n in names if len(shapes[n]) == 3]
+    if not requested:  # a global pooling's [C, 1, 1] repeats the layer before it
+        spatial = [n for n in spatial if shapes[n][1] * shapes[n][2] > 1]
     if requested and len(spatial) < len(names):
         flat = {n: shapes[n] for n in names if n not in spatial}
         raise LayerError(
