@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from cnnatlas.cost import stage_of  # noqa: E402
 from scale import collect  # noqa: E402
 
 CONSTANTS = REPO / "workflow" / "scripts" / "cnnatlas" / "cost_constants.json"
@@ -83,29 +84,6 @@ TRANSFORM = {
     "mean": [0.485, 0.456, 0.406],
     "std": [0.229, 0.224, 0.225],
 }
-EXTRACTION = {"extract_features", "extract_shard", "merge_shards"}
-EXPLANATION = {
-    "select_explain_images",
-    "render_feature_maps",
-    "visualize_filters",
-    "render_gradcam",
-    "check_saliency",
-}
-ANALYSIS = {
-    "reduce_tsne",
-    "reduce_pca",
-    "reduce_umap",
-    "reduce_pacmap",
-    "measure_maps",
-    "gather_metrics",
-    "summarize_layers",
-    "plot_embeddings",
-    "plot_checkpoint_layer_grids",
-    "make_thumbnail_sheets",
-    "write_atlas",
-    "export_projector",
-    "write_index",
-}
 
 
 def make_images(folder: Path, n: int, classes: int = 10, seed: int = 0) -> None:
@@ -153,16 +131,6 @@ def write_config(workdir: Path, arch: str, images: Path) -> Path:
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
-
-
-def stage(rule: str) -> str:
-    if rule in EXTRACTION:
-        return "extraction"
-    if rule in EXPLANATION:
-        return "explanations"
-    if rule in ANALYSIS:
-        return "analysis"
-    return "other"
 
 
 def plan_estimate(workdir: Path, cores: int) -> dict | None:
@@ -222,11 +190,11 @@ def run_arch(arch: str, n: int, workdir: Path, cores: int) -> dict:
     wall = time.monotonic() - start
     rules = collect(workdir / "results")["rules"]
     extraction = sum(
-        r["cpu_time"]["sum"] for k, r in rules.items() if stage(k) == "extraction"
+        r["cpu_time"]["sum"] for k, r in rules.items() if stage_of(k) == "extraction"
     )
     stages: dict[str, float] = {}
     for k, r in rules.items():
-        stages[stage(k)] = stages.get(stage(k), 0.0) + r["cpu_time"]["sum"]
+        stages[stage_of(k)] = stages.get(stage_of(k), 0.0) + r["cpu_time"]["sum"]
     record = {
         "arch": arch,
         "n_images": n,
@@ -320,7 +288,7 @@ def table(runs: list[dict]) -> str:
     lines = [head]
     for r in runs:
         st, ra = r["stages_cpu_s"], r["ratio_to_extraction"]
-        ex = {k: v for k, v in r["rules"].items() if stage(k) == "explanations"}
+        ex = {k: v for k, v in r["rules"].items() if stage_of(k) == "explanations"}
         top = max(ex, key=lambda k: ex[k]["cpu_s"])
         plan = r.get("plan_stages_cpu_s") or {}
         per_stage = ", ".join(

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from cnnatlas.io import sync_page
 from cnnatlas.schema import SCHEMA, load_schema
 
 __all__ = ["Key", "keys", "undescribed", "render", "PAGE", "CONFIG", "main"]
@@ -231,17 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     missing = undescribed()
     for name in missing:
         print(f"no description: {name}", file=sys.stderr)
-    text = render()
-    current = PAGE.read_text() if PAGE.exists() else None
-    if args.check:
-        if current != text:
-            print(f"stale: {PAGE.relative_to(ROOT)} (run python -m cnnatlas.confdoc)")
-        return 1 if current != text or missing else 0
-    if current != text:
-        PAGE.parent.mkdir(parents=True, exist_ok=True)
-        PAGE.write_text(text)
-        print(f"updated: {PAGE.relative_to(ROOT)}")
-    return 1 if missing else 0
+    stale = sync_page(PAGE, render(), "python -m cnnatlas.confdoc", args.check)
+    return 1 if (stale and args.check) or missing else 0
 
 
 if __name__ == "__main__":

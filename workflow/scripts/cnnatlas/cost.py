@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnatlas.logs import _clock
+from cnnatlas.logs import clock
 
 __all__ = [
     "ModelProfile",
@@ -138,8 +138,9 @@ def profile_model(
     from cnnatlas.data import load_image
     from cnnatlas.explain.filters import fit_budget, step_gflop
     from cnnatlas.explain.gradcam import find_target_layer
-    from cnnatlas.explain.inputs import spatial_layers
+    from cnnatlas.explain.inputs import activation_mb, spatial_layers
     from cnnatlas.explain.randomise import parameter_layers
+    from cnnatlas.explain.trust import layer_channels
     from cnnatlas.models import build_model
     from cnnatlas.torchutil import make_transform
 
@@ -148,20 +149,8 @@ def profile_model(
     tf = make_transform(spec["transform"])
     c, crop = tf.spec.channels, tf.spec.crop
     x = torch.rand(1, c, crop, crop)
-    outputs: list[int] = []
-    hooks = [
-        m.register_forward_hook(
-            lambda _m, _i, out: (
-                outputs.append(out.numel()) if isinstance(out, torch.Tensor) else None
-            )
-        )
-        for m in model.modules()
-        if not list(m.children())
-    ]
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         model(x)
-    for h in hooks:
-        h.remove()
     gflop = counter.get_total_flops() / 1e9
     times = {}
     with torch.inference_mode():
@@ -190,13 +179,7 @@ def profile_model(
     )
     n_chan = chans if isinstance(chans, int) else len(chans)
     target = explain["gradcam"]["target_layer"] or find_target_layer(model, c, crop)
-    seen: list[int] = []
-    handle = dict(model.named_modules())[target].register_forward_hook(
-        lambda _m, _i, out: seen.append(out.shape[1])
-    )
-    with torch.inference_mode():
-        model(x)
-    handle.remove()
+    channels = layer_channels(model, target, x)
     params = sum(p.numel() for p in model.parameters()) * 4 / 2**20
     return ModelProfile(
         name=name,
@@ -205,11 +188,11 @@ def profile_model(
         call_s=call_s,
         decode_s=decode_s,
         params_mb=params,
-        activations_mb=sum(outputs) * 4 / 2**20,
+        activations_mb=activation_mb(model, spec["transform"]),
         crop=crop,
         filter_gflop=n_chan * steps * sum(per_step),
         filter_setting=f"{n_chan} channels x {steps} steps at {size} px",
-        target_channels=seen[0] if seen else 0,
+        target_channels=channels,
         parameter_layers=len(parameter_layers(model)),
     )
 
@@ -267,15 +250,13 @@ def work(
     jobs: int,
     n: int,
     classes: int,
-    prof: ModelProfile | None,
+    prof: ModelProfile,
     config: Mapping[str, Any],
     trust_methods: Sequence[str],
 ) -> float:
-    """A rule's work: forward-pass CPU seconds (torch rules) or sum over jobs of
-    (N / 1000) ** exponent-free units (analysis rules; the exponent is applied later)."""
+    """A torch rule's work in forward-pass CPU seconds of `prof`'s model (the
+    analysis rules' work is counted in `estimate`)."""
     ex = config["explain"]
-    if prof is None or rule not in STAGES["extraction"] + STAGES["explanations"]:
-        return float(jobs)
     images = ex["images"]
 
     def per_image(batch: int) -> float:
@@ -458,19 +439,19 @@ def format_plan(plan: Mapping[str, Any], mem_limits: Mapping[str, float]) -> str
         flag = " > mem_mb" if limit and r["mem_mb"] > limit else ""
         lines.append(
             f"{r['stage']:<13} {r['rule']:<28} {r['jobs']:>5} "
-            f"{_clock(r['cpu_s']):>14} {r['mem_mb'] / 1024:>9.1f} GB{flag}"
+            f"{clock(r['cpu_s']):>14} {r['mem_mb'] / 1024:>9.1f} GB{flag}"
         )
     lines.append("")
     total = plan["total_cpu_s"]
     for stage, cpu in plan["stages"].items():
         ratio = plan["ratio_to_extraction"].get(stage)
         lines.append(
-            f"{stage:<13} {_clock(cpu):>14}  ({cpu / total:.0%} of the run, "
+            f"{stage:<13} {clock(cpu):>14}  ({cpu / total:.0%} of the run, "
             f"{ratio:g} x the extraction)"
         )
     lines.append(
-        f"in all about {_clock(total)} of CPU time; on {plan['cores']} cores at least "
-        f"{_clock(total / plan['cores'])} of wall time"
+        f"in all about {clock(total)} of CPU time; on {plan['cores']} cores at least "
+        f"{clock(total / plan['cores'])} of wall time"
     )
     top = next(r for r in plan["rules"] if r["rule"] == plan["dominant"])
     keys = ", ".join(top["keys"]) or "its rule's settings"

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["atomic_path", "write_parquet", "read_parquet_meta"]
+__all__ = ["atomic_path", "write_parquet", "read_parquet_meta", "sync_page"]
 
 
 @contextmanager
@@ -49,3 +49,19 @@ def read_parquet_meta(path: str | Path) -> dict[str, str]:
     """The key-value metadata of a Parquet file written by `write_parquet` (pandas' own key left out)."""
     meta = pq.read_schema(path).metadata or {}
     return {k.decode(): v.decode() for k, v in meta.items() if k != b"pandas"}
+
+
+def sync_page(page: Path, text: str, command: str, check: bool) -> bool:
+    """Write a generated page when it differs from `text` (printing `updated: ...`), or
+    with `check` only report it as stale (naming `command`, which regenerates it).
+    Returns whether the page was stale."""
+    current = page.read_text(encoding="utf-8") if page.exists() else None
+    if current == text:
+        return False
+    if check:
+        print(f"stale: {page} (run {command})")
+    else:
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(text, encoding="utf-8")
+        print(f"updated: {page}")
+    return True

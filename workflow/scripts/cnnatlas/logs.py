@@ -9,7 +9,7 @@ from typing import TextIO
 
 from cnnatlas.errors import CnnatlasError
 
-__all__ = ["to_log", "one_line", "Progress"]
+__all__ = ["to_log", "one_line", "Progress", "clock"]
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ def one_line(err: BaseException, log: str | Path) -> str:
     return f"cnnatlas: {type(err).__name__}: {err} (unexpected; traceback in {log})"
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
+    """A duration as `41 s`, `2 min 05 s` or `1 h 02 min`."""
     s = int(round(seconds))
     if s >= 3600:
         return f"{s // 3600} h {s // 60 % 60:02d} min"
@@ -96,12 +97,12 @@ class Progress:
         """`what: done/total unit (pct), 1 min 05 s elapsed, about 41 s left`."""
         elapsed = time.monotonic() - self._start
         if self.total is None:
-            return f"{self.what}: {self.done:,} {self.unit}, {_clock(elapsed)} elapsed"
+            return f"{self.what}: {self.done:,} {self.unit}, {clock(elapsed)} elapsed"
         pct = 100 * self.done / self.total
-        text = f"{self.what}: {self.done:,}/{self.total:,} {self.unit} ({pct:.0f}%), {_clock(elapsed)} elapsed"
+        text = f"{self.what}: {self.done:,}/{self.total:,} {self.unit} ({pct:.0f}%), {clock(elapsed)} elapsed"
         if 0 < self.done < self.total:
             text += (
-                f", about {_clock(elapsed / self.done * (self.total - self.done))} left"
+                f", about {clock(elapsed / self.done * (self.total - self.done))} left"
             )
         return text
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from cnnatlas.io import sync_page
+
 __all__ = ["TABLE", "PAGE", "ROOT", "sections", "render", "drift", "main"]
 
 TABLE = Path(__file__).with_name("bad_inputs.yaml")
@@ -123,17 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     problems = drift()
     for problem in problems:
         print(f"drift: {problem}", file=sys.stderr)
-    text = render()
-    current = PAGE.read_text(encoding="utf-8") if PAGE.exists() else None
-    if args.check:
-        if current != text:
-            print(f"stale: {PAGE} (run python -m cnnatlas.troubleshooting)")
-        return 1 if current != text or problems else 0
-    if current != text:
-        PAGE.parent.mkdir(parents=True, exist_ok=True)
-        PAGE.write_text(text, encoding="utf-8")
-        print(f"updated: {PAGE}")
-    return 1 if problems else 0
+    stale = sync_page(PAGE, render(), "python -m cnnatlas.troubleshooting", args.check)
+    return 1 if (stale and args.check) or problems else 0
 
 
 if __name__ == "__main__":

@@ -16,7 +16,13 @@ from cnnatlas.data import load_image
 from cnnatlas.errors import CnnatlasError, LayerError
 from cnnatlas.torchutil import make_transform, tap_layers, transform_spec
 
-__all__ = ["load_inputs", "activation_shapes", "spatial_layers", "fit_batch"]
+__all__ = [
+    "load_inputs",
+    "activation_shapes",
+    "spatial_layers",
+    "activation_mb",
+    "fit_batch",
+]
 
 log = logging.getLogger(__name__)
 

@@ -61,6 +61,8 @@ __all__ = [
     "save_cascade",
     "load_cascade",
     "render_saliency_checks",
+    "layer_channels",
+    "passes_per_image",
 ]
 
 log = logging.getLogger(__name__)
@@ -232,7 +234,7 @@ def check_saliency(
             ids = np.asarray(ids, dtype=np.int64)
             x = x.to(device)
             if progress is None:
-                channels = _channels(model, layer, x[:1]) if scorecam else 0
+                channels = layer_channels(model, layer, x[:1]) if scorecam else 0
                 per_cascade = 1 + scorecam * channels
                 n_cascade = n_images if wanted is None else len(wanted)
                 total = None
@@ -294,7 +296,7 @@ def check_saliency(
     )
 
 
-def _channels(model: nn.Module, layer: str, x: torch.Tensor) -> int:
+def layer_channels(model: nn.Module, layer: str, x: torch.Tensor) -> int:
     """Channels of `layer`'s output (for Score-CAM's cost), from one image."""
     seen: list[int] = []
     module = dict(model.named_modules())[layer]
@@ -325,7 +327,9 @@ def _against(diff: float, se: float = math.nan) -> str:
 
 def _faith_words(r: Mapping[str, Any]) -> str:
     dele = _against(r["deletion_auc_random"] - r["deletion_auc"], r["deletion_diff_se"])
-    ins = _against(r["insertion_auc"] - r["insertion_auc_random"], r["insertion_diff_se"])
+    ins = _against(
+        r["insertion_auc"] - r["insertion_auc_random"], r["insertion_diff_se"]
+    )
     return f"deletion {dele}, insertion {ins}"
 
 
