@@ -24,8 +24,11 @@ from tests.e2e.test_bad_input_e2e import save_good_checkpoint, with_
 
 pytestmark = pytest.mark.e2e
 
-# batch_size 1 over 60 images keeps the forward pass long enough to be caught mid-way;
-# three t-SNE seeds make one reduction job write three maps, one after the other.
+# batch_size 1 over 60 images keeps the forward pass long enough to be caught mid-way
+# (about 4 s). Five t-SNE seeds of 3,000 iterations make one reduction job write five
+# maps; it fits two side by side on two cores, so the last map comes two fits (about a
+# second) after the first: three seeds of 750 iterations left ~0.1 s, which a loaded
+# machine missed.
 SLOW = with_(
     {  # one layer, t-SNE only: fewer jobs
         "extract": {"batch_size": 1},
@@ -35,7 +38,8 @@ SLOW = with_(
         "maps": {
             "methods": ["tsne"],
             "perplexities": [5],
-            "seeds": [0, 1, 2],
+            "seeds": [0, 1, 2, 3, 4],
+            "tsne": {"n_iter": 3000},
             "metrics": {"k": 5, "folds": 2},
         },
     }
@@ -46,7 +50,7 @@ SLOW["models"]["tiny"]["layers"] = {"fc1": "avg"}
 # (figures, metrics, provenance) do not triple the test's time.
 TARGETS = [
     "results/tiny/ck/predictions.parquet",
-    *(f"results/tiny/ck/embeddings/fc1/tsne-2d-p5-s{s}.parquet" for s in range(3)),
+    *(f"results/tiny/ck/embeddings/fc1/tsne-2d-p5-s{s}.parquet" for s in range(5)),
 ]
 
 
@@ -166,7 +170,7 @@ def test_kill_during_extraction_then_during_reduction_then_rerun(
     out = _kill_when(workdir, mid_reduction)  # the README's command, killed again
     assert "Removed the stale lock" in out
     assert (results / "tiny/ck/predictions.parquet").exists()
-    assert not (maps / "tsne-2d-p5-s2.parquet").exists()
+    assert not (maps / "tsne-2d-p5-s4.parquet").exists()
     _assert_no_partial_file(results)
 
     proc = run_snakemake(workdir, *TARGETS)  # and once more: it completes
