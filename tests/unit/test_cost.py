@@ -97,3 +97,14 @@ def test_estimate_sums_stages_names_the_dominant_rule_and_what_does_not_fit():
         rules_more["extract_features"]["cpu_s"]
         > 40 * rules["extract_features"]["cpu_s"]
     )
+
+
+def test_the_plan_counts_the_demos_test_split_before_it_is_written(tmp_path):
+    from cnnatlas.cli import _dataset
+    from cnnatlas.demo import split_digits
+
+    config = fill_defaults({"dataset": {"path": str(tmp_path / "not-yet")}})
+    config["demo"] = config["demo"] | {"enabled": True}
+    n, classes, sample = _dataset(config)
+    # scikit-learn rounds the test share up: 0.2 of 1,797 digits is 360, not 359
+    assert (n, classes, sample) == (len(split_digits()[1]), 10, []) == (360, 10, [])

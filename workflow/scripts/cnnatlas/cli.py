@@ -77,8 +77,10 @@ def _dataset(config: dict) -> tuple[int, int, list[str]]:
     ds = config["dataset"]
     path = Path(ds["path"])
     if not path.exists() and config.get("demo", {}).get("enabled"):
-        n = round(1797 * config["demo"]["test_size"])
-        return n, 10, []
+        from cnnatlas.demo import split_digits
+
+        demo = config["demo"]
+        return len(split_digits(demo["test_size"], demo["seed"])[1]), 10, []
     if ds["kind"] == "imagefolder":
         df = manifest_from_imagefolder(path, ds.get("classes"))
     else:
