@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from cnnatlas.locks import OWNER_FILE, record_owner
 from PIL import Image
 
 from tests.conftest import make_imagefolder, run_snakemake, snakemake_cmd
@@ -177,3 +178,22 @@ def test_kill_during_extraction_then_during_reduction_then_rerun(
     assert "Removed the stale lock" in proc.stdout + proc.stderr
     assert _final_files(results) == reference
     assert not list(results.rglob(".*tmp*"))
+
+
+def test_a_nolock_run_leaves_the_lock_owner_alone(source, tmp_path):
+    """A --nolock run beside a locking run must not take over the locks' owner record:
+    once it ends, the next run would remove the live run's locks as stale."""
+    workdir = _prepare(tmp_path / "run", source)
+    locks = workdir / ".snakemake/locks"
+    locks.mkdir(parents=True)
+    (locks / "0.input.lock").write_text("held by a live run\n")
+    owner = workdir / ".snakemake" / OWNER_FILE
+    record_owner(workdir / ".snakemake")  # this test process plays the live run
+    recorded = owner.read_bytes()
+
+    run_snakemake(workdir, "--nolock", "results/manifest.parquet")
+    assert (workdir / "results/manifest.parquet").exists()
+    assert owner.read_bytes() == recorded
+    proc = run_snakemake(workdir, "--nolock", "-n")  # parsing clears dead owners' locks
+    assert "Removed the stale lock" not in proc.stdout + proc.stderr
+    assert (locks / "0.input.lock").exists()

@@ -52,7 +52,10 @@ for _lock in clear_stale_locks(".snakemake"):
 
 
 onstart:
-    record_owner(".snakemake")
+    # a --nolock run holds no locks: recording it as their owner would let the next run
+    # remove a live run's locks once the --nolock run has ended
+    if workflow.execution_settings.lock:
+        record_owner(".snakemake")
 
 
 def run_outputs(wildcards):
