@@ -1,6 +1,7 @@
 """The extraction's data path: uint8 crops, decoding on the device, the features' copy back."""
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ from cnnatlas.batches import (
     resolve_decode,
     resolve_precision,
     rgb_to_gray,
+    unpack_jpegs,
 )
 from cnnatlas.data import build_manifest, load_image
 from cnnatlas.errors import CnnatlasError, DatasetError
@@ -147,7 +149,13 @@ def test_device_decode_agrees_with_the_pil_path(mixed, tmp_path, spec):
     tf = make_transform(spec)
     encoded = CropDataset(paths, tf, encoded=True)
     batch = collate_crops([encoded[i] for i in range(len(paths))])
-    assert len(batch["jpegs"]) == 9 and batch["crops"].shape[0] == len(paths) - 9
+    assert len(batch["jpeg_pos"]) == 9 and batch["crops"].shape[0] == len(paths) - 9
+    # five tensors whatever the batch size (no per-image tensor: one descriptor each)
+    assert all(v is None or isinstance(v, torch.Tensor) for v in batch.values())
+    # the JPEG files travel packed in one buffer and come back byte for byte
+    assert [bytes(x.numpy()) for x in unpack_jpegs(batch)] == [
+        Path(paths[k]).read_bytes() for k in batch["jpeg_pos"].tolist()
+    ]
     pil = CropDataset(paths, tf)
     cpu = torch.device("cpu")
     x_pil = device_batch(collate_crops([pil[i] for i in range(len(paths))]), pil, cpu)
