@@ -17,6 +17,7 @@ from cnnatlas.batches import (
     resolve_decode,
     resolve_precision,
     rgb_to_gray,
+    strict_fp32,
     unpack_jpegs,
 )
 from cnnatlas.data import build_manifest, load_image
@@ -258,3 +259,15 @@ def test_a_jpeg_no_decoder_reads_is_named(tmp_path):
     ds = CropDataset([str(path)], make_transform(RGB), encoded=True)
     with pytest.raises(DatasetError, match="broken.jpg"):
         device_batch(collate_crops([ds[0]]), ds, torch.device("cpu"))
+
+
+def test_strict_fp32_turns_tf32_off_on_cuda_for_fp32_only_and_restores_it():
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    before = (conv.fp32_precision, matmul.fp32_precision)
+    cuda = torch.device("cuda")  # the flags are global: no GPU needed to set them
+    with strict_fp32(cuda, None):
+        assert (conv.fp32_precision, matmul.fp32_precision) == ("ieee", "ieee")
+    assert (conv.fp32_precision, matmul.fp32_precision) == before
+    for device, dtype in ((cuda, torch.bfloat16), (torch.device("cpu"), None)):
+        with strict_fp32(device, dtype):
+            assert (conv.fp32_precision, matmul.fp32_precision) == before

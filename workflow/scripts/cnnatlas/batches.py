@@ -17,8 +17,8 @@ code path runs, with the copies being the tensors themselves.
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ __all__ = [
     "resolve_decode",
     "resolve_precision",
     "autocast_context",
+    "strict_fp32",
     "jpeg_decodable",
     "CropDataset",
     "collate_crops",
@@ -89,6 +90,25 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
 def autocast_context(device: torch.device, dtype: torch.dtype | None):
     """torch.autocast for `dtype` on the device, or no context for float32."""
     return torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
+
+
+@contextmanager
+def strict_fp32(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    """For a float32 pass on CUDA, convolutions and matmuls in IEEE float32 while the
+    context is open (cuDNN runs float32 convolutions as TF32 on Ampere and later by
+    default: 10 mantissa bits, not what `precision: fp32` says); restored after."""
+    if dtype is not None or device.type != "cuda":
+        yield
+        return
+    flags = (torch.backends.cudnn.conv, torch.backends.cuda.matmul)
+    before = [f.fp32_precision for f in flags]
+    for f in flags:
+        f.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        for f, value in zip(flags, before, strict=True):
+            f.fp32_precision = value
 
 
 def jpeg_decodable(data: bytes) -> bool:

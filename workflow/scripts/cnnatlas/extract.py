@@ -30,6 +30,7 @@ from cnnatlas.batches import (
     device_batch,
     resolve_decode,
     resolve_precision,
+    strict_fp32,
 )
 from cnnatlas.classes import ClassSpace, class_space
 from cnnatlas.errors import CnnatlasError
@@ -100,6 +101,7 @@ def forward_pass(
         with (
             tap_layers(model, list(layers)) as tapped,
             torch.inference_mode(),
+            strict_fp32(dev, dtype),
             Progress(len(dataset), "forward pass", "images") as progress,
         ):
             for batch in loader:
