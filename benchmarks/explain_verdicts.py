@@ -1,11 +1,12 @@
 """Do the bounded default saliency checks reach the same verdicts as the full ones?
 
-For each checkpoint, `cnnatlas.explain.trust.render_saliency_checks` runs twice on the
-same predictions: with the full checks (every method on 100 images, one layer per cascade
-step and every checked image through it, 5% deletion/insertion steps, nine ROAD fractions:
-the demo config's settings) and with the schema's defaults (10 images, 4 of them through at
-most 8 cascade steps, 20% steps, ROAD at 0.2/0.5/0.8). Per method checked by both, it
-compares the verdicts: passing the randomisation check, and deletion and insertion
+For each checkpoint, `cnnatlas.explain.trust.render_saliency_checks` runs three times on
+the same predictions: with the full checks (every method on 100 images, one layer per
+cascade step and every checked image through it, 5% deletion/insertion steps, nine ROAD
+fractions: the demo config's settings), with the schema's defaults (10 images, or
+`--images`; 4 of them through at most 8 cascade steps, 20% steps, ROAD at 0.2/0.5/0.8),
+and with the defaults on the full checks' 100 images (the cuts without the smaller
+sample). Per method checked by all, it compares the verdicts: passing the randomisation check, and deletion and insertion
 beating, tying or losing to the random order; and records each run's CPU seconds.
 
 Checkpoints: the demo's (run the demo first: `snakemake --cores 2`), and a torchvision
@@ -48,6 +49,7 @@ FULL = {
     "batch_size": 64,
 }
 METHODS = ["gradcam", "gradcam++", "hirescam", "layercam"]
+KINDS = ("randomisation", "deletion", "insertion")
 
 
 def _words(verdict: str) -> dict[str, str]:
@@ -82,22 +84,42 @@ def _run(predictions, model, transform, options, methods) -> tuple[dict, float]:
             for m in rows.index}, cpu  # fmt: skip
 
 
-def compare(name, predictions, model, transform) -> dict:
+def _agree(a: dict, b: dict) -> dict:
+    return {m: {k: a[m][k] == b[m][k] for k in KINDS} for m in METHODS}
+
+
+def _contradicts(a: dict, b: dict) -> int:
+    """Cells where one run says beats and the other loses (a tie contradicts neither)."""
+    return sum(
+        {a[m][k], b[m][k]} == {"beats", "loses to"} for m in METHODS for k in KINDS
+    )
+
+
+def compare(name, predictions, model, transform, images=None) -> dict:
+    """Full checks, the defaults, and the defaults on the full checks' image count:
+    the last against the full isolates the cuts (steps, ROAD fractions, cascade), the
+    defaults against the last isolates the sample size."""
     reduced_opts = defaults("explain.trust")
+    if images is not None:
+        reduced_opts["max_images"] = images
     full_opts = reduced_opts | FULL
-    full, t_full = _run(predictions, model, transform, full_opts, METHODS)
-    reduced, t_red = _run(predictions, model, transform, reduced_opts, METHODS)
-    agree = {
-        m: {k: full[m][k] == reduced[m][k] for k in ("randomisation", "deletion", "insertion")}
-        for m in METHODS
-    }  # fmt: skip
+    sample_opts = reduced_opts | {"max_images": FULL["max_images"]}
+    runs, cpu = {}, {}
+    for key, opts in (("full", full_opts), ("reduced", reduced_opts),
+                      ("reduced_full_sample", sample_opts)):  # fmt: skip
+        runs[key], t = _run(predictions, model, transform, opts, METHODS)
+        cpu[key] = round(t, 1)
+    agree = _agree(runs["full"], runs["reduced"])
+    cuts = _agree(runs["full"], runs["reduced_full_sample"])
     return {
         "checkpoint": name,
-        "cpu_s": {"full": round(t_full, 1), "reduced": round(t_red, 1)},
-        "full": full,
-        "reduced": reduced,
+        "cpu_s": cpu,
+        **runs,
         "agree": agree,
         "all_agree": all(all(v.values()) for v in agree.values()),
+        "cuts_agree": cuts,
+        "cuts_all_agree": all(all(v.values()) for v in cuts.values()),
+        "contradictions": _contradicts(runs["full"], runs["reduced"]),
     }
 
 
@@ -130,6 +152,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--resnet18", action="store_true")
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument(
+        "--images", type=int, help="max_images of the bounded run (the default's)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -138,9 +163,19 @@ def main() -> None:
     for ckpt, path in spec["checkpoints"].items():
         pred = pd.read_parquet(args.results / "digitnet" / ckpt / "predictions.parquet")
         model = load_model(spec, REPO / path)
-        runs.append(compare(f"digitnet/{ckpt}", pred, model, spec["transform"]))
+        runs.append(
+            compare(f"digitnet/{ckpt}", pred, model, spec["transform"], args.images)
+        )
         print(
-            json.dumps({runs[-1]["checkpoint"]: runs[-1]["all_agree"]}), file=sys.stderr
+            json.dumps(
+                {
+                    runs[-1]["checkpoint"]: [
+                        runs[-1]["all_agree"],
+                        runs[-1]["cuts_all_agree"],
+                    ]
+                }
+            ),
+            file=sys.stderr,
         )
     if args.resnet18:
         model, transform = _train_resnet18(args.results, args.steps)
@@ -154,9 +189,14 @@ def main() -> None:
         pred = pred.assign(pred=out.argmax(1).numpy())
         pred["correct"] = pred["pred"] == pred["label"]
         accuracy = float(pred["correct"].mean())
-        runs.append(compare("resnet18 (digits)", pred, model, transform))
+        runs.append(compare("resnet18 (digits)", pred, model, transform, args.images))
         runs[-1]["test_accuracy"] = round(accuracy, 3)
-        print(json.dumps({"resnet18": runs[-1]["all_agree"]}), file=sys.stderr)
+        print(
+            json.dumps(
+                {"resnet18": [runs[-1]["all_agree"], runs[-1]["cuts_all_agree"]]}
+            ),
+            file=sys.stderr,
+        )
     print(json.dumps({
         "command": " ".join(sys.argv),
         "machine": {"platform": platform.platform(), "torch": torch.__version__,
