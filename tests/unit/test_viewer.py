@@ -12,7 +12,7 @@ from cnnatlas.index import write_index
 from cnnatlas.io import write_parquet
 from cnnatlas.metrics import feature_neighbors, neighbors
 from cnnatlas.plots import class_styles
-from cnnatlas.viewer import atlas_payload, write_atlas
+from cnnatlas.viewer import atlas, atlas_payload, write_atlas
 from cnnatlas.viewer.atlas import BUNDLE
 
 from tests.synthetic_atlas import (
@@ -185,3 +185,16 @@ def test_index_is_a_landing_page(run, tmp_path):
     raw = page.split("<details>")[1]
     assert "metrics.parquet" in raw and "early/gradcam/00000.png" in raw
     assert "<b>" not in page
+
+
+@pytest.mark.parametrize(
+    "method, variant",
+    [
+        ("tsne", "perplexity 30, seed 1"),
+        ("umap", "seed 1"),
+        ("pacmap", "seed 1"),  # no perplexity axis: not "perplexity 0"
+        ("pca", "pca"),
+    ],
+)
+def test_a_maps_variant_names_the_axes_of_its_method(method, variant):
+    assert atlas._variant(method, 30.0 if method == "tsne" else 0.0, 1) == variant

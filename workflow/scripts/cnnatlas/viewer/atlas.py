@@ -27,6 +27,7 @@ import pandas as pd
 from cnnatlas.classes import OTHER, ClassSpace, read_class_space
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.io import atomic_path, read_parquet_meta
+from cnnatlas.maps import get_method
 from cnnatlas.plots import (
     CORRECT_COLOURS,
     MARKERS,
@@ -160,11 +161,10 @@ def _frame(maps: Sequence[np.ndarray]) -> dict:
 
 
 def _variant(method: str, perplexity: Any, seed: Any) -> str:
-    if method == "pca":
-        return "pca"
-    if method.startswith("umap"):
-        return f"seed {seed}"
-    return f"perplexity {float(perplexity):g}, seed {seed}"
+    """The map's sweep values, for the axes its method has (the registry's)."""
+    axes = get_method(method).axes
+    words = {"perplexity": f"perplexity {float(perplexity):g}", "seed": f"seed {seed}"}
+    return ", ".join(words[a] for a in axes) or method
 
 
 def _metric_rows(metrics: str | Path | None) -> dict:
