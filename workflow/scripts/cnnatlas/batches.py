@@ -304,7 +304,9 @@ class FeatureSink:
         """Start the copy of this batch's [B, D] tensors; write the previous batch."""
         pending = (rows, self._copy(tensors), None)
         if self._stream is not None:
-            event = torch.cuda.Event()
+            # blocking: waiting for the copy sleeps instead of spinning a core that
+            # the DataLoader workers need
+            event = torch.cuda.Event(blocking=True)
             event.record(self._stream)
             pending = (rows, pending[1], event)
         self._flush()
