@@ -15,6 +15,7 @@ include: "workflow/rules/explain.smk"
 include: "workflow/rules/plot.smk"
 include: "workflow/rules/projector.smk"
 include: "workflow/rules/evolution.smk"
+include: "workflow/rules/similarity.smk"
 include: "workflow/rules/paper.smk"
 
 
@@ -30,6 +31,7 @@ rule all:
         rules.write_index.output.index,
         P.projector_targets(),
         P.evolution_targets(),
+        P.similarity.targets(),
 
 
 rule paper:

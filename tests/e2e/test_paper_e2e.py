@@ -21,6 +21,7 @@ FIGURES = {  # name -> (width in inches, panels lettered)
     "separation": (3.5, ""),
     "trust_curves": (7.2, "ab"),
     "trust_cascade": (7.2, ""),
+    "cka": (3.5, "ab"),
 }
 
 

@@ -294,7 +294,11 @@ def test_paper_figures_resolve_to_the_files_they_show(demo):
         ]
     )
     assert paper.fonts == {"font_size": 7, "title_size": 7, "letter_size": 9}
-    assert len(paper.targets()) == 2 * 7  # pdf and png of the demo's 7 figures
+    cka = paper.figure("cka")
+    assert cka["comparison"] == "checkpoints"
+    assert cka["keys"] == list(DEMO["models"]["digitnet"]["layers"])
+    assert paper.inputs(w(name="cka")) == ["results/similarity/parts/digitnet.parquet"]
+    assert len(paper.targets()) == 2 * 8  # pdf and png of the demo's 8 figures
     schema = yaml.safe_load(Path(SCHEMA).read_text())
     kinds = schema["properties"]["paper"]["properties"]["figures"]
     assert kinds["additionalProperties"]["properties"]["kind"]["enum"] == list(KINDS)
@@ -366,3 +370,54 @@ def test_atlas_plan_holds_every_2d_map_and_its_neighbours(demo):
     assert "digitnet/step0600/figures/relu/tsne-3d-p10-s0.html" in hrefs
     assert "digitnet/evolution/relu/tsne/slider.html" in hrefs
     assert len(atlas.files()) == 3 + 105 + 15 + 4 + 3
+
+
+def test_the_similarity_plan_compares_each_model_and_each_pair_of_models():
+    config = copy.deepcopy(DEMO)
+    twin = copy.deepcopy(config["models"]["digitnet"])
+    twin["checkpoints"] = {"a": "x.pt", "b": "y.pt"}
+    config["models"]["twin"] = twin
+    plan = plan_of(config)
+    sim, r = plan.similarity, plan.results
+    assert sim.targets() == [
+        f"{r}/similarity/cka.parquet",
+        f"{r}/similarity/summary.json",
+        f"{r}/similarity/figures",
+    ]
+    assert sim.parts() == [
+        f"{r}/similarity/parts/digitnet.parquet",
+        f"{r}/similarity/parts/twin.parquet",
+        f"{r}/similarity/parts/pairs/digitnet/twin.parquet",
+    ]
+    features = sim.model_features(w(model="digitnet"))
+    assert list(features) == list(DEMO["models"]["digitnet"]["checkpoints"])
+    assert list(features["step0600"]) == list(DEMO["models"]["digitnet"]["layers"])
+    assert features["step0600"]["fc1"] == f"{r}/digitnet/step0600/features/fc1.npy"
+    pair = sim.pair_features(w(model="digitnet", other="twin"))
+    assert [(m, c) for m, c, _ in pair] == [("digitnet", "step0600"), ("twin", "b")]
+    assert sim.pair_feature_dirs(w(model="digitnet", other="twin")) == [
+        f"{r}/digitnet/step0600/features",
+        f"{r}/twin/b/features",
+    ]
+    assert set(sim.targets()) <= set(plan.index_files())
+    off = {**config, "similarity": {"enabled": False}, "paper": {"figures": {}}}
+    off = plan_of(off).similarity
+    assert off.targets() == [] and off.index_inputs() == {}
+    assert sim.index_inputs() == {"similarity": f"{r}/similarity/summary.json"}
+
+
+def test_a_similarity_paper_figure_needs_the_stage_and_two_checkpoints():
+    figure = {"kind": "similarity", "model": "digitnet"}
+    config = {**DEMO, "paper": {"figures": {"cka": figure}}}
+    off = {**config, "similarity": {"enabled": False}}
+    with pytest.raises(ValueError, match="similarity.enabled: true"):
+        plan_of(off)
+    one = copy.deepcopy(config)
+    one["models"]["digitnet"]["checkpoints"] = {"last": "x.pt"}
+    with pytest.raises(ValueError, match="2 or more checkpoints"):
+        plan_of(one)
+    layers = {**figure, "comparison": "layers", "checkpoints": ["step0600"]}
+    plan = plan_of(
+        {**one, "paper": {"figures": {"cka": {**layers, "checkpoints": None}}}}
+    )
+    assert plan.paper.figure("cka")["keys"] == ["last"]

@@ -112,6 +112,7 @@ rule write_atlas:
 
 rule write_index:
     input:
+        unpack(P.similarity.index_inputs),
         files=P.index_files,
         atlas=P.atlas.path,
         metrics=rules.gather_metrics.output.metrics,

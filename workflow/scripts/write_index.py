@@ -10,6 +10,7 @@ def main(snakemake) -> None:
         atlas=snakemake.input.atlas,
         metrics=snakemake.input.metrics,
         paper=snakemake.params.paper,
+        similarity=snakemake.input.get("similarity"),
     )
 
 

@@ -64,6 +64,9 @@ STAGES = {
         "align_evolution",
         "plot_evolution",
         "draw_paper_figure",
+        "measure_similarity",
+        "compare_models",
+        "gather_similarity",
     ],
 }
 
@@ -93,6 +96,8 @@ KEYS = {
     "plot_embeddings": ["figures.maps.methods", "figures.colour_by"],
     "export_projector": ["projector.enabled"],
     "make_thumbnail_sheets": ["figures.thumbnail_px"],
+    "measure_similarity": ["similarity.enabled", "similarity.gram_max_n"],
+    "compare_models": ["similarity.enabled", "similarity.gram_max_n"],
 }
 
 

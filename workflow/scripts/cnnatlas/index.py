@@ -1,12 +1,13 @@
 """`index.html`: the run's landing page (relative links, no network).
 
 The atlas first; then the layer summaries, the checkpoint x layer grids, the training
-evolution strips and the paper figures as pictures; the metrics of every map as a
+evolution strips, the CKA heat maps with their summary and the paper figures as pictures; the metrics of every map as a
 sortable table with its diagnosis; the other interactive pages; and every file of the
 run in a collapsed list at the end. Every string from the run is HTML-escaped.
 """
 
 import html
+import json
 import logging
 import os
 from collections import defaultdict
@@ -119,6 +120,23 @@ def _figures(title: str, pictures: Sequence[Path], root: Path, note: str = "") -
     return out
 
 
+def _similarity(summary: str | Path | None, pngs: Sequence[Path], root: Path) -> list:
+    """The CKA heat maps under the summary's plain-words sentences."""
+    pictures = [
+        f
+        for f in pngs
+        if f.parent.name == "figures" and f.parent.parent.name == "similarity"
+    ]
+    if summary is None or not pictures:
+        return []
+    sentences = json.loads(Path(summary).read_text())["sentences"]
+    out = _figures("Representation similarity (linear CKA)", pictures, root)
+    items = [f"<li>{html.escape(s)}</li>" for ss in sentences.values() for s in ss]
+    if items:
+        out[1:1] = ["<ul>", *items, "</ul>"]
+    return out
+
+
 def _file_list(files: set[Path], root: Path) -> list:
     groups: dict[str, list[Path]] = defaultdict(list)
     for f in sorted(files):
@@ -145,11 +163,14 @@ def write_index(
     atlas: str | Path | None = None,
     metrics: str | Path | None = None,
     paper: Sequence[str | Path] = (),
+    similarity: str | Path | None = None,
 ) -> None:
     """Write the landing page `out` of the run whose outputs are `files`.
 
     Pictures: `files`' layer_summary.png, figures/grid-*.png and evolution strip.png;
     `paper`: the configured paper PNGs (made by `snakemake paper`, so perhaps absent).
+    `similarity`: the similarity stage's summary.json; its sentences head the section
+    of its heat maps (the PNGs of `files` in similarity/figures).
     A folder among `files` is listed by the figures, pages and tables inside it.
     """
     out, root = Path(out), Path(out).parent
@@ -178,6 +199,7 @@ def write_index(
     parts += _figures(
         "Training evolution", [f for f in pngs if f.name == "strip.png"], root
     )
+    parts += _similarity(similarity, pngs, root)
     parts += _figures(
         "Paper figures",
         [Path(p) for p in paper],

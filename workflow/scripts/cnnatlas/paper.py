@@ -54,6 +54,7 @@ __all__ = [
     "separation_figure",
     "saliency_curves_figure",
     "saliency_randomisation_figure",
+    "similarity_figure",
     "save_paper_figure",
     "draw_figure",
 ]
@@ -349,6 +350,36 @@ def separation_figure(
         ax.set_ylabel("kNN accuracy (features)")
         ax.spines[["top", "right"]].set_visible(False)
         ax.legend(frameon=False)
+    return fig
+
+
+def similarity_figure(
+    table: pd.DataFrame,
+    comparison: str,
+    keys: Sequence[str],
+    width: str = "double",
+    fonts: Mapping[str, float] | None = None,
+) -> Figure:
+    """One model's CKA matrices (the similarity stage's table): 'layers', layer x layer
+    for each checkpoint in `keys`, or 'checkpoints', checkpoint x checkpoint for each
+    layer in `keys`; one colour bar from 0 to 1."""
+    from cnnatlas.similarity_plots import draw_panels, panels_of
+
+    panels = panels_of(table, comparison, keys)
+    fonts = paper_fonts(fonts)
+    with matplotlib.rc_context(_rc(fonts)):
+        inches = WIDTHS[width]
+        side = max(max(m.shape) for _, m in panels)
+        fig, axes = plt.subplots(
+            1, len(panels), squeeze=False, layout="constrained",
+            figsize=(inches, min(inches / len(panels) + 1.2, inches * 0.9)),
+        )  # fmt: skip
+        label = "layer" if comparison == "layers" else "checkpoint"
+        small = fonts["font_size"] - (1 if side > 6 else 0)
+        image = draw_panels(axes[0], panels, label, label, 12, small)
+        bar = fig.colorbar(image, ax=list(axes[0]), shrink=0.8, fraction=0.04)
+        bar.set_label("linear CKA")
+        letter_panels(list(axes[0]), fonts["letter_size"])
     return fig
 
 

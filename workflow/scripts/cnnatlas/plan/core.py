@@ -69,6 +69,7 @@ class Plan:
         from cnnatlas.plan.atlas import Atlas
         from cnnatlas.plan.figures import Figures
         from cnnatlas.plan.paper import Paper
+        from cnnatlas.plan.similarity import Similarity
 
         self.config = config
         self.results: str = config["results"]
@@ -83,6 +84,7 @@ class Plan:
         self._check_explain()
         self._check_evolution_layers()
         self.figures = Figures(self)
+        self.similarity = Similarity(self)
         self.paper = Paper(self)
         self.atlas = Atlas(self)
 
@@ -133,6 +135,7 @@ class Plan:
         models = self.models.values()
         return {
             "model": alternatives(self.models),
+            "other": alternatives(self.models),
             "ckpt": alternatives(c for m in models for c in m["checkpoints"]),
             "layer": alternatives(lyr for m in models for lyr in m["layers"]),
             "method": alternatives(methods()),
@@ -540,11 +543,11 @@ class Plan:
 
     def index_files(self, wildcards: Wildcards | None = None) -> list[str]:
         """What index.html links: figures, pages, predictions, the maps stage's outputs
-        (embeddings, metrics tables, layer summaries), explanations, projector exports and
-        training-evolution figures."""
+        (embeddings, metrics tables, layer summaries), explanations, projector exports,
+        training-evolution figures and the similarity stage's table and heat maps."""
         files = self.figures.targets() + self.maps_targets() + self.all_layer_metrics()
         files += self.explain_targets() + self.projector_targets()
-        files += self.evolution_targets()
+        files += self.evolution_targets() + self.similarity.targets()
         files += [self.predictions_path(m, c) for m, c in self.model_ckpts()]
         return list(dict.fromkeys(files))
 

@@ -302,6 +302,43 @@ def _draw_saliency_randomisation(
     )
 
 
+# --- similarity: CKA matrices from the similarity stage's table of the model ---
+
+
+def _similarity(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
+    sim = paper.plan.similarity
+    if not sim.enabled:
+        raise ValueError(
+            f"paper.figures.{name}: kind similarity needs the similarity stage; set "
+            "similarity.enabled: true or remove the figure"
+        )
+    ckpts, layers = _checkpoints_layers(name, f, m)
+    if f["comparison"] == "checkpoints" and len(m["checkpoints"]) < 2:
+        raise ValueError(
+            f"paper.figures.{name}: comparison checkpoints needs a model with 2 or "
+            f"more checkpoints ({f['model']} has one); use comparison: layers"
+        )
+    return {
+        "comparison": f["comparison"],
+        "keys": ckpts if f["comparison"] == "layers" else layers,
+        "table": sim.model_part.format(model=f["model"]),
+    }
+
+
+def _draw_similarity(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> "Figure":
+    import pandas as pd
+
+    from cnnatlas import paper
+
+    return paper.similarity_figure(
+        pd.read_parquet(figure["table"]),
+        figure["comparison"],
+        figure["keys"],
+        figure["width"],
+        fonts,
+    )
+
+
 KINDS: dict[str, PaperKind] = {
     "layer_grid": PaperKind(_grid, _panel_files, _draw_grid),
     "perplexity_sweep": PaperKind(_sweep, _panel_files, _draw_grid),
@@ -318,4 +355,5 @@ KINDS: dict[str, PaperKind] = {
         lambda f: [f["cascade"], f["randomisation"]],
         _draw_saliency_randomisation,
     ),
+    "similarity": PaperKind(_similarity, lambda f: [f["table"]], _draw_similarity),
 }

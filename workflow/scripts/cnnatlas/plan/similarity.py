@@ -1,0 +1,78 @@
+"""What the similarity stage (rules measure_similarity, compare_models,
+gather_similarity) reads and writes: per model, its features in every checkpoint; per
+pair of models, their last checkpoints' features; the gathered table, its summary and
+the heat maps."""
+
+from itertools import combinations
+from typing import Any
+
+from cnnatlas.plan.core import Plan, Wildcards
+
+__all__ = ["Similarity"]
+
+
+class Similarity:
+    """The similarity plan of a run (`plan.similarity`)."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.options: dict[str, Any] = dict(plan.config["similarity"])
+        self.dir = f"{plan.results}/similarity"
+        self.table = f"{self.dir}/cka.parquet"
+        self.summary = f"{self.dir}/summary.json"
+        self.figures = f"{self.dir}/figures"
+        self.model_part = f"{self.dir}/parts/{{model}}.parquet"
+        self.pair_part = f"{self.dir}/parts/pairs/{{model}}/{{other}}.parquet"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.options["enabled"])
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every pair of models, in config order."""
+        return list(combinations(self.plan.models, 2))
+
+    def parts(self) -> list[str]:
+        """The tables gather_similarity joins: one per model, one per pair."""
+        models = [self.model_part.format(model=m) for m in self.plan.models]
+        pairs = [self.pair_part.format(model=a, other=b) for a, b in self.pairs()]
+        return models + pairs
+
+    def targets(self) -> list[str]:
+        return [self.table, self.summary, self.figures] if self.enabled else []
+
+    def _dirs(self, model: str, ckpts: list[str]) -> list[str]:
+        return [f"{self.plan.run_dir(model, c)}/features" for c in ckpts]
+
+    def _files(self, model: str, ckpt: str) -> dict[str, str]:
+        return {
+            layer: self.plan.features_file(model, ckpt, layer)
+            for layer in self.plan.model_layer_list(model)
+        }
+
+    def _last(self, model: str) -> str:
+        return list(self.plan.models[model]["checkpoints"])[-1]
+
+    def model_feature_dirs(self, wildcards: Wildcards) -> list[str]:
+        m = wildcards.model
+        return self._dirs(m, list(self.plan.models[m]["checkpoints"]))
+
+    def model_features(self, wildcards: Wildcards) -> dict[str, dict[str, str]]:
+        """{ckpt: {layer: features file}} in the order of training and of the network."""
+        m = wildcards.model
+        return {c: self._files(m, c) for c in self.plan.models[m]["checkpoints"]}
+
+    def pair_feature_dirs(self, wildcards: Wildcards) -> list[str]:
+        a, b = wildcards.model, wildcards.other
+        return self._dirs(a, [self._last(a)]) + self._dirs(b, [self._last(b)])
+
+    def pair_features(self, wildcards: Wildcards) -> list[list[Any]]:
+        """[[model, last ckpt, {layer: file}]] of the two models."""
+        return [
+            [m, self._last(m), self._files(m, self._last(m))]
+            for m in (wildcards.model, wildcards.other)
+        ]
+
+    def index_inputs(self, wildcards: Wildcards | None = None) -> dict[str, str]:
+        """The landing page's similarity input (none when the stage is off)."""
+        return {"similarity": self.summary} if self.enabled else {}
