@@ -3,6 +3,8 @@ the landing page's section; the chunked cross-covariance estimator at small N.""
 
 import html
 import json
+import re
+from urllib.parse import parse_qs
 
 import numpy as np
 import pandas as pd
@@ -90,3 +92,13 @@ def test_the_landing_page_shows_the_heat_maps_under_their_summary(tiny_run):
     assert summary["sentences"]["tiny"]
     for sentence in summary["sentences"]["tiny"]:
         assert html.escape(sentence) in section
+    # every cell of the matrices as tables opens its two maps side by side
+    pairs = []
+    for href in re.findall(r'href="(compare\.html#[^"]+)"', section):
+        views = parse_qs(html.unescape(href).split("#", 1)[1])
+        a, b = ({k: v[0] for k, v in parse_qs(views[x][0]).items()} for x in "ab")
+        pairs.append(((a["ckpt"], a["layer"]), (b["ckpt"], b["layer"])))
+    assert len(pairs) == 2 * 4 + 2 * 4  # layers per checkpoint, checkpoints per layer
+    assert (("early", "fc1"), ("late", "fc1")) in pairs
+    assert (("late", "features.1.3"), ("late", "fc1")) in pairs
+    assert '"atlas.html"' in (tiny_run / "compare.html").read_text()

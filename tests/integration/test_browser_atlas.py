@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cnnatlas.viewer import compare_href, write_compare_page
 from matplotlib.path import Path as Polygon
 
 from tests.integration.test_browser_maps import chromium  # noqa: F401
@@ -324,3 +325,34 @@ def test_missing_thumbnail_sheet_says_so(chromium, site, tmp_path):  # noqa: F81
     finally:
         page.close()
     assert Path(site["root"] / "thumbnails" / "sheet-0000.png").exists()
+
+
+def test_compare_page_shows_the_two_views_it_names(chromium, site):  # noqa: F811
+    """compare.html#a=...&b=... (the landing page's CKA cells link there) frames the
+    atlas twice, each half on the view its half of the address names."""
+    compare = site["atlas"].with_name("compare.html")
+    write_compare_page(compare, site["atlas"])
+    href = compare_href(
+        "compare.html",
+        {"model": "net", "ckpt": "early", "layer": "fc", "method": "pca"},
+        {"model": "net", "ckpt": "late", "layer": "fc", "method": "tsne"},
+    )
+    page = chromium.new_page(viewport={"width": 1300, "height": 800})
+    problems = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    try:
+        page.goto(
+            compare.with_name(href.split("#")[0]).as_uri() + "#" + href.split("#")[1]
+        )
+        seen = {}
+        for half in ("a", "b"):
+            frame = page.frame_locator(f"#frame-{half}")
+            frame.locator("body[data-ready='1']").wait_for(timeout=30_000)
+            seen[half] = [
+                frame.locator(f"#atlas-{k}").input_value() for k in ("ckpt", "method")
+            ]
+        assert seen == {"a": ["early", "pca"], "b": ["late", "tsne"]}
+        assert page.inner_text("header").endswith("net early fc pca | net late fc tsne")
+        assert problems == []
+    finally:
+        page.close()

@@ -97,6 +97,7 @@ rule write_atlas:
         template=os.path.join(SCRIPTS, "cnnatlas/viewer/template.html"),
     output:
         atlas=P.atlas.path,
+        compare=P.atlas.compare_path,
     log:
         f"{RESULTS}/logs/write_atlas.log",
     benchmark:

@@ -1,5 +1,5 @@
 from cnnatlas.logs import to_log
-from cnnatlas.viewer import write_atlas
+from cnnatlas.viewer import write_atlas, write_compare_page
 
 
 def main(snakemake) -> None:
@@ -13,6 +13,7 @@ def main(snakemake) -> None:
         title="cnnatlas atlas",
         **snakemake.params.plan,
     )
+    write_compare_page(snakemake.output.compare, snakemake.output.atlas)
 
 
 main(snakemake)  # noqa: F821

@@ -48,7 +48,9 @@ border:1px solid #ddd} figcaption{font-size:smaller;color:#444}
 table.metrics{border-collapse:collapse;font-size:12px} .metrics th{cursor:pointer;
 background:#eee;position:sticky;top:0} .metrics td,.metrics th{padding:2px 6px;
 border-bottom:1px solid #ddd;text-align:left} .metrics td.num{text-align:right}
-details{margin-top:16px}"""
+details{margin-top:16px} table.cka{display:inline-table;border-collapse:collapse;
+margin:6px;font-size:11px} .cka td,.cka th{padding:2px 5px;text-align:center}
+.cka td a{text-decoration:none} .cka caption{font-size:smaller;color:#444}"""
 # Sorts the metrics table by a clicked column (numbers by value): reads the cells only.
 _SORT = """document.querySelectorAll('table.metrics th').forEach(function (th, c) {
   th.addEventListener('click', function () {
@@ -121,7 +123,8 @@ def _figures(title: str, pictures: Sequence[Path], root: Path, note: str = "") -
 
 
 def _similarity(summary: str | Path | None, pngs: Sequence[Path], root: Path) -> list:
-    """The CKA heat maps under the summary's plain-words sentences."""
+    """The CKA heat maps under the summary's plain-words sentences, then the same
+    matrices as tables whose cells open their two maps side by side (compare.html)."""
     pictures = [
         f
         for f in pngs
@@ -134,7 +137,81 @@ def _similarity(summary: str | Path | None, pngs: Sequence[Path], root: Path) ->
     items = [f"<li>{html.escape(s)}</li>" for ss in sentences.values() for s in ss]
     if items:
         out[1:1] = ["<ul>", *items, "</ul>"]
+    table = Path(summary).with_name("cka.parquet")
+    if table.is_file():
+        out += _cka_tables(pd.read_parquet(table), root)
     return out
+
+
+# which atlas views a cell of each comparison compares: (row view, column view)
+_VIEWS = {
+    "layers": lambda r: (
+        {"model": r.model, "ckpt": r.checkpoint, "layer": r.layer},
+        {"model": r.model, "ckpt": r.checkpoint, "layer": r.other_layer},
+    ),
+    "checkpoints": lambda r: (
+        {"model": r.model, "ckpt": r.checkpoint, "layer": r.layer},
+        {"model": r.model, "ckpt": r.other_checkpoint, "layer": r.layer},
+    ),
+    "models": lambda r: (
+        {"model": r.model, "ckpt": r.checkpoint, "layer": r.layer},
+        {"model": r.other_model, "ckpt": r.other_checkpoint, "layer": r.other_layer},
+    ),
+}
+_PANELS = {  # comparison -> (panel key, row key, column key)
+    "layers": (["model", "checkpoint"], "layer", "other_layer"),
+    "checkpoints": (["model", "layer"], "checkpoint", "other_checkpoint"),
+    "models": (["model", "checkpoint", "other_model", "other_checkpoint"],
+               "layer", "other_layer"),
+}  # fmt: skip
+MAX_TABLE = 24  # larger matrices are shown as pictures only
+
+
+def _cka_tables(table: pd.DataFrame, root: Path) -> list:
+    from matplotlib import colormaps
+
+    from cnnatlas.viewer.compare import compare_href
+
+    cmap, compare = colormaps["viridis"], "compare.html"
+    out = [
+        "<details open><summary>The matrices as tables: a cell opens its two maps "
+        "side by side</summary>"
+    ]
+    for comparison, (keys, rows, cols) in _PANELS.items():
+        t = table[table["comparison"] == comparison]
+        for key, g in t.groupby(keys, sort=False):
+            r_names, c_names = (
+                list(dict.fromkeys(g[rows])),
+                list(dict.fromkeys(g[cols])),
+            )
+            if max(len(r_names), len(c_names)) > MAX_TABLE:
+                continue
+            cells = {
+                (getattr(r, rows), getattr(r, cols)): r
+                for r in g.itertuples(index=False)
+            }
+            caption = " ".join(map(str, key)) + f" ({comparison})"
+            parts = [f'<table class="cka"><caption>{html.escape(caption)}</caption>',
+                     "<tr><th></th>" + "".join(f"<th>{html.escape(str(c))}</th>"
+                                              for c in c_names) + "</tr>"]  # fmt: skip
+            for rn in r_names:
+                tds = []
+                for cn in c_names:
+                    r = cells[(rn, cn)]
+                    rgb = cmap(float(np.clip(r.cka, 0, 1)))[:3]
+                    colour = "#" + "".join(f"{round(255 * v):02x}" for v in rgb)
+                    ink = "#000" if r.cka > 0.6 else "#fff"
+                    a, b = _VIEWS[comparison](r)
+                    href = html.escape(compare_href(compare, a, b))
+                    tds.append(
+                        f'<td style="background:{colour}"><a style="color:{ink}" '
+                        f'href="{href}">{r.cka:.2f}</a></td>'
+                    )
+                parts.append(f"<tr><th>{html.escape(str(rn))}</th>{''.join(tds)}</tr>")
+            parts.append("</table>")
+            out.append("".join(parts))
+    out.append("</details>")
+    return out if len(out) > 2 else []
 
 
 def _file_list(files: set[Path], root: Path) -> list:

@@ -16,6 +16,8 @@ class Atlas:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.path = f"{plan.results}/atlas.html"
+        # two maps of the atlas side by side (the landing page's CKA cells link to it)
+        self.compare_path = f"{plan.results}/compare.html"
 
     def neighbors_path(self, model: str, ckpt: str, layer: str) -> str:
         """Each image's feature-space neighbours (written by measure_maps)."""

@@ -6,5 +6,12 @@
 """
 
 from cnnatlas.viewer.atlas import atlas_payload, render_atlas, write_atlas
+from cnnatlas.viewer.compare import compare_href, write_compare_page
 
-__all__ = ["atlas_payload", "render_atlas", "write_atlas"]
+__all__ = [
+    "atlas_payload",
+    "render_atlas",
+    "write_atlas",
+    "compare_href",
+    "write_compare_page",
+]
