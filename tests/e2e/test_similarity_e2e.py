@@ -40,6 +40,7 @@ def two_models(tmp_path_factory):
 def test_the_tables_hold_every_comparison_with_valid_values(two_models):
     t = pd.read_parquet(two_models / "similarity/cka.parquet")
     assert set(t["estimator"]) == {"covariance"} and set(t["n"]) == {30}
+    assert set(t["kernel"]) == {"linear"}  # similarity.rbf is off by default
     layers = ["features.1.3", "fc1"]
     within = t[t["comparison"] == "layers"]
     assert len(within) == 3 * 4  # tiny early, tiny late, twin final: 2 x 2 layers

@@ -136,3 +136,45 @@ def test_two_models_compare_layer_by_layer():
     )
     assert t[("l1", "m2")] < 0.5
     assert isinstance(table, pd.DataFrame) and table["n"].eq(200).all()
+
+
+def _rbf_reference(x, y, sigma=0.8):
+    """Kornblith et al.'s RBF CKA, written out: Gaussian Gram matrices with the
+    bandwidth a fraction of the median distance, centred by H, then HSIC ratios."""
+    from scipy.spatial.distance import pdist, squareform
+
+    def gram(z):
+        d = squareform(pdist(np.asarray(z, np.float64)))
+        bw = sigma * np.median(d[np.triu_indices(len(z), 1)])
+        k = np.exp(-(d**2) / (2 * bw**2))
+        h = np.eye(len(z)) - 1 / len(z)
+        return h @ k @ h
+
+    k, l_ = gram(x), gram(y)
+    return float(np.sum(k * l_) / np.sqrt(np.sum(k * k) * np.sum(l_ * l_)))
+
+
+def test_rbf_cka_on_a_seeded_sample(tmp_path):
+    x = _features(n=120, seed=11)
+    y = np.tanh(x[:, :10] @ np.random.default_rng(12).normal(size=(10, 7)))
+    opts = {"rbf": True, "rbf_sample": 1000}
+    cka, _, est, n = cka_matrix([x, y], None, opts, kernel="rbf")
+    assert est == "rbf" and n == 120
+    assert cka[0, 1] == pytest.approx(_rbf_reference(x, y), abs=1e-9)
+    q, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(20, 20)))
+    same, _, _, _ = cka_matrix([x, 2.0 * x @ q], None, opts, kernel="rbf")
+    assert same[0, 1] == pytest.approx(1.0, abs=1e-9)
+    # above rbf_sample, a seeded sample: the same value twice, N the sample's size
+    small = {"rbf": True, "rbf_sample": 50}
+    a = cka_matrix([x, y], None, small, kernel="rbf")
+    assert (
+        a[3] == 50
+        and a[0][0, 1] == cka_matrix([x, y], None, small, kernel="rbf")[0][0, 1]
+    )
+    table = model_similarity("net", {"s": {"l1": x, "l2": y}}, opts)
+    assert sorted(set(table["kernel"])) == ["linear", "rbf"]
+    assert table.groupby("kernel").size().to_dict() == {"linear": 4, "rbf": 4}
+    # the summary reads the linear rows only
+    assert summarize(table, "net") == summarize(
+        table[table["kernel"] == "linear"], "net"
+    )

@@ -178,7 +178,7 @@ def _cka_tables(table: pd.DataFrame, root: Path) -> list:
         "side by side</summary>"
     ]
     for comparison, (keys, rows, cols) in _PANELS.items():
-        t = table[table["comparison"] == comparison]
+        t = table[(table["comparison"] == comparison) & (table["kernel"] == "linear")]
         for key, g in t.groupby(keys, sort=False):
             r_names, c_names = (
                 list(dict.fromkeys(g[rows])),

@@ -14,6 +14,11 @@ of the images. Three estimators, chosen by N (`similarity.*` in the config):
 - `minibatch` (above): the unbiased HSIC estimator (Song et al. 2012) summed over
   batches of a seeded permutation of the images (Nguyen, Raghu and Kornblith, ICLR
   2021), with the spread of the per-batch CKA values reported beside the value.
+
+With `similarity.rbf`, CKA with a Gaussian (RBF) kernel as well, on a seeded sample of
+at most `rbf_sample` images: K_ij = exp(-|xi - xj|² / (2 (sigma m)²)), m the median
+distance between the sample's points and sigma `rbf_sigma` (Kornblith et al.'s choice).
+Rows of the table carry their kernel (`linear` or `rbf`).
 """
 
 import json
@@ -45,6 +50,7 @@ log = logging.getLogger(__name__)
 
 COLUMNS = [
     "comparison",
+    "kernel",
     "model",
     "checkpoint",
     "layer",
@@ -63,6 +69,17 @@ def _load(source: Source) -> np.ndarray:
     if isinstance(source, np.ndarray):
         return source
     return np.load(source, mmap_mode="r")
+
+
+def rbf_gram(x: np.ndarray, sigma: float) -> np.ndarray:
+    """The centred Gaussian-kernel Gram matrix of x [n, D], the bandwidth `sigma` times
+    the median distance between distinct points, float64 [n, n]."""
+    x = np.asarray(x, dtype=np.float64)
+    sq = np.sum(x * x, axis=1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * x @ x.T, 0.0)
+    median = np.median(np.sqrt(d2[np.triu_indices(len(x), 1)]))
+    k = np.exp(-d2 / (2.0 * (sigma * median) ** 2)) if median > 0 else np.ones_like(d2)
+    return k - k.mean(axis=0) - k.mean(axis=1)[:, None] + k.mean()
 
 
 def centred_gram(x: np.ndarray) -> np.ndarray:
@@ -137,21 +154,33 @@ def _gram_batch(x: np.ndarray) -> np.ndarray:
 class _Matrix:
     """CKA of every (row, col) pair of feature sources with one estimator."""
 
-    def __init__(self, sources: Sequence[Source], opts: Mapping[str, Any]):
+    def __init__(
+        self, sources: Sequence[Source], opts: Mapping[str, Any], kernel: str = "linear"
+    ):
         self.xs = [_load(s) for s in sources]
         n = {len(x) for x in self.xs}
         if len(n) != 1:
             raise ValueError(f"feature files of different lengths {sorted(n)}")
         self.n, self.opts = n.pop(), opts
-        self.estimator = choose_estimator(self.n, opts)
+        self.estimator = "rbf" if kernel == "rbf" else choose_estimator(self.n, opts)
+        if kernel == "rbf" and self.n > opts["rbf_sample"]:
+            rng = np.random.default_rng(opts["seed"])
+            self.sample = np.sort(rng.choice(self.n, opts["rbf_sample"], replace=False))
+        else:
+            self.sample = None
 
     def pairs(self, pairs: Sequence[tuple[int, int]]) -> dict[tuple, tuple]:
         """{(i, j): (cka, spread)} of the sources' index pairs."""
         return getattr(self, f"_{self.estimator}")(pairs)
 
-    def _gram(self, pairs):
+    def _rbf(self, pairs):
+        sigma = self.opts["rbf_sigma"]
+        rows = slice(None) if self.sample is None else self.sample
+        return self._gram(pairs, lambda x: rbf_gram(np.asarray(x[rows]), sigma))
+
+    def _gram(self, pairs, gram=centred_gram):
         used = sorted({i for p in pairs for i in p})
-        grams = {i: centred_gram(self.xs[i]) for i in used}
+        grams = {i: gram(self.xs[i]) for i in used}
         self_ = {i: float(np.sum(g * g)) for i, g in grams.items()}
         return {
             (i, j): (_ratio(np.sum(grams[i] * grams[j]), self_[i], self_[j]), 0.0)
@@ -210,13 +239,15 @@ def cka_matrix(
     rows: Sequence[Source],
     cols: Sequence[Source] | None = None,
     options: Mapping[str, Any] | None = None,
+    kernel: str = "linear",
 ) -> tuple[np.ndarray, np.ndarray, str, int]:
     """CKA of every row source against every column source (`cols` None: the rows,
-    a symmetric matrix with 1 on the diagonal): (cka, spread, estimator, N)."""
+    a symmetric matrix with 1 on the diagonal): (cka, spread, estimator, N); N is the
+    sample's size for the RBF kernel (`kernel="rbf"`)."""
     opts = with_defaults(options, "similarity")
     symmetric = cols is None
     sources = list(rows) if symmetric else [*rows, *cols]
-    m = _Matrix(sources, opts)
+    m = _Matrix(sources, opts, kernel)
     r = len(rows)
     c = r if symmetric else len(sources) - r
     if symmetric:
@@ -230,13 +261,14 @@ def cka_matrix(
         cka[i, jj], spread[i, jj] = v, s
         if symmetric:
             cka[j, i], spread[j, i] = v, s
-    return cka, spread, m.estimator, m.n
+    return cka, spread, m.estimator, m.n if m.sample is None else len(m.sample)
 
 
 def _rows(comparison, cka, spread, estimator, n, row_keys, col_keys) -> list[dict]:
     return [
         {
             "comparison": comparison,
+            "kernel": "rbf" if estimator == "rbf" else "linear",
             **dict(zip(("model", "checkpoint", "layer"), rk, strict=True)),
             **dict(
                 zip(("other_model", "other_checkpoint", "other_layer"), ck, strict=True)
@@ -266,19 +298,26 @@ def model_similarity(
     in the order of training and of the network."""
     opts = with_defaults(options, "similarity")
     rows = []
-    for ckpt, layers in features.items():
-        keys = [(model, ckpt, layer) for layer in layers]
-        cka, spread, est, n = cka_matrix(list(layers.values()), None, opts)
-        rows += _rows("layers", cka, spread, est, n, keys, keys)
-        log.info("%s %s: CKA of %d layers (%s, N=%d)", model, ckpt, len(keys), est, n)
-    ckpts = list(features)
-    if len(ckpts) > 1:
-        for layer in features[ckpts[0]]:
-            keys = [(model, c, layer) for c in ckpts]
-            files = [features[c][layer] for c in ckpts]
-            cka, spread, est, n = cka_matrix(files, None, opts)
-            rows += _rows("checkpoints", cka, spread, est, n, keys, keys)
+    for kernel in _kernels(opts):
+        for ckpt, layers in features.items():
+            keys = [(model, ckpt, layer) for layer in layers]
+            cka, spread, est, n = cka_matrix(list(layers.values()), None, opts, kernel)
+            rows += _rows("layers", cka, spread, est, n, keys, keys)
+            log.info(
+                "%s %s: CKA of %d layers (%s, N=%d)", model, ckpt, len(keys), est, n
+            )
+        ckpts = list(features)
+        if len(ckpts) > 1:
+            for layer in features[ckpts[0]]:
+                keys = [(model, c, layer) for c in ckpts]
+                files = [features[c][layer] for c in ckpts]
+                cka, spread, est, n = cka_matrix(files, None, opts, kernel)
+                rows += _rows("checkpoints", cka, spread, est, n, keys, keys)
     return _frame(rows)
+
+
+def _kernels(opts: Mapping[str, Any]) -> list[str]:
+    return ["linear", "rbf"] if opts["rbf"] else ["linear"]
 
 
 def models_similarity(
@@ -289,10 +328,16 @@ def models_similarity(
     """Layer x layer of two models on the same images: `a`, `b` = (model, ckpt,
     {layer: file})."""
     (ma, ca, la), (mb, cb, lb) = a, b
-    cka, spread, est, n = cka_matrix(list(la.values()), list(lb.values()), options)
+    opts = with_defaults(options, "similarity")
     ka = [(ma, ca, layer) for layer in la]
     kb = [(mb, cb, layer) for layer in lb]
-    return _frame(_rows("models", cka, spread, est, n, ka, kb))
+    rows = []
+    for kernel in _kernels(opts):
+        cka, spread, est, n = cka_matrix(
+            list(la.values()), list(lb.values()), opts, kernel
+        )
+        rows += _rows("models", cka, spread, est, n, ka, kb)
+    return _frame(rows)
 
 
 def _span(names: Sequence[str]) -> str:
@@ -303,8 +348,9 @@ def _span(names: Sequence[str]) -> str:
 def summarize(table: pd.DataFrame, model: str, settled: float = 0.9) -> list[str]:
     """Plain-words sentences on one model, computed from its table: when each layer
     reaches CKA >= `settled` with the last checkpoint, which layers keep changing,
-    and how alike neighbouring layers are in the last checkpoint."""
+    and how alike neighbouring layers are in the last checkpoint (linear CKA)."""
     out = []
+    table = table[table["kernel"] == "linear"]
     t = table[(table["model"] == model) & (table["comparison"] == "checkpoints")]
     if len(t):
         ckpts = list(dict.fromkeys(t["checkpoint"]))

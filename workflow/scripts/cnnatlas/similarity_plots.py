@@ -63,8 +63,8 @@ def panels_of(
 ) -> list[tuple[str, pd.DataFrame]]:
     """One model's matrices of a comparison: 'layers' (one per checkpoint, layer x
     layer) or 'checkpoints' (one per layer, checkpoint x checkpoint); `keys` picks
-    and orders the checkpoints or layers (None: all, in table order)."""
-    t = table[table["comparison"] == comparison]
+    and orders the checkpoints or layers (None: all, in table order). Linear CKA."""
+    t = table[(table["comparison"] == comparison) & (table["kernel"] == "linear")]
     by, rows, cols = {
         "layers": ("checkpoint", "layer", "other_layer"),
         "checkpoints": ("layer", "checkpoint", "other_checkpoint"),
@@ -102,7 +102,7 @@ def similarity_figures(
     """Every heat map of a gathered CKA table into `out_dir`: per model, its layers in
     each checkpoint (`{model}-layers.png`) and each layer across its checkpoints
     (`{model}-checkpoints.png`); per pair of models, layer x layer
-    (`{a}-vs-{b}.png`); each also as PDF. Returns the PNG paths."""
+    (`{a}-vs-{b}.png`); each also as PDF; linear CKA. Returns the PNG paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     pngs = []
@@ -124,7 +124,7 @@ def similarity_figures(
             draw(f"{model}-checkpoints", panels,
                  f"{model}: CKA of each layer between checkpoints", "checkpoint",
                  "checkpoint")  # fmt: skip
-    models = table[table["comparison"] == "models"]
+    models = table[(table["comparison"] == "models") & (table["kernel"] == "linear")]
     for (a, b), g in models.groupby(["model", "other_model"], sort=False):
         ca, cb = g["checkpoint"].iloc[0], g["other_checkpoint"].iloc[0]
         draw(f"{a}-vs-{b}", [(f"{a} {ca} x {b} {cb}", _matrix(g, "layer", "other_layer"))],
