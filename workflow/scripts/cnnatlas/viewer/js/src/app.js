@@ -19,6 +19,7 @@ const state = {
 const live = {
   map: null, xy: null, norm: null, points: null, run: null, mode: null, drawn: false,
   neighbours: null, mapNeighbours: null, lasso: null, restoring: false, drawing: Promise.resolve(),
+  queue: Promise.resolve(), press: null, boxes: 0,
 };
 let classes; let paths; let labels; let meta = {};
 
@@ -125,7 +126,16 @@ function pointsFor(mode) {
   return pts;
 }
 
-async function draw(transition = false) {
+// One draw at a time, in call order: regl-scatterplot ignores a draw while another runs,
+// which left two quick legend clicks with the first click's points under the second's
+// legend. Each queued draw reads the state when its turn comes.
+function draw(transition = false) {
+  const turn = live.queue.then(() => drawNow(transition));
+  live.queue = turn.catch(() => {});
+  return turn;
+}
+
+async function drawNow(transition) {
   const mode = colourMode(state.colour);
   live.mode = mode;
   scatterplot.set({
@@ -196,6 +206,8 @@ async function showMap({ transition = false } = {}) {
   live.neighbours = await block(H, H.neighbors[`${map.model}/${map.ckpt}/${map.layer}`]);
   live.mapNeighbours = null;
   const animate = transition && previous && previous.group && previous.group === map.group;
+  // another map starts from the whole frame: the zoom of the last one means nothing here
+  if (!animate && previous && previous !== map) scatterplot.reset();
   await draw(animate);
   renderMetrics(map);
   if (state.pin >= 0) renderPin();
@@ -224,6 +236,46 @@ function renderMetrics(map) {
     box.appendChild(el('p', { class: 'diagnosis', id: 'atlas-diagnosis' },
       map.note || 'no metrics were computed for this map'));
   }
+  // An aligned map's frame is shared by its checkpoints: one checkpoint's points may fill
+  // a small part of it (an early PCA map, say) and look like one dot.
+  const [w, h] = spread();
+  if (map.frame && Math.max(w, h) < 0.2) {
+    box.appendChild(el('p', { class: 'diagnosis', id: 'atlas-small' },
+      `this checkpoint's points fill ${Math.round(100 * Math.max(w, h) / 2)}% of the frame the checkpoints share: press fit (or 0) to zoom to them`));
+  }
+}
+
+// Width and height of the points in GL units (the frame is 2 wide).
+function spread() {
+  let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
+  for (const p of live.points || []) {
+    if (p[0] < x0) x0 = p[0]; if (p[0] > x1) x1 = p[0];
+    if (p[1] < y0) y0 = p[1]; if (p[1] > y1) y1 = p[1];
+  }
+  return [x1 - x0, y1 - y0];
+}
+
+// Zoom to the visible points (fit), or back to the whole frame when there are none.
+function fitView() {
+  const visible = live.mode ? visibleIndices(live.mode) : [];
+  if (!visible.length) { scatterplot.reset(); return Promise.resolve(); }
+  return scatterplot.zoomToPoints(visible, { padding: 0.1 });
+}
+
+// Box selection from the press to the release (regl-scatterplot's rectangle starts at
+// the first pointer move after the press, and a fast drag lost the points it crossed).
+function boxSelect(a, b) {
+  const [x0, x1] = [Math.min(a[0], b[0]), Math.max(a[0], b[0])];
+  const [y0, y1] = [Math.min(a[1], b[1]), Math.max(a[1], b[1])];
+  const out = [];
+  for (const i of visibleIndices(live.mode)) {
+    const p = scatterplot.getScreenPosition(i);
+    if (p && p[0] > x0 && p[0] < x1 && p[1] > y0 && p[1] < y1) out.push(i);
+  }
+  live.lasso = null;
+  applySelection(out);
+  live.boxes += 1;
+  document.body.dataset.boxes = String(live.boxes);
 }
 
 function renderLegend() {
@@ -612,6 +664,24 @@ function wire() {
     scatterplot.select(state.selection, { preventEvent: true });
   });
   scatterplot.subscribe('deselect', () => { if (!live.restoring) applySelection([]); });
+  // box: the press and the release are the corners, whatever the pointer did between
+  canvas.addEventListener('pointerdown', (e) => {
+    const r = canvas.getBoundingClientRect();
+    live.press = state.tool === 'box' && e.button === 0 ? [e.clientX - r.left, e.clientY - r.top] : null;
+  }, true);
+  window.addEventListener('pointerup', (e) => {
+    if (!live.press || state.tool !== 'box') return;
+    const r = canvas.getBoundingClientRect();
+    const a = live.press; const b = [e.clientX - r.left, e.clientY - r.top];
+    live.press = null;
+    // after regl-scatterplot's own handling of the same release, which it reports first
+    if (Math.abs(a[0] - b[0]) > 2 && Math.abs(a[1] - b[1]) > 2) setTimeout(() => boxSelect(a, b), 0);
+  }, true);
+  $('atlas-fit').addEventListener('click', () => fitView());
+  canvas.addEventListener('dblclick', () => { if (state.tool === 'pan') fitView(); });
+  window.addEventListener('keydown', (e) => {
+    if (e.key === '0' && !/^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement.tagName)) fitView();
+  });
   scatterplot.subscribe('pointOver', (i) => renderHover(i));
   scatterplot.subscribe('view', () => drawOverlay());
   $('atlas-search').addEventListener('input', (e) => {
@@ -631,6 +701,7 @@ function wire() {
 // What the tests and the benchmark read; not needed by a user.
 window.cnnatlas = {
   state, live, scatterplot,
+  settled: () => live.queue,
   selection: () => [...state.selection],
   lasso: () => live.lasso,
   highlighted: () => ((state.pin >= 0 && live.pinInfo) ? [...live.pinInfo.feats] : []),

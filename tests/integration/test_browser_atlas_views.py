@@ -1,0 +1,153 @@
+"""The atlas page's view and selection in a real headless Chromium: the legend and the
+drawn points stay in step under quick clicks, a box selects from the press to the release
+whatever the pointer did between, `fit` zooms to the points and another map starts from
+the whole frame. On the synthetic run of test_browser_atlas.py."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from cnnatlas.viewer import write_atlas
+
+from tests.integration.test_browser_atlas import _open, _screen, page, site  # noqa: F401
+from tests.integration.test_browser_maps import chromium  # noqa: F401
+from tests.synthetic_atlas import _map
+
+pytestmark = pytest.mark.integration
+
+
+def _drawn_vs_legend(page):  # noqa: F811
+    page.evaluate("() => cnnatlas.settled()")
+    return page.evaluate(
+        """() => {
+          const items = [...document.querySelectorAll('#atlas-legend li')];
+          const hidden = items.filter((li) => li.classList.contains('hidden'));
+          const shown = items.filter((li) => !li.classList.contains('hidden'))
+            .reduce((n, li) => n + Number(li.querySelector('.count').textContent), 0);
+          return {
+            legend_hidden: hidden.map((li) => li.querySelector('.name').textContent).sort(),
+            state_hidden: [...cnnatlas.state.hidden].sort(),
+            legend_shown: shown,
+            drawn: cnnatlas.scatterplot.get('filteredPoints').length,
+          };
+        }"""
+    )
+
+
+def test_quick_legend_clicks_leave_the_legend_and_the_points_in_step(page):  # noqa: F811
+    warnings = []
+    page.on("console", lambda m: warnings.append(m.text))
+    page.locator("#atlas-legend li .name").first.dblclick()
+    seen = _drawn_vs_legend(page)
+    assert seen["legend_hidden"] == seen["state_hidden"] == []
+    assert seen["drawn"] == seen["legend_shown"]
+    # two names clicked one right after the other, while the first redraw runs
+    page.evaluate(
+        """() => { const names = document.querySelectorAll('#atlas-legend li .name');
+                   names[1].click(); names[2].click(); }"""
+    )
+    seen = _drawn_vs_legend(page)
+    assert len(seen["state_hidden"]) == 2
+    assert seen["legend_hidden"] == seen["state_hidden"]
+    assert seen["drawn"] == seen["legend_shown"]
+    assert not [w for w in warnings if "Ignoring draw call" in w]
+
+
+def _clear_box(screen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A rectangle over the middle of the points, holding at least 5 of them, with no
+    point within 4 px of an edge."""
+    for q in range(5, 45):
+        lo, hi = (
+            np.percentile(screen, q, axis=0),
+            np.percentile(screen, 100 - q, axis=0),
+        )
+        near = np.any(
+            (np.abs(screen - lo) < 4) | (np.abs(screen - hi) < 4), axis=1
+        ) & np.all((screen > lo - 4) & (screen < hi + 4), axis=1)
+        inside = np.all((screen > lo) & (screen < hi), axis=1)
+        if not near.any() and inside.sum() >= 5:
+            return lo, hi
+    raise AssertionError("no rectangle clear of the points")
+
+
+@pytest.mark.parametrize("moves", [1, 3])
+def test_a_box_selects_from_the_press_to_the_release(page, moves):  # noqa: F811
+    screen = _screen(page)
+    lo, hi = _clear_box(screen)
+    page.click("[data-tool='box']")
+    page.mouse.move(*lo)
+    page.mouse.down()
+    page.mouse.move(*hi, steps=moves)
+    page.mouse.up()
+    page.wait_for_function("() => Number(document.body.dataset.boxes || 0) > 0")
+    inside = np.all((screen > lo) & (screen < hi), axis=1)
+    assert inside.sum() >= 5
+    assert (
+        page.evaluate("() => cnnatlas.selection()") == np.flatnonzero(inside).tolist()
+    )
+
+
+def _distance(page) -> float:  # noqa: F811
+    return page.evaluate("() => cnnatlas.scatterplot.get('cameraDistance')")
+
+
+def test_fit_zooms_to_the_points_and_another_map_starts_unzoomed(page):  # noqa: F811
+    whole = _distance(page)
+    box = page.locator("#atlas-canvas").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(6):
+        page.mouse.wheel(0, -400)
+    page.wait_for_function(
+        f"() => cnnatlas.scatterplot.get('cameraDistance') < {whole} / 2"
+    )
+    page.select_option("#atlas-method", "pca")
+    page.wait_for_function("() => cnnatlas.state.method === 'pca'")
+    page.evaluate("() => cnnatlas.settled()")
+    assert _distance(page) == pytest.approx(whole)
+    page.click("#atlas-fit")
+    page.wait_for_function(
+        f"() => cnnatlas.scatterplot.get('cameraDistance') !== {whole}"
+    )
+    page.wait_for_timeout(0)
+    screen = _screen(page)
+    span = screen.max(axis=0) - screen.min(axis=0)
+    inside = (screen >= [box["x"], box["y"]]) & (
+        screen <= [box["x"] + box["width"], box["y"] + box["height"]]
+    )
+    assert inside.all()
+    # fitted: the points span most of the canvas along one axis (padding 10%)
+    assert max(span[0] / box["width"], span[1] / box["height"]) > 0.8
+
+
+def test_a_checkpoint_in_a_small_part_of_the_shared_frame_says_so_and_fits(
+    chromium,  # noqa: F811
+    site,  # noqa: F811
+    tmp_path,
+):
+    """Aligned maps share one frame: an early checkpoint whose points sit close
+    together (an early PCA map) reads as one dot until `fit` zooms to it."""
+    emb = pd.read_parquet(site["embedding2"])[["x", "y"]].to_numpy()
+    aligned = tmp_path / "aligned"
+    aligned.mkdir()
+    _map(emb * 0.02, aligned / "early.parquet")
+    _map(emb * 3.0, aligned / "late.parquet")
+    evolution = [{**site["inputs"]["evolution"][0], "dir": aligned}]
+    atlas = site["atlas"].with_name("atlas-small.html")
+    write_atlas(atlas, **{**site["inputs"], "evolution": evolution})
+    url = atlas.as_uri() + "#model=net&ckpt=early&layer=fc&method=tsne+aligned"
+    page = _open(chromium, url)  # noqa: F811
+    try:
+        assert "press fit" in page.text_content("#atlas-small")
+        box = page.locator("#atlas-canvas").bounding_box()
+        before = np.ptp(_screen(page), axis=0).max() / box["width"]
+        assert before < 0.1
+        page.click("#atlas-fit")
+        page.wait_for_function("() => cnnatlas.scatterplot.get('cameraDistance') < 0.5")
+        span = np.ptp(_screen(page), axis=0) / [box["width"], box["height"]]
+        assert span.max() > 0.5, span
+        page.select_option("#atlas-ckpt", "late")
+        page.wait_for_function("() => cnnatlas.state.ckpt === 'late'")
+        page.evaluate("() => cnnatlas.settled()")
+        assert page.locator("#atlas-small").count() == 0
+        assert page.problems == []
+    finally:
+        page.close()
