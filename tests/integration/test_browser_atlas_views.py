@@ -151,3 +151,42 @@ def test_a_checkpoint_in_a_small_part_of_the_shared_frame_says_so_and_fits(
         assert page.problems == []
     finally:
         page.close()
+
+
+def test_search_with_a_class_hidden_selects_and_counts_the_shown_matches(page, site):  # noqa: F811
+    man = pd.read_parquet(site["manifest"])
+    first = page.locator("#atlas-legend li .name").first
+    hidden = first.text_content()
+    first.click()
+    page.wait_for_function("(c) => cnnatlas.state.hidden.has(c)", arg=hidden)
+    page.evaluate("() => cnnatlas.settled()")
+    page.fill("#atlas-search", "class")
+    hit = man["path"].str.lower().str.contains("class", regex=False)
+    hit |= man["label_name"].str.lower().str.contains("class", regex=False)
+    hit |= man["domain"].str.lower().str.contains("class", regex=False)
+    in_hidden = hit & (man["label_name"] == hidden)
+    expected = man.loc[hit & ~in_hidden, "image_id"].tolist()
+    assert expected and in_hidden.any()
+    page.wait_for_function(
+        "(n) => cnnatlas.selection().length === n", arg=len(expected), timeout=10_000
+    )
+    assert page.evaluate("() => cnnatlas.selection()") == sorted(expected)
+    count = page.text_content("#atlas-search-count")
+    assert count.startswith(f"{len(expected)} matches (")
+    assert count.endswith(f"; {int(in_hidden.sum())} more in hidden classes")
+    by_path = int((man["path"].str.lower().str.contains("class") & ~in_hidden).sum())
+    assert f"{by_path} by path" in count
+
+
+def test_a_phone_width_page_does_not_scroll_sideways(chromium, site):  # noqa: F811
+    page = chromium.new_page(viewport={"width": 390, "height": 800})  # noqa: F811
+    try:
+        page.goto(site["atlas"].as_uri())
+        page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+        assert page.evaluate("() => document.scrollingElement.scrollWidth") <= 390
+        for part in ("#atlas-plot", "aside"):
+            box = page.locator(part).bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390, part
+        assert page.locator("#atlas-plot").bounding_box()["width"] > 300
+    finally:
+        page.close()

@@ -484,16 +484,30 @@ function search(query) {
   const metaHits = Object.entries(meta).map(([, m]) => (m.kind === 'category'
     ? { codes: m.codes, hit: m.names.map((n) => String(n).toLowerCase().includes(q)) }
     : { values: m.values }));
+  const shown = new Uint8Array(N);
+  for (const i of visibleIndices(live.mode)) shown[i] = 1;
   const out = [];
+  const by = { 'class name': 0, path: 0, metadata: 0 };
+  let hidden = 0;
   for (let i = 0; i < N; i++) {
-    let hit = classHit[labels[i]] || paths[i].toLowerCase().includes(q);
-    for (let j = 0; !hit && j < metaHits.length; j++) {
-      const m = metaHits[j];
-      hit = m.hit ? m.hit[m.codes[i]] : String(m.values[i]).includes(q);
+    const c = classHit[labels[i]];
+    const p = paths[i].toLowerCase().includes(q);
+    let m = false;
+    for (let j = 0; !m && j < metaHits.length; j++) {
+      const h = metaHits[j];
+      m = h.hit ? h.hit[h.codes[i]] : String(h.values[i]).includes(q);
     }
-    if (hit) out.push(i);
+    if (!(c || p || m)) continue;
+    // hidden classes are not drawn, so they are not selected either: counted apart
+    if (!shown[i]) { hidden++; continue; }
+    out.push(i);
+    by['class name'] += c; by.path += p; by.metadata += m;
   }
-  $('atlas-search-count').textContent = `${out.length.toLocaleString('en')} match${out.length === 1 ? '' : 'es'}`;
+  const why = Object.entries(by).filter(([, n]) => n).map(([k, n]) => `${n.toLocaleString('en')} by ${k}`);
+  let text = `${out.length.toLocaleString('en')} match${out.length === 1 ? '' : 'es'}`;
+  if (why.length) text += ` (${why.join(', ')})`;
+  if (hidden) text += `; ${hidden.toLocaleString('en')} more in hidden classes`;
+  $('atlas-search-count').textContent = text;
   return out;
 }
 
