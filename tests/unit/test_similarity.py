@@ -64,6 +64,15 @@ def test_the_minibatch_estimator_is_within_its_spread_of_the_full_value():
     assert linear_cka(x, y, opts | {"seed": 1})[0] != value
 
 
+def test_fewer_images_than_a_minibatch_make_one_batch_not_nan():
+    x, y = _features(n=30, seed=5), _features(n=30, d=13, seed=6)
+    opts = {"gram_max_n": 4, "minibatch_min_n": 10, "batch_size": 50, "seed": 0}
+    value, spread, used = linear_cka(x, y, opts)
+    assert used == "minibatch" and np.isfinite(value) and spread == 0.0
+    assert value == linear_cka(x, y, opts | {"batch_size": 30})[0]
+    assert linear_cka(x, x, opts)[0] == pytest.approx(1.0, abs=1e-12)
+
+
 def test_random_features_score_low_against_structured_ones():
     x = _features(n=500)
     noise = np.random.default_rng(7).normal(size=(500, 20)).astype(np.float32)

@@ -202,7 +202,8 @@ class _Matrix:
         return out
 
     def _minibatch(self, pairs):
-        b = self.opts["batch_size"]
+        # fewer images than a batch: one batch of all of them, not zero batches (NaN)
+        b = min(self.opts["batch_size"], self.n)
         order = np.random.default_rng(self.opts["seed"]).permutation(self.n)
         used = sorted({i for p in pairs for i in p})
         cross = {p: 0.0 for p in pairs}
