@@ -1,16 +1,18 @@
 """The similarity stage through the real snakemake: CKA tables, summary, heat maps and
-the landing page's section; the chunked cross-covariance estimator at small N."""
+the landing page's section; the chunked cross-covariance and the minibatch estimators at
+small N."""
 
 import html
 import json
 import re
+import shutil
 from urllib.parse import parse_qs
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from cnnatlas.similarity import cka_reference
+from cnnatlas.similarity import cka_reference, linear_cka
 from PIL import Image
 
 from tests.conftest import run_snakemake
@@ -61,6 +63,41 @@ def test_the_tables_hold_every_comparison_with_valid_values(two_models):
     assert value[("fc1", "early", "late")] == pytest.approx(
         cka_reference(x, y), abs=1e-6
     )
+
+
+@pytest.fixture(scope="module")
+def minibatch_run(two_models, tmp_path_factory):
+    """A copy of two_models' run with thresholds that send its 30 images to the
+    minibatch estimator (3 batches of 8); only the similarity jobs run again."""
+    workdir = tmp_path_factory.mktemp("minibatch") / "run"
+    shutil.copytree(two_models.parent, workdir, symlinks=True)
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["similarity"] = {"gram_max_n": 4, "minibatch_min_n": 10, "batch_size": 8}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    run_snakemake(workdir, *TARGETS)
+    return workdir / "results", config["similarity"]
+
+
+def test_the_minibatch_path_through_the_workflow(minibatch_run):
+    results, options = minibatch_run
+    t = pd.read_parquet(results / "similarity/cka.parquet")
+    assert set(t["estimator"]) == {"minibatch"} and set(t["n"]) == {30}
+    assert np.isfinite(t["cka"]).all() and (t["spread"] >= 0).all()
+    within = t[t["comparison"] == "layers"]
+    same = within[within["layer"] == within["other_layer"]]
+    np.testing.assert_allclose(same["cka"], 1.0, atol=1e-9)
+    np.testing.assert_allclose(same["spread"], 0.0, atol=1e-9)
+    assert (within.loc[within["layer"] != within["other_layer"], "spread"] > 0).all()
+    for _, m in within.groupby(["model", "checkpoint"]):
+        m = m.pivot(index="layer", columns="other_layer", values="cka")
+        np.testing.assert_allclose(m.to_numpy(), m.T.to_numpy(), atol=1e-12)
+    # the table holds what the library gives for the run's files and options
+    ckpts = t[t["comparison"] == "checkpoints"]
+    value = ckpts.set_index(["layer", "checkpoint", "other_checkpoint"])["cka"]
+    x, y = (results / f"tiny/{c}/features/fc1.npy" for c in ("early", "late"))
+    assert value[("fc1", "early", "late")] == linear_cka(x, y, options)[0]
+    summary = json.loads((results / "similarity/summary.json").read_text())
+    assert summary["estimators"] == ["minibatch"]
 
 
 def test_the_summary_and_heat_maps(two_models):
