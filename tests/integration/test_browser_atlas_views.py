@@ -190,3 +190,36 @@ def test_a_phone_width_page_does_not_scroll_sideways(chromium, site):  # noqa: F
         assert page.locator("#atlas-plot").bounding_box()["width"] > 300
     finally:
         page.close()
+
+
+def test_the_zoom_and_centre_live_in_the_url(chromium, page):  # noqa: F811
+    box = page.locator("#atlas-canvas").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 3, box["y"] + box["height"] / 3)
+    for _ in range(4):
+        page.mouse.wheel(0, -400)
+    page.wait_for_function(
+        "() => new URLSearchParams(location.hash.slice(1)).has('view')"
+        " && cnnatlas.scatterplot.get('cameraDistance') < 0.5"
+    )
+    # the address follows once the wheel rests
+    page.wait_for_function(
+        """() => { const v = new URLSearchParams(location.hash.slice(1)).get('view');
+                   const d = Number(v.split(',')[2]);
+                   return Math.abs(d - cnnatlas.scatterplot.get('cameraDistance')) < 1e-4; }"""
+    )
+    screen = _screen(page)
+    other = _open(chromium, page.url)
+    try:
+        other.evaluate("() => cnnatlas.settled()")
+        assert np.allclose(_screen(other), screen, atol=0.5)
+        assert other.problems == []
+    finally:
+        other.close()
+    # fit (the 0 key) zooms back out to the points, and the address follows
+    page.keyboard.press("0")
+    page.wait_for_function(
+        """() => { const d = cnnatlas.scatterplot.get('cameraDistance');
+                   const v = new URLSearchParams(location.hash.slice(1)).get('view');
+                   return d > 0.5 && (v === null
+                     ? Math.abs(d - 1) < 1e-6 : Math.abs(Number(v.split(',')[2]) - d) < 1e-4); }"""
+    )

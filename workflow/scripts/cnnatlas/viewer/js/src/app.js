@@ -14,7 +14,7 @@ const GRID_MAX = 400; // thumbnails drawn in the selection grid; counts cover ev
 
 const state = {
   model: null, ckpt: null, layer: null, method: null, variant: null, colour: 'label',
-  hidden: new Set(), selection: [], pin: -1, query: '', tool: 'pan',
+  hidden: new Set(), selection: [], pin: -1, query: '', tool: 'pan', view: '',
 };
 const live = {
   map: null, xy: null, norm: null, points: null, run: null, mode: null, drawn: false,
@@ -258,8 +258,8 @@ function spread() {
 // Zoom to the visible points (fit), or back to the whole frame when there are none.
 function fitView() {
   const visible = live.mode ? visibleIndices(live.mode) : [];
-  if (!visible.length) { scatterplot.reset(); return Promise.resolve(); }
-  return scatterplot.zoomToPoints(visible, { padding: 0.1 });
+  if (!visible.length) { scatterplot.reset(); writeHash(); return Promise.resolve(); }
+  return scatterplot.zoomToPoints(visible, { padding: 0.1 }).then(writeHash);
 }
 
 // Box selection from the press to the release (regl-scatterplot's rectangle starts at
@@ -599,6 +599,27 @@ function drawOverlay() {
 
 // ---- URL hash --------------------------------------------------------------------------
 
+// The zoom and centre as 'x,y,distance' in the map's frame; none for the whole frame.
+function viewOf() {
+  const [x, y] = scatterplot.get('cameraTarget');
+  const d = scatterplot.get('cameraDistance');
+  if (Math.abs(x) < 1e-6 && Math.abs(y) < 1e-6 && Math.abs(d - 1) < 1e-6) return '';
+  return [x, y, d].map((a) => Number(a.toPrecision(6))).join(',');
+}
+
+function setView(text) {
+  const v = (text || '').split(',').map(Number);
+  if (v.length !== 3 || !v.every(Number.isFinite) || !(v[2] > 0)) return;
+  scatterplot.set({ cameraTarget: [v[0], v[1]], cameraDistance: v[2] });
+}
+
+// A pan or zoom fires many view events: the address follows once the view rests.
+let viewTimer = 0;
+function writeHashSoon() {
+  clearTimeout(viewTimer);
+  viewTimer = setTimeout(writeHash, 150);
+}
+
 function writeHash() {
   if (live.restoring) return;
   const p = new URLSearchParams();
@@ -606,6 +627,8 @@ function writeHash() {
   if (state.hidden.size) p.set('hide', JSON.stringify([...state.hidden]));
   if (state.query) p.set('q', state.query);
   if (state.pin >= 0) p.set('pin', String(state.pin));
+  const v = viewOf();
+  if (v) p.set('view', v);
   // Long selections are kept out of the address: browsers cut URLs of some MB.
   if (state.selection.length && state.selection.length <= 5000) p.set('sel', state.selection.join('.'));
   history.replaceState(null, '', `#${p.toString()}`);
@@ -619,6 +642,7 @@ function readHash() {
   try { state.hidden = new Set(p.has('hide') ? JSON.parse(p.get('hide')) : []); } catch (e) { state.hidden = new Set(); }
   state.query = p.get('q') || '';
   state.pin = p.has('pin') ? Number(p.get('pin')) : -1;
+  state.view = p.get('view') || '';
   if (!(state.pin >= 0 && state.pin < N)) state.pin = -1;
   state.selection = p.has('sel') ? p.get('sel').split('.').map(Number).filter((i) => i >= 0 && i < N) : [];
 }
@@ -628,6 +652,7 @@ async function restore() {
   readHash();
   $('atlas-search').value = state.query;
   await showMap();
+  setView(state.view);
   if (state.query && !state.selection.length) state.selection = search(state.query);
   else if (state.query) search(state.query);
   applySelection(state.selection, true);
@@ -697,7 +722,7 @@ function wire() {
     if (e.key === '0' && !/^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement.tagName)) fitView();
   });
   scatterplot.subscribe('pointOver', (i) => renderHover(i));
-  scatterplot.subscribe('view', () => drawOverlay());
+  scatterplot.subscribe('view', () => { drawOverlay(); writeHashSoon(); });
   $('atlas-search').addEventListener('input', (e) => {
     const hits = search(e.target.value);
     live.lasso = null;
