@@ -14,6 +14,7 @@ from cnnatlas.evolution import (
 )
 from cnnatlas.evolution_plots import (
     frame_positions,
+    plot_strip,
     render_evolution,
     slider_figure,
 )
@@ -188,6 +189,29 @@ def test_render_writes_strip_gif_and_slider_with_the_same_bytes_twice(rendered_i
         assert 3 + 2 * 4 <= im.n_frames <= 3 * 2 + 2 * 4
     html = (root / "one" / "slider.html").read_text()
     assert '<script src="http' not in html and "plotly.js" in html.lower()
+
+
+def _coloured_columns(panel: np.ndarray) -> np.ndarray:
+    """Columns of a panel's plot area holding saturated (class-coloured) pixels."""
+    rgb = panel[:, :, :3].astype(int)
+    saturated = rgb.max(axis=2) - rgb.min(axis=2) > 60
+    return np.flatnonzero(saturated.any(axis=0))
+
+
+def test_a_collapsed_checkpoint_is_spread_over_its_strip_panel(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 40)
+    late = rng.normal(size=(120, 2)) * 10 + labels[:, None] * 15
+    early = late.mean(axis=0) + late / 200  # all within 1% of the frame
+    png = tmp_path / "strip.png"
+    plot_strip([early, late], ["step0005", "step0100"], labels, ["a", "b", "c"], png)
+    with Image.open(png) as im:
+        img = np.asarray(im.convert("RGB"))
+    h, w = img.shape[:2]
+    body = img[: int(h * 0.75)]  # the legend's markers sit below
+    first = _coloured_columns(body[:, : w // 2])
+    # spread over at least a third of the panel, not one dot
+    assert first.max() - first.min() > w // 2 / 3
 
 
 def test_slider_figure_has_one_frame_per_checkpoint_with_every_point(rendered_inputs):

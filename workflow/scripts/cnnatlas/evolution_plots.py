@@ -51,6 +51,23 @@ def _limits(maps: Sequence[np.ndarray], pad: float = 0.05) -> tuple[tuple, tuple
     )
 
 
+def _panel_limits(
+    xy: np.ndarray, shared: tuple[tuple, tuple], small: float = 0.1
+) -> tuple[tuple, tuple, float]:
+    """The shared limits and zoom 1, or, when the panel's points fill less than `small`
+    of the shared frame along both axes, limits fitted to them (at least 1e-3 of the
+    shared frame, so identical points still get a frame) and the zoom that is."""
+    span = np.array([shared[0][1] - shared[0][0], shared[1][1] - shared[1][0]])
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    if np.all(hi - lo >= small * span):
+        return (*shared, 1.0)
+    side = max(float(np.max((hi - lo) / span)), 1e-3) * 1.1
+    centre = (lo + hi) / 2
+    half = side * span / 2
+    limits = tuple((centre[k] - half[k], centre[k] + half[k]) for k in (0, 1))
+    return (*limits, 1 / side)
+
+
 def _scatter_classes(
     ax, xy: np.ndarray, labels: np.ndarray, styles: Sequence[Style], size: float
 ) -> list:
@@ -86,8 +103,11 @@ def plot_strip(
     size = max(2.0, min(12.0, 3000 / len(labels)))
     for ax, xy, ckpt in zip(axes[0], maps, ckpts, strict=True):
         _scatter_classes(ax, xy, labels, styles, size)
-        ax.set(xlim=xlim, ylim=ylim, xticks=[], yticks=[], aspect="equal")
-        ax.set_title(ckpt, fontsize=9)
+        # a checkpoint whose points sit in a corner of the shared frame (a collapsed early
+        # map) would be one dot: it is drawn on its own limits, and its title says so
+        px, py, zoom = _panel_limits(xy, (xlim, ylim))
+        ax.set(xlim=px, ylim=py, xticks=[], yticks=[], aspect="equal")
+        ax.set_title(ckpt if zoom == 1 else f"{ckpt} (zoomed ×{zoom:.3g})", fontsize=9)
     handles, names = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, names, loc="lower center", ncol=min(10, len(styles)), fontsize=7,
                frameon=False, handletextpad=0.1, markerscale=1.5)  # fmt: skip
