@@ -14,14 +14,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow/scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cnnatlas.batches import CropDataset, collate_crops  # noqa: E402
 from cnnatlas.torchutil import ImageTransform, TransformSpec  # noqa: E402
+from first_run import make_images  # noqa: E402
 
 
 def collate_list(items):
@@ -30,17 +30,6 @@ def collate_list(items):
         "rows": torch.tensor([i for _, i in items], dtype=torch.int64),
         "jpegs": [x for x, _ in items],
     }
-
-
-def write_jpegs(folder: Path, n: int, seed: int = 0) -> list[str]:
-    rng = np.random.default_rng(seed)
-    paths = []
-    for i in range(n):
-        base = rng.integers(0, 256, (47, 63, 3), dtype=np.uint8)
-        im = Image.fromarray(base).resize((500, 375), Image.BILINEAR)
-        paths.append(str(folder / f"{i:05d}.jpg"))
-        im.save(paths[-1], quality=90)
-    return paths
 
 
 def ms_per_batch(ds, collate, batch: int, workers: int, epochs: int) -> float:
@@ -64,7 +53,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        paths = write_jpegs(Path(tmp), args.images)
+        make_images(Path(tmp), args.images)  # a new user's photo-sized JPEGs
+        paths = sorted(str(p) for p in Path(tmp).rglob("*.jpg"))
         spec = TransformSpec(resize=256, crop=224, channels=3,
                              mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))  # fmt: skip
         ds = CropDataset(paths, ImageTransform(spec), encoded=True)

@@ -15,7 +15,6 @@ Prints JSON.
 """
 
 import argparse
-import csv
 import json
 import platform
 import resource
@@ -29,8 +28,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from cnnatlas.cost import stage_of  # noqa: E402
+from scale import collect  # noqa: E402
 
 ESTIMATORS = {  # options that send N images to each estimator
     "gram": {"gram_max_n": 10**9},
@@ -66,22 +67,16 @@ def one(x: str, y: str, estimator: str) -> None:
 
 def stage_against_extraction(results: Path) -> dict:
     """CPU seconds and peak RSS of the similarity rules and of the extraction, from a
-    finished run's Snakemake benchmark files."""
-    cpu: dict[str, float] = {}
-    rss: dict[str, float] = {}
-    for tsv in sorted((results / "benchmarks").rglob("*.tsv")):
-        rule = tsv.relative_to(results / "benchmarks").parts[0].removesuffix(".tsv")
-        with tsv.open() as fh:
-            row = next(csv.DictReader(fh, delimiter="\t"))
-        cpu[rule] = cpu.get(rule, 0.0) + float(row["cpu_time"])
-        rss[rule] = max(rss.get(rule, 0.0), float(row["max_rss"]))
-    stage = [r for r in cpu if r in ("measure_similarity", "compare_models",
-                                     "gather_similarity")]  # fmt: skip
-    extraction = sum(v for r, v in cpu.items() if stage_of(r) == "extraction")
-    total = sum(cpu[r] for r in stage)
+    finished run's Snakemake benchmark files (`scale.collect`)."""
+    rules = collect(results)["rules"]
+    stage = [r for r in ("measure_similarity", "compare_models", "gather_similarity")
+             if r in rules]  # fmt: skip
+    extraction = sum(v["cpu_time"]["sum"] for r, v in rules.items()
+                     if stage_of(r) == "extraction")  # fmt: skip
+    total = sum(rules[r]["cpu_time"]["sum"] for r in stage)
     return {
-        "rules_cpu_s": {r: round(cpu[r], 2) for r in stage},
-        "rules_peak_rss_mb": {r: rss[r] for r in stage},
+        "rules_cpu_s": {r: round(rules[r]["cpu_time"]["sum"], 2) for r in stage},
+        "rules_peak_rss_mb": {r: rules[r]["max_rss"]["max"] for r in stage},
         "similarity_cpu_s": round(total, 2),
         "extraction_cpu_s": round(extraction, 2),
         "ratio": round(total / extraction, 3) if extraction else None,

@@ -197,6 +197,9 @@ class _Matrix:
             norms[i] = float(np.sum(c * c))
         out = {}
         for i, j in pairs:
+            if i == j:  # the self term, computed above
+                out[(i, j)] = (_ratio(norms[i], norms[i], norms[i]), 0.0)
+                continue
             c = _cross(self.xs[i], self.xs[j], means[i], means[j], rows)
             out[(i, j)] = (_ratio(np.sum(c * c), norms[i], norms[j]), 0.0)
         return out
@@ -216,7 +219,7 @@ class _Matrix:
             for i in used:
                 selfs[i] += hs[i]
             for i, j in pairs:
-                h = _unbiased_hsic(grams[i], grams[j])
+                h = hs[i] if i == j else _unbiased_hsic(grams[i], grams[j])
                 cross[(i, j)] += h
                 per_batch[(i, j)].append(_ratio(h, hs[i], hs[j]))
         return {
