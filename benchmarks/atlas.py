@@ -9,19 +9,27 @@ timed from the page's own clock:
 
 - page size, and the bytes of the map's coordinates inside the atlas;
 - first render: navigation start to the page's ready flag (everything decoded, drawn);
-- hover: a synthetic mousemove over a point to the hover panel showing that image;
+- hover: a synthetic mousemove over a point to the hover panel showing that image,
+  painted (the next animation frame);
+- pin: a click on a point to the pinned panel and its neighbours' rings, painted;
+- draws: how many times regl-scatterplot redrew the points for the five hovers and the pin;
 - lasso: a polygon holding about 1,000 points drawn with the mouse, from the release of
   the button to the image grid rendered (atlas only; plotly has no grid);
 - pan (atlas): ten drag steps, then the page must still answer.
 
+With `--baseline REF` the atlas page of git revision REF (its template and bundle) is
+measured beside today's on the same data, in the same run ("atlas_REF").
+
 Prints one JSON object. Compare atlas and plotly within one run (same machine, same load).
 
     .venv/bin/python benchmarks/atlas.py --points 10000 100000 1000000
+    .venv/bin/python benchmarks/atlas.py --points 100000 --plotly-max 0 --baseline c734ae7
 """
 
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +46,7 @@ from cnnatlas.interactive import write_interactive  # noqa: E402
 from cnnatlas.io import write_parquet  # noqa: E402
 from cnnatlas.metrics import feature_neighbors  # noqa: E402
 from cnnatlas.plots import load_points  # noqa: E402
+from cnnatlas.viewer import atlas as atlas_module  # noqa: E402
 from cnnatlas.viewer import atlas_payload, write_atlas  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -100,6 +109,26 @@ HOVER_WAIT = """async (before) => {
 }"""
 
 
+# From the click (its timeStamp) to the pinned panel filled, then painted.
+PIN_WAIT = """async (i) => {
+  while (cnnatlas.state.pin !== i) await new Promise(r => setTimeout(r, 1));
+  await new Promise(r => requestAnimationFrame(r));
+  return performance.now() - window.lastClickAt;
+}"""
+COUNT_DRAWS = """() => { window.draws = 0;
+  cnnatlas.scatterplot.subscribe('drawing', () => { window.draws += 1; }); }"""
+
+
+def pin(page, screen: np.ndarray) -> float:
+    """Click the point farthest from the others (so the click hits it) and time the pin."""
+    centre = np.median(screen, axis=0)
+    i = int(np.argmax(np.linalg.norm(screen - centre, axis=1)))
+    page.mouse.move(*screen[i])
+    page.wait_for_timeout(50)
+    page.mouse.click(*screen[i])
+    return float(page.evaluate(PIN_WAIT, i))
+
+
 def hover(page, xy) -> list[float]:
     page.mouse.move(5, 5)  # away first, so that each hover is a new point
     page.wait_for_timeout(50)
@@ -110,8 +139,10 @@ def hover(page, xy) -> list[float]:
     return page.evaluate(HOVER_WAIT, before)
 
 
-def bench_atlas(browser, folder: Path, inputs: dict, timeout_ms: int) -> dict:
-    out = folder / "atlas.html"
+def bench_atlas(
+    browser, folder: Path, inputs: dict, timeout_ms: int, name: str = "atlas.html"
+) -> dict:
+    out = folder / name
     t = time.perf_counter()
     size = write_atlas(out, **inputs)
     write_s = time.perf_counter() - t
@@ -125,10 +156,17 @@ def bench_atlas(browser, folder: Path, inputs: dict, timeout_ms: int) -> dict:
         "() => window.addEventListener('mousemove',"
         " e => { window.lastMoveAt = e.timeStamp; }, true)"
     )
+    page.evaluate(
+        "() => window.addEventListener('click',"
+        " e => { window.lastClickAt = e.timeStamp; }, true)"
+    )
+    page.evaluate(COUNT_DRAWS)
     hovers = [
         hover(page, screen[i].tolist())
         for i in np.random.default_rng(1).choice(len(screen), 5, replace=False)
     ]
+    res["pin_ms"] = pin(page, screen)
+    res["draws_for_hovers_and_pin"] = page.evaluate("() => window.draws")
     # hover_ms: event to the panel painted; hover_panel_ms: event to the panel's text and
     # thumbnail set (before the frame, which also redraws the WebGL canvas).
     res["hover_ms"] = float(np.median([h[1] for h in hovers]))
@@ -231,6 +269,31 @@ def bench_plotly(browser, folder: Path, inputs: dict, timeout_ms: int) -> dict:
     return res
 
 
+class page_of:
+    """Within the block, write_atlas uses the template and bundle of git revision `ref`."""
+
+    def __init__(self, ref: str, tmp: Path):
+        self.files = {}
+        for attr in ("BUNDLE", "TEMPLATE"):
+            here = getattr(atlas_module, attr)
+            rel = here.relative_to(REPO).as_posix()
+            text = subprocess.run(
+                ["git", "show", f"{ref}:{rel}"], cwd=REPO, check=True,
+                capture_output=True, text=True,
+            ).stdout  # fmt: skip
+            copy = tmp / f"{ref}-{here.name}"
+            copy.write_text(text, encoding="utf-8")
+            self.files[attr] = (here, copy)
+
+    def __enter__(self):
+        for attr, (_, copy) in self.files.items():
+            setattr(atlas_module, attr, copy)
+
+    def __exit__(self, *exc):
+        for attr, (here, _) in self.files.items():
+            setattr(atlas_module, attr, here)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -239,6 +302,8 @@ def main() -> None:
     ap.add_argument("--plotly-max", type=int, default=1_000_000,
                     help="skip the plotly page above this many points")  # fmt: skip
     ap.add_argument("--timeout", type=int, default=300, help="seconds per page load")
+    ap.add_argument("--baseline", metavar="REF",
+                    help="also measure the atlas page of this git revision")  # fmt: skip
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -261,6 +326,11 @@ def main() -> None:
                 "points": n,
                 "atlas": bench_atlas(browser, folder, inputs, args.timeout * 1000),
             }
+            if args.baseline:
+                with page_of(args.baseline, Path(tmp)):
+                    row[f"atlas_{args.baseline}"] = bench_atlas(
+                        browser, folder, inputs, args.timeout * 1000, "baseline.html"
+                    )
             if n <= args.plotly_max:
                 row["plotly"] = bench_plotly(
                     browser, folder, inputs, args.timeout * 1000

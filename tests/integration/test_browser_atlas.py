@@ -102,7 +102,7 @@ def test_loads_without_console_errors(page, site):
         page.text_content("#atlas-diagnosis") == "no metrics were computed for this map"
     )
     # No network: the page asked for nothing but files beside it and its own blobs.
-    page.evaluate("() => cnnatlas.scatterplot.hover(3)")
+    page.evaluate("() => cnnatlas.hover(3)")
     page.wait_for_selector("#atlas-hover .thumb[data-loaded='1']", timeout=10_000)
     assert page.requests and all(
         u.startswith(("file://", "blob:", "data:")) for u in page.requests
@@ -240,13 +240,14 @@ def test_hostile_names_add_no_element(page, site):
     page.fill("#atlas-search", "")
     page.fill("#atlas-search", "onerror")  # selects the file into the grid
     page.wait_for_function("() => cnnatlas.selection().length === 1")
-    page.evaluate("(i) => cnnatlas.scatterplot.hover(i, {showReticleOnce: false})", bad)
+    page.evaluate("(i) => cnnatlas.hover(i, [10, 10])", bad)  # the tooltip too
     page.wait_for_function(
         "(i) => document.getElementById('atlas-hover').dataset.imageId === String(i)",
         arg=bad,
     )
     assert XSS_FILE in page.text_content("#atlas-hover-text")
     assert f"true: {XSS_CLASS}" in page.text_content("#atlas-hover-text")
+    assert page.text_content("#atlas-tooltip").startswith(f"{XSS_CLASS} → ")
     legend = page.eval_on_selector_all(
         "#atlas-legend .name", "es => es.map(e => e.textContent)"
     )
@@ -318,7 +319,7 @@ def test_missing_thumbnail_sheet_says_so(chromium, site, tmp_path):  # noqa: F81
     shutil.copy(site["atlas"], copy)  # the sheets are not beside the copy
     page = _open(chromium, copy.as_uri())
     try:
-        page.evaluate("() => cnnatlas.scatterplot.hover(3)")
+        page.evaluate("() => cnnatlas.hover(3)")
         page.wait_for_selector("#atlas-hover .thumb.missing", timeout=10_000)
         text = page.text_content("#atlas-hover .thumb")
         assert "thumbnails/sheet-0000.png could not be loaded" in text

@@ -1,7 +1,8 @@
 """The atlas page's view and selection in a real headless Chromium: the legend and the
 drawn points stay in step under quick clicks, a box selects from the press to the release
 whatever the pointer did between, `fit` zooms to the points and another map starts from
-the whole frame. On the synthetic run of test_browser_atlas.py."""
+the whole frame, hover and pin mark their points without redrawing the points. On the
+synthetic run of test_browser_atlas.py."""
 
 import numpy as np
 import pandas as pd
@@ -223,3 +224,101 @@ def test_the_zoom_and_centre_live_in_the_url(chromium, page):  # noqa: F811
                    return d > 0.5 && (v === null
                      ? Math.abs(d - 1) < 1e-6 : Math.abs(Number(v.split(',')[2]) - d) < 1e-4); }"""
     )
+
+
+# Every draw of the points, counted as regl-scatterplot announces it.
+COUNT_DRAWS = """() => { window.draws = 0;
+  cnnatlas.scatterplot.subscribe('drawing', () => { window.draws += 1; }); }"""
+FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+
+
+def _lone_points(screen: np.ndarray, gap: float = 14) -> list[int]:
+    d = np.linalg.norm(screen[:, None] - screen[None], axis=2)
+    np.fill_diagonal(d, np.inf)
+    return np.flatnonzero(d.min(axis=1) > gap).tolist()
+
+
+def test_hover_and_pin_mark_their_point_without_redrawing_the_points(page, site):  # noqa: F811
+    """The hovered point is ringed on a layer above the points, named at the cursor and
+    described in the panel; a click pins it and rings its neighbours; regl-scatterplot
+    draws nothing for either (it redrew every point for each before)."""
+    page.evaluate("() => cnnatlas.settled()")
+    page.evaluate(COUNT_DRAWS)
+    screen = _screen(page)
+    lone = _lone_points(screen)
+    assert len(lone) >= 3
+    man = pd.read_parquet(site["manifest"]).set_index("image_id")
+    for i in lone[:3]:
+        page.mouse.move(5, 5)
+        page.mouse.move(*screen[i])
+        page.wait_for_function(
+            "(i) => document.getElementById('atlas-hover').dataset.imageId === String(i)",
+            arg=i,
+        )
+        assert page.evaluate("() => cnnatlas.live.hover") == i
+        tip = page.locator("#atlas-tooltip")
+        assert tip.is_visible()
+        assert tip.text_content().startswith(f"{man.loc[i, 'label_name']} → ")
+        # the tooltip sits by the cursor
+        tb = tip.bounding_box()
+        assert (
+            abs(tb["x"] - screen[i][0]) < 40
+            and abs(tb["y"] + tb["height"] - screen[i][1]) < 40
+        )
+    # the ring is drawn on the hover layer, around the point
+    ink = page.evaluate(
+        """(p) => { const c = document.getElementById('atlas-hoverlayer');
+          const r = c.getBoundingClientRect(); const k = c.width / r.width;
+          const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+          let n = 0, far = 0;
+          for (let y = 0; y < c.height; y++) for (let x = 0; x < c.width; x++) {
+            if (d[4 * (y * c.width + x) + 3] === 0) continue;
+            n++; if (Math.hypot(x / k + r.left - p[0], y / k + r.top - p[1]) > 20) far++;
+          }
+          return [n, far]; }""",
+        screen[lone[2]].tolist(),
+    )
+    assert ink[0] > 10 and ink[1] == 0, ink
+    page.mouse.move(*(screen[lone[0]] + [0.5, -0.5]))
+    page.mouse.down()
+    page.mouse.up()
+    page.wait_for_function("(i) => cnnatlas.state.pin === i", arg=lone[0])
+    page.evaluate(FRAMES)
+    assert page.evaluate("() => window.draws") == 0
+    # leaving the map hides the tooltip
+    page.mouse.move(2, 2)
+    page.wait_for_function("() => document.getElementById('atlas-tooltip').hidden")
+
+
+def test_the_page_finds_the_point_under_the_cursor_as_regl_scatterplot_places_it(page):  # noqa: F811
+    """The page's own projection equals regl-scatterplot's after a zoom and a pan, and its
+    hit test finds each point at its place (the nearest one where points overlap)."""
+    box = page.locator("#atlas-canvas").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.6)
+    page.mouse.wheel(0, -150)
+    page.mouse.down()
+    page.mouse.move(
+        box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5, steps=4
+    )
+    page.mouse.up()
+    page.wait_for_function("() => cnnatlas.scatterplot.get('cameraDistance') < 0.98")
+    page.evaluate("() => cnnatlas.settled()")
+    page.evaluate(FRAMES)
+    screen = _screen(page)
+    ours = np.array(
+        page.evaluate(
+            "(n) => [...Array(n).keys()].map((i) => cnnatlas.project(i))", len(screen)
+        )
+    )
+    assert np.abs(ours - screen).max() < 0.01
+    found = page.evaluate(
+        "(s) => s.map(([x, y]) => cnnatlas.pointAt(x, y))", screen.tolist()
+    )
+    on = (screen[:, 0] > box["x"]) & (screen[:, 0] < box["x"] + box["width"])
+    on &= (screen[:, 1] > box["y"]) & (screen[:, 1] < box["y"] + box["height"])
+    assert on.sum() >= 5
+    for i in np.flatnonzero(on):
+        j = found[i]
+        d = np.linalg.norm(screen - screen[i], axis=1)
+        assert j >= 0 and d[j] == d.min(), (i, j)
+    assert page.evaluate("() => cnnatlas.pointAt(-50, -50)") == -1

@@ -19,7 +19,7 @@ const state = {
 const live = {
   map: null, xy: null, norm: null, points: null, run: null, mode: null, drawn: false,
   neighbours: null, mapNeighbours: null, lasso: null, restoring: false, drawing: Promise.resolve(),
-  queue: Promise.resolve(), press: null, boxes: 0,
+  queue: Promise.resolve(), press: null, boxes: 0, hover: -1, grid: null, down: null,
 };
 let classes; let paths; let labels; let meta = {};
 
@@ -153,6 +153,7 @@ async function drawNow(transition) {
   live.drawing = scatterplot.draw(live.points, opts);
   await live.drawing;
   if (visible.length === N) scatterplot.unfilter({ preventEvent: true });
+  live.grid = pointGrid(live.points, visible);
   live.drawn = true;
   renderLegend();
   applySelection(state.selection, true);
@@ -383,6 +384,130 @@ function thumbnail(i, zoom = H.thumbs ? H.thumbs.zoom : 1) {
   return div;
 }
 
+// ---- hit test and hover ------------------------------------------------------------------
+// regl-scatterplot colours a hovered point by redrawing every point (a tenth of a second
+// at 100,000 points in a software renderer). The page finds the point under the cursor
+// itself, in a grid of the drawn points, and marks it on a 2-D canvas above the WebGL one:
+// hovering and pinning never redraw the points.
+
+// Map (GL) coordinates to canvas pixels and back: regl-scatterplot's projection · view ·
+// model, written out for a 2-D camera.
+function transform() {
+  const v = scatterplot.get('cameraView');
+  const r = canvas.getBoundingClientRect();
+  const ar = scatterplot.get('aspectRatio');
+  const va = r.width / r.height;
+  const t = {
+    a: (v[0] * ar) / va, b: v[4] / va, c: v[12] / va,
+    d: v[1] * ar, e: v[5], f: v[13], w: r.width, h: r.height,
+  };
+  t.det = t.a * t.e - t.b * t.d;
+  return t;
+}
+const toScreen = (t, x, y) => [
+  (t.w * (t.a * x + t.b * y + t.c + 1)) / 2,
+  t.h * (0.5 - (t.d * x + t.e * y + t.f) / 2),
+];
+function fromScreen(t, sx, sy) {
+  const u = (2 * sx) / t.w - 1 - t.c;
+  const v = 1 - (2 * sy) / t.h - t.f;
+  return [(t.e * u - t.b * v) / t.det, (t.a * v - t.d * u) / t.det];
+}
+
+// The drawn points bucketed into a square grid (a counting sort): a hit test reads the
+// few cells around the cursor, at a million points too.
+function pointGrid(points, visible) {
+  let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
+  for (const i of visible) {
+    const [x, y] = points[i];
+    if (x < x0) x0 = x; if (x > x1) x1 = x;
+    if (y < y0) y0 = y; if (y > y1) y1 = y;
+  }
+  const g = Math.max(1, Math.min(1024, Math.round(Math.sqrt(visible.length / 2))));
+  const sx = g / ((x1 - x0) || 1); const sy = g / ((y1 - y0) || 1);
+  const cellOf = (i) => {
+    const cx = Math.min(g - 1, Math.floor((points[i][0] - x0) * sx));
+    const cy = Math.min(g - 1, Math.floor((points[i][1] - y0) * sy));
+    return cy * g + cx;
+  };
+  const start = new Int32Array(g * g + 1);
+  for (const i of visible) start[cellOf(i) + 1]++;
+  for (let c = 0; c < g * g; c++) start[c + 1] += start[c];
+  const fill = start.slice(0, g * g);
+  const items = new Int32Array(visible.length);
+  for (const i of visible) items[fill[cellOf(i)]++] = i;
+  return { g, x0, y0, sx, sy, start, items };
+}
+
+// The drawn point nearest to a canvas pixel, within `radius` pixels; -1 if none.
+function pointAt(px, py, radius = Math.max(6, pointSize / 2 + 4)) {
+  const grid = live.grid;
+  if (!grid || !live.drawn) return -1;
+  const t = transform();
+  const [gx, gy] = fromScreen(t, px, py);
+  const [ex, ey] = fromScreen(t, px + radius, py - radius);
+  const rx = Math.abs(ex - gx); const ry = Math.abs(ey - gy);
+  const clamp = (c) => Math.max(0, Math.min(grid.g - 1, c));
+  const cx0 = clamp(Math.floor((gx - rx - grid.x0) * grid.sx));
+  const cx1 = clamp(Math.floor((gx + rx - grid.x0) * grid.sx));
+  const cy0 = clamp(Math.floor((gy - ry - grid.y0) * grid.sy));
+  const cy1 = clamp(Math.floor((gy + ry - grid.y0) * grid.sy));
+  let best = -1; let bestD = radius * radius;
+  for (let cy = cy0; cy <= cy1; cy++) {
+    for (let cx = cx0; cx <= cx1; cx++) {
+      const c = cy * grid.g + cx;
+      for (let k = grid.start[c]; k < grid.start[c + 1]; k++) {
+        const i = grid.items[k];
+        const [sx, sy] = toScreen(t, live.points[i][0], live.points[i][1]);
+        const d = (sx - px) ** 2 + (sy - py) ** 2;
+        if (d < bestD || (d === bestD && i < best)) { bestD = d; best = i; }
+      }
+    }
+  }
+  return best;
+}
+
+const hoverLayer = $('atlas-hoverlayer');
+const tooltip = $('atlas-tooltip');
+
+function sizeLayer(layer) {
+  const r = canvas.getBoundingClientRect();
+  const dpr = window.devicePixelRatio || 1;
+  const w = Math.round(r.width * dpr); const h = Math.round(r.height * dpr);
+  if (layer.width !== w || layer.height !== h) { layer.width = w; layer.height = h; }
+  const ctx = layer.getContext('2d');
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, r.width, r.height);
+  return ctx;
+}
+
+function ring(ctx, t, j, r, colour, width) {
+  const [x, y] = toScreen(t, live.points[j][0], live.points[j][1]);
+  ctx.beginPath();
+  ctx.arc(x, y, r, 0, 2 * Math.PI);
+  ctx.strokeStyle = colour;
+  ctx.lineWidth = width;
+  ctx.stroke();
+}
+
+// The hovered point: ringed on its layer, named in a tooltip at the cursor and described
+// in the side panel.
+function hover(i, at = null) {
+  const ctx = sizeLayer(hoverLayer);
+  live.hover = i;
+  if (i < 0 || !live.drawn) { tooltip.hidden = true; return; }
+  ring(ctx, transform(), i, pointSize / 2 + 3, '#000000', 2);
+  if (at) {
+    const run = live.run;
+    tooltip.textContent = `${classes[labels[i]]} → ${run.names[run.predOut[i]]} ${fmt(run.confidence[i], 2)}`;
+    tooltip.hidden = false;
+    const r = canvas.getBoundingClientRect();
+    tooltip.style.left = `${Math.min(at[0] + 12, r.width - tooltip.offsetWidth - 2)}px`;
+    tooltip.style.top = `${Math.max(2, at[1] - tooltip.offsetHeight - 8)}px`;
+  }
+  if ($('atlas-hover').dataset.imageId !== String(i)) renderHover(i);
+}
+
 function renderHover(i) {
   const box = $('atlas-hover');
   const t0 = performance.now();
@@ -576,25 +701,11 @@ function renderPin() {
 }
 
 function drawOverlay() {
-  const rect = canvas.getBoundingClientRect();
-  const dpr = window.devicePixelRatio || 1;
-  overlay.width = rect.width * dpr;
-  overlay.height = rect.height * dpr;
-  const ctx = overlay.getContext('2d');
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.clearRect(0, 0, rect.width, rect.height);
+  const ctx = sizeLayer(overlay);
   if (state.pin < 0 || !live.drawn) return;
-  const ring = (j, r, colour, width) => {
-    const p = scatterplot.getScreenPosition(j);
-    if (!p) return;
-    ctx.beginPath();
-    ctx.arc(p[0], p[1], r, 0, 2 * Math.PI);
-    ctx.strokeStyle = colour;
-    ctx.lineWidth = width;
-    ctx.stroke();
-  };
-  for (const j of (live.pinInfo || {}).feats || []) ring(j, pointSize + 3, '#ff7f0e', 2);
-  ring(state.pin, pointSize + 6, '#000000', 2.5);
+  const t = transform();
+  for (const j of (live.pinInfo || {}).feats || []) ring(ctx, t, j, pointSize + 3, '#ff7f0e', 2);
+  ring(ctx, t, state.pin, pointSize + 6, '#000000', 2.5);
 }
 
 // ---- URL hash --------------------------------------------------------------------------
@@ -670,6 +781,42 @@ function setTool(tool) {
   document.querySelectorAll('[data-tool]').forEach((b) => b.classList.toggle('on', b.dataset.tool === tool));
 }
 
+// Pointer events that would make regl-scatterplot redraw every point go to the page's
+// own hit test instead: a move with no button pressed hovers, a click that did not move
+// pins. Drags (pan, lasso, box) and the wheel stay regl-scatterplot's. It is kept from
+// hovering by never learning that the pointer is over its canvas.
+function wireHover() {
+  const plot = $('atlas-plot');
+  let telling = false;
+  const outside = () => { telling = true; canvas.dispatchEvent(new MouseEvent('mouseleave')); telling = false; };
+  outside();
+  // (its mouseleave handler redraws every point too)
+  const keep = (e) => { if (e.target === canvas && !telling) e.stopPropagation(); };
+  plot.addEventListener('mouseenter', keep, true);
+  plot.addEventListener('mouseleave', keep, true);
+  window.addEventListener('blur', outside);
+  plot.addEventListener('mouseleave', (e) => { if (e.target === plot) hover(-1); });
+  window.addEventListener('mousemove', (e) => {
+    if (e.target !== canvas || e.buttons !== 0) return;
+    const r = canvas.getBoundingClientRect();
+    const at = [e.clientX - r.left, e.clientY - r.top];
+    hover(pointAt(...at), at);
+  }, true);
+  canvas.addEventListener('mousedown', (e) => {
+    live.down = [e.clientX, e.clientY];
+    hover(-1);
+  }, true);
+  plot.addEventListener('click', (e) => {
+    if (e.target !== canvas || !live.down) return;
+    const moved = Math.hypot(e.clientX - live.down[0], e.clientY - live.down[1]);
+    const r = canvas.getBoundingClientRect();
+    const i = moved < 2 ? pointAt(e.clientX - r.left, e.clientY - r.top) : -1;
+    if (i < 0) return;
+    e.stopPropagation();
+    pin(i);
+  }, true);
+}
+
 function wire() {
   const menu = (id, key, opts) => $(id).addEventListener('change', (e) => {
     state[key] = e.target.value;
@@ -702,6 +849,7 @@ function wire() {
     if (points.length === 1 && performance.now() - lassoEndedAt > 300) pin(points[0]);
     scatterplot.select(state.selection, { preventEvent: true });
   });
+  wireHover();
   scatterplot.subscribe('deselect', () => { if (!live.restoring) applySelection([]); });
   // box: the press and the release are the corners, whatever the pointer did between
   canvas.addEventListener('pointerdown', (e) => {
@@ -721,8 +869,11 @@ function wire() {
   window.addEventListener('keydown', (e) => {
     if (e.key === '0' && !/^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement.tagName)) fitView();
   });
-  scatterplot.subscribe('pointOver', (i) => renderHover(i));
-  scatterplot.subscribe('view', () => { drawOverlay(); writeHashSoon(); });
+  scatterplot.subscribe('view', () => {
+    drawOverlay();
+    if (live.hover >= 0) hover(live.hover);
+    writeHashSoon();
+  });
   $('atlas-search').addEventListener('input', (e) => {
     const hits = search(e.target.value);
     live.lasso = null;
@@ -732,7 +883,7 @@ function wire() {
   $('atlas-csv').addEventListener('click', downloadCsv);
   $('atlas-clear').addEventListener('click', () => { $('atlas-search').value = ''; state.query = ''; search(''); applySelection([]); });
   window.addEventListener('hashchange', () => { if (!live.restoring) restore(); });
-  window.addEventListener('resize', () => drawOverlay());
+  window.addEventListener('resize', () => { drawOverlay(); hover(-1); });
   // When the last pointer was released: the benchmark times a lasso from it to the grid.
   window.addEventListener('pointerup', () => { window.cnnatlas.pointerUpAt = performance.now(); }, true);
 }
@@ -744,6 +895,17 @@ window.cnnatlas = {
   selection: () => [...state.selection],
   lasso: () => live.lasso,
   highlighted: () => ((state.pin >= 0 && live.pinInfo) ? [...live.pinInfo.feats] : []),
+  hover: (i, at = null) => hover(i, at),
+  pointAt: (x, y) => {
+    const r = canvas.getBoundingClientRect();
+    return pointAt(x - r.left, y - r.top);
+  },
+  // The page's own projection of point i (page pixels), beside regl-scatterplot's.
+  project: (i) => {
+    const r = canvas.getBoundingClientRect();
+    const [x, y] = toScreen(transform(), live.points[i][0], live.points[i][1]);
+    return [r.left + x, r.top + y];
+  },
   sharedNeighbours: () => (live.pinInfo ? live.pinInfo.shared : null),
   screen: (i) => {
     const p = scatterplot.getScreenPosition(i);
