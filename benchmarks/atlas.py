@@ -78,14 +78,20 @@ def synthetic(folder: Path, n: int) -> dict:
         emb.astype({"x": np.float32, "y": np.float32}), folder / "map.parquet"
     )
     np.save(folder / "features.npy", xy.astype(np.float32))
-    feature_neighbors(folder / "features.npy", folder / "neighbors.npy", k=10)
+    feature_neighbors(
+        folder / "features.npy",
+        folder / "neighbors.npy",
+        k=10,
+        distances_out=folder / "distances.npy",
+    )
     return {
         "manifest": folder / "manifest.parquet",
         "predictions": {"bench/ckpt": folder / "pred.parquet"},
         "maps": [{"model": "bench", "ckpt": "ckpt", "layer": "fc", "method": "tsne",
                   "perplexity": 30, "seed": 0, "embedding": folder / "map.parquet"}],
         "neighbors": [{"model": "bench", "ckpt": "ckpt", "layer": "fc",
-                       "path": folder / "neighbors.npy"}],
+                       "path": folder / "neighbors.npy",
+                       "distances": folder / "distances.npy"}],
     }  # fmt: skip
 
 

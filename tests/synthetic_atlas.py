@@ -59,8 +59,11 @@ def write_atlas_run(root: Path, per_class: int = 8, seed: int = 0) -> dict:
         feats = rng.normal(size=(n, 6)) + 3 * np.eye(6)[labels % 6]
         np.save(root / f"{ckpt}-features.npy", feats.astype(np.float32))
         nb = root / f"{ckpt}-neighbors.npy"
-        feature_neighbors(root / f"{ckpt}-features.npy", nb, k=5)
-        neighbors.append({"model": "net", "ckpt": ckpt, "layer": "fc", "path": nb})
+        dist = root / f"{ckpt}-neighbor_distances.npy"
+        feature_neighbors(root / f"{ckpt}-features.npy", nb, k=5, distances_out=dist)
+        neighbors.append(
+            {"model": "net", "ckpt": ckpt, "layer": "fc", "path": nb, "distances": dist}
+        )
         xy = emb[["x", "y"]].to_numpy() if k == 0 else rng.normal(size=(n, 2)) * 4
         for method, perp in (("tsne", 30.0), ("pca", 0.0)):
             path = _map(

@@ -146,6 +146,14 @@ def test_atlas_holds_every_2d_map_and_the_neighbours(tiny_run):
         ids = np.frombuffer(raw, dtype="<" + ref["t"]).reshape(30, ref["k"])
         saved = np.load(tiny_run / model / ckpt / "metrics" / f"{layer}.neighbors.npy")
         assert np.array_equal(ids, saved)
+        # the distances are those of the layer's features to those neighbours
+        dref = ref["distances"]
+        raw = zlib.decompress(base64.b64decode(header["blocks"][dref["b"]]))
+        dist = np.frombuffer(raw, dtype="<f4").reshape(30, ref["k"])
+        x = np.load(tiny_run / model / ckpt / "features" / f"{layer}.npy")
+        x = x.reshape(30, -1).astype(np.float64)
+        want = np.linalg.norm(x[:, None] - x[saved.astype(int)], axis=2)
+        assert np.allclose(dist, want, rtol=1e-3, atol=1e-5)
     assert len(header["neighbors"]) == 4
     assert set(header["explain"]) == {"tiny/late"} and header["explain"]["tiny/late"]
     assert [link["href"] for link in header["links"]]

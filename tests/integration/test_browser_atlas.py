@@ -220,12 +220,31 @@ def test_click_pins_a_point_and_rings_its_feature_neighbours(page, site):
     assert page.text_content("#atlas-neighbour-count").startswith(
         f"{shared} of its {len(expected)} nearest neighbours in feature space"
     )
+    # the gallery: feature-space neighbours with their distances, map neighbours with
+    # theirs, each marked where it is a neighbour in the other space too
+    cols = page.eval_on_selector_all(
+        "#atlas-gallery .gallery-col",
+        """cs => cs.map(c => [...c.querySelectorAll('figure')].map(f => [
+             Number(f.dataset.imageId), f.classList.contains('also'),
+             f.querySelector('.dist').textContent]))""",
+    )
+    dist = np.load(site["root"] / "early-neighbor_distances.npy")[i]
+    map_order = np.argsort(d, kind="stable")[: len(expected)].tolist()
+    assert [c[0] for c in cols[0]] == expected
+    assert [c[0] for c in cols[1]] == map_order
+    assert [c[1] for c in cols[0]] == [j in in_map for j in expected]
+    assert [c[1] for c in cols[1]] == [j in set(expected) for j in map_order]
+    assert [c[2] for c in cols[0]] == [f"d {v:.3f}" for v in dist]
+    assert [c[2] for c in cols[1]] == [f"d {d[j]:.3f}" for j in map_order]
     if i in GRADCAM_IDS:
         src = page.get_attribute("#atlas-pin img.gradcam", "src")
         assert src.endswith(f"early/gradcam/{i:05d}.png")
         page.wait_for_function(
             "() => document.querySelector('#atlas-pin img.gradcam').naturalWidth === 20"
         )
+    # a click on a gallery image pins it
+    page.click(f"#atlas-gallery .gallery-col figure[data-image-id='{expected[0]}']")
+    page.wait_for_function("(j) => cnnatlas.state.pin === j", arg=expected[0])
 
 
 def _clear_of_others(screen: np.ndarray, i: int) -> bool:

@@ -369,7 +369,10 @@ def test_atlas_plan_holds_every_2d_map_and_its_neighbours(demo):
     hrefs = [link["href"] for link in inputs["links"]]
     assert "digitnet/step0600/figures/relu/tsne-3d-p10-s0.html" in hrefs
     assert "digitnet/evolution/relu/tsne/slider.html" in hrefs
-    assert len(atlas.files()) == 3 + 105 + 15 + 4 + 3
+    assert inputs["neighbors"][0]["distances"].endswith(
+        "metrics/features.0.3.neighbor_distances.npy"
+    )
+    assert len(atlas.files()) == 3 + 105 + 2 * 15 + 4 + 3
 
 
 def test_the_similarity_plan_compares_each_model_and_each_pair_of_models():

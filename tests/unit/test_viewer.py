@@ -144,15 +144,32 @@ def test_a_map_of_another_manifest_is_refused(run, tmp_path):
         match=r"fc\.neighbors\.npy: neighbour ids must be \[20, k\]; rerun measure_maps",
     ):
         atlas_payload(tmp_path / "a.html", **{**run["inputs"], "neighbors": nbs})
+    np.save(tmp_path / "fc.distances.npy", np.zeros((20, 4), np.float32))
+    nbs = [
+        {**run["inputs"]["neighbors"][0], "distances": tmp_path / "fc.distances.npy"}
+    ]
+    with pytest.raises(
+        CnnatlasError,
+        match=r"fc\.distances\.npy: neighbour distances must be \[20, 5\] like their ids",
+    ):
+        atlas_payload(tmp_path / "a.html", **{**run["inputs"], "neighbors": nbs})
 
 
 def test_feature_neighbors_file_is_compact(tmp_path):
     x = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
     np.save(tmp_path / "f.npy", x)
-    ids = feature_neighbors(tmp_path / "f.npy", tmp_path / "n.npy", k=3)
+    ids = feature_neighbors(
+        tmp_path / "f.npy", tmp_path / "n.npy", k=3, distances_out=tmp_path / "d.npy"
+    )
     saved = np.load(tmp_path / "n.npy")
     assert saved.dtype == np.uint16 and saved.shape == (50, 3)
     assert saved.tolist() == ids.tolist() == neighbors(x, 3).tolist()
+    # the distances are those of the saved neighbours, nearest first
+    dist = np.load(tmp_path / "d.npy")
+    assert dist.dtype == np.float32 and dist.shape == (50, 3)
+    expected = np.linalg.norm(x[:, None] - x[saved.astype(int)], axis=2)
+    assert np.allclose(dist, expected, rtol=1e-5)
+    assert (np.diff(dist, axis=1) >= 0).all()
 
 
 def test_index_is_a_landing_page(run, tmp_path):

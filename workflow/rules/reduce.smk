@@ -43,6 +43,7 @@ rule measure_maps:
     output:
         metrics=P.metrics_rule()["metrics"],
         neighbors=P.metrics_rule()["neighbors"],
+        distances=P.metrics_rule()["distances"],
     log:
         P.metrics_rule()["log"],
     benchmark:

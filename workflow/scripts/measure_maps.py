@@ -20,7 +20,7 @@ def main(snakemake) -> None:
         )
         write_parquet(df, job["metrics"])
         # Every image's neighbours (not the subsample's), for the atlas page.
-        feature_neighbors(features, job["neighbors"], k)
+        feature_neighbors(features, job["neighbors"], k, job["distances"])
         del features, df
 
 

@@ -147,29 +147,40 @@ def continuity(
     return _trust(rank_index(y), nearest(x, k) if x_nearest is None else x_nearest, k)
 
 
-def neighbors(x: np.ndarray, k: int = 10) -> np.ndarray:
-    """Indices [N, k] of each point's k nearest other points (duplicates handled)."""
+def neighbors(x: np.ndarray, k: int = 10, distances: bool = False):
+    """Indices [N, k] of each point's k nearest other points (duplicates handled); with
+    `distances`, also their Euclidean distances [N, k] (float32)."""
     k = min(k, len(x) - 1)
-    idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)[1]
+    dist, idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)
     own = idx == np.arange(len(x))[:, None]
     # Drop the point itself; when a duplicate displaced it, drop the farthest instead.
     own[~own.any(axis=1), -1] = True
-    return idx[~own].reshape(len(x), k)
+    idx = idx[~own].reshape(len(x), k)
+    if not distances:
+        return idx
+    return idx, dist[~own].reshape(len(x), k).astype(np.float32)
 
 
 def feature_neighbors(
-    features: np.ndarray | str | Path, out: str | Path, k: int = 10
+    features: np.ndarray | str | Path,
+    out: str | Path,
+    k: int = 10,
+    distances_out: str | Path | None = None,
 ) -> np.ndarray:
     """Each image's k nearest other images in feature space, over all N points (not the
     metrics subsample), saved to `out` as .npy [N, k] of uint16 (uint32 above 65,536
-    images): the atlas page rings them around a pinned point. `features`: the array or
-    its .npy file."""
+    images), and their distances to `distances_out` as .npy [N, k] of float32: the atlas
+    page rings them around a pinned point and shows them in its gallery. `features`: the
+    array or its .npy file."""
     x = _load(features)
-    idx = neighbors(np.asarray(x, dtype=np.float32), k)
+    idx, dist = neighbors(np.asarray(x, dtype=np.float32), k, distances=True)
     dtype = np.uint16 if len(x) <= 2**16 else np.uint32
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, idx.astype(dtype))
+    for path, array in ((out, idx.astype(dtype)), (distances_out, dist)):
+        if path is None:
+            continue
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, array)
     return idx
 
 

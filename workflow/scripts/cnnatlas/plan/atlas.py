@@ -103,6 +103,7 @@ class Atlas:
                     "ckpt": c,
                     "layer": layer,
                     "path": self.neighbors_path(m, c, layer),
+                    "distances": plan.distances_path(m, c, layer),
                 }
                 for m, c in plan.model_ckpts()
                 for layer in plan.model_layer_list(m)
@@ -117,5 +118,5 @@ class Atlas:
         p = self.inputs()
         files = list(p["predictions"].values())
         files += [m["embedding"] for m in p["maps"]]
-        files += [n["path"] for n in p["neighbors"]]
+        files += [f for n in p["neighbors"] for f in (n["path"], n["distances"])]
         return files + [e["dir"] for e in p["evolution"] + p["explain"]]

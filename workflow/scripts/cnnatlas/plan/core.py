@@ -196,6 +196,7 @@ class Plan:
                 "embeddings": self.layer_embeddings(w),
                 "metrics": self.layer_metrics_path(w.model, w.ckpt, w.layer),
                 "neighbors": self.neighbors_path(w.model, w.ckpt, w.layer),
+                "distances": self.distances_path(w.model, w.ckpt, w.layer),
             }
             for w in self.layer_wildcards(wildcards)
         ]
@@ -206,7 +207,8 @@ class Plan:
         run = self.run_dir("{model}", "{ckpt}")
         return {
             "metrics": [f"{run}/metrics/{layer}.parquet" for layer in layers],
-            "neighbors": [f"{run}/metrics/{layer}.neighbors.npy" for layer in layers],
+            "neighbors": [self.neighbors_path("{model}", "{ckpt}", x) for x in layers],
+            "distances": [self.distances_path("{model}", "{ckpt}", x) for x in layers],
             "log": f"{self.results}/logs/measure_maps/{self.job_where}.log",
             "benchmark": f"{self.results}/benchmarks/measure_maps/{self.job_where}.tsv",
         }
@@ -236,6 +238,10 @@ class Plan:
 
     def neighbors_path(self, model: str, ckpt: str, layer: str) -> str:
         return f"{self.run_dir(model, ckpt)}/metrics/{layer}.neighbors.npy"
+
+    def distances_path(self, model: str, ckpt: str, layer: str) -> str:
+        """The feature-space distances to the neighbours of `neighbors_path`."""
+        return f"{self.run_dir(model, ckpt)}/metrics/{layer}.neighbor_distances.npy"
 
     def summary_path(self, model: str, ext: str) -> str:
         return f"{self.results}/{model}/layer_summary.{ext}"

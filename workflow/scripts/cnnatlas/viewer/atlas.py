@@ -262,7 +262,8 @@ def atlas_payload(
     """The page's JSON header (with its blocks) for the atlas written to `out`.
 
     predictions: {"model/ckpt": path}; maps: [{model, ckpt, layer, method, perplexity,
-    seed, embedding}]; neighbors: [{model, ckpt, layer, path}] (npy [N, k]);
+    seed, embedding}]; neighbors: [{model, ckpt, layer, path, distances}] (npy [N, k]
+    of ids and, optionally, of their feature-space distances);
     evolution: [{model, layer, method, perplexity, seed, ckpts, dir}] (aligned maps
     dir/{ckpt}.parquet); explain: [{model, ckpt, dir}] (Grad-CAM PNGs {image_id:05d}.png);
     links: [{label, href}] relative to `out`.
@@ -312,8 +313,27 @@ def atlas_payload(
             **blocks.add(ids, _uint(n)),
             "k": int(ids.shape[1]),
         }
+        if nb.get("distances") is not None:
+            dist = np.load(nb["distances"])
+            if dist.shape != ids.shape:
+                raise CnnatlasError(
+                    f"{nb['distances']}: neighbour distances must be {list(ids.shape)}"
+                    " like their ids; rerun measure_maps"
+                )
+            # four significant digits: what the gallery shows, and it compresses
+            header["neighbors"][key]["distances"] = blocks.add(
+                _round_significant(dist, 4), "f4"
+            )
     header["blocks"] = blocks.items
     return header
+
+
+def _round_significant(x: np.ndarray, digits: int) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        mag = np.floor(np.log10(np.abs(x), where=x != 0, out=np.zeros_like(x)))
+    scale = 10.0 ** (digits - 1 - mag)
+    return (np.round(x * scale) / scale).astype(np.float32)
 
 
 def script_json(data: dict) -> str:

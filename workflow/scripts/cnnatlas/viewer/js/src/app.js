@@ -153,7 +153,9 @@ async function drawNow(transition) {
   live.drawing = scatterplot.draw(live.points, opts);
   await live.drawing;
   if (visible.length === N) scatterplot.unfilter({ preventEvent: true });
+  const t0 = performance.now();
   live.grid = pointGrid(live.points, visible);
+  live.gridMs = performance.now() - t0;
   live.drawn = true;
   renderLegend();
   applySelection(state.selection, true);
@@ -204,7 +206,9 @@ async function showMap({ transition = false } = {}) {
   // Aligned maps of one layer share one frame, so the points move only as much as they
   // moved between the checkpoints; other maps are framed on their own.
   live.norm = map.frame ? map.frame : normalise(live.xy);
-  live.neighbours = await block(H, H.neighbors[`${map.model}/${map.ckpt}/${map.layer}`]);
+  const nb = H.neighbors[`${map.model}/${map.ckpt}/${map.layer}`];
+  live.neighbours = await block(H, nb);
+  live.distances = nb ? await block(H, nb.distances) : null;
   live.mapNeighbours = null;
   const animate = transition && previous && previous.group && previous.group === map.group;
   // another map starts from the whole frame: the zoom of the last one means nothing here
@@ -425,17 +429,20 @@ function pointGrid(points, visible) {
   }
   const g = Math.max(1, Math.min(1024, Math.round(Math.sqrt(visible.length / 2))));
   const sx = g / ((x1 - x0) || 1); const sy = g / ((y1 - y0) || 1);
-  const cellOf = (i) => {
-    const cx = Math.min(g - 1, Math.floor((points[i][0] - x0) * sx));
-    const cy = Math.min(g - 1, Math.floor((points[i][1] - y0) * sy));
-    return cy * g + cx;
-  };
+  const n = visible.length;
+  const cells = new Int32Array(n);
   const start = new Int32Array(g * g + 1);
-  for (const i of visible) start[cellOf(i) + 1]++;
+  for (let k = 0; k < n; k++) {
+    const p = points[visible[k]];
+    const cx = Math.min(g - 1, Math.floor((p[0] - x0) * sx));
+    const cy = Math.min(g - 1, Math.floor((p[1] - y0) * sy));
+    cells[k] = cy * g + cx;
+    start[cells[k] + 1]++;
+  }
   for (let c = 0; c < g * g; c++) start[c + 1] += start[c];
   const fill = start.slice(0, g * g);
-  const items = new Int32Array(visible.length);
-  for (const i of visible) items[fill[cellOf(i)]++] = i;
+  const items = new Int32Array(n);
+  for (let k = 0; k < n; k++) items[fill[cells[k]]++] = visible[k];
   return { g, x0, y0, sx, sy, start, items };
 }
 
@@ -660,6 +667,36 @@ function featureNeighbours(i) {
   return Array.from(live.neighbours.subarray(i * nb.k, (i + 1) * nb.k));
 }
 
+function featureDistances(i) {
+  const nb = H.neighbors[`${live.map.model}/${live.map.ckpt}/${live.map.layer}`];
+  if (!nb || !live.distances) return null;
+  return Array.from(live.distances.subarray(i * nb.k, (i + 1) * nb.k));
+}
+
+// One column of the neighbour gallery: thumbnails with label → prediction and distance;
+// `also` marks the images that are neighbours in the other space too. A click pins one.
+function galleryColumn(title, ids, dists, also, alsoText) {
+  const col = el('div', { class: 'gallery-col' });
+  col.appendChild(el('h4', {}, title));
+  const run = live.run;
+  ids.forEach((j, r) => {
+    const fig = el('figure', { 'data-image-id': String(j) });
+    if (!run.correct[j]) fig.classList.add('wrong');
+    if (also.has(j)) { fig.classList.add('also'); fig.title = alsoText; }
+    fig.appendChild(thumbnail(j, 1));
+    fig.appendChild(el('figcaption', {}, `${classes[labels[j]]} → ${run.names[run.predOut[j]]}`));
+    fig.appendChild(el('figcaption', { class: 'dist' }, dists ? `d ${fmt(dists[r], 3)}` : `#${r + 1}`));
+    fig.addEventListener('click', () => pin(j));
+    col.appendChild(fig);
+  });
+  return col;
+}
+
+function mapDistance(i, j) {
+  const xy = live.xy;
+  return Math.hypot(xy[2 * i] - xy[2 * j], xy[2 * i + 1] - xy[2 * j + 1]);
+}
+
 function pin(i) {
   state.pin = i;
   renderPin();
@@ -676,11 +713,21 @@ function renderPin() {
   box.appendChild(el('pre', {}, describe(i)));
   const feats = featureNeighbours(i);
   if (feats) {
-    const inMap = new Set(mapNeighbours(i, feats.length));
+    const inMapList = mapNeighbours(i, feats.length);
+    const inMap = new Set(inMapList);
     const shared = feats.filter((j) => inMap.has(j)).length;
-    live.pinInfo = { feats, shared };
+    live.pinInfo = { feats, shared, inMap: inMapList };
     box.appendChild(el('p', { id: 'atlas-neighbour-count' },
       `${shared} of its ${feats.length} nearest neighbours in feature space are also among its ${feats.length} nearest in this map (ringed in orange).`));
+    const gallery = el('div', { id: 'atlas-gallery' });
+    gallery.append(
+      galleryColumn('nearest in feature space', feats, featureDistances(i), inMap,
+        'also among its nearest in this map'),
+      galleryColumn('nearest in this map', inMapList, inMapList.map((j) => mapDistance(i, j)),
+        new Set(feats), 'also among its nearest in feature space'),
+    );
+    box.appendChild(gallery);
+    box.appendChild(el('p', { class: 'help' }, 'bold frame: a neighbour in both; d: Euclidean distance in the layer\'s features (left) and in the map (right)'));
   } else {
     live.pinInfo = { feats: [], shared: 0 };
     box.appendChild(el('p', {}, 'feature-space neighbours were not computed for this layer'));
