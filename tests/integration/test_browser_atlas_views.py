@@ -146,9 +146,11 @@ def test_a_checkpoint_in_a_small_part_of_the_shared_frame_says_so_and_fits(
         span = np.ptp(_screen(page), axis=0) / [box["width"], box["height"]]
         assert span.max() > 0.5, span
         page.select_option("#atlas-ckpt", "late")
-        page.wait_for_function("() => cnnatlas.state.ckpt === 'late'")
+        # the late checkpoint's points fill the frame: the note goes
+        page.wait_for_function("() => cnnatlas.live.map.ckpt === 'late'")
         page.evaluate("() => cnnatlas.settled()")
-        assert page.locator("#atlas-small").count() == 0
+        page.wait_for_function("() => !document.getElementById('atlas-small')")
+        assert page.problems == []
         assert page.problems == []
     finally:
         page.close()
@@ -322,3 +324,95 @@ def test_the_page_finds_the_point_under_the_cursor_as_regl_scatterplot_places_it
         d = np.linalg.norm(screen - screen[i], axis=1)
         assert j >= 0 and d[j] == d.min(), (i, j)
     assert page.evaluate("() => cnnatlas.pointAt(-50, -50)") == -1
+
+
+def _matrix(page) -> dict:  # noqa: F811
+    return page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll(
+             '#atlas-confusion-table td')].map((td) => [
+             `${td.dataset.true},${td.dataset.pred}`, Number(td.textContent || 0)]))"""
+    )
+
+
+def _counts(labels, preds, ids=None) -> dict:
+    ids = range(len(labels)) if ids is None else ids
+    out = {}
+    for i in ids:
+        key = f"{labels[i]},{preds[i]}"
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def test_the_confusion_matrix_selects_a_cell_and_counts_a_selection(page, site):  # noqa: F811
+    """The matrix counts true × predicted classes at the map's checkpoint; a click on a
+    cell selects exactly its images; a box selection shows its own counts."""
+    man = pd.read_parquet(site["manifest"]).sort_values("image_id")
+    pred = pd.read_parquet(site["predictions"]).sort_values("image_id")
+    labels = man["label"].to_numpy()
+    preds = pred["pred"].to_numpy()  # outputs are the dataset's classes here
+    page.evaluate("() => cnnatlas.settled()")
+    cells = _matrix(page)
+    want = _counts(labels, preds)
+    assert {k: v for k, v in cells.items() if v} == want
+    assert page.text_content("#atlas-confusion-scope").startswith(
+        f"all {len(man)} images"
+    )
+    # an off-diagonal cell: its images, exactly, on the map and in the grid
+    t, q = map(int, max((k for k in want if k.split(",")[0] != k.split(",")[1]),
+                        key=lambda k: (want[k], k)).split(","))  # fmt: skip
+    page.click(f"#atlas-confusion-table td[data-true='{t}'][data-pred='{q}']")
+    expected = np.flatnonzero((labels == t) & (preds == q)).tolist()
+    page.wait_for_function(
+        "(n) => cnnatlas.selection().length === n", arg=len(expected)
+    )
+    assert page.evaluate("() => cnnatlas.selection()") == expected
+    grid = page.eval_on_selector_all(
+        "#atlas-grid figure", "fs => fs.map(f => Number(f.dataset.imageId))"
+    )
+    assert grid == expected
+    assert page.locator("#atlas-confusion-table td.on").count() == 1
+    # a box on the map: the matrix counts the selected images only
+    screen = _screen(page)
+    lo, hi = _clear_box(screen)
+    page.click("[data-tool='box']")
+    page.mouse.move(*lo)
+    page.mouse.down()
+    page.mouse.move(*hi, steps=2)
+    page.mouse.up()
+    page.wait_for_function("() => Number(document.body.dataset.boxes || 0) > 0")
+    boxed = page.evaluate("() => cnnatlas.selection()")
+    assert boxed != expected
+    cells = _matrix(page)
+    assert {k: v for k, v in cells.items() if v} == _counts(labels, preds, boxed)
+    assert page.text_content("#atlas-confusion-scope").startswith(
+        f"the {len(boxed)} selected images"
+    )
+
+
+def test_explain_these_copies_a_config_snippet_the_schema_accepts(page, site):  # noqa: F811
+    """`explain these` turns the selection into explain.images.ids; merged into the
+    demo config the result validates against the workflow's schema."""
+    import jsonschema
+    import yaml
+    from cnnatlas.schema import load_schema
+
+    from tests.conftest import REPO
+
+    page.fill("#atlas-search", "class")
+    page.wait_for_function("() => cnnatlas.selection().length > 0")
+    selected = page.evaluate("() => cnnatlas.selection()")
+    page.click("#atlas-explain")
+    snippet = yaml.safe_load(page.input_value("#atlas-ids"))
+    assert snippet == {"explain": {"images": {"ids": selected}}}
+    assert f"these {len(selected)} images" in page.input_value("#atlas-ids")
+    # a larger selection: the first 32
+    text = page.evaluate("() => cnnatlas.explainSnippet([...Array(40).keys()])")
+    assert yaml.safe_load(text) == {"explain": {"images": {"ids": list(range(32))}}}
+    assert "the first 32 of the 40 selected images" in text
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config.setdefault("explain", {})["images"] = snippet["explain"]["images"]
+    errors = list(jsonschema.Draft7Validator(load_schema()).iter_errors(config))
+    assert errors == []
+    # the validator does reject a wrong snippet (the check can fail)
+    config["explain"]["images"]["ids"] = ["3"]
+    assert list(jsonschema.Draft7Validator(load_schema()).iter_errors(config))

@@ -535,7 +535,99 @@ function applySelection(ids, quiet = false) {
   if (!quiet) writeHash();
 }
 
+// ---- confusion matrix ------------------------------------------------------------------
+// True class (rows) by predicted class (columns) at the map's checkpoint. A click on a cell
+// selects its images; a selection made on the map (lasso, box, search) shows its own
+// counts. Above CM_MAX classes the classes with the most misclassified images are shown.
+const CM_MAX = 20;
+
+function confusion(ids) {
+  const C = classes.length;
+  const m = new Uint32Array(C * C);
+  const pred = live.run.pred;
+  if (ids) for (const i of ids) m[labels[i] * C + pred[i]]++;
+  else for (let i = 0; i < N; i++) m[labels[i] * C + pred[i]]++;
+  return m;
+}
+
+function confusionClasses(all) {
+  const C = classes.length;
+  const used = [];
+  const wrong = new Float64Array(C);
+  for (let t = 0; t < C; t++) {
+    for (let q = 0; q < C; q++) {
+      const n = all[t * C + q];
+      if (n && t !== q) { wrong[t] += n; wrong[q] += n; }
+    }
+  }
+  for (let k = 0; k < C; k++) {
+    let n = 0;
+    for (let j = 0; j < C; j++) n += all[k * C + j] + all[j * C + k];
+    if (n) used.push(k);
+  }
+  if (used.length <= CM_MAX) return { shown: used, of: used.length };
+  const top = [...used].sort((a, b) => wrong[b] - wrong[a] || a - b).slice(0, CM_MAX);
+  return { shown: top.sort((a, b) => a - b), of: used.length };
+}
+
+function renderConfusion() {
+  const box = clear($('atlas-confusion'));
+  if (!live.run) return;
+  const C = classes.length;
+  const all = confusion(null);
+  const fromCell = live.cell && live.cell.ids === state.selection;
+  const scoped = state.selection.length > 0 && !fromCell;
+  const m = scoped ? confusion(state.selection) : all;
+  const { shown, of } = confusionClasses(all);
+  let note = scoped
+    ? `the ${state.selection.length.toLocaleString('en')} selected images`
+    : `all ${N.toLocaleString('en')} images`;
+  note += ` at ${live.map.ckpt}; rows: true class, columns: predicted; a click on a cell selects its images`;
+  if (shown.length < of) note += `; the ${shown.length} of ${of} classes with the most misclassified images`;
+  box.appendChild(el('p', { class: 'help', id: 'atlas-confusion-scope' }, note));
+  const table = el('table', { id: 'atlas-confusion-table' });
+  const head = el('tr');
+  head.appendChild(el('th', {}, ''));
+  for (const q of shown) {
+    const th = el('th', { class: 'glyph', title: `predicted ${classes[q]}` }, GLYPHS[q % GLYPHS.length]);
+    th.style.color = H.class_colours[q % H.class_colours.length];
+    head.appendChild(th);
+  }
+  table.appendChild(head);
+  let top = 1;
+  for (const t of shown) for (const q of shown) top = Math.max(top, m[t * C + q]);
+  for (const t of shown) {
+    const tr = el('tr');
+    const th = el('th', { class: 'name', title: `true ${classes[t]}` }, classes[t]);
+    tr.appendChild(th);
+    for (const q of shown) {
+      const n = m[t * C + q];
+      const td = el('td', { 'data-true': String(t), 'data-pred': String(q) }, n ? String(n) : '');
+      td.title = `true ${classes[t]}, predicted ${classes[q]}: ${n}`;
+      if (t === q) td.classList.add('diag');
+      if (n) {
+        const a = 0.12 + 0.6 * (n / top);
+        td.style.background = t === q ? `rgba(60, 120, 200, ${a})` : `rgba(214, 39, 40, ${a})`;
+        td.addEventListener('click', () => selectCell(t, q));
+      }
+      if (fromCell && live.cell.t === t && live.cell.q === q) td.classList.add('on');
+      tr.appendChild(td);
+    }
+    table.appendChild(tr);
+  }
+  box.appendChild(table);
+}
+
+function selectCell(t, q) {
+  const pred = live.run.pred;
+  const ids = visibleIndices(live.mode).filter((i) => labels[i] === t && pred[i] === q);
+  live.cell = { t, q, ids };
+  live.lasso = null;
+  applySelection(ids);
+}
+
 function renderSelection() {
+  renderConfusion();
   const t0 = performance.now();
   const ids = state.selection;
   const grid = clear($('atlas-grid'));
@@ -596,6 +688,38 @@ function copyIds() {
   $('atlas-copy-status').textContent = ok
     ? `${state.selection.length} image_ids copied`
     : 'copy them from the box (the browser refused the clipboard)';
+}
+
+// "explain these": a config snippet that makes the next run draw the selected images'
+// feature maps, saliency maps and checks (explain.images.ids), for at most EXPLAIN_MAX.
+const EXPLAIN_MAX = 32;
+
+function explainSnippet(ids) {
+  const some = ids.slice(0, EXPLAIN_MAX);
+  const which = ids.length > some.length
+    ? `the first ${some.length} of the ${ids.length} selected images`
+    : `these ${some.length} images`;
+  return [
+    `# cnnatlas: explain ${which} (${live.map.model}, ${live.map.ckpt});`,
+    '# put under the explain: section of your config (it replaces the automatic choice)',
+    'explain:',
+    '  images:',
+    `    ids: [${some.join(', ')}]`,
+    '',
+  ].join('\n');
+}
+
+function copyExplain() {
+  const area = $('atlas-ids');
+  area.hidden = false;
+  area.value = explainSnippet(state.selection);
+  area.select();
+  let ok = false;
+  try { ok = document.execCommand('copy'); } catch (e) { ok = false; }
+  const n = Math.min(EXPLAIN_MAX, state.selection.length);
+  $('atlas-copy-status').textContent = ok
+    ? `config snippet for ${n} images copied: add it to your config and rerun`
+    : 'copy the config snippet from the box (the browser refused the clipboard)';
 }
 
 function downloadCsv() {
@@ -927,6 +1051,7 @@ function wire() {
     applySelection(hits);
   });
   $('atlas-copy').addEventListener('click', copyIds);
+  $('atlas-explain').addEventListener('click', copyExplain);
   $('atlas-csv').addEventListener('click', downloadCsv);
   $('atlas-clear').addEventListener('click', () => { $('atlas-search').value = ''; state.query = ''; search(''); applySelection([]); });
   window.addEventListener('hashchange', () => { if (!live.restoring) restore(); });
@@ -943,6 +1068,7 @@ window.cnnatlas = {
   lasso: () => live.lasso,
   highlighted: () => ((state.pin >= 0 && live.pinInfo) ? [...live.pinInfo.feats] : []),
   hover: (i, at = null) => hover(i, at),
+  explainSnippet,
   pointAt: (x, y) => {
     const r = canvas.getBoundingClientRect();
     return pointAt(x - r.left, y - r.top);
