@@ -416,3 +416,100 @@ def test_explain_these_copies_a_config_snippet_the_schema_accepts(page, site):  
     # the validator does reject a wrong snippet (the check can fail)
     config["explain"]["images"]["ids"] = ["3"]
     assert list(jsonschema.Draft7Validator(load_schema()).iter_errors(config))
+
+
+def _drawn(page) -> list[int]:  # noqa: F811
+    page.evaluate("() => cnnatlas.settled()")
+    return sorted(page.evaluate("() => cnnatlas.scatterplot.get('filteredPoints')"))
+
+
+def _brush(page, field: str, a: float, b: float) -> None:  # noqa: F811
+    box = page.locator(f".filter[data-field='{field}'] canvas").bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + a * box["width"], y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + b * box["width"], y, steps=3)
+    page.mouse.up()
+
+
+def test_range_filters_keep_the_points_inside_and_live_in_the_url(chromium, page, site):  # noqa: F811
+    """A drag across the confidence histogram keeps the points whose confidence is in
+    the range; a loss range narrows it further; hiding a class combines with both; the
+    address restores them; each histogram counts the points the other filters keep."""
+    pred = pd.read_parquet(site["predictions"]).sort_values("image_id")
+    conf = pred["confidence"].to_numpy(np.float32).astype(np.float64)
+    loss = pred["loss"].to_numpy(np.float64)
+    fields = page.eval_on_selector_all(".filter", "fs => fs.map(f => f.dataset.field)")
+    assert fields[:4] == ["confidence", "loss", "entropy", "margin"]
+    _brush(page, "confidence", 0.3, 0.95)
+    page.wait_for_function("() => 'confidence' in cnnatlas.state.filters")
+    lo, hi = page.evaluate("() => cnnatlas.state.filters.confidence")
+    assert conf.min() < lo < hi < conf.max()
+    keep = (conf >= lo) & (conf <= hi)
+    assert 0 < keep.sum() < len(conf)
+    page.wait_for_function(
+        "(n) => cnnatlas.scatterplot.get('filteredPoints').length === n",
+        arg=int(keep.sum()),
+    )
+    assert _drawn(page) == np.flatnonzero(keep).tolist()
+    _brush(page, "loss", 0.0, 0.5)
+    page.wait_for_function("() => 'loss' in cnnatlas.state.filters")
+    llo, lhi = page.evaluate("() => cnnatlas.state.filters.loss")
+    # the page holds the losses to four significant digits
+    shown_loss = np.array(
+        page.evaluate("() => Array.from(cnnatlas.live.run.scores.loss)")
+    )
+    assert np.allclose(shown_loss, loss, rtol=1e-3)
+    keep &= (shown_loss >= llo) & (shown_loss <= lhi)
+    page.wait_for_function(
+        "(n) => cnnatlas.scatterplot.get('filteredPoints').length === n",
+        arg=int(keep.sum()),
+    )
+    assert _drawn(page) == np.flatnonzero(keep).tolist()
+    # the confidence histogram counts what the loss filter keeps (its own range aside)
+    shown = page.evaluate(
+        """() => { const c = document.querySelector(".filter[data-field='confidence'] canvas");
+                   return c.getContext('2d').getImageData(0, 0, c.width, c.height).data
+                     .some((v, k) => k % 4 === 3 && v > 0); }"""
+    )
+    assert shown
+    # a hidden class combines with the ranges
+    labels = pd.read_parquet(site["manifest"]).sort_values("image_id")["label_name"]
+    first = page.locator("#atlas-legend li .name").first
+    hidden = first.text_content()
+    first.click()
+    page.wait_for_function("(c) => cnnatlas.state.hidden.has(c)", arg=hidden)
+    keep &= (labels != hidden).to_numpy()
+    page.wait_for_function(
+        "(n) => cnnatlas.scatterplot.get('filteredPoints').length === n",
+        arg=int(keep.sum()),
+    )
+    assert _drawn(page) == np.flatnonzero(keep).tolist()
+    # the address keeps the filters
+    page.wait_for_function("() => location.hash.includes('filter=')")
+    other = _open(chromium, page.url)
+    try:
+        assert _drawn(other) == np.flatnonzero(keep).tolist()
+        assert other.evaluate("() => cnnatlas.state.filters") == {
+            "confidence": [lo, hi],
+            "loss": [llo, lhi],
+        }
+    finally:
+        other.close()
+    # a click on a histogram clears its filter
+    box = page.locator(".filter[data-field='loss'] canvas").bounding_box()
+    page.mouse.click(box["x"] + 5, box["y"] + 5)
+    page.wait_for_function("() => !('loss' in cnnatlas.state.filters)")
+
+
+def test_colour_by_loss_spans_the_losses(page, site):  # noqa: F811
+    pred = pd.read_parquet(site["predictions"])
+    page.select_option("#atlas-colour", "loss")
+    page.wait_for_function(
+        "() => cnnatlas.live.mode && cnnatlas.state.colour === 'loss'"
+    )
+    page.evaluate("() => cnnatlas.settled()")
+    assert page.text_content("#atlas-legend h3") == "colour: loss"
+    lo, hi = page.evaluate("() => cnnatlas.live.mode.range")
+    assert lo == pytest.approx(pred["loss"].min(), rel=1e-3)
+    assert hi == pytest.approx(pred["loss"].max(), rel=1e-3)

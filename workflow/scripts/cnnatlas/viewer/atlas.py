@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from cnnatlas.classes import OTHER, ClassSpace, read_class_space
 from cnnatlas.errors import CnnatlasError
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 BUNDLE = HERE / "atlas.bundle.js"
 TEMPLATE = HERE / "template.html"
+# Per-image scores of a checkpoint's predictions the page colours and filters by.
+SCORES = ("loss", "entropy", "margin")
 METRIC_KEYS = (
     "knn_features",
     "knn_map",
@@ -125,6 +128,8 @@ def _run(path: str | Path, n: int, classes: Sequence[str], blocks: Blocks) -> di
     `shown` is the dataset classes' strings in that form.
     """
     cols = ["image_id", "pred", "confidence", "correct", "topk_ids", "topk_probs"]
+    present = set(pq.read_schema(path).names)
+    cols += [c for c in SCORES if c in present]
     df = _by_image_id(pd.read_parquet(path, columns=cols), n, path)
     space = read_class_space(path)
     space = space if space.classes else ClassSpace.of(classes)
@@ -144,6 +149,12 @@ def _run(path: str | Path, n: int, classes: Sequence[str], blocks: Blocks) -> di
         "other": bool((space.dataset_codes(pred) == len(classes)).any()),
         "shown": space.class_hovers() if space.has_titles() else None,
         "k": int(ids.shape[1]),
+        # four significant digits: what the histograms and the legend show, and it packs
+        "scores": {
+            c: blocks.add(_round_significant(df[c].to_numpy(), 4), "f4")
+            for c in SCORES
+            if c in df
+        },
     }
 
 
@@ -329,11 +340,12 @@ def atlas_payload(
 
 
 def _round_significant(x: np.ndarray, digits: int) -> np.ndarray:
+    """`x` rounded to `digits` significant digits, as float32 (non-finite values kept)."""
     x = np.asarray(x, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        mag = np.floor(np.log10(np.abs(x), where=x != 0, out=np.zeros_like(x)))
+    ok = np.isfinite(x) & (x != 0)
+    mag = np.floor(np.log10(np.abs(x), where=ok, out=np.zeros_like(x)))
     scale = 10.0 ** (digits - 1 - mag)
-    return (np.round(x * scale) / scale).astype(np.float32)
+    return np.where(ok, np.round(x * scale) / scale, x).astype(np.float32)
 
 
 def script_json(data: dict) -> str:

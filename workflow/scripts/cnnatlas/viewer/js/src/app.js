@@ -14,7 +14,7 @@ const GRID_MAX = 400; // thumbnails drawn in the selection grid; counts cover ev
 
 const state = {
   model: null, ckpt: null, layer: null, method: null, variant: null, colour: 'label',
-  hidden: new Set(), selection: [], pin: -1, query: '', tool: 'pan', view: '',
+  hidden: new Set(), selection: [], pin: -1, query: '', tool: 'pan', view: '', filters: {},
 };
 const live = {
   map: null, xy: null, norm: null, points: null, run: null, mode: null, drawn: false,
@@ -38,7 +38,9 @@ async function loadRun(model, ckpt) {
   );
   // pred is the dataset class (colours, legend); predOut and topkIds index names, the
   // model outputs' own names (an output of no dataset class included)
-  return { pred, predOut, confidence, correct, topkIds, topkProbs, names: r.names, k: r.k };
+  const scores = {};
+  for (const [name, ref] of Object.entries(r.scores || {})) scores[name] = await block(H, ref);
+  return { pred, predOut, confidence, correct, topkIds, topkProbs, scores, names: r.names, k: r.k };
 }
 
 // Coordinates scaled into [-1, 1] with the aspect kept (regl-scatterplot draws in NDC).
@@ -60,7 +62,21 @@ const toData = (n, gx, gy) => [gx * n.s + n.cx, gy * n.s + n.cy];
 
 function modes() {
   const out = ['label', 'pred', 'correct', 'confidence'];
-  return out.concat(Object.keys(H.metadata));
+  return out.concat(Object.keys(live.run ? live.run.scores : {}), Object.keys(H.metadata));
+}
+
+// The per-image numbers of the shown checkpoint the page colours and filters by:
+// confidence, the predictions' scores (loss, entropy, margin) and numeric metadata.
+function numericFields() {
+  const out = ['confidence', ...Object.keys(live.run.scores)];
+  for (const [name, m] of Object.entries(meta)) if (m.kind === 'number') out.push(name);
+  return out;
+}
+
+function valuesOf(name) {
+  if (name === 'confidence') return live.run.confidence;
+  if (live.run.scores[name]) return live.run.scores[name];
+  return meta[name] && meta[name].kind === 'number' ? meta[name].values : null;
 }
 
 function colourMode(name) {
@@ -75,6 +91,7 @@ function colourMode(name) {
     return { kind: 'category', names: H.correct_names, colours: H.correct_colours, codes };
   }
   if (name === 'confidence') return { kind: 'number', values: run.confidence };
+  if (run.scores[name]) return { kind: 'number', values: run.scores[name] };
   const m = meta[name];
   if (m.kind === 'number') return { kind: 'number', values: m.values };
   return { kind: 'category', names: m.names, colours: m.colours, codes: m.codes };
@@ -162,11 +179,125 @@ async function drawNow(transition) {
   drawOverlay();
 }
 
-function visibleIndices(mode) {
-  if (mode.kind !== 'category' || state.hidden.size === 0) return [...Array(N).keys()];
+// The points drawn: not in a hidden class, and inside every range filter (`skip`: one
+// filter left out, for its own histogram).
+function visibleIndices(mode, skip = null) {
+  const hide = mode.kind === 'category' && state.hidden.size > 0;
+  const ranges = activeFilters(skip);
+  if (!hide && !ranges.length) return [...Array(N).keys()];
   const out = [];
-  for (let i = 0; i < N; i++) if (!state.hidden.has(mode.names[mode.codes[i]])) out.push(i);
+  for (let i = 0; i < N; i++) {
+    if (hide && state.hidden.has(mode.names[mode.codes[i]])) continue;
+    if (inRanges(ranges, i)) out.push(i);
+  }
   return out;
+}
+
+function activeFilters(skip = null) {
+  const out = [];
+  for (const [name, [lo, hi]] of Object.entries(state.filters)) {
+    const v = name === skip ? null : valuesOf(name);
+    if (v) out.push([v, lo, hi]);
+  }
+  return out;
+}
+
+function inRanges(ranges, i) {
+  for (const [v, lo, hi] of ranges) if (!(v[i] >= lo && v[i] <= hi)) return false;
+  return true;
+}
+
+// ---- histograms and range filters ------------------------------------------------------
+// One small histogram per number: grey, the points of the shown classes that pass the
+// other filters; blue, those inside this one's range too; orange, the selected ones.
+// Dragging across a histogram sets its range (the map keeps the points inside every
+// range); a click without a drag clears it.
+const BINS = 24;
+
+function renderFilters() {
+  const box = clear($('atlas-filters'));
+  if (!live.run || !live.mode) return;
+  const selected = new Uint8Array(N);
+  for (const i of state.selection) selected[i] = 1;
+  for (const name of numericFields()) {
+    const values = valuesOf(name);
+    const [lo, hi] = extent(values.filter(Number.isFinite));
+    if (!(hi >= lo)) continue;
+    const span = hi > lo ? hi - lo : 1;
+    const range = state.filters[name];
+    const base = new Uint32Array(BINS); const inside = new Uint32Array(BINS);
+    const sel = new Uint32Array(BINS);
+    for (const i of visibleIndices(live.mode, name)) {
+      const v = values[i];
+      if (!Number.isFinite(v)) continue;
+      const b = Math.min(BINS - 1, Math.floor(((v - lo) / span) * BINS));
+      base[b]++;
+      if (!range || (v >= range[0] && v <= range[1])) inside[b]++;
+      if (selected[i]) sel[b]++;
+    }
+    const row = el('div', { class: 'filter', 'data-field': name });
+    const head = el('div', { class: 'filter-head' });
+    head.appendChild(el('span', { class: 'filter-name' }, name));
+    head.appendChild(el('span', { class: 'filter-range' }, range
+      ? `${fmt(range[0])} … ${fmt(range[1])}` : `${fmt(lo)} … ${fmt(hi)}`));
+    if (range) {
+      const x = el('button', { class: 'filter-clear', title: 'remove this filter' }, 'clear');
+      x.addEventListener('click', () => setFilter(name, null));
+      head.appendChild(x);
+    }
+    row.appendChild(head);
+    const c = el('canvas', { class: 'histogram', width: '240', height: '34' });
+    row.appendChild(c);
+    drawHistogram(c, base, inside, sel, range ? [(range[0] - lo) / span, (range[1] - lo) / span] : null);
+    brush(c, (a, b) => setFilter(name, [lo + a * span, lo + b * span]), () => setFilter(name, null));
+    box.appendChild(row);
+  }
+}
+
+function drawHistogram(c, base, inside, sel, range) {
+  const ctx = c.getContext('2d');
+  const w = c.width; const h = c.height; const bw = w / BINS;
+  let top = 1;
+  for (const n of base) top = Math.max(top, n);
+  ctx.clearRect(0, 0, w, h);
+  const bars = (counts, colour) => {
+    ctx.fillStyle = colour;
+    counts.forEach((n, b) => {
+      if (!n) return;
+      const bh = Math.max(1, (n / top) * (h - 2));
+      ctx.fillRect(b * bw + 0.5, h - bh, bw - 1, bh);
+    });
+  };
+  bars(base, '#d0d0d0');
+  bars(inside, '#4c78a8');
+  bars(sel, '#f58518');
+  if (range) {
+    ctx.strokeStyle = '#000';
+    ctx.strokeRect(range[0] * w + 0.5, 0.5, Math.max(1, (range[1] - range[0]) * w - 1), h - 1);
+  }
+}
+
+// A drag across `c` reports its span as fractions of the width; a click clears.
+function brush(c, onRange, onClear) {
+  let from = null;
+  const at = (e) => {
+    const r = c.getBoundingClientRect();
+    return Math.max(0, Math.min(1, (e.clientX - r.left) / r.width));
+  };
+  c.addEventListener('pointerdown', (e) => { from = at(e); c.setPointerCapture(e.pointerId); });
+  c.addEventListener('pointerup', (e) => {
+    if (from === null) return;
+    const to = at(e);
+    const a = Math.min(from, to); const b = Math.max(from, to);
+    from = null;
+    if ((b - a) * c.getBoundingClientRect().width < 3) onClear(); else onRange(a, b);
+  });
+}
+
+function setFilter(name, range) {
+  if (range) state.filters[name] = range.map((v) => Number(v.toPrecision(6)));
+  else delete state.filters[name];
+  draw().then(writeHash);
 }
 
 // ---- menus -----------------------------------------------------------------------------
@@ -189,7 +320,6 @@ function syncMenus() {
   state.method = fill('atlas-method', unique(m3.map((m) => m.method)), state.method);
   const m4 = m3.filter((m) => m.method === state.method);
   state.variant = fill('atlas-variant', unique(m4.map(variantOf)), state.variant);
-  state.colour = fill('atlas-colour', modes(), state.colour);
   return m4.find((m) => variantOf(m) === state.variant);
 }
 
@@ -201,6 +331,8 @@ async function showMap({ transition = false } = {}) {
     live.run = await loadRun(map.model, map.ckpt);
     live.runKey = `${map.model}/${map.ckpt}`;
   }
+  // the colours include the checkpoint's scores, known once its predictions are read
+  state.colour = fill('atlas-colour', modes(), state.colour);
   live.map = map;
   live.xy = await block(H, map.xy);
   // Aligned maps of one layer share one frame, so the points move only as much as they
@@ -628,6 +760,7 @@ function selectCell(t, q) {
 
 function renderSelection() {
   renderConfusion();
+  renderFilters();
   const t0 = performance.now();
   const ids = state.selection;
   const grid = clear($('atlas-grid'));
@@ -762,7 +895,10 @@ function search(query) {
   const why = Object.entries(by).filter(([, n]) => n).map(([k, n]) => `${n.toLocaleString('en')} by ${k}`);
   let text = `${out.length.toLocaleString('en')} match${out.length === 1 ? '' : 'es'}`;
   if (why.length) text += ` (${why.join(', ')})`;
-  if (hidden) text += `; ${hidden.toLocaleString('en')} more in hidden classes`;
+  if (hidden) {
+    const where = Object.keys(state.filters).length ? 'hidden by the legend or a filter' : 'in hidden classes';
+    text += `; ${hidden.toLocaleString('en')} more ${where}`;
+  }
   $('atlas-search-count').textContent = text;
   return out;
 }
@@ -907,6 +1043,7 @@ function writeHash() {
   const p = new URLSearchParams();
   for (const k of ['model', 'ckpt', 'layer', 'method', 'variant', 'colour']) p.set(k, state[k]);
   if (state.hidden.size) p.set('hide', JSON.stringify([...state.hidden]));
+  if (Object.keys(state.filters).length) p.set('filter', JSON.stringify(state.filters));
   if (state.query) p.set('q', state.query);
   if (state.pin >= 0) p.set('pin', String(state.pin));
   const v = viewOf();
@@ -922,6 +1059,11 @@ function readHash() {
     if (p.has(k)) state[k] = p.get(k);
   }
   try { state.hidden = new Set(p.has('hide') ? JSON.parse(p.get('hide')) : []); } catch (e) { state.hidden = new Set(); }
+  try {
+    const f = p.has('filter') ? JSON.parse(p.get('filter')) : {};
+    state.filters = Object.fromEntries(Object.entries(f).filter(([, r]) => Array.isArray(r)
+      && r.length === 2 && r.every(Number.isFinite)));
+  } catch (e) { state.filters = {}; }
   state.query = p.get('q') || '';
   state.pin = p.has('pin') ? Number(p.get('pin')) : -1;
   state.view = p.get('view') || '';
