@@ -513,3 +513,53 @@ def test_colour_by_loss_spans_the_losses(page, site):  # noqa: F811
     lo, hi = page.evaluate("() => cnnatlas.live.mode.range")
     assert lo == pytest.approx(pred["loss"].min(), rel=1e-3)
     assert hi == pytest.approx(pred["loss"].max(), rel=1e-3)
+
+
+def test_contours_and_cluster_labels_are_drawn_where_the_map_puts_them(chromium, page):  # noqa: F811
+    """Both toggles draw the map's precomputed contours and labels on their layer, at the
+    place regl-scatterplot puts those map coordinates; the address keeps them on."""
+    density = page.evaluate("() => cnnatlas.live.map.density")
+    assert density["contours"] and density["clusters"]
+    page.check("#atlas-contours")
+    page.check("#atlas-clusters")
+    page.wait_for_function(
+        "(n) => document.getElementById('atlas-density').dataset.drawn === n",
+        arg=f"{len(density['contours'])},{len(density['clusters'])}",
+    )
+    # ink around the first cluster label's place: near the point closest to it
+    norm = page.evaluate("() => cnnatlas.live.norm")
+    c = density["clusters"][0]
+    g = np.array([(c["x"] - norm["cx"]) / norm["s"], (c["y"] - norm["cy"]) / norm["s"]])
+    pts = np.array(page.evaluate("() => cnnatlas.live.points.map((p) => [p[0], p[1]])"))
+    d = np.linalg.norm(pts - g, axis=1)
+    assert d.min() < 0.3  # a dense region's label sits among its points
+    k = page.evaluate(
+        "() => document.getElementById('atlas-density').width"
+        " / document.getElementById('atlas-canvas').getBoundingClientRect().width"
+    )
+    x, y = page.evaluate("(i) => cnnatlas.project(i)", int(d.argmin()))
+    box = page.locator("#atlas-canvas").bounding_box()
+    ink = page.evaluate(
+        """([x, y, k]) => { const cv = document.getElementById('atlas-density');
+          const d = cv.getContext('2d').getImageData(Math.max(0, x * k - 40 * k),
+            Math.max(0, y * k - 40 * k), 80 * k, 80 * k).data;
+          let n = 0; for (let j = 3; j < d.length; j += 4) if (d[j] > 0) n++; return n; }""",
+        [x - box["x"], y - box["y"], k],
+    )
+    assert ink > 20
+    page.wait_for_function("() => location.hash.includes('layers=contours%2Cclusters')")
+    other = _open(chromium, page.url)
+    try:
+        assert other.is_checked("#atlas-contours") and other.is_checked(
+            "#atlas-clusters"
+        )
+        other.wait_for_function(
+            "() => (document.getElementById('atlas-density').dataset.drawn || '0,0') !== '0,0'"
+        )
+    finally:
+        other.close()
+    page.uncheck("#atlas-contours")
+    page.wait_for_function(
+        "(n) => document.getElementById('atlas-density').dataset.drawn === n",
+        arg=f"0,{len(density['clusters'])}",
+    )

@@ -37,6 +37,7 @@ from cnnatlas.plots import (
     is_continuous,
     metadata_columns,
 )
+from cnnatlas.viewer.density import map_density
 
 __all__ = [
     "Blocks",
@@ -194,17 +195,28 @@ def _metric_rows(metrics: str | Path | None) -> dict:
     return out
 
 
-def _maps(maps, evolution, metrics, n, blocks) -> list[dict]:
+def _density(xy: np.ndarray, labels: np.ndarray, blocks: Blocks) -> dict | None:
+    """The map's density contours (a uint16 block of vertices) and cluster labels."""
+    d = map_density(xy, labels)
+    if d is None:
+        return None
+    return {**d, "lines": blocks.add(d["lines"], "u2")}
+
+
+def _maps(maps, evolution, metrics, labels, blocks) -> list[dict]:
     rows = _metric_rows(metrics)
+    n = len(labels)
     out = []
     for m in maps:
         key = (m["model"], m["ckpt"], m["layer"], m["method"])
         key += (float(m["perplexity"]), int(m["seed"]))
+        xy = _xy(m["embedding"], n)
         out.append(
             {
                 **{k: str(m[k]) for k in ("model", "ckpt", "layer", "method")},
                 "variant": _variant(m["method"], m["perplexity"], m["seed"]),
-                "xy": blocks.add(_xy(m["embedding"], n), "f4"),
+                "xy": blocks.add(xy, "f4"),
+                "density": _density(xy, labels, blocks),
                 "metrics": rows.get(key),
             }
         )
@@ -220,6 +232,7 @@ def _maps(maps, evolution, metrics, n, blocks) -> list[dict]:
                     "method": f"{e['method']} aligned",
                     "variant": _variant(e["method"], e["perplexity"], e["seed"]),
                     "xy": blocks.add(xy, "f4"),
+                    "density": _density(xy, labels, blocks),
                     "metrics": None,
                     "note": "aligned across checkpoints by the evolution stage "
                     "(no faithfulness metrics); switching checkpoints moves the points",
@@ -308,7 +321,7 @@ def atlas_payload(
         "metadata": _metadata(man, blocks),
         "runs": runs,
         "neighbors": {},
-        "maps": _maps(maps, evolution, metrics, n, blocks),
+        "maps": _maps(maps, evolution, metrics, man["label"].to_numpy(), blocks),
         "explain": _explain(explain, out),
         "thumbs": _thumbs(sheets, out, zoom),
         "links": [dict(link) for link in links],

@@ -15,6 +15,7 @@ const GRID_MAX = 400; // thumbnails drawn in the selection grid; counts cover ev
 const state = {
   model: null, ckpt: null, layer: null, method: null, variant: null, colour: 'label',
   hidden: new Set(), selection: [], pin: -1, query: '', tool: 'pan', view: '', filters: {},
+  contours: false, clusters: false,
 };
 const live = {
   map: null, xy: null, norm: null, points: null, run: null, mode: null, drawn: false,
@@ -177,6 +178,7 @@ async function drawNow(transition) {
   renderLegend();
   applySelection(state.selection, true);
   drawOverlay();
+  await drawDensity();
 }
 
 // The points drawn: not in a hidden class, and inside every range filter (`skip`: one
@@ -1007,6 +1009,58 @@ function renderPin() {
   box.appendChild(unpin);
 }
 
+// ---- density contours and cluster labels --------------------------------------------------
+// Computed by the atlas writer per map: each class's densest region (the contour holding
+// half its mass) in the class's colour, and each dense region of all points labelled by
+// its majority class and that class's share. Drawn on their own layer under the marks.
+const densityLayer = $('atlas-density');
+
+async function drawDensity() {
+  const ctx = sizeLayer(densityLayer);
+  const d = live.map && live.map.density;
+  if (!d || !live.drawn || !(state.contours || state.clusters)) return;
+  const t = transform();
+  const [x0, y0, x1, y1] = d.box;
+  const sx = (x1 - x0) / 65535; const sy = (y1 - y0) / 65535;
+  const screenOf = (x, y) => {
+    const [gx, gy] = toGl(live.norm, x, y);
+    return toScreen(t, gx, gy);
+  };
+  const shown = (c) => !(live.mode.kind === 'category' && live.mode.codes === labels
+    && state.hidden.has(classes[c]));
+  if (state.contours) {
+    const v = await block(H, d.lines);
+    ctx.lineWidth = 1.5;
+    for (const [c, first, count] of d.contours) {
+      if (!shown(c)) continue;
+      ctx.strokeStyle = H.class_colours[c % H.class_colours.length];
+      ctx.beginPath();
+      for (let k = 0; k < count; k++) {
+        const j = 2 * (first + k);
+        const [px, py] = screenOf(x0 + v[j] * sx, y0 + v[j + 1] * sy);
+        if (k) ctx.lineTo(px, py); else ctx.moveTo(px, py);
+      }
+      ctx.stroke();
+    }
+  }
+  if (state.clusters) {
+    ctx.font = 'bold 12px system-ui, sans-serif';
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'middle';
+    ctx.lineJoin = 'round';
+    for (const c of d.clusters) {
+      const [px, py] = screenOf(c.x, c.y);
+      const text = `${classes[c.label]} · ${Math.round(100 * c.purity)}%`;
+      ctx.lineWidth = 3;
+      ctx.strokeStyle = 'rgba(255, 255, 255, 0.9)';
+      ctx.strokeText(text, px, py);
+      ctx.fillStyle = '#111';
+      ctx.fillText(text, px, py);
+    }
+  }
+  densityLayer.dataset.drawn = `${state.contours ? d.contours.length : 0},${state.clusters ? d.clusters.length : 0}`;
+}
+
 function drawOverlay() {
   const ctx = sizeLayer(overlay);
   if (state.pin < 0 || !live.drawn) return;
@@ -1044,6 +1098,8 @@ function writeHash() {
   for (const k of ['model', 'ckpt', 'layer', 'method', 'variant', 'colour']) p.set(k, state[k]);
   if (state.hidden.size) p.set('hide', JSON.stringify([...state.hidden]));
   if (Object.keys(state.filters).length) p.set('filter', JSON.stringify(state.filters));
+  const layers = ['contours', 'clusters'].filter((k) => state[k]);
+  if (layers.length) p.set('layers', layers.join(','));
   if (state.query) p.set('q', state.query);
   if (state.pin >= 0) p.set('pin', String(state.pin));
   const v = viewOf();
@@ -1065,6 +1121,11 @@ function readHash() {
       && r.length === 2 && r.every(Number.isFinite)));
   } catch (e) { state.filters = {}; }
   state.query = p.get('q') || '';
+  const layers = (p.get('layers') || '').split(',');
+  state.contours = layers.includes('contours');
+  state.clusters = layers.includes('clusters');
+  $('atlas-contours').checked = state.contours;
+  $('atlas-clusters').checked = state.clusters;
   state.pin = p.has('pin') ? Number(p.get('pin')) : -1;
   state.view = p.get('view') || '';
   if (!(state.pin >= 0 && state.pin < N)) state.pin = -1;
@@ -1178,12 +1239,19 @@ function wire() {
     if (Math.abs(a[0] - b[0]) > 2 && Math.abs(a[1] - b[1]) > 2) setTimeout(() => boxSelect(a, b), 0);
   }, true);
   $('atlas-fit').addEventListener('click', () => fitView());
+  for (const key of ['contours', 'clusters']) {
+    $(`atlas-${key}`).addEventListener('change', (e) => {
+      state[key] = e.target.checked;
+      drawDensity().then(writeHash);
+    });
+  }
   canvas.addEventListener('dblclick', () => { if (state.tool === 'pan') fitView(); });
   window.addEventListener('keydown', (e) => {
     if (e.key === '0' && !/^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement.tagName)) fitView();
   });
   scatterplot.subscribe('view', () => {
     drawOverlay();
+    drawDensity();
     if (live.hover >= 0) hover(live.hover);
     writeHashSoon();
   });
@@ -1197,7 +1265,7 @@ function wire() {
   $('atlas-csv').addEventListener('click', downloadCsv);
   $('atlas-clear').addEventListener('click', () => { $('atlas-search').value = ''; state.query = ''; search(''); applySelection([]); });
   window.addEventListener('hashchange', () => { if (!live.restoring) restore(); });
-  window.addEventListener('resize', () => { drawOverlay(); hover(-1); });
+  window.addEventListener('resize', () => { drawOverlay(); drawDensity(); hover(-1); });
   // When the last pointer was released: the benchmark times a lasso from it to the grid.
   window.addEventListener('pointerup', () => { window.cnnatlas.pointerUpAt = performance.now(); }, true);
 }
