@@ -376,3 +376,54 @@ def test_compare_page_shows_the_two_views_it_names(chromium, site):  # noqa: F81
         assert problems == []
     finally:
         page.close()
+
+
+def test_the_compare_page_links_hover_and_selection(chromium, site):  # noqa: F811
+    """What the mouse hovers and what a search selects in one half is hovered and
+    selected, as the same image_ids, in the other; unticking the link stops it."""
+    compare = site["atlas"].with_name("compare.html")
+    write_compare_page(compare, site["atlas"])
+    href = compare_href(
+        "compare.html",
+        {"model": "net", "ckpt": "early", "layer": "fc", "method": "tsne"},
+        {"model": "net", "ckpt": "late", "layer": "fc", "method": "pca"},
+    )
+    page = chromium.new_page(viewport={"width": 1600, "height": 900})
+    problems = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    try:
+        page.goto(compare.as_uri() + "#" + href.split("#")[1])
+        a, b = (
+            page.locator(f"#frame-{k}").element_handle().content_frame() for k in "ab"
+        )
+        for f in (a, b):
+            f.wait_for_selector("body[data-ready='1']", timeout=30_000)
+        screen = np.array(a.evaluate("() => cnnatlas.screenAll()")).reshape(-1, 2)
+        d = np.linalg.norm(screen[:, None] - screen[None], axis=2)
+        np.fill_diagonal(d, np.inf)
+        i = int(np.argmax(d.min(axis=1)))
+        origin = page.locator("#frame-a").bounding_box()
+        page.mouse.move(origin["x"] + screen[i][0], origin["y"] + screen[i][1])
+        a.wait_for_function("(i) => cnnatlas.live.hover === i", arg=i)
+        b.wait_for_function("(i) => cnnatlas.live.hover === i", arg=i)
+        b.wait_for_function(
+            "(i) => document.getElementById('atlas-hover').dataset.imageId === String(i)",
+            arg=i,
+        )
+        man = pd.read_parquet(site["manifest"])
+        name = man["label_name"].iloc[0]
+        a.fill("#atlas-search", name)
+        a.wait_for_function("() => cnnatlas.selection().length > 0")
+        chosen = a.evaluate("() => cnnatlas.selection()")
+        b.wait_for_function("(n) => cnnatlas.selection().length === n", arg=len(chosen))
+        assert b.evaluate("() => cnnatlas.selection()") == chosen
+        # unlinked: a selection in b stays in b
+        page.uncheck("#compare-link")
+        b.evaluate("() => document.getElementById('atlas-clear').click()")
+        b.wait_for_function("() => cnnatlas.selection().length === 0")
+        # the page heard b's selection and kept it from a
+        page.wait_for_function("() => Number(document.body.dataset.unlinked || 0) > 0")
+        assert a.evaluate("() => cnnatlas.selection()") == chosen
+        assert problems == []
+    finally:
+        page.close()

@@ -2,8 +2,10 @@
 
 The address names the two views as atlas addresses: `compare.html#a=<view>&b=<view>`,
 each view URL-encoded as the atlas's own hash (`model=...&ckpt=...&layer=...`, and
-`method`, `variant`, `colour` if wanted). The landing page's CKA tables link each cell
-to the pair of maps it compares. Static: no data of its own, no network.
+`method`, `variant`, `colour` if wanted). Hover and selection are linked: what is
+hovered or selected in one half is hovered or selected (the same image_ids) in the other
+(a checkbox turns it off). The landing page's CKA tables link each cell to the pair of
+maps it compares. Static: no data of its own, no network.
 """
 
 import json
@@ -22,7 +24,8 @@ header{padding:4px 8px;font-size:13px;height:20px;overflow:hidden;white-space:no
 .pair{display:flex;height:calc(100vh - 28px)}
 .pair iframe{flex:1 1 50%;min-width:0;border:0;border-left:1px solid #bbb}
 @media (max-width: 800px){.pair{flex-direction:column}}</style></head>
-<body><header>Two maps side by side (each half is the atlas, with its own menus):
+<body><header><label><input type="checkbox" id="compare-link" checked> link hover and
+selection</label> &middot; two maps side by side (each half is the atlas, with its own menus):
 <span id="compare-a"></span> | <span id="compare-b"></span></header>
 <div class="pair"><iframe id="frame-a" title="left map"></iframe>
 <iframe id="frame-b" title="right map"></iframe></div>
@@ -35,6 +38,19 @@ header{padding:4px 8px;font-size:13px;height:20px;overflow:hidden;white-space:no
     var v = new URLSearchParams(view), words = [];
     ['model', 'ckpt', 'layer', 'method'].forEach(function (x) { if (v.get(x)) words.push(v.get(x)); });
     document.getElementById('compare-' + k).textContent = words.join(' ');
+  });
+  // each half tells what is hovered and selected; the other half is told the same
+  var frames = ['a', 'b'].map(function (k) { return document.getElementById('frame-' + k); });
+  window.addEventListener('message', function (e) {
+    var d = e.data, body = document.body;
+    if (!d || d.cnnatlas !== 1) return;
+    if (!document.getElementById('compare-link').checked) {
+      body.dataset.unlinked = String(Number(body.dataset.unlinked || 0) + 1);
+      return;
+    }
+    for (var i = 0; i < 2; i++) {
+      if (e.source === frames[i].contentWindow) frames[1 - i].contentWindow.postMessage(d, '*');
+    }
   });
 })();
 </script></body></html>

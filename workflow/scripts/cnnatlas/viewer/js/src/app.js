@@ -635,6 +635,7 @@ function ring(ctx, t, j, r, colour, width) {
 // in the side panel.
 function hover(i, at = null) {
   const ctx = sizeLayer(hoverLayer);
+  if (i !== live.hover) tellPartner('hover', i);
   live.hover = i;
   if (i < 0 || !live.drawn) { tooltip.hidden = true; return; }
   ring(ctx, transform(), i, pointSize / 2 + 3, '#000000', 2);
@@ -663,6 +664,7 @@ function renderHover(i) {
 // ---- selection -------------------------------------------------------------------------
 
 function applySelection(ids, quiet = false) {
+  if (!quiet) tellPartner('select', ids);
   state.selection = ids;
   scatterplot.select(ids, { preventEvent: true });
   renderSelection();
@@ -1069,6 +1071,34 @@ function drawOverlay() {
   ring(ctx, t, state.pin, pointSize + 6, '#000000', 2.5);
 }
 
+// ---- linked pages ------------------------------------------------------------------------
+// Framed twice by compare.html, each page tells the other (through the parent) what the
+// user hovers and selects, and shows what it is told: the same image_ids on both maps.
+// Messages carry only image ids; anything else is ignored.
+const framed = window.parent !== window;
+
+function tellPartner(kind, value) {
+  if (!framed || live.fromPartner) return;
+  window.parent.postMessage({ cnnatlas: 1, kind, value }, '*');
+}
+
+function hearPartner(e) {
+  const d = e.data;
+  if (e.source !== window.parent || !d || d.cnnatlas !== 1 || !live.drawn) return;
+  const id = (v) => Number.isInteger(v) && v >= 0 && v < N;
+  live.fromPartner = true;
+  try {
+    if (d.kind === 'hover' && (d.value === -1 || id(d.value))) {
+      hover(d.value);
+    } else if (d.kind === 'select' && Array.isArray(d.value) && d.value.every(id)) {
+      live.lasso = null;
+      applySelection(d.value.slice());
+    }
+  } finally {
+    live.fromPartner = false;
+  }
+}
+
 // ---- URL hash --------------------------------------------------------------------------
 
 // The zoom and centre as 'x,y,distance' in the map's frame; none for the whole frame.
@@ -1265,6 +1295,7 @@ function wire() {
   $('atlas-csv').addEventListener('click', downloadCsv);
   $('atlas-clear').addEventListener('click', () => { $('atlas-search').value = ''; state.query = ''; search(''); applySelection([]); });
   window.addEventListener('hashchange', () => { if (!live.restoring) restore(); });
+  window.addEventListener('message', hearPartner);
   window.addEventListener('resize', () => { drawOverlay(); drawDensity(); hover(-1); });
   // When the last pointer was released: the benchmark times a lasso from it to the grid.
   window.addEventListener('pointerup', () => { window.cnnatlas.pointerUpAt = performance.now(); }, true);
