@@ -232,6 +232,14 @@ def test_the_zoom_and_centre_live_in_the_url(chromium, page):  # noqa: F811
 COUNT_DRAWS = """() => { window.draws = 0;
   cnnatlas.scatterplot.subscribe('drawing', () => { window.draws += 1; }); }"""
 FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+# Until the camera rests (a wheel's easing or a zoom's animation ended): the same view
+# over five frames.
+STILL = """async () => {
+  const view = () => String(cnnatlas.scatterplot.get('cameraView'));
+  const frame = () => new Promise(r => requestAnimationFrame(r));
+  let same = 0, last = view();
+  while (same < 5) { await frame(); const v = view(); same = v === last ? same + 1 : 0; last = v; }
+}"""
 
 
 def _lone_points(screen: np.ndarray, gap: float = 14) -> list[int]:
@@ -563,3 +571,127 @@ def test_contours_and_cluster_labels_are_drawn_where_the_map_puts_them(chromium,
         "(n) => document.getElementById('atlas-density').dataset.drawn === n",
         arg=f"0,{len(density['clusters'])}",
     )
+
+
+def _in_view(page) -> list[int]:  # noqa: F811
+    screen = _screen(page)
+    box = page.locator("#atlas-canvas").bounding_box()
+    inside = (screen[:, 0] >= box["x"]) & (screen[:, 0] <= box["x"] + box["width"])
+    inside &= (screen[:, 1] >= box["y"]) & (screen[:, 1] <= box["y"] + box["height"])
+    drawn = set(_drawn(page))
+    return [i for i in np.flatnonzero(inside).tolist() if i in drawn]
+
+
+def test_svg_and_png_export_the_view(page, site):  # noqa: F811
+    """SVG: one vector mark per point in view, in its class's colour and at its place;
+    PNG: the canvas's pixels, the points in their colours."""
+    import xml.etree.ElementTree as ET
+
+    from PIL import Image
+
+    labels = (
+        pd.read_parquet(site["manifest"]).sort_values("image_id")["label"].to_numpy()
+    )
+    colours = page.evaluate(
+        "() => JSON.parse(document.getElementById('cnnatlas-data').textContent).class_colours"
+    )
+    # zoom in a little, so that some points leave the view
+    box = page.locator("#atlas-canvas").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
+    page.mouse.wheel(0, -250)
+    page.wait_for_function("() => cnnatlas.scatterplot.get('cameraDistance') < 0.95")
+    page.evaluate(STILL)
+    in_view = _in_view(page)
+    assert 0 < len(in_view) < len(labels)
+    with page.expect_download() as got:
+        page.click("#atlas-svg")
+    svg = ET.parse(got.value.path()).getroot()
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    marks = svg.findall("s:g[@id='points']/s:path", ns)
+    ids = [int(m.get("data-image-id")) for m in marks]
+    assert sorted(ids) == in_view
+    for m in marks:
+        i = int(m.get("data-image-id"))
+        assert m.get("fill") == colours[labels[i] % len(colours)]
+    with page.expect_download() as got:
+        page.click("#atlas-png")
+    img = np.asarray(Image.open(got.value.path()).convert("RGB")).astype(int)
+    k = page.evaluate("() => window.devicePixelRatio")
+    assert img.shape[:2] == (round(box["height"] * k), round(box["width"] * k))
+    screen = _screen(page)
+    lone = [i for i in _lone_points(screen) if i in in_view]
+    assert lone
+    for i in lone[:3]:
+        x, y = (screen[i] - [box["x"], box["y"]]) * k
+        rgb = img[int(y), int(x)]
+        want = np.array(
+            [int(colours[labels[i] % len(colours)][j : j + 2], 16) for j in (1, 3, 5)]
+        )
+        assert np.abs(rgb - want).max() < 60, (i, rgb, want)
+
+
+def test_keyboard_shortcuts_and_their_help(page):  # noqa: F811
+    page.keyboard.press("?")
+    assert page.locator("#atlas-help").is_visible()
+    keys = page.eval_on_selector_all(
+        "#atlas-help-keys kbd", "ks => ks.map(k => k.textContent)"
+    )
+    assert {"?", "0", "r", "s", "c", "k", "/", "Escape"} <= set(keys)
+    page.keyboard.press("?")
+    assert not page.locator("#atlas-help").is_visible()
+    for key, tool in (("l", "lasso"), ("b", "box"), ("p", "pan")):
+        page.keyboard.press(key)
+        assert page.evaluate("() => cnnatlas.state.tool") == tool
+    page.keyboard.press("c")
+    page.wait_for_function("() => cnnatlas.state.contours === true")
+    assert page.is_checked("#atlas-contours")
+    # "/" focuses the search; Escape leaves it, a second Escape clears the selection
+    page.keyboard.press("/")
+    page.keyboard.type("class")
+    page.wait_for_function("() => cnnatlas.selection().length > 0")
+    page.keyboard.press("Escape")
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => cnnatlas.selection().length === 0")
+
+
+def test_s_zooms_to_the_selection_and_r_resets(page):  # noqa: F811
+    screen = _screen(page)
+    lo, hi = _clear_box(screen)
+    page.click("[data-tool='box']")
+    page.mouse.move(*lo)
+    page.mouse.down()
+    page.mouse.move(*hi, steps=2)
+    page.mouse.up()
+    page.wait_for_function("() => Number(document.body.dataset.boxes || 0) > 0")
+    chosen = page.evaluate("() => cnnatlas.selection()")
+    page.keyboard.press("s")
+    page.wait_for_function("() => cnnatlas.scatterplot.get('cameraDistance') < 0.99")
+    page.evaluate(STILL)
+    after = _screen(page)[chosen]
+    box = page.locator("#atlas-canvas").bounding_box()
+    assert (after[:, 0] >= box["x"]).all() and (
+        after[:, 0] <= box["x"] + box["width"]
+    ).all()
+    span = np.ptp(after, axis=0) / [box["width"], box["height"]]
+    assert span.max() > 0.6  # the selection now fills most of the view
+    page.keyboard.press("r")
+    page.wait_for_function(
+        "() => Math.abs(cnnatlas.scatterplot.get('cameraDistance') - 1) < 1e-6"
+    )
+
+
+def test_dark_mode_follows_the_system_setting(chromium, site):  # noqa: F811
+    page = chromium.new_page(color_scheme="dark")  # noqa: F811
+    try:
+        page.goto(site["atlas"].as_uri())
+        page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+        assert (
+            page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+            == "rgb(22, 22, 22)"
+        )
+        bg = page.evaluate(
+            "() => Array.from(cnnatlas.scatterplot.get('backgroundColor'))"
+        )
+        assert np.allclose(bg[:3], [22 / 255] * 3, atol=0.01)
+    finally:
+        page.close()

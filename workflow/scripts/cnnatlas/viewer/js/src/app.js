@@ -103,12 +103,16 @@ function colourMode(name) {
 const canvas = $('atlas-canvas');
 const overlay = $('atlas-overlay');
 const pointSize = Math.max(1.5, Math.min(8, 160 / Math.sqrt(N)));
+// Dark mode follows the system setting; the points keep their colours.
+const darkQuery = window.matchMedia('(prefers-color-scheme: dark)');
+const background = () => (darkQuery.matches ? '#161616' : '#ffffff');
+const ink = () => (darkQuery.matches ? '#ffffff' : '#000000');
 const scatterplot = createScatterplot({
   canvas,
   pointSize,
   pointSizeSelected: 1,
   pointOutlineWidth: 1,
-  backgroundColor: '#ffffff',
+  backgroundColor: background(),
   pointColorHover: '#000000',
   opacityInactiveScale: N > 2000 ? 0.25 : 0.4,
   // Above some thousands of points overlapping discs hide each other: opacity then follows
@@ -638,7 +642,7 @@ function hover(i, at = null) {
   if (i !== live.hover) tellPartner('hover', i);
   live.hover = i;
   if (i < 0 || !live.drawn) { tooltip.hidden = true; return; }
-  ring(ctx, transform(), i, pointSize / 2 + 3, '#000000', 2);
+  ring(ctx, transform(), i, pointSize / 2 + 3, ink(), 2);
   if (at) {
     const run = live.run;
     tooltip.textContent = `${classes[labels[i]]} → ${run.names[run.predOut[i]]} ${fmt(run.confidence[i], 2)}`;
@@ -1068,7 +1072,7 @@ function drawOverlay() {
   if (state.pin < 0 || !live.drawn) return;
   const t = transform();
   for (const j of (live.pinInfo || {}).feats || []) ring(ctx, t, j, pointSize + 3, '#ff7f0e', 2);
-  ring(ctx, t, state.pin, pointSize + 6, '#000000', 2.5);
+  ring(ctx, t, state.pin, pointSize + 6, ink(), 2.5);
 }
 
 // ---- linked pages ------------------------------------------------------------------------
@@ -1097,6 +1101,172 @@ function hearPartner(e) {
   } finally {
     live.fromPartner = false;
   }
+}
+
+// ---- export ----------------------------------------------------------------------------
+// The view as the user sees it: PNG (the points, contours, labels and pin marks as
+// pixels) or SVG (each point in view a vector mark in its colour and marker, up to
+// SVG_MAX; above, the points as one embedded picture under vector marks).
+const SVG_MAX = 50000;
+
+function download(blob, name) {
+  const a = el('a', { href: URL.createObjectURL(blob), download: name });
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+}
+
+function viewPicture() {
+  const pixels = scatterplot.export();
+  const out = document.createElement('canvas');
+  out.width = pixels.width;
+  out.height = pixels.height;
+  const ctx = out.getContext('2d');
+  ctx.putImageData(pixels, 0, 0);
+  return { out, ctx };
+}
+
+function exportPng() {
+  const { out, ctx } = viewPicture();
+  for (const layer of [densityLayer, overlay]) ctx.drawImage(layer, 0, 0, out.width, out.height);
+  out.toBlob((blob) => download(blob, 'atlas-view.png'), 'image/png');
+}
+
+const esc = (t) => String(t).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+
+// SVG path of marker `shape` (plots.MARKERS order: o s ^ D v P X) of radius r at (x, y).
+function markPath(shape, x, y, r) {
+  const f = (v) => v.toFixed(2);
+  const poly = (pts) => `M${pts.map(([a, b]) => `${f(x + a * r)},${f(y + b * r)}`).join('L')}Z`;
+  switch (shape) {
+    case 1: return poly([[-0.9, -0.9], [0.9, -0.9], [0.9, 0.9], [-0.9, 0.9]]);
+    case 2: return poly([[0, -1], [0.9, 0.7], [-0.9, 0.7]]);
+    case 3: return poly([[0, -1.1], [1.1, 0], [0, 1.1], [-1.1, 0]]);
+    case 4: return poly([[0, 1], [0.9, -0.7], [-0.9, -0.7]]);
+    case 5: return poly([[-0.33, -1], [0.33, -1], [0.33, -0.33], [1, -0.33], [1, 0.33], [0.33, 0.33],
+      [0.33, 1], [-0.33, 1], [-0.33, 0.33], [-1, 0.33], [-1, -0.33], [-0.33, -0.33]]);
+    case 6: {
+      const c = 0.7071;
+      const rot = ([a, b]) => [(a - b) * c, (a + b) * c];
+      return poly([[-0.33, -1], [0.33, -1], [0.33, -0.33], [1, -0.33], [1, 0.33], [0.33, 0.33],
+        [0.33, 1], [-0.33, 1], [-0.33, 0.33], [-1, 0.33], [-1, -0.33], [-0.33, -0.33]].map(rot));
+    }
+    default: return `M${f(x - r)},${f(y)}a${f(r)},${f(r)} 0 1,0 ${f(2 * r)},0a${f(r)},${f(r)} 0 1,0 ${f(-2 * r)},0Z`;
+  }
+}
+
+function pointColour(mode, i) {
+  if (mode.kind === 'category') return mode.colours[mode.codes[i] % mode.colours.length];
+  const [lo, hi] = mode.range;
+  const v = mode.values[i];
+  const ramp = viridis();
+  const t = Number.isFinite(v) ? Math.min(1, Math.max(0, (v - lo) / (hi - lo || 1))) : 0;
+  return ramp[Math.min(255, Math.floor(t * 255))];
+}
+
+function exportSvg() {
+  const t = transform();
+  const mode = live.mode;
+  const inView = [];
+  for (const i of visibleIndices(mode)) {
+    const [x, y] = toScreen(t, live.points[i][0], live.points[i][1]);
+    if (x >= 0 && y >= 0 && x <= t.w && y <= t.h) inView.push([i, x, y]);
+  }
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${t.w}" height="${t.h}" viewBox="0 0 ${t.w} ${t.h}">`,
+    `<title>${esc(`${live.map.model} ${live.map.ckpt} ${live.map.layer}: ${live.map.method} ${live.map.variant}, colour ${state.colour}`)}</title>`,
+    `<rect width="100%" height="100%" fill="${background()}"/>`,
+  ];
+  const r = pointSize / 2;
+  if (inView.length <= SVG_MAX) {
+    parts.push('<g id="points" stroke="none">');
+    for (const [i, x, y] of inView) {
+      const shape = mode.shapes ? mode.codes[i] % GLYPHS.length : 0;
+      parts.push(`<path data-image-id="${i}" fill="${pointColour(mode, i)}" d="${markPath(shape, x, y, r)}"/>`);
+    }
+    parts.push('</g>');
+  } else {
+    const { out } = viewPicture();
+    parts.push(`<image id="points" width="${t.w}" height="${t.h}" href="${out.toDataURL('image/png')}"/>`);
+  }
+  const d = live.map.density;
+  if (d && state.clusters) {
+    for (const c of d.clusters) {
+      const [gx, gy] = toGl(live.norm, c.x, c.y);
+      const [x, y] = toScreen(t, gx, gy);
+      parts.push(`<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" text-anchor="middle" font-family="sans-serif" font-size="12" font-weight="bold" stroke="#fff" stroke-width="3" paint-order="stroke">${esc(`${classes[c.label]} · ${Math.round(100 * c.purity)}%`)}</text>`);
+    }
+  }
+  if (state.pin >= 0) {
+    const ring = (j, rr, colour) => {
+      const [x, y] = toScreen(t, live.points[j][0], live.points[j][1]);
+      parts.push(`<circle cx="${x.toFixed(2)}" cy="${y.toFixed(2)}" r="${rr}" fill="none" stroke="${colour}" stroke-width="2"/>`);
+    };
+    for (const j of (live.pinInfo || {}).feats || []) ring(j, pointSize + 3, '#ff7f0e');
+    ring(state.pin, pointSize + 6, '#000000');
+  }
+  parts.push('</svg>\n');
+  download(new Blob([parts.join('\n')], { type: 'image/svg+xml' }), 'atlas-view.svg');
+  return inView.length;
+}
+
+function zoomToSelection() {
+  if (!state.selection.length) return Promise.resolve();
+  return scatterplot.zoomToPoints(state.selection, { padding: 0.1 }).then(writeHash);
+}
+
+// ---- keyboard ----------------------------------------------------------------------------
+const KEYS = [
+  ['?', 'show or hide this help'],
+  ['0', 'fit: zoom to the visible points'],
+  ['r', 'reset: the whole frame'],
+  ['s', 'zoom to the selection'],
+  ['p / l / b', 'pan, lasso or box tool'],
+  ['c', 'contours on or off'],
+  ['k', 'cluster labels on or off'],
+  ['/', 'search'],
+  ['Escape', 'clear the selection and unpin'],
+];
+
+function renderHelp() {
+  const table = clear($('atlas-help-keys'));
+  for (const [k, what] of KEYS) {
+    const tr = el('tr');
+    const key = el('td');
+    key.appendChild(el('kbd', {}, k));
+    tr.append(key, el('td', {}, what));
+    table.appendChild(tr);
+  }
+}
+
+function onKey(e) {
+  if (/^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement.tagName) || e.ctrlKey || e.metaKey || e.altKey) {
+    if (e.key === 'Escape') document.activeElement.blur();
+    return;
+  }
+  const toggle = (key) => {
+    state[key] = !state[key];
+    $(`atlas-${key}`).checked = state[key];
+    drawDensity().then(writeHash);
+  };
+  const act = {
+    '?': () => { $('atlas-help').hidden = !$('atlas-help').hidden; },
+    0: () => fitView(),
+    r: () => { scatterplot.reset(); writeHash(); },
+    s: () => zoomToSelection(),
+    p: () => setTool('pan'),
+    l: () => setTool('lasso'),
+    b: () => setTool('box'),
+    c: () => toggle('contours'),
+    k: () => toggle('clusters'),
+    '/': () => $('atlas-search').focus(),
+    Escape: () => {
+      $('atlas-help').hidden = true;
+      applySelection([]);
+      if (state.pin >= 0) { state.pin = -1; clear($('atlas-pin')); drawOverlay(); writeHash(); }
+    },
+  }[e.key];
+  if (act) { e.preventDefault(); act(); }
 }
 
 // ---- URL hash --------------------------------------------------------------------------
@@ -1276,9 +1446,14 @@ function wire() {
     });
   }
   canvas.addEventListener('dblclick', () => { if (state.tool === 'pan') fitView(); });
-  window.addEventListener('keydown', (e) => {
-    if (e.key === '0' && !/^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement.tagName)) fitView();
-  });
+  window.addEventListener('keydown', onKey);
+  $('atlas-help-button').addEventListener('click', () => { $('atlas-help').hidden = !$('atlas-help').hidden; });
+  $('atlas-help-close').addEventListener('click', () => { $('atlas-help').hidden = true; });
+  $('atlas-png').addEventListener('click', exportPng);
+  $('atlas-svg').addEventListener('click', exportSvg);
+  $('atlas-zoom-sel').addEventListener('click', zoomToSelection);
+  darkQuery.addEventListener('change', () => { scatterplot.set({ backgroundColor: background() }); });
+  renderHelp();
   scatterplot.subscribe('view', () => {
     drawOverlay();
     drawDensity();
@@ -1309,6 +1484,7 @@ window.cnnatlas = {
   lasso: () => live.lasso,
   highlighted: () => ((state.pin >= 0 && live.pinInfo) ? [...live.pinInfo.feats] : []),
   hover: (i, at = null) => hover(i, at),
+  exportSvg,
   explainSnippet,
   pointAt: (x, y) => {
     const r = canvas.getBoundingClientRect();
