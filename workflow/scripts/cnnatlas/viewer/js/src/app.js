@@ -270,7 +270,8 @@ function drawHistogram(c, base, inside, sel, range) {
     ctx.fillStyle = colour;
     counts.forEach((n, b) => {
       if (!n) return;
-      const bh = Math.max(1, (n / top) * (h - 2));
+      // square-root heights: a bin of a few images still shows beside one of hundreds
+      const bh = Math.max(1, Math.sqrt(n / top) * (h - 2));
       ctx.fillRect(b * bw + 0.5, h - bh, bw - 1, bh);
     });
   };
@@ -720,7 +721,7 @@ function renderConfusion() {
   const m = scoped ? confusion(state.selection) : all;
   const { shown, of } = confusionClasses(all);
   let note = scoped
-    ? `the ${state.selection.length.toLocaleString('en')} selected images`
+    ? `the ${state.selection.length.toLocaleString('en')} selected image${state.selection.length === 1 ? '' : 's'}`
     : `all ${N.toLocaleString('en')} images`;
   note += ` at ${live.map.ckpt}; rows: true class, columns: predicted; a click on a cell selects its images`;
   if (shown.length < of) note += `; the ${shown.length} of ${of} classes with the most misclassified images`;
