@@ -347,23 +347,29 @@ def test_missing_thumbnail_sheet_says_so(chromium, site, tmp_path):  # noqa: F81
     assert Path(site["root"] / "thumbnails" / "sheet-0000.png").exists()
 
 
+def _open_compare(chromium, site, a, b, width=1300):  # noqa: F811
+    """compare.html beside the atlas, opened on views a and b ((ckpt, method) of fc);
+    returns the page and the list its page errors go to."""
+    compare = site["atlas"].with_name("compare.html")
+    write_compare_page(compare, site["atlas"])
+    view = {"model": "net", "layer": "fc"}
+    href = compare_href(
+        "compare.html",
+        {**view, "ckpt": a[0], "method": a[1]},
+        {**view, "ckpt": b[0], "method": b[1]},
+    )
+    page = chromium.new_page(viewport={"width": width, "height": 900})
+    problems = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(compare.as_uri() + "#" + href.split("#")[1])
+    return page, problems
+
+
 def test_compare_page_shows_the_two_views_it_names(chromium, site):  # noqa: F811
     """compare.html#a=...&b=... (the landing page's CKA cells link there) frames the
     atlas twice, each half on the view its half of the address names."""
-    compare = site["atlas"].with_name("compare.html")
-    write_compare_page(compare, site["atlas"])
-    href = compare_href(
-        "compare.html",
-        {"model": "net", "ckpt": "early", "layer": "fc", "method": "pca"},
-        {"model": "net", "ckpt": "late", "layer": "fc", "method": "tsne"},
-    )
-    page = chromium.new_page(viewport={"width": 1300, "height": 800})
-    problems = []
-    page.on("pageerror", lambda e: problems.append(str(e)))
+    page, problems = _open_compare(chromium, site, ("early", "pca"), ("late", "tsne"))
     try:
-        page.goto(
-            compare.with_name(href.split("#")[0]).as_uri() + "#" + href.split("#")[1]
-        )
         seen = {}
         for half in ("a", "b"):
             frame = page.frame_locator(f"#frame-{half}")
@@ -381,18 +387,10 @@ def test_compare_page_shows_the_two_views_it_names(chromium, site):  # noqa: F81
 def test_the_compare_page_links_hover_and_selection(chromium, site):  # noqa: F811
     """What the mouse hovers and what a search selects in one half is hovered and
     selected, as the same image_ids, in the other; unticking the link stops it."""
-    compare = site["atlas"].with_name("compare.html")
-    write_compare_page(compare, site["atlas"])
-    href = compare_href(
-        "compare.html",
-        {"model": "net", "ckpt": "early", "layer": "fc", "method": "tsne"},
-        {"model": "net", "ckpt": "late", "layer": "fc", "method": "pca"},
+    page, problems = _open_compare(
+        chromium, site, ("early", "tsne"), ("late", "pca"), width=1600
     )
-    page = chromium.new_page(viewport={"width": 1600, "height": 900})
-    problems = []
-    page.on("pageerror", lambda e: problems.append(str(e)))
     try:
-        page.goto(compare.as_uri() + "#" + href.split("#")[1])
         a, b = (
             page.locator(f"#frame-{k}").element_handle().content_frame() for k in "ab"
         )

@@ -70,8 +70,9 @@ def _clear_box(screen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     raise AssertionError("no rectangle clear of the points")
 
 
-@pytest.mark.parametrize("moves", [1, 3])
-def test_a_box_selects_from_the_press_to_the_release(page, moves):  # noqa: F811
+def _box_select(page, moves: int = 2) -> np.ndarray:  # noqa: F811
+    """Drag a box over the middle of the points with the box tool; returns which
+    points lie inside it."""
     screen = _screen(page)
     lo, hi = _clear_box(screen)
     page.click("[data-tool='box']")
@@ -80,7 +81,12 @@ def test_a_box_selects_from_the_press_to_the_release(page, moves):  # noqa: F811
     page.mouse.move(*hi, steps=moves)
     page.mouse.up()
     page.wait_for_function("() => Number(document.body.dataset.boxes || 0) > 0")
-    inside = np.all((screen > lo) & (screen < hi), axis=1)
+    return np.all((screen > lo) & (screen < hi), axis=1)
+
+
+@pytest.mark.parametrize("moves", [1, 3])
+def test_a_box_selects_from_the_press_to_the_release(page, moves):  # noqa: F811
+    inside = _box_select(page, moves)
     assert inside.sum() >= 5
     assert (
         page.evaluate("() => cnnatlas.selection()") == np.flatnonzero(inside).tolist()
@@ -380,14 +386,7 @@ def test_the_confusion_matrix_selects_a_cell_and_counts_a_selection(page, site):
     assert grid == expected
     assert page.locator("#atlas-confusion-table td.on").count() == 1
     # a box on the map: the matrix counts the selected images only
-    screen = _screen(page)
-    lo, hi = _clear_box(screen)
-    page.click("[data-tool='box']")
-    page.mouse.move(*lo)
-    page.mouse.down()
-    page.mouse.move(*hi, steps=2)
-    page.mouse.up()
-    page.wait_for_function("() => Number(document.body.dataset.boxes || 0) > 0")
+    _box_select(page)
     boxed = page.evaluate("() => cnnatlas.selection()")
     assert boxed != expected
     cells = _matrix(page)
@@ -655,14 +654,7 @@ def test_keyboard_shortcuts_and_their_help(page):  # noqa: F811
 
 
 def test_s_zooms_to_the_selection_and_r_resets(page):  # noqa: F811
-    screen = _screen(page)
-    lo, hi = _clear_box(screen)
-    page.click("[data-tool='box']")
-    page.mouse.move(*lo)
-    page.mouse.down()
-    page.mouse.move(*hi, steps=2)
-    page.mouse.up()
-    page.wait_for_function("() => Number(document.body.dataset.boxes || 0) > 0")
+    _box_select(page)
     chosen = page.evaluate("() => cnnatlas.selection()")
     page.keyboard.press("s")
     page.wait_for_function("() => cnnatlas.scatterplot.get('cameraDistance') < 0.99")

@@ -175,9 +175,7 @@ async function drawNow(transition) {
   live.drawing = scatterplot.draw(live.points, opts);
   await live.drawing;
   if (visible.length === N) scatterplot.unfilter({ preventEvent: true });
-  const t0 = performance.now();
   live.grid = pointGrid(live.points, visible);
-  live.gridMs = performance.now() - t0;
   live.drawn = true;
   renderLegend();
   applySelection(state.selection, true);
