@@ -128,3 +128,19 @@ def test_the_planner_imports_no_drawing_code(package):
         if n.split(".")[0] in HEAVY
     )
     assert heavy == []
+
+
+def test_benchmarks_import_nothing_from_the_tests():
+    """The tests may use the benchmarks' helpers (benchmarks/scale_data.py, ...), not
+    the other way round; the library imports neither."""
+    bench = LIB.parents[2] / "benchmarks"
+    found = sorted(
+        f"{p.name} imports {n}"
+        for p in bench.glob("*.py")
+        for n in imported_names(p, p.stem)
+        if n.split(".")[0] == "tests"
+    )
+    assert found == []
+    assert "scale" not in {p.stem for p in LIB.glob("*.py")}  # a benchmark tool
+    names = _names()
+    assert not [m for m in names if names[m] & {"benchmarks", "tests"}]

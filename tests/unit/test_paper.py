@@ -16,8 +16,8 @@ from cnnatlas.provenance import provenance
 from PIL import Image
 from pypdf import PdfReader
 
+from benchmarks.synthetic_maps import write_run
 from tests.conftest import CLASSES, make_imagefolder, save_tiny_checkpoints
-from tests.synthetic_maps import write_run
 
 TRANSFORM = {
     "resize": 32,
