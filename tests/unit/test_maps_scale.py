@@ -181,6 +181,41 @@ def test_labels_of_another_length_stop_the_job_naming_both_files(tmp_path):
     assert not out[MapSpec(2, 5.0, 0)].exists()
 
 
+def test_a_job_reads_each_checkpoints_labels_once(tmp_path, monkeypatch):
+    """A job of every layer of a checkpoint (or of every checkpoint, a batched method)
+    reads each predictions.parquet once and writes what write_maps writes per layer."""
+    from cnnatlas import reduce
+
+    x, labels = blobs(n=40, d=8)
+    preds = tmp_path / "predictions.parquet"
+    pd.DataFrame({"image_id": np.arange(40), "label": labels}).to_parquet(preds)
+    jobs = []
+    for layer in ("a", "b"):
+        np.save(tmp_path / f"{layer}.npy", x + (layer == "b"))
+        maps = [[2, 5, 0, str(tmp_path / f"{layer}-job.parquet")]]
+        jobs.append({"features": tmp_path / f"{layer}.npy", "predictions": str(preds)})
+        jobs[-1]["maps"] = maps
+        write_maps(
+            tmp_path / f"{layer}.npy",
+            "tsne",
+            {MapSpec(2, 5.0, 0): tmp_path / f"{layer}-one.parquet"},
+            FAST,
+            1,
+            preds,
+        )
+    reads = []
+    read_labels = reduce.read_labels
+    monkeypatch.setattr(
+        reduce, "read_labels", lambda p: reads.append(p) or read_labels(p)
+    )
+    reduce.write_job_maps(jobs, "tsne", FAST, 1)
+    assert reads == [str(preds)]
+    for layer in ("a", "b"):
+        assert sha(tmp_path / f"{layer}-job.parquet") == sha(
+            tmp_path / f"{layer}-one.parquet"
+        )
+
+
 def test_a_fit_leaves_the_shared_knn_graph_as_it_was():
     """openTSNE exaggerates P in place and divides it back (a few ulps off): a shared
     graph drifted with every fit, so a map depended on the maps fitted before it in the
