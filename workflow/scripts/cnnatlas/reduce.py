@@ -239,13 +239,11 @@ def prepare_features(
     x: np.ndarray,
     standardize: bool = False,
     pca_components: int | None = 50,
-    random_state: int = SHARED_STATE,
 ) -> np.ndarray:
     """Optionally z-score each feature, then PCA to `pca_components` when D exceeds it
     (`principal_components`: exact, memory-flat, deterministic); float64 [N, D or k].
 
     Constant features stay 0 after standardisation (no division by zero).
-    `random_state` is kept for callers; the PCA uses no randomness.
     """
     if pca_components and x.shape[1] > pca_components:
         k = min(pca_components, x.shape[0])

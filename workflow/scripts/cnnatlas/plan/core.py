@@ -256,10 +256,6 @@ class Plan:
         """(dim, perplexity, seed) strings of the configured maps of one method."""
         return [p[1:] for p in self.map_params() if p[0] == method]
 
-    def reduce_methods(self, batched: bool) -> list[str]:
-        """Configured methods made one job per layer (False) or one job in all (True)."""
-        return [m for m in self.maps["methods"] if get_method(m).batched == batched]
-
     def method_outputs(self, method: str, batched: bool = False) -> list[str]:
         """One method's embedding paths: of one job of a per-layer stage (wildcards
         {model}, {ckpt} and {layer} or every layer), or (batched) of every layer of
