@@ -55,7 +55,7 @@ def test_maps_side_by_side_on_more_cores_are_the_same_bytes(tmp_path):
     three = _run(tmp_path, "three", x, labels, opts, specs, n_jobs=3)
     for s in specs:
         assert sha(one[s]) == sha(two[s]) == sha(three[s]), s
-        assert meta(one[s])["n_jobs"] == 1
+        assert "n_jobs" not in meta(one[s])  # every fit runs on one thread
     assert meta(one[specs[0]])["gradient"] == "bh"
     assert meta(one[specs[-1]])["subsample"]["size"] == 100
     # seeds and perplexities give different maps (each task kept its own P and init)
