@@ -24,7 +24,6 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from cnnatlas.data import ImageDataset  # noqa: E402
 from cnnatlas.explain.gradcam import find_target_layer  # noqa: E402
 from cnnatlas.explain.saliency import METHODS  # noqa: E402
 from cnnatlas.explain.trust import (  # noqa: E402
@@ -33,7 +32,7 @@ from cnnatlas.explain.trust import (  # noqa: E402
     summarize_checks,
 )
 from cnnatlas.models import load_model  # noqa: E402
-from cnnatlas.torchutil import make_transform  # noqa: E402
+from cnnatlas.torchutil import ImageDataset, make_transform  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

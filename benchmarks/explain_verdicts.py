@@ -34,11 +34,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
-from cnnatlas.data import ImageDataset  # noqa: E402
 from cnnatlas.explain.trust import render_saliency_checks  # noqa: E402
 from cnnatlas.models import load_model  # noqa: E402
 from cnnatlas.schema import defaults  # noqa: E402
-from cnnatlas.torchutil import make_transform  # noqa: E402
+from cnnatlas.torchutil import ImageDataset, make_transform  # noqa: E402
 
 FULL = {
     "max_images": 100,

@@ -200,7 +200,7 @@ def measure(arch, manifest, paths, device, threads, tmp) -> dict:
     n, cuda = len(paths), device.type == "cuda"
     shipped = defaults("extract") | {"device": str(device)}
     autocast = resolve_precision("bf16", device)
-    b_decode = resolve_decode(shipped["decode"], device)
+    b_decode = resolve_decode(shipped["decode"])
     b_dtype = resolve_precision(shipped["precision"], device)
     batch = 256 if cuda else 64
     torch.set_num_threads(threads)  # (a), (c), (d) on the threads (b) gets

@@ -1,7 +1,7 @@
 """Wall time and peak RSS of every output job (figures, sheets, pages, atlas, paper grid,
 evolution, projector) at N points, each in a fresh process as Snakemake runs it.
 
-For each N: a synthetic run (`tests.synthetic_maps.write_run`: real 24 px PNG images,
+For each N: a synthetic run (`synthetic_maps.write_run`: real 24 px PNG images,
 3 classes, the real manifest and `predictions_table`, seeded 2-D and 3-D maps), then
 per job a fresh Python process that imports the library and makes that job's outputs
 with the shipped figure options (300 dpi PNG + PDF): the work of one `plot_embeddings`
@@ -32,12 +32,10 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-sys.path.insert(0, str(REPO))
 
 from cnnatlas.io import write_parquet  # noqa: E402
 from cnnatlas.metrics import feature_neighbors  # noqa: E402
-
-from tests.synthetic_maps import write_run  # noqa: E402
+from synthetic_maps import write_run  # noqa: E402
 
 OPTS = {
     "colour_by": ["label"],

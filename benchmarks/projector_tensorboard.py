@@ -18,13 +18,10 @@ peak RSS. Prints one JSON line per size.
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -40,17 +37,7 @@ from cnnatlas.projector import (  # noqa: E402
     write_metadata_tsv,
     write_tensor_tsv,
 )
-
-
-def _get(url: str, timeout: float) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tensorboard_server import get, serve  # noqa: E402
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -82,30 +69,14 @@ def write_export(folder: Path, rows: int, dims: int) -> dict:
 
 def time_request(folder: Path, deadline: float) -> dict:
     """Start TensorBoard on `folder`, time the projector's tensor request, stop it."""
-    port = _free_port()
-    cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(folder)]
-    cmd += ["--host", "127.0.0.1", "--port", str(port)]
-    with open(folder / "tb.log", "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        t_start = time.monotonic()
-        while time.monotonic() - t_start < 600:
-            try:
-                listing = json.loads(_get(f"{base}/data/plugins_listing", 10))
-                if listing.get("projector", {}).get("enabled"):
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            time.sleep(0.5)
-        else:
-            raise RuntimeError((folder / "tb.log").read_text())
+    t_start = time.monotonic()
+    with serve(folder, folder / "tb.log", timeout=600) as (base, proc):
         ready = time.monotonic() - t_start
-        _get(f"{base}/data/plugin/projector/info?run=.", 60)
+        get(f"{base}/data/plugin/projector/info?run=.", 60)
         url = f"{base}/data/plugin/projector/tensor?run=.&name=t"
         t0 = time.perf_counter()
         try:
-            raw = _get(url, 2 * deadline)
+            raw = get(url, 2 * deadline)
             seconds, nbytes = time.perf_counter() - t0, len(raw)
         except (TimeoutError, urllib.error.URLError):
             seconds, nbytes = None, 0
@@ -116,13 +87,6 @@ def time_request(folder: Path, deadline: float) -> dict:
             "within_deadline": seconds is not None and seconds <= deadline,
             "tensorboard_peak_rss_mib": round(_peak_rss_mib(proc.pid)),
         }
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def main() -> None:

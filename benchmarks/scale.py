@@ -1,6 +1,6 @@
 """Per-rule cost of a run of the workflow on a scale dataset, from Snakemake's benchmark files.
 
-run: make the scale dataset (`cnnatlas.scale`) in WORKDIR unless its config.yaml exists,
+run: make the scale dataset (`scale_data.py`) in WORKDIR unless its config.yaml exists,
 run the real snakemake there (nice -n 10), time the whole run, then collect.
 collect: read WORKDIR/results/benchmarks/**/*.tsv after a run (the rule is the first part
 of the path under benchmarks/, e.g. measure_maps/digitnet/step0600/relu.tsv).
@@ -101,7 +101,7 @@ def run(
     tsne_threads: int = 1,
 ) -> dict:
     """Make the dataset if needed, run snakemake in workdir and collect its benchmarks."""
-    from cnnatlas.scale import make_digits, make_shapes
+    from scale_data import make_digits, make_shapes
 
     if not (workdir / "config.yaml").exists():
         (make_digits if kind == "digits" else make_shapes)(workdir, n, *extra)

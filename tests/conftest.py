@@ -10,24 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
+from benchmarks.synthetic_maps import CLASSES, draw
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-CLASSES = ("circle", "square", "stripes")
-
-
-def draw(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A noisy RGB image of one of three easy shapes, so class structure is learnable."""
-    yy, xx = np.mgrid[:size, :size] / size
-    cx, cy = rng.uniform(0.35, 0.65, 2)
-    if kind == "circle":
-        mask = (xx - cx) ** 2 + (yy - cy) ** 2 < 0.08
-    elif kind == "square":
-        mask = (abs(xx - cx) < 0.25) & (abs(yy - cy) < 0.25)
-    else:
-        mask = (np.floor(xx * 6 + rng.uniform(0, 1)) % 2) == 0
-    img = rng.normal(40, 10, (size, size, 3))
-    img[mask] = rng.normal([200, 120, 60], 10, (int(mask.sum()), 3))
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def float_pipeline(spec: dict):

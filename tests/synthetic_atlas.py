@@ -17,7 +17,7 @@ from cnnatlas.metrics import feature_neighbors
 from cnnatlas.viewer import write_atlas
 from PIL import Image
 
-from tests.synthetic_maps import write_run
+from benchmarks.synthetic_maps import write_run
 
 CKPTS = ("early", "late")
 GRADCAM_IDS = (0, 5)

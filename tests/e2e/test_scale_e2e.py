@@ -1,4 +1,4 @@
-"""The scale route at a small N: `cnnatlas.scale digits`, then the real snakemake on its config.
+"""The scale route at a small N: `benchmarks/scale_data.py digits`, then the real snakemake on its config.
 
 The config is the generated scale config with the overrides in `scale_overrides`: a
 lighter workload so the test runs in a few minutes (two checkpoints, two layers, short
@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 from cnnatlas.io import read_parquet_meta
-from cnnatlas.scale import DIGIT_CLASSES, make_digits
 
+from benchmarks.scale_data import DIGIT_CLASSES, make_digits
 from tests.conftest import run_snakemake
 
 pytestmark = pytest.mark.e2e

@@ -18,9 +18,9 @@ import pytest
 from cnnatlas.viewer import compare_href, write_compare_page
 from matplotlib.path import Path as Polygon
 
+from benchmarks.synthetic_maps import XSS_CLASS, XSS_FILE
 from tests.integration.test_browser_maps import chromium  # noqa: F401
 from tests.synthetic_atlas import GRADCAM_IDS, write_atlas_run
-from tests.synthetic_maps import XSS_CLASS, XSS_FILE
 
 pytestmark = pytest.mark.integration
 

@@ -2,13 +2,7 @@
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from io import BytesIO
 from pathlib import Path
 
@@ -17,6 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from benchmarks.tensorboard_server import get, serve
 from tests.conftest import make_imagefolder, save_tiny_checkpoints
 
 pytestmark = pytest.mark.integration
@@ -78,63 +73,18 @@ def export(tmp_path_factory) -> Path:
     return root
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=30) as r:
-        assert r.status == 200
-        return r.read()
-
-
 @pytest.fixture(scope="module")
 def server(export):
     """Base URL of a TensorBoard serving export/projector; stopped by pid afterwards."""
     if not _tensorboard_available():
         pytest.skip("tensorboard not installed")
-    port = _free_port()
-    log = open(export / "tensorboard.log", "wb")  # noqa: SIM115 - closed below
-    cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", "projector"]
-    cmd += ["--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, cwd=export, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for_projector(proc, base, export / "tensorboard.log")
+    with serve(export / "projector", export / "tensorboard.log") as (base, _):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def _wait_for_projector(proc, base: str, log: Path, timeout: float = 180) -> None:
-    """Until the plugins listing says the projector is active (decided in a thread)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"tensorboard exited {proc.returncode}:\n{log.read_text()}")
-        try:
-            listing = json.loads(_get(f"{base}/data/plugins_listing"))
-            if listing.get("projector", {}).get("enabled"):
-                return
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        time.sleep(0.5)
-    pytest.fail(
-        f"tensorboard's projector not active after {timeout}s:\n{log.read_text()}"
-    )
 
 
 def _plugin(base: str, route: str, **query) -> bytes:
     q = urllib.parse.urlencode(query)
-    return _get(f"{base}/data/plugin/projector/{route}?{q}")
+    return get(f"{base}/data/plugin/projector/{route}?{q}")
 
 
 def test_projector_serves_every_layer_and_map(server, export):

@@ -109,12 +109,12 @@ def test_rgb_to_gray_is_pils_conversion():
 
 def test_resolve_decode_and_precision():
     cpu = torch.device("cpu")
-    assert resolve_decode("auto", cpu) == "cpu"
-    assert resolve_decode("gpu", cpu) == "gpu"  # torchvision.io decodes on the CPU
+    assert resolve_decode("auto") == "cpu"
+    assert resolve_decode("gpu") == "gpu"  # torchvision.io decodes on the CPU
     assert resolve_precision("fp32", cpu) is None
     assert resolve_precision("bf16", cpu) is torch.bfloat16
     with pytest.raises(CnnatlasError, match="extract.decode"):
-        resolve_decode("nvjpeg", cpu)
+        resolve_decode("nvjpeg")
     with pytest.raises(CnnatlasError, match="extract.precision"):
         resolve_precision("fp8", cpu)
 

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from cnnatlas.data import ImageDataset, build_manifest
+from cnnatlas.data import build_manifest
 from cnnatlas.demo import DigitNet
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.explain.filters import (
@@ -12,7 +12,7 @@ from cnnatlas.explain.filters import (
     random_transform,
     visualize_filters,
 )
-from cnnatlas.torchutil import make_transform
+from cnnatlas.torchutil import ImageDataset, make_transform
 from PIL import Image
 from torch.utils.data import DataLoader
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from cnnatlas.demo import DigitNet
 from cnnatlas.errors import CnnatlasError
-from cnnatlas.explain.method_names import check_saliency_methods, saliency_method_names
 from cnnatlas.explain.saliency import METHODS, SaliencyMethod, method_class
+from cnnatlas.saliency_names import check_saliency_methods, saliency_method_names
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 

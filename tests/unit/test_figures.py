@@ -5,7 +5,7 @@ import json
 from cnnatlas import figures, thumbnails
 from PIL import Image
 
-from tests.synthetic_maps import write_run
+from benchmarks.synthetic_maps import write_run
 
 
 def test_draw_layer_writes_what_the_job_lists(tmp_path):

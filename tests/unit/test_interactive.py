@@ -8,7 +8,7 @@ import pytest
 from cnnatlas import interactive, plots, thumbnails
 from PIL import Image
 
-from tests.synthetic_maps import XSS_CLASS, XSS_FILE, write_run
+from benchmarks.synthetic_maps import XSS_CLASS, XSS_FILE, write_run
 
 
 @pytest.fixture(scope="module")

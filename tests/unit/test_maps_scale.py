@@ -55,7 +55,7 @@ def test_maps_side_by_side_on_more_cores_are_the_same_bytes(tmp_path):
     three = _run(tmp_path, "three", x, labels, opts, specs, n_jobs=3)
     for s in specs:
         assert sha(one[s]) == sha(two[s]) == sha(three[s]), s
-        assert meta(one[s])["n_jobs"] == 1
+        assert "n_jobs" not in meta(one[s])  # every fit runs on one thread
     assert meta(one[specs[0]])["gradient"] == "bh"
     assert meta(one[specs[-1]])["subsample"]["size"] == 100
     # seeds and perplexities give different maps (each task kept its own P and init)
@@ -179,6 +179,41 @@ def test_labels_of_another_length_stop_the_job_naming_both_files(tmp_path):
     with pytest.raises(FeatureError, match=r"layer.npy: 30 rows but .*predictions"):
         write_maps(tmp_path / "layer.npy", "tsne", out, FAST, 1, preds)
     assert not out[MapSpec(2, 5.0, 0)].exists()
+
+
+def test_a_job_reads_each_checkpoints_labels_once(tmp_path, monkeypatch):
+    """A job of every layer of a checkpoint (or of every checkpoint, a batched method)
+    reads each predictions.parquet once and writes what write_maps writes per layer."""
+    from cnnatlas import reduce
+
+    x, labels = blobs(n=40, d=8)
+    preds = tmp_path / "predictions.parquet"
+    pd.DataFrame({"image_id": np.arange(40), "label": labels}).to_parquet(preds)
+    jobs = []
+    for layer in ("a", "b"):
+        np.save(tmp_path / f"{layer}.npy", x + (layer == "b"))
+        maps = [[2, 5, 0, str(tmp_path / f"{layer}-job.parquet")]]
+        jobs.append({"features": tmp_path / f"{layer}.npy", "predictions": str(preds)})
+        jobs[-1]["maps"] = maps
+        write_maps(
+            tmp_path / f"{layer}.npy",
+            "tsne",
+            {MapSpec(2, 5.0, 0): tmp_path / f"{layer}-one.parquet"},
+            FAST,
+            1,
+            preds,
+        )
+    reads = []
+    read_labels = reduce.read_labels
+    monkeypatch.setattr(
+        reduce, "read_labels", lambda p: reads.append(p) or read_labels(p)
+    )
+    reduce.write_job_maps(jobs, "tsne", FAST, 1)
+    assert reads == [str(preds)]
+    for layer in ("a", "b"):
+        assert sha(tmp_path / f"{layer}-job.parquet") == sha(
+            tmp_path / f"{layer}-one.parquet"
+        )
 
 
 def test_a_fit_leaves_the_shared_knn_graph_as_it_was():

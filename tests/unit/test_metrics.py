@@ -155,3 +155,38 @@ def test_trustworthiness_and_continuity_are_scikit_learns_bit_for_bit():
         )
     assert 0.4 < trustworthiness(x, y) < 0.7  # a random map of real structure
     assert trustworthiness(x, x[:, :2] * 0 + x[:, :2]) < 1.0
+
+
+@pytest.mark.parametrize("d", [6, 40])  # a tree search and a brute-force one
+def test_a_layers_two_neighbour_lists_come_from_one_search(d):
+    """layer_metrics searches the features once for `neighbors` (neighbour
+    preservation) and `nearest` (continuity, scikit-learn's bit for bit): the same
+    indices as two searches, with ties, duplicates and a point with more than k
+    duplicates; and fewer points than 2k + 1 (two searches, the counts differ)."""
+    from cnnatlas.metrics import _feature_neighbors, _k, nearest
+
+    rng = np.random.default_rng(d)
+    x = rng.integers(0, 3, (300, d)).astype(np.float64)
+    x[:15] = x[15]  # 16 copies of one point, more than k
+    for data, k in ((x, 10), (x, 5), (x[:12], 10)):
+        nbrs, near = _feature_neighbors(data, k)
+        np.testing.assert_array_equal(nbrs, neighbors(data, k))
+        np.testing.assert_array_equal(near, nearest(data, _k(len(data), k)))
+
+
+def test_layer_metrics_search_the_features_once(tmp_path, monkeypatch):
+    from cnnatlas import metrics
+
+    x, y = blobs()
+    p = tmp_path / "pca.parquet"
+    write_embedding(x[:, :2], p, "pca", MapSpec(2, 0.0, 0), {})
+    fitted = []
+
+    class Counting(metrics.NearestNeighbors):
+        def fit(self, data, *args, **kwargs):
+            fitted.append(np.shape(data)[1])
+            return super().fit(data, *args, **kwargs)
+
+    monkeypatch.setattr(metrics, "NearestNeighbors", Counting)
+    layer_metrics(x, y, [p], {"model": "m", "ckpt": "c", "layer": "l"}, {"k": 10})
+    assert fitted.count(x.shape[1]) == 1

@@ -16,8 +16,8 @@ from cnnatlas.provenance import provenance
 from PIL import Image
 from pypdf import PdfReader
 
+from benchmarks.synthetic_maps import write_run
 from tests.conftest import CLASSES, make_imagefolder, save_tiny_checkpoints
-from tests.synthetic_maps import write_run
 
 TRANSFORM = {
     "resize": 32,
@@ -199,3 +199,14 @@ def test_filters_match_the_explain_stage_images(tiny, tmp_path):
     images, _, _ = maximize(model, "features.1.3", [0, 2, 3], TRANSFORM, 3, 0.05, seed)
     assert np.array_equal(shown[1].images[0].get_array(), to_rgb(images[1], [0], [1]))
     assert shown[2].get_title().startswith("ch 3: ")
+
+
+def test_every_kind_names_a_drawing_function_of_the_library():
+    from cnnatlas.plan.paper import KINDS
+
+    for kind in KINDS.values():
+        module, _, name = kind.draw.partition(":")
+        assert module == "cnnatlas.paper" and name in paper.__all__
+        assert callable(paper.draw_function(kind.draw))
+    with pytest.raises(ValueError, match="kind 'poster' is not one of"):
+        paper.draw_figure({"kind": "poster"}, FONTS)

@@ -83,8 +83,6 @@ def test_embedding_paths_follow_the_output_contract(demo, per_layer):
 
 
 def test_batched_methods_get_one_job_for_every_layer(demo, per_layer):
-    assert demo.reduce_methods(batched=False) == ["tsne", "pca"]
-    assert demo.reduce_methods(batched=True) == ["umap"]
     jobs = demo.reduce_jobs("umap")
     assert len(jobs) == 3 * 5  # checkpoints x layers
     assert jobs[0]["features"] == "results/digitnet/step0005/features/features.0.3.npy"
@@ -265,7 +263,6 @@ def test_a_new_registered_method_is_planned_from_its_axes(monkeypatch):
         ("fake", "3", "0", "0"),
         ("fake", "3", "0", "1"),
     ]
-    assert plan.reduce_methods(batched=False) == ["tsne", "fake"]
     assert next(fake.fit(FitJob(np.ones((3, 2)), [MapSpec(2)], {})))[1].shape == (3, 2)
 
 

@@ -7,7 +7,7 @@ from cnnatlas.errors import CnnatlasError
 from PIL import Image
 from pypdf import PdfReader
 
-from tests.synthetic_maps import write_run
+from benchmarks.synthetic_maps import write_run
 
 
 @pytest.fixture(scope="module")

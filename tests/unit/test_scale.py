@@ -1,4 +1,4 @@
-"""cnnatlas.scale: seeded scale datasets, their checkpoints and config; benchmarks/scale.py."""
+"""benchmarks/scale_data.py: seeded scale datasets, their checkpoints and config; benchmarks/scale.py."""
 
 import json
 import subprocess
@@ -11,7 +11,11 @@ import pytest
 import torch
 import yaml
 from cnnatlas.plan import Plan
-from cnnatlas.scale import (
+from cnnatlas.schema import SCHEMA
+from PIL import Image
+from snakemake.utils import validate
+
+from benchmarks.scale_data import (
     DIGIT_CLASSES,
     SHAPE_CLASSES,
     augment_digit,
@@ -23,9 +27,6 @@ from cnnatlas.scale import (
     write_digits_images,
     write_shapes_images,
 )
-from cnnatlas.schema import SCHEMA
-from PIL import Image
-from snakemake.utils import validate
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -116,7 +117,7 @@ def test_make_digits_with_the_demo_checkpoints(tmp_path):
     with pytest.raises(FileNotFoundError, match="step0005.pt.*run the demo"):
         make_digits(tmp_path / "out", 10, checkpoints=ckpt)
     assert not (tmp_path / "out").exists()  # checked before anything is written
-    from cnnatlas.scale import main
+    from benchmarks.scale_data import main
 
     assert (
         main(

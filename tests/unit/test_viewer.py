@@ -15,6 +15,7 @@ from cnnatlas.plots import class_styles
 from cnnatlas.viewer import atlas, atlas_payload, write_atlas
 from cnnatlas.viewer.atlas import BUNDLE
 
+from benchmarks.synthetic_maps import XSS_CLASS, XSS_FILE
 from tests.synthetic_atlas import (
     CKPTS,
     GRADCAM_IDS,
@@ -22,7 +23,6 @@ from tests.synthetic_atlas import (
     atlas_header,
     write_atlas_run,
 )
-from tests.synthetic_maps import XSS_CLASS, XSS_FILE
 
 
 @pytest.fixture(scope="module")

@@ -59,16 +59,15 @@ _SOF_OK = {0xC0, 0xC1, 0xC2}
 _SOF_ALL = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
-def resolve_decode(decode: str, device: torch.device) -> str:
-    """`extract.decode` for this device: 'auto' is PIL in the workers on every device.
+def resolve_decode(decode: str) -> str:
+    """`extract.decode` resolved: 'auto' is PIL in the workers on every device.
 
     On an H200 node with 16 CPUs (benchmarks/README.md) PIL in 15 workers fed resnet18
     and resnet50 faster than batched decode_jpeg on the GPU, so the device decoder is
-    opt-in (`gpu`). `device` is kept for a device where that measures the other way.
+    opt-in (`gpu`).
     """
     if decode not in DECODES:
         raise CnnatlasError(f"extract.decode is {decode!r}; use one of {DECODES}")
-    del device
     return "cpu" if decode == "auto" else decode
 
 

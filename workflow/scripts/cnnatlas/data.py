@@ -37,17 +37,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def __getattr__(name: str):
-    # ImageDataset lives with torch (cnnatlas.torchutil) and is imported on first use:
-    # the jobs that only decode images (manifest, thumbnail sheets, projector sprites)
-    # then do not import torch, about 2 s of every such process.
-    if name == "ImageDataset":
-        from cnnatlas.torchutil import ImageDataset
-
-        return ImageDataset
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 MANIFEST_COLUMNS = ["image_id", "path", "label", "label_name"]
 BAD_IMAGE_POLICIES = ("fail", "skip")

@@ -31,6 +31,7 @@ __all__ = [
     "digit_image",
     "write_digits",
     "train",
+    "save_checkpoint",
 ]
 
 log = logging.getLogger(__name__)
@@ -152,15 +153,15 @@ def train(
             opt.step()
             step += 1
             if step in saves:
-                _save(model, saves[step])
+                save_checkpoint(model, saves[step])
                 log.info("step %d: loss %.4f, saved %s", step, loss.item(), saves[step])
             if step == max(steps):
                 break
 
 
-def _save(model: nn.Module, path: str | Path) -> None:
-    # torch.save writes the same bytes for the same tensors; go through a buffer so the
-    # final path only ever holds a complete file.
+def save_checkpoint(model: nn.Module, path: str | Path) -> None:
+    """The model's state_dict written to `path`: the same bytes for the same tensors
+    (torch.save), through a buffer so that `path` only ever holds a complete file."""
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)  # CUDA tensors load with map_location=cpu
     with atomic_path(path) as tmp:

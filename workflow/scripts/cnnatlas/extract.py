@@ -251,7 +251,7 @@ def _forward(
     """`forward_pass` over the images of `df` with the config's transform."""
     _warn_unused_gpu(opts["device"])
     dev = resolve_device(opts["device"])
-    encoded = resolve_decode(opts["decode"], dev) == "gpu"
+    encoded = resolve_decode(opts["decode"]) == "gpu"
     dataset = CropDataset(df["path"].tolist(), make_transform(transform), encoded)
     workers = _workers(opts["num_workers"], threads, dev)
     return forward_pass(

@@ -9,10 +9,11 @@ transitively, with the packages on the way. A module that imports modules by nam
 """
 
 import ast
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
-__all__ = ["PACKAGE", "imported_modules", "library_files"]
+__all__ = ["PACKAGE", "imported_names", "imported_modules", "library_files"]
 
 PACKAGE = "cnnatlas"
 _DYNAMIC = {"import_module", "iter_modules"}
@@ -31,35 +32,68 @@ def _parents(module: str) -> list[str]:
     return [".".join(parts[: i + 1]) for i in range(len(parts))]
 
 
+def _type_checking(node: ast.AST) -> bool:
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _statements(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The import statements under `node`, at any depth, except the body of an
+    `if TYPE_CHECKING:` (never run)."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.Import | ast.ImportFrom):
+            yield child
+        elif _type_checking(child):
+            for other in child.orelse:
+                yield from _statements(ast.Module(body=[other], type_ignores=[]))
+        else:
+            yield from _statements(child)
+
+
+def _names(tree: ast.Module, package: str) -> set[str]:
+    found: set[str] = set()
+    for node in _statements(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+            continue
+        base = node.module or ""
+        if node.level:
+            anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+            base = ".".join([*anchor, *([base] if base else [])])
+        found.add(base)
+        found.update(f"{base}.{a.name}" for a in node.names)
+    return found
+
+
+def imported_names(path: str | Path, module: str) -> set[str]:
+    """Every dotted name the import statements of the file `path` (module `module`)
+    name, relative ones resolved, at the top or inside a function, except those under
+    `if TYPE_CHECKING:` (never run): `from a import b` names `a` and `a.b`."""
+    path = Path(path)
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    return _names(tree, package)
+
+
 @cache
 def _direct(root: Path, path: Path, module: str) -> frozenset[str]:
     """The cnnatlas modules that the file `path` (module `module`) imports directly."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, *([base] if base else [])])
-            names = [base] + [f"{base}.{a.name}" for a in node.names]
-        elif isinstance(node, ast.Attribute | ast.Name):
-            name = node.attr if isinstance(node, ast.Attribute) else node.id
-            if name in _DYNAMIC and path.name == "__init__.py":
-                found |= {
-                    f"{module}.{p.stem}"
-                    for p in path.parent.glob("*.py")
-                    if not p.stem.startswith("_")
-                }
-            continue
-        else:
-            continue
-        for name in names:
-            if name.split(".")[0] == PACKAGE and _file(root, name):
-                found.update(_parents(name))
+    for name in imported_names(path, module):
+        if name.split(".")[0] == PACKAGE and _file(root, name):
+            found.update(_parents(name))
+    if path.name == "__init__.py" and any(
+        (node.attr if isinstance(node, ast.Attribute) else node.id) in _DYNAMIC
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute | ast.Name)
+    ):
+        found |= {
+            f"{module}.{p.stem}"
+            for p in path.parent.glob("*.py")
+            if not p.stem.startswith("_")
+        }
     found.discard(module)
     return frozenset(found)
 

@@ -151,14 +151,40 @@ def neighbors(x: np.ndarray, k: int = 10, distances: bool = False):
     """Indices [N, k] of each point's k nearest other points (duplicates handled); with
     `distances`, also their Euclidean distances [N, k] (float32)."""
     k = min(k, len(x) - 1)
-    dist, idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)
-    own = idx == np.arange(len(x))[:, None]
-    # Drop the point itself; when a duplicate displaced it, drop the farthest instead.
-    own[~own.any(axis=1), -1] = True
-    idx = idx[~own].reshape(len(x), k)
     if not distances:
-        return idx
-    return idx, dist[~own].reshape(len(x), k).astype(np.float32)
+        return _without_self(_search(x, k + 1), last=True)
+    dist, idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)
+    own = _own(idx, last=True)
+    return idx[~own].reshape(len(x), k), dist[~own].reshape(len(x), k).astype(np.float32)
+
+
+def _search(x: np.ndarray, k: int) -> np.ndarray:
+    """[N, k]: each point's k nearest points, itself among them (unless duplicates
+    displaced it), nearest first."""
+    return NearestNeighbors(n_neighbors=k).fit(x).kneighbors(x, return_distance=False)
+
+
+def _own(idx: np.ndarray, last: bool) -> np.ndarray:
+    """[N, k] bool: where each row of `_search` holds the point itself; where a duplicate
+    displaced it, the farthest (`last`) or, as scikit-learn does, the nearest."""
+    own = idx == np.arange(len(idx))[:, None]
+    own[~own.any(axis=1), -1 if last else 0] = True
+    return own
+
+
+def _without_self(idx: np.ndarray, last: bool) -> np.ndarray:
+    """Each row of `_search` without the point itself (`_own`)."""
+    return idx[~_own(idx, last)].reshape(len(idx), idx.shape[1] - 1)
+
+
+def _feature_neighbors(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """`neighbors(x, k)` and `nearest(x, _k(len(x), k))` of a layer's features: from
+    one search when both ask for as many neighbours (N > 2k), the same indices as two."""
+    n_neighbors, n_nearest = min(k, len(x) - 1), _k(len(x), k)
+    if n_neighbors != n_nearest:
+        return neighbors(x, k), nearest(x, n_nearest)
+    idx = _search(x, n_neighbors + 1)
+    return _without_self(idx, last=True), _without_self(idx, last=False)
 
 
 def feature_neighbors(
@@ -323,8 +349,8 @@ def layer_metrics(
     k, folds, seed = opts["k"], opts["folds"], opts["seed"]
     idx = subsample(len(x), opts["max_points"], seed)
     xs, ls = np.asarray(x[idx], dtype=np.float64), np.asarray(labels)[idx]
-    x_nbrs = neighbors(xs, k)
-    x_index, x_nearest = rank_index(xs), nearest(xs, _k(len(xs), k))
+    x_nbrs, x_nearest = _feature_neighbors(xs, k)
+    x_index = rank_index(xs)
     feat_acc = knn_accuracy(xs, ls, k, folds, seed)
     chance = float(np.bincount(np.unique(ls, return_inverse=True)[1]).max() / len(ls))
     rows, map_nbrs = [], {}

@@ -17,10 +17,11 @@ the run's short hash in its file metadata (PDF Subject/Keywords, PNG text chunk)
 picture. Metadata holds no date, so reruns write the same bytes.
 """
 
+import importlib
 import logging
 import string
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,14 @@ __all__ = [
     "saliency_randomisation_figure",
     "similarity_figure",
     "save_paper_figure",
+    "draw_grid",
+    "draw_separation",
+    "draw_gradcam",
+    "draw_filters",
+    "draw_saliency_curves",
+    "draw_saliency_randomisation",
+    "draw_similarity",
+    "draw_function",
     "draw_figure",
 ]
 
@@ -452,7 +461,106 @@ def save_paper_figure(
     plt.close(fig)
 
 
+# --- the kinds' drawing functions: a resolved entry (`cnnatlas.plan.paper`) in, a figure
+# out; the planner's table of kinds names each by its dotted path ---
+
+
+def draw_grid(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> Figure:
+    """layer_grid and perplexity_sweep: the panels' maps, coloured by class."""
+    return embedding_grid(
+        figure["panels"],
+        figure["rows"],
+        figure["cols"],
+        figure["width"],
+        fonts,
+        figure["colour_by"],
+    )
+
+
+def draw_separation(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> Figure:
+    """separation: kNN accuracy per layer from the maps stage's per-layer metrics."""
+    metrics = pd.concat(map(pd.read_parquet, figure["metrics"]), ignore_index=True)
+    return separation_figure(
+        metrics, figure["layers"], figure["checkpoints"], figure["width"], fonts
+    )
+
+
+def draw_gradcam(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> Figure:
+    """gradcam: recomputed from the checkpoint for the listed images."""
+    from cnnatlas.classes import read_class_space
+    from cnnatlas.models import load_model
+
+    spec = figure["spec"]
+    return gradcam_figure(
+        load_model(spec, figure["checkpoint"]),
+        spec["transform"],
+        pd.read_parquet(figure["predictions"]),
+        figure["image_ids"],
+        read_class_space(figure["predictions"]),
+        figure["target_layer"],
+        figure["width"],
+        fonts,
+        figure["device"],
+    )
+
+
+def draw_filters(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> Figure:
+    """filters: recomputed from the checkpoint with the explain stage's options."""
+    from cnnatlas.models import load_model
+
+    spec = figure["spec"]
+    return filters_figure(
+        load_model(spec, figure["checkpoint"]),
+        spec["transform"],
+        figure["layer"],
+        figure["channels"],
+        figure["options"],
+        figure["columns"],
+        figure["width"],
+        fonts,
+        figure["device"],
+    )
+
+
+def draw_saliency_curves(
+    figure: Mapping[str, Any], fonts: Mapping[str, float]
+) -> Figure:
+    """saliency_curves: from the explain stage's saliency checks."""
+    return saliency_curves_figure(figure["curves"], figure["width"], fonts)
+
+
+def draw_saliency_randomisation(
+    figure: Mapping[str, Any], fonts: Mapping[str, float]
+) -> Figure:
+    """saliency_randomisation: from the explain stage's saliency checks."""
+    return saliency_randomisation_figure(
+        figure["cascade"], figure["randomisation"], figure["width"], fonts
+    )
+
+
+def draw_similarity(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> Figure:
+    """similarity: CKA matrices from the similarity stage's table of the model."""
+    return similarity_figure(
+        pd.read_parquet(figure["table"]),
+        figure["comparison"],
+        figure["keys"],
+        figure["width"],
+        fonts,
+    )
+
+
+def draw_function(
+    path: str,
+) -> Callable[[Mapping[str, Any], Mapping[str, float]], Figure]:
+    """The function a kind's dotted path (`module:function`) names, imported."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def draw_figure(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> Figure:
-    """The figure a resolved `paper.figures` entry describes (`cnnatlas.plan.paper`
-    resolves it and holds the one table of kinds, which calls the functions above)."""
-    return plan_paper.draw_figure(figure, fonts)
+    """The figure a resolved `paper.figures` entry describes, drawn by the function its
+    kind names in `cnnatlas.plan.paper.KINDS`."""
+    kind = figure["kind"]
+    if kind not in plan_paper.KINDS:
+        raise ValueError(f"paper figure kind {kind!r} is not one of {KINDS}")
+    return draw_function(plan_paper.KINDS[kind].draw)(figure, fonts)

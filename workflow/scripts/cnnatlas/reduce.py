@@ -42,6 +42,7 @@ __all__ = [
     "embedding_frame",
     "write_embedding",
     "write_maps",
+    "write_job_maps",
 ]
 
 log = logging.getLogger(__name__)
@@ -238,13 +239,11 @@ def prepare_features(
     x: np.ndarray,
     standardize: bool = False,
     pca_components: int | None = 50,
-    random_state: int = SHARED_STATE,
 ) -> np.ndarray:
     """Optionally z-score each feature, then PCA to `pca_components` when D exceeds it
     (`principal_components`: exact, memory-flat, deterministic); float64 [N, D or k].
 
     Constant features stay 0 after standardisation (no division by zero).
-    `random_state` is kept for callers; the PCA uses no randomness.
     """
     if pca_components and x.shape[1] > pca_components:
         k = min(pca_components, x.shape[0])
@@ -414,9 +413,50 @@ def write_maps(
     """Compute every map of one layer and method and write each to its output path;
     `predictions` (the checkpoint's predictions.parquet) gives the class labels that
     stratify a subsample."""
+    labels = None if predictions is None else read_labels(predictions)
+    _write_maps(features, method, outputs, options, n_jobs, predictions, labels)
+
+
+def write_job_maps(
+    jobs: Sequence[Mapping[str, Any]],
+    method: str,
+    options: Mapping[str, Any] | None = None,
+    n_jobs: int = 1,
+) -> None:
+    """`write_maps` for every layer of a reduce job (`Plan.reduce_jobs` entries: per
+    layer its features, predictions and [dim, perplexity, seed, path] maps); each
+    checkpoint's labels are read once, not once per layer."""
+    labels: dict[str, np.ndarray] = {}
+    for job in jobs:
+        predictions = str(job["predictions"])
+        if predictions not in labels:
+            labels[predictions] = read_labels(predictions)
+        outputs = {
+            MapSpec(int(dim), float(perplexity), int(seed)): path
+            for dim, perplexity, seed, path in job["maps"]
+        }
+        _write_maps(
+            job["features"],
+            method,
+            outputs,
+            options,
+            n_jobs,
+            predictions,
+            labels[predictions],
+        )
+
+
+def _write_maps(
+    features: str | Path,
+    method: str,
+    outputs: Mapping[MapSpec, str | Path],
+    options: Mapping[str, Any] | None,
+    n_jobs: int,
+    predictions: str | Path | None,
+    labels: np.ndarray | None,
+) -> None:
     fit = get_method(method)
     x = load_features(features)
-    labels = None if predictions is None else read_labels(predictions)
     if labels is not None and len(labels) != len(x):
         raise FeatureError(
             f"{features}: {len(x)} rows but {predictions} has {len(labels)} images; "

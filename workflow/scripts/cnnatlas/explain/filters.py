@@ -27,13 +27,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from cnnatlas.data import ImageDataset
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.explain.render import captioned, hstack, resize, save_png, to_rgb, vstack
 from cnnatlas.explain.select import bound_images
 from cnnatlas.io import write_parquet
 from cnnatlas.logs import Progress
 from cnnatlas.torchutil import (
+    ImageDataset,
     make_transform,
     resolve_device,
     tap_layers,

@@ -24,7 +24,6 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from cnnatlas.classes import ClassSpace
-from cnnatlas.data import ImageDataset
 from cnnatlas.errors import LayerError
 from cnnatlas.explain.inputs import fit_batch, load_inputs
 from cnnatlas.explain.render import (
@@ -39,7 +38,7 @@ from cnnatlas.explain.render import (
 from cnnatlas.explain.saliency import SaliencyMethod, open_methods, saliency_maps
 from cnnatlas.explain.select import bound_images
 from cnnatlas.io import atomic_path, write_parquet
-from cnnatlas.torchutil import make_transform, resolve_device
+from cnnatlas.torchutil import ImageDataset, make_transform, resolve_device
 
 __all__ = [
     "find_target_layer",

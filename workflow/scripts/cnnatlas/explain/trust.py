@@ -22,7 +22,6 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import DataLoader
 
-from cnnatlas.data import ImageDataset
 from cnnatlas.explain.gradcam import find_target_layer, gaussian_blur
 from cnnatlas.explain.inputs import fit_batch
 from cnnatlas.explain.perturb import (
@@ -50,7 +49,7 @@ from cnnatlas.explain.saliency import (
 from cnnatlas.explain.select import bound_images, sample_images
 from cnnatlas.io import atomic_path, write_parquet
 from cnnatlas.logs import Progress
-from cnnatlas.torchutil import make_transform, resolve_device
+from cnnatlas.torchutil import ImageDataset, make_transform, resolve_device
 
 __all__ = [
     "sample_images",

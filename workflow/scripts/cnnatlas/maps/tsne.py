@@ -401,7 +401,6 @@ def tsne_maps(job: FitJob) -> Maps:
             ),
             "input_dims": int(xp.shape[1]),
             "kl_divergence": kl,
-            "n_jobs": 1,
             **extra,
             "versions": versions(*METHOD.packages),
         }

@@ -3,9 +3,10 @@ feature-space neighbours, the evolution stage's aligned maps, the Grad-CAM folde
 the plotly pages it links."""
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cnnatlas.plan.core import Plan
+if TYPE_CHECKING:
+    from cnnatlas.plan.core import Plan
 
 __all__ = ["Atlas"]
 
@@ -13,7 +14,7 @@ __all__ = ["Atlas"]
 class Atlas:
     """The atlas plan of a run (`plan.atlas`)."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: "Plan") -> None:
         self.plan = plan
         self.path = f"{plan.results}/atlas.html"
         # two maps of the atlas side by side (the landing page's CKA cells link to it)

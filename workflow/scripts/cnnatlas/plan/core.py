@@ -6,22 +6,19 @@ and params functions: they read only the wildcards' attributes (model, ckpt, lay
 method, name), so tests call them with a SimpleNamespace.
 """
 
-import re
-from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
-from cnnatlas.explain.method_names import check_saliency_methods
 from cnnatlas.maps import AXES, get_method, methods
+from cnnatlas.plan.atlas import Atlas
+from cnnatlas.plan.figures import Figures
+from cnnatlas.plan.names import Wildcards, alternatives, fmt_number, map_name
+from cnnatlas.plan.paper import Paper
+from cnnatlas.plan.similarity import Similarity
 from cnnatlas.project import model_files
+from cnnatlas.saliency_names import check_saliency_methods
 
-__all__ = [
-    "Wildcards",
-    "Plan",
-    "TRUST_FILES",
-    "fmt_number",
-    "alternatives",
-    "map_name",
-]
+__all__ = ["Plan", "TRUST_FILES"]
 
 # The explanation outputs of one checkpoint (explain.smk's rules).
 EXPLAIN_OUTPUTS = (
@@ -46,31 +43,10 @@ EVOLUTION_OUTPUTS = ("strip.png", "animation.gif", "slider.html", "alignment.par
 SUMMARY_EXTS = ("parquet", "csv", "png", "pdf")
 
 
-class Wildcards(Protocol):
-    """What an input function receives: Snakemake's wildcards (attribute access)."""
-
-    def __getattr__(self, name: str) -> str: ...
-
-
-def fmt_number(value: float | str) -> str:
-    """A perplexity as it appears in file names: 30 -> '30', 7.5 -> '7.5'."""
-    return f"{float(value):g}"
-
-
-def alternatives(names: Iterable[str]) -> str:
-    """A wildcard constraint matching exactly `names` (longest first, escaped)."""
-    return "|".join(map(re.escape, sorted(set(names), key=len, reverse=True)))
-
-
 class Plan:
     """The run a validated config describes (see the module docstring)."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
-        from cnnatlas.plan.atlas import Atlas
-        from cnnatlas.plan.figures import Figures
-        from cnnatlas.plan.paper import Paper
-        from cnnatlas.plan.similarity import Similarity
-
         self.config = config
         self.results: str = config["results"]
         self.models: Mapping[str, Any] = config["models"]
@@ -285,10 +261,6 @@ class Plan:
     def method_maps(self, method: str) -> list[tuple[str, str, str]]:
         """(dim, perplexity, seed) strings of the configured maps of one method."""
         return [p[1:] for p in self.map_params() if p[0] == method]
-
-    def reduce_methods(self, batched: bool) -> list[str]:
-        """Configured methods made one job per layer (False) or one job in all (True)."""
-        return [m for m in self.maps["methods"] if get_method(m).batched == batched]
 
     def method_outputs(self, method: str, batched: bool = False) -> list[str]:
         """One method's embedding paths: of one job of a per-layer stage (wildcards
@@ -563,8 +535,3 @@ class _Layer:
 
     def __init__(self, model: str, ckpt: str, layer: str) -> None:
         self.model, self.ckpt, self.layer = model, ckpt, layer
-
-
-def map_name(method: str, dim: str, perplexity: str, seed: str) -> str:
-    """A map's file stem: {method}-{dim}d-p{perplexity}-s{seed}."""
-    return f"{method}-{dim}d-p{perplexity}-s{seed}"

@@ -1,10 +1,13 @@
 """Which figures the config asks for (`figures:`), and what each plotting job draws."""
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnnatlas.maps import get_method
-from cnnatlas.plan.core import Plan, Wildcards, map_name
+from cnnatlas.plan.names import Wildcards, map_name
+
+if TYPE_CHECKING:
+    from cnnatlas.plan.core import Plan
 
 __all__ = ["Figures"]
 
@@ -22,7 +25,7 @@ def _fill(template: str, model: str, ckpt: str, layer: str) -> str:
 class Figures:
     """The figure plan of a run (`plan.figures`)."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: "Plan") -> None:
         self.plan = plan
         self.config: Mapping[str, Any] = plan.config["figures"]
         self.layer_dir = f"{plan.results}/{{model}}/{{ckpt}}/figures/{{layer}}"

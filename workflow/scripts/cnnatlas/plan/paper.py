@@ -2,9 +2,10 @@
 
 Each kind (`KINDS`) says how an entry of `paper.figures` is resolved against the run
 (which checkpoints, layers and files it shows; names checked, so a bad one fails when
-the workflow is parsed), which files its job reads (only those), and how it is drawn
-(by a function of `cnnatlas.paper`, imported only then: matplotlib and torch stay out of
-the planner).
+the workflow is parsed), which files its job reads (only those), and which function
+draws it, by its dotted path (`cnnatlas.paper:draw_grid`): the drawing job imports it
+(`cnnatlas.paper.draw_figure`), the planner never does, so matplotlib, pandas and torch
+stay out of it.
 """
 
 from collections.abc import Callable, Mapping
@@ -12,12 +13,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cnnatlas.maps import AXES, get_method
-from cnnatlas.plan.core import Plan, Wildcards, fmt_number
+from cnnatlas.plan.names import Wildcards, fmt_number
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    from cnnatlas.plan.core import Plan
 
-__all__ = ["PaperKind", "KINDS", "Paper", "draw_figure"]
+__all__ = ["PaperKind", "KINDS", "Paper"]
 
 FONT_KEYS = ("font_size", "title_size", "letter_size")
 
@@ -25,11 +26,12 @@ FONT_KEYS = ("font_size", "title_size", "letter_size")
 @dataclass(frozen=True)
 class PaperKind:
     """resolve(paper, name, entry, model spec) -> the kind's fields of the resolved
-    figure; inputs(figure) -> the files its job reads; draw(figure, fonts) -> Figure."""
+    figure; inputs(figure) -> the files its job reads; draw: `module:function` of the
+    function that draws it, draw(figure, fonts) -> a matplotlib Figure."""
 
     resolve: Callable[["Paper", str, dict[str, Any], Mapping[str, Any]], dict]
     inputs: Callable[[Mapping[str, Any]], list[str]]
-    draw: Callable[[Mapping[str, Any], Mapping[str, float]], "Figure"]
+    draw: str
 
 
 def _error(name: str, key: str, value: Any, known: Any) -> ValueError:
@@ -48,7 +50,7 @@ def _pick(name: str, key: str, values: Any, known: Any) -> list:
 class Paper:
     """The paper-figure plan of a run (`plan.paper`)."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: "Plan") -> None:
         self.plan = plan
         self.config: Mapping[str, Any] = plan.config["paper"]
         self.dir = f"{plan.results}/paper"
@@ -103,14 +105,6 @@ class Paper:
             for name in self.config["figures"]
             for ext in ("pdf", "png")
         ]
-
-
-def draw_figure(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> "Figure":
-    """The figure a resolved `paper.figures` entry describes, drawn by its kind."""
-    kind = figure["kind"]
-    if kind not in KINDS:
-        raise ValueError(f"paper figure kind {kind!r} is not one of {list(KINDS)}")
-    return KINDS[kind].draw(figure, fonts)
 
 
 # --- embedding grids: layer_grid (checkpoints x layers), perplexity_sweep ---
@@ -174,19 +168,6 @@ def _panel_files(figure: Mapping[str, Any]) -> list[str]:
     return [p[k] for p in figure["panels"] for k in ("embedding", "predictions")]
 
 
-def _draw_grid(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> "Figure":
-    from cnnatlas import paper
-
-    return paper.embedding_grid(
-        figure["panels"],
-        figure["rows"],
-        figure["cols"],
-        figure["width"],
-        fonts,
-        figure["colour_by"],
-    )
-
-
 # --- separation: kNN accuracy per layer from the maps stage's metrics ---
 
 
@@ -198,17 +179,6 @@ def _separation(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
         for layer in layers
     ]
     return {"checkpoints": ckpts, "layers": layers, "metrics": metrics}
-
-
-def _draw_separation(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> "Figure":
-    import pandas as pd
-
-    from cnnatlas import paper
-
-    metrics = pd.concat(map(pd.read_parquet, figure["metrics"]), ignore_index=True)
-    return paper.separation_figure(
-        metrics, figure["layers"], figure["checkpoints"], figure["width"], fonts
-    )
 
 
 # --- gradcam, filters: recomputed from the checkpoint ---
@@ -234,45 +204,6 @@ def _model_files(figure: Mapping[str, Any]) -> list[str]:
     return [figure["checkpoint"], figure["predictions"]]
 
 
-def _draw_gradcam(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> "Figure":
-    import pandas as pd
-
-    from cnnatlas import paper
-    from cnnatlas.classes import read_class_space
-    from cnnatlas.models import load_model
-
-    spec = figure["spec"]
-    return paper.gradcam_figure(
-        load_model(spec, figure["checkpoint"]),
-        spec["transform"],
-        pd.read_parquet(figure["predictions"]),
-        figure["image_ids"],
-        read_class_space(figure["predictions"]),
-        figure["target_layer"],
-        figure["width"],
-        fonts,
-        figure["device"],
-    )
-
-
-def _draw_filters(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> "Figure":
-    from cnnatlas import paper
-    from cnnatlas.models import load_model
-
-    spec = figure["spec"]
-    return paper.filters_figure(
-        load_model(spec, figure["checkpoint"]),
-        spec["transform"],
-        figure["layer"],
-        figure["channels"],
-        figure["options"],
-        figure["columns"],
-        figure["width"],
-        fonts,
-        figure["device"],
-    )
-
-
 # --- saliency checks: drawn from the tables of the explain stage's check_saliency ---
 
 
@@ -282,24 +213,6 @@ def _saliency(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
         k: paper.plan.trust_file(model, ckpt, k)
         for k in ("curves", "randomisation", "cascade")
     }
-
-
-def _draw_saliency_curves(
-    figure: Mapping[str, Any], fonts: Mapping[str, float]
-) -> "Figure":
-    from cnnatlas import paper
-
-    return paper.saliency_curves_figure(figure["curves"], figure["width"], fonts)
-
-
-def _draw_saliency_randomisation(
-    figure: Mapping[str, Any], fonts: Mapping[str, float]
-) -> "Figure":
-    from cnnatlas import paper
-
-    return paper.saliency_randomisation_figure(
-        figure["cascade"], figure["randomisation"], figure["width"], fonts
-    )
 
 
 # --- similarity: CKA matrices from the similarity stage's table of the model ---
@@ -325,35 +238,23 @@ def _similarity(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
     }
 
 
-def _draw_similarity(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> "Figure":
-    import pandas as pd
-
-    from cnnatlas import paper
-
-    return paper.similarity_figure(
-        pd.read_parquet(figure["table"]),
-        figure["comparison"],
-        figure["keys"],
-        figure["width"],
-        fonts,
-    )
-
-
 KINDS: dict[str, PaperKind] = {
-    "layer_grid": PaperKind(_grid, _panel_files, _draw_grid),
-    "perplexity_sweep": PaperKind(_sweep, _panel_files, _draw_grid),
-    "gradcam": PaperKind(_model, _model_files, _draw_gradcam),
-    "filters": PaperKind(_model, _model_files, _draw_filters),
+    "layer_grid": PaperKind(_grid, _panel_files, "cnnatlas.paper:draw_grid"),
+    "perplexity_sweep": PaperKind(_sweep, _panel_files, "cnnatlas.paper:draw_grid"),
+    "gradcam": PaperKind(_model, _model_files, "cnnatlas.paper:draw_gradcam"),
+    "filters": PaperKind(_model, _model_files, "cnnatlas.paper:draw_filters"),
     "separation": PaperKind(
-        _separation, lambda f: list(f["metrics"]), _draw_separation
+        _separation, lambda f: list(f["metrics"]), "cnnatlas.paper:draw_separation"
     ),
     "saliency_curves": PaperKind(
-        _saliency, lambda f: [f["curves"]], _draw_saliency_curves
+        _saliency, lambda f: [f["curves"]], "cnnatlas.paper:draw_saliency_curves"
     ),
     "saliency_randomisation": PaperKind(
         _saliency,
         lambda f: [f["cascade"], f["randomisation"]],
-        _draw_saliency_randomisation,
+        "cnnatlas.paper:draw_saliency_randomisation",
     ),
-    "similarity": PaperKind(_similarity, lambda f: [f["table"]], _draw_similarity),
+    "similarity": PaperKind(
+        _similarity, lambda f: [f["table"]], "cnnatlas.paper:draw_similarity"
+    ),
 }

@@ -4,9 +4,12 @@ pair of models, their last checkpoints' features; the gathered table, its summar
 the heat maps."""
 
 from itertools import combinations
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cnnatlas.plan.core import Plan, Wildcards
+from cnnatlas.plan.names import Wildcards
+
+if TYPE_CHECKING:
+    from cnnatlas.plan.core import Plan
 
 __all__ = ["Similarity"]
 
@@ -14,7 +17,7 @@ __all__ = ["Similarity"]
 class Similarity:
     """The similarity plan of a run (`plan.similarity`)."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: "Plan") -> None:
         self.plan = plan
         self.options: dict[str, Any] = dict(plan.config["similarity"])
         self.dir = f"{plan.results}/similarity"

@@ -1,4 +1,5 @@
-"""A synthetic run for the figures tests: real images, manifest, predictions and embeddings.
+"""A synthetic run for the figures tests and benchmarks/outputs.py: real images,
+manifest, predictions and embeddings.
 
 The manifest comes from a CSV through the real `build_manifest` (so a class may be named
 `<b>cls</b>`, which no folder can be), with a `domain` metadata column; predictions come
@@ -16,7 +17,23 @@ from cnnatlas.extract import predictions_table
 from cnnatlas.io import read_parquet_meta, write_parquet
 from PIL import Image
 
-from tests.conftest import CLASSES, draw
+CLASSES = ("circle", "square", "stripes")
+
+
+def draw(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A noisy RGB image of one of three easy shapes, so class structure is learnable."""
+    yy, xx = np.mgrid[:size, :size] / size
+    cx, cy = rng.uniform(0.35, 0.65, 2)
+    if kind == "circle":
+        mask = (xx - cx) ** 2 + (yy - cy) ** 2 < 0.08
+    elif kind == "square":
+        mask = (abs(xx - cx) < 0.25) & (abs(yy - cy) < 0.25)
+    else:
+        mask = (np.floor(xx * 6 + rng.uniform(0, 1)) % 2) == 0
+    img = rng.normal(40, 10, (size, size, 3))
+    img[mask] = rng.normal([200, 120, 60], 10, (int(mask.sum()), 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
 
 XSS_FILE = "<img src=x onerror=alert(1)>.png"
 XSS_CLASS = "<b>cls</b>"

@@ -4,7 +4,8 @@ The workflow checks the config's method lists when it is parsed, before any job 
 importing `cnnatlas.explain.saliency` there would cost every snakemake call the ~2.5 s
 of importing torch. So the names are read from the package's sources: every class
 decorated with `@register` declares `name = "<literal>"` (a unit test checks that this
-list equals the runtime registry).
+list equals the runtime registry). This module sits beside the schema, below the
+planner, and imports nothing of `cnnatlas.explain`.
 """
 
 import ast
@@ -15,7 +16,7 @@ from cnnatlas.errors import CnnatlasError
 
 __all__ = ["saliency_method_names", "check_saliency_methods"]
 
-PACKAGE = Path(__file__).with_name("saliency")
+PACKAGE = Path(__file__).parent / "explain" / "saliency"
 
 
 def _registered(tree: ast.Module) -> list[str]:

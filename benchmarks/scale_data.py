@@ -1,6 +1,6 @@
 """Scale datasets: N seeded images, checkpoints and a full config, made by one command.
 
-`python -m cnnatlas.scale digits --n 10000 --out scale/digits` writes
+`python benchmarks/scale_data.py digits --n 10000 --out scale/digits` writes
 
 - `images/<digit>/img_XXXXXX.png`: N 32 px gray digits, each an augmentation (affine,
   elastic deformation, contrast, noise) of one of the demo's 360 *test-split* digits, so
@@ -18,6 +18,9 @@ Image i depends only on (seed, i): the first 2,000 images of N = 10,000 are the 
 of N = 2,000, and the same seed gives the same bytes. Classes take turns (image i is of
 class i mod classes), so classes are balanced to within one image. Run the workflow in
 the output folder: `snakemake --cores 2 -d scale/digits`.
+
+A developer tool for the benchmarks and their tests: nothing the workflow runs imports
+it.
 """
 
 import argparse
@@ -33,8 +36,10 @@ import yaml
 from PIL import Image
 from scipy import ndimage
 
-from cnnatlas.io import atomic_path
-from cnnatlas.schema import SCHEMA, default, load_schema
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
+
+from cnnatlas.io import atomic_path  # noqa: E402
+from cnnatlas.schema import SCHEMA, default, load_schema  # noqa: E402
 
 __all__ = [
     "DIGIT_CLASSES",
@@ -156,9 +161,8 @@ def write_digits_images(
     (the demo's split with the demo's seed 0 and test size, whatever `seed` is).
     Returns {class: count}.
     """
-    from sklearn.datasets import load_digits
-
     from cnnatlas.demo import digit_image, split_digits
+    from sklearn.datasets import load_digits
 
     digits = load_digits()
     _, test_idx = split_digits(default("demo.test_size"), default("demo.seed"))
@@ -213,10 +217,9 @@ def train_shapes(
     last ten steps before each checkpoint.
     """
     import torch
+    from cnnatlas.demo import save_checkpoint
     from torch import nn
     from torchvision.models import resnet18
-
-    from cnnatlas.demo import _save
 
     if sorted(steps) != list(steps) or len(steps) != len(checkpoints):
         raise ValueError("steps must increase and match the checkpoints one to one")
@@ -253,7 +256,7 @@ def train_shapes(
             step += 1
             recent = [*recent[-9:], loss.item()]
             if step in saves:
-                _save(model, saves[step])
+                save_checkpoint(model, saves[step])
                 losses.append(float(np.mean(recent)))
                 log.info(
                     "shapes step %d: loss %.4f, saved %s", step, losses[-1], saves[step]
@@ -341,7 +344,7 @@ def write_config(config: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         header = (
-            "# Written by `python -m cnnatlas.scale`; run it with `snakemake --cores 2 "
+            "# Written by `python benchmarks/scale_data.py`; run it with `snakemake --cores 2 "
             "--set-threads reduce_tsne=1 -d <this folder>`\n# (on 2 cores: t-SNE jobs "
             "of one core each, side by side and beside the UMAP job).\n"
         )
@@ -418,9 +421,10 @@ def make_shapes(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m cnnatlas.scale digits|shapes --n N --out DIR`: see the module docstring."""
+    """`python benchmarks/scale_data.py digits|shapes --n N --out DIR`: see the module
+    docstring."""
     parser = argparse.ArgumentParser(
-        prog="python -m cnnatlas.scale",
+        prog="python benchmarks/scale_data.py",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -457,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.out, args.n, args.seed, args.steps, args.n_train, args.threads
             )
     except (FileNotFoundError, ValueError) as err:
-        print(f"cnnatlas.scale: {err}", file=sys.stderr)
+        print(f"scale_data: {err}", file=sys.stderr)
         return 1
     print(path)
     return 0
