@@ -39,6 +39,7 @@ from cnnatlas.plots import (
 
 __all__ = [
     "Blocks",
+    "map_variant",
     "atlas_payload",
     "render_atlas",
     "write_atlas",
@@ -160,7 +161,7 @@ def _frame(maps: Sequence[np.ndarray]) -> dict:
     return {"cx": float((lo[0] + hi[0]) / 2), "cy": float((lo[1] + hi[1]) / 2), "s": s}
 
 
-def _variant(method: str, perplexity: Any, seed: Any) -> str:
+def map_variant(method: str, perplexity: Any, seed: Any) -> str:
     """The map's sweep values, for the axes its method has (the registry's)."""
     axes = get_method(method).axes
     words = {"perplexity": f"perplexity {float(perplexity):g}", "seed": f"seed {seed}"}
@@ -192,7 +193,7 @@ def _maps(maps, evolution, metrics, n, blocks) -> list[dict]:
         out.append(
             {
                 **{k: str(m[k]) for k in ("model", "ckpt", "layer", "method")},
-                "variant": _variant(m["method"], m["perplexity"], m["seed"]),
+                "variant": map_variant(m["method"], m["perplexity"], m["seed"]),
                 "xy": blocks.add(_xy(m["embedding"], n), "f4"),
                 "metrics": rows.get(key),
             }
@@ -207,7 +208,7 @@ def _maps(maps, evolution, metrics, n, blocks) -> list[dict]:
                     "ckpt": str(ckpt),
                     "layer": str(e["layer"]),
                     "method": f"{e['method']} aligned",
-                    "variant": _variant(e["method"], e["perplexity"], e["seed"]),
+                    "variant": map_variant(e["method"], e["perplexity"], e["seed"]),
                     "xy": blocks.add(xy, "f4"),
                     "metrics": None,
                     "note": "aligned across checkpoints by the evolution stage "
