@@ -25,11 +25,13 @@ FONT_KEYS = ("font_size", "title_size", "letter_size")
 @dataclass(frozen=True)
 class PaperKind:
     """resolve(paper, name, entry, model spec) -> the kind's fields of the resolved
-    figure; inputs(figure) -> the files its job reads; draw(figure, fonts) -> Figure."""
+    figure; inputs(figure) -> the files its job reads; draw(figure, fonts) -> Figure;
+    shows: what the figure shows, a template of the entry's fields (its caption)."""
 
     resolve: Callable[["Paper", str, dict[str, Any], Mapping[str, Any]], dict]
     inputs: Callable[[Mapping[str, Any]], list[str]]
     draw: Callable[[Mapping[str, Any], Mapping[str, float]], "Figure"]
+    shows: str
 
 
 def _error(name: str, key: str, value: Any, known: Any) -> ValueError:
@@ -71,8 +73,9 @@ class Paper:
         for axis in get_method(method).axes:
             _pick(name, axis, values[axis], maps[AXES[axis]])
 
-    def figure(self, name: str) -> dict[str, Any]:
-        """A `paper.figures` entry resolved: names checked, files listed."""
+    def _entry(self, name: str) -> tuple[dict[str, Any], Mapping[str, Any]]:
+        """A `paper.figures` entry with its checkpoint and layer filled in, and its
+        model's spec; names checked."""
         figures = self.config["figures"]
         if name not in figures:
             raise ValueError(f"paper.figures has no figure {name!r}")
@@ -85,6 +88,11 @@ class Paper:
         f["layer"] = f["layer"] or list(m["layers"])[-1]
         _pick(name, "checkpoint", [f["checkpoint"]], m["checkpoints"])
         _pick(name, "layer", [f["layer"]], m["layers"])
+        return f, m
+
+    def figure(self, name: str) -> dict[str, Any]:
+        """A `paper.figures` entry resolved: names checked, files listed."""
+        f, m = self._entry(name)
         out = {"kind": f["kind"], "width": f["width"], "colour_by": f["colour_by"]}
         out.update(KINDS[f["kind"]].resolve(self, name, f, m))
         return out
@@ -96,6 +104,14 @@ class Paper:
 
     def params(self, wildcards: Wildcards) -> dict[str, Any]:
         return self.figure(wildcards.name)
+
+    def captions(self) -> dict[str, str]:
+        """Each figure's PNG -> what it shows (its kind's words, filled from its entry)."""
+        out = {}
+        for name in self.config["figures"]:
+            f, _ = self._entry(name)
+            out[f"{self.dir}/{name}.png"] = KINDS[f["kind"]].shows.format(**f)
+        return out
 
     def targets(self) -> list[str]:
         return [
@@ -340,20 +356,46 @@ def _draw_similarity(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> "
 
 
 KINDS: dict[str, PaperKind] = {
-    "layer_grid": PaperKind(_grid, _panel_files, _draw_grid),
-    "perplexity_sweep": PaperKind(_sweep, _panel_files, _draw_grid),
-    "gradcam": PaperKind(_model, _model_files, _draw_gradcam),
-    "filters": PaperKind(_model, _model_files, _draw_filters),
+    "layer_grid": PaperKind(
+        _grid, _panel_files, _draw_grid, "{model}: {method} maps, checkpoints x layers"
+    ),
+    "perplexity_sweep": PaperKind(
+        _sweep,
+        _panel_files,
+        _draw_grid,
+        "{model} {checkpoint} {layer}: {method} maps, seeds x perplexities",
+    ),
+    "gradcam": PaperKind(
+        _model, _model_files, _draw_gradcam, "{model} {checkpoint}: Grad-CAM of images"
+    ),
+    "filters": PaperKind(
+        _model,
+        _model_files,
+        _draw_filters,
+        "{model} {checkpoint} {layer}: images that activate each channel most",
+    ),
     "separation": PaperKind(
-        _separation, lambda f: list(f["metrics"]), _draw_separation
+        _separation,
+        lambda f: list(f["metrics"]),
+        _draw_separation,
+        "{model}: kNN accuracy in feature space per layer, one line per checkpoint",
     ),
     "saliency_curves": PaperKind(
-        _saliency, lambda f: [f["curves"]], _draw_saliency_curves
+        _saliency,
+        lambda f: [f["curves"]],
+        _draw_saliency_curves,
+        "{model} {checkpoint}: deletion and insertion curves of the saliency methods",
     ),
     "saliency_randomisation": PaperKind(
         _saliency,
         lambda f: [f["cascade"], f["randomisation"]],
         _draw_saliency_randomisation,
+        "{model} {checkpoint}: saliency maps as the layers are randomised",
     ),
-    "similarity": PaperKind(_similarity, lambda f: [f["table"]], _draw_similarity),
+    "similarity": PaperKind(
+        _similarity,
+        lambda f: [f["table"]],
+        _draw_similarity,
+        "{model}: linear CKA between {comparison}",
+    ),
 }
