@@ -2,10 +2,12 @@
 
 The run's summary first (`cnnatlas.run_summary`: the dataset, each checkpoint's
 accuracy, the most faithful map of each layer linked into the atlas, the saliency
-checks' verdicts, the run's warnings); then the atlas; then the layer summaries, the checkpoint x layer grids, the training
-evolution strips, the CKA heat maps with their summary and the paper figures as pictures; the metrics of every map as a
-sortable table with its diagnosis; the other interactive pages; and every file of the
-run in a collapsed list at the end. Every string from the run is HTML-escaped.
+checks' verdicts, the run's warnings); then the atlas; then the layer summaries, the
+checkpoint x layer grids, the training evolution strips, the CKA heat maps with their
+summary and the paper figures as pictures, each captioned with what it shows; the
+metrics of every map as a sortable table with its diagnosis; the other interactive
+pages; and every file of the run in a collapsed list at the end. Every string from the
+run is HTML-escaped.
 """
 
 import html
