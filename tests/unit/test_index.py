@@ -185,3 +185,15 @@ def test_without_the_explain_stage_the_summary_says_nothing_of_it(run, tmp_path)
     page = out.read_text()
     assert "Saliency" not in page and "<h2>Summary</h2>" in page
     assert "atlas.html" not in page  # no atlas: the maps are named, not linked
+
+
+def test_images_left_out_are_counted_in_the_dataset_line(run, tmp_path):
+    bad = pd.DataFrame({"path": ["a.png", "b.png"], "label": [0, 1],
+                        "label_name": ["circle", "square"], "reason": ["x", "y"]})  # fmt: skip
+    write_parquet(bad, tmp_path / "bad_images.parquet")
+    summary = {**run["summary"], "bad_images": tmp_path / "bad_images.parquet"}
+    s = run_summary(metrics=run["root"] / "metrics.parquet", **summary)
+    assert s.n_left_out == 2
+    out = tmp_path / "index.html"
+    write_index(out, [], metrics=run["root"] / "metrics.parquet", summary=summary)
+    assert "; 2 images that cannot be decoded are left out" in out.read_text()
