@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny synthetic ImageFolder and tiny checkpoints, made fresh per session."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,22 @@ from benchmarks.synthetic_maps import CLASSES, draw
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def check_accuracies(summary: str, model: str, predictions: dict) -> None:
+    """A landing page's summary shows `model`'s checkpoints in the order of
+    `predictions` ({ckpt: predictions table}), each with the share of its `correct`
+    rows and their counts."""
+    rows = re.findall(
+        rf"<tr><td>{re.escape(model)}</td><td>([^<]+)</td><td class=\"num\">([\d.]+)%"
+        r"</td><td class=\"num\">(\d+) of (\d+)</td></tr>",
+        summary,
+    )
+    assert [r[0] for r in rows] == list(predictions)
+    for ckpt, pct, correct, n in rows:
+        table = predictions[ckpt]
+        assert (int(correct), int(n)) == (table["correct"].sum(), len(table))
+        assert pct == f"{100 * table['correct'].mean():.1f}"
 
 
 def float_pipeline(spec: dict):

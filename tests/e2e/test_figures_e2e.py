@@ -5,6 +5,7 @@ import json
 import re
 import zipfile
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image
 from pypdf import PdfReader
 
-from tests.conftest import CLASSES, run_snakemake
+from tests.conftest import CLASSES, check_accuracies, run_snakemake
 
 pytestmark = pytest.mark.e2e
 
@@ -92,7 +93,8 @@ def test_grids_and_index_link_everything(tiny_run):
         )  # 2 layers wide, 2 checkpoints high
     index = (tiny_run / "index.html").read_text()
     links = re.findall(r'href="([^"]+)"', index)
-    assert links[0] == "atlas.html"  # the landing page leads with the atlas
+    # the landing page leads into the atlas (its summary's maps are views of it)
+    assert links[0].split("#")[0] == "atlas.html"
     for link in links:
         # a link may name a view of its page after '#' (compare.html#a=...&b=...)
         assert (tiny_run / html.unescape(link).split("#")[0]).is_file(), link
@@ -120,6 +122,51 @@ def test_grids_and_index_link_everything(tiny_run):
         found = sorted((tiny_run / stage_dir).glob(pattern))
         assert found, (stage_dir, pattern)
         assert {f.relative_to(tiny_run).as_posix() for f in found} <= linked
+
+
+def test_the_landing_page_opens_with_the_runs_summary(tiny_run):
+    import yaml
+    from cnnatlas.plan import Plan
+    from snakemake.utils import validate
+
+    from tests.conftest import REPO
+
+    page = (tiny_run / "index.html").read_text()
+    assert page.index("<h2>Summary</h2>") < page.index("Open the atlas")
+    summary = page.split("<h2>Summary</h2>")[1].split('<a class="atlas"')[0]
+    assert f"Dataset: 30 images in 3 classes: {', '.join(CLASSES)}." in summary
+    predictions = {
+        ckpt: pd.read_parquet(tiny_run / "tiny" / ckpt / "predictions.parquet")
+        for ckpt in ("early", "late")
+    }
+    check_accuracies(summary, "tiny", predictions)
+    # each layer's most faithful map is a map of the atlas, opened by its link
+    atlas = {(m["model"], m["ckpt"], m["layer"], m["method"], m["variant"])
+             for m in _payload(tiny_run / "atlas.html")["maps"]}  # fmt: skip
+    views = [
+        {k: v[0] for k, v in parse_qs(html.unescape(h).split("#", 1)[1]).items()}
+        for h in re.findall(r'href="(atlas\.html#[^"]+)"', summary)
+    ]
+    assert len(views) == 2 * 2  # checkpoints x layers
+    for v in views:
+        assert (v["model"], v["ckpt"], v["layer"], v["method"], v["variant"]) in atlas
+    assert "<h3>Saliency checks</h3>" in summary and "tiny late, on 12 of 30" in summary
+    # the warnings: the explain stage's bounded sample, logged by check_saliency
+    warnings = summary.split("<h3>Warnings")[1]
+    assert "running over 12 of 30 images" in warnings
+    assert "(check_saliency)" in warnings
+    # the page reads the log of every job before it (none is left out)
+    workdir = tiny_run.parent
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
+    planned = {p for _, p in Plan(config).index.logs()}
+    written = {
+        f.relative_to(workdir).as_posix()
+        for f in (tiny_run / "logs").rglob("*.log")
+        if f.relative_to(tiny_run / "logs").parts[0].removesuffix(".log")
+        not in ("write_index", "write_provenance", "draw_paper_figure")
+    }
+    assert planned == written
 
 
 def test_atlas_holds_every_2d_map_and_the_neighbours(tiny_run):

@@ -78,8 +78,11 @@ def test_bound_images_samples_on_the_cpu_only_and_says_so(caplog):
         "cnnatlas.images": "9 of 60 images (class-stratified sample, seed 4: "
         "explain.x.max_images on the CPU)"
     }
-    assert "running over 9 of 60 images" in caplog.text
+    # a sample is a warning (the landing page lists it); every image is not
+    levels = {r.getMessage().split(" (")[0]: r.levelname for r in caplog.records}
+    assert levels == {"running over 9 of 60 images": "WARNING"}
     gpu, note = bound_images(p, 9, 4, on_cpu=False, key="explain.x.max_images")
     assert len(gpu) == 60 and note == {"cnnatlas.images": "60 of 60 images"}
+    assert caplog.records[-1].levelname == "INFO"
     same, _ = bound_images(p, 9, 4, on_cpu=True, key="k")
     pd.testing.assert_frame_equal(same, cpu)

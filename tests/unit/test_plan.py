@@ -421,3 +421,52 @@ def test_a_similarity_paper_figure_needs_the_stage_and_two_checkpoints():
         {**one, "paper": {"figures": {"cka": {**layers, "checkpoints": None}}}}
     )
     assert plan.paper.figure("cka")["keys"] == ["last"]
+
+
+def test_the_landing_page_reads_the_log_of_every_job_before_it(demo, per_layer):
+    logs = demo.index.logs()
+    rules = [r for r, _ in logs]
+    assert len(logs) == len({p for _, p in logs})
+    assert ("reduce_umap", "results/logs/reduce_umap.log") in logs  # batched: one job
+    assert ("reduce_tsne", "results/logs/reduce_tsne/digitnet/step0060.log") in logs
+    assert rules.count("measure_maps") == 3 and rules.count("check_saliency") == 3
+    assert (
+        per_layer.index.logs().count(
+            ("measure_maps", "results/logs/measure_maps/digitnet/step0060/fc1.log")
+        )
+        == 1
+    )
+    assert {"write_index", "write_provenance", "draw_paper_figure"}.isdisjoint(rules)
+    bare = plan_of(
+        {**DEMO, "explain": {"enabled": False}, "projector": {"enabled": False},
+         "evolution": {"enabled": False}, "similarity": {"enabled": False},
+         "paper": {"figures": {}}}
+    )  # fmt: skip
+    left = {r for r, _ in bare.index.logs()}
+    gone = {"check_saliency", "render_gradcam", "export_projector", "align_evolution",
+            "measure_similarity", "gather_similarity"}  # fmt: skip
+    assert gone <= set(rules) and gone.isdisjoint(left)
+    assert bare.index.summary()["saliency"] == []
+    files = set(demo.index.summary_files())
+    assert {p for _, p in logs} <= files
+    assert "results/digitnet/step0600/explain/saliency_checks.parquet" in files
+
+
+def test_the_landing_pages_figures_are_captioned_with_what_they_show(demo):
+    captions = demo.index.captions()
+    grid = "results/digitnet/figures/grid-tsne-2d-p10-s0.png"
+    assert captions[grid] == (
+        "digitnet: tsne 2-D, perplexity 10, seed 0, checkpoints (rows) x layers (columns)"
+    )
+    assert captions["results/digitnet/evolution/relu/pca/strip.png"] == (
+        "digitnet relu: pca maps aligned across checkpoints "
+        "(step0005 → step0060 → step0600)"
+    )
+    assert captions["results/paper/filters.png"] == (
+        "digitnet step0600 features.2.3: images that activate each channel most"
+    )
+    pictures = [f for f in demo.index_files() if f.endswith(".png")]
+    shown = [f for f in pictures if f.endswith(("layer_summary.png", "strip.png"))
+             or "/figures/grid-" in f]  # fmt: skip
+    assert shown and set(shown) <= set(captions)
+    assert all("/" not in c.split(": ", 1)[1] for c in captions.values())

@@ -214,4 +214,4 @@ def test_index_is_a_landing_page(run, tmp_path):
     ],
 )
 def test_a_maps_variant_names_the_axes_of_its_method(method, variant):
-    assert atlas._variant(method, 30.0 if method == "tsne" else 0.0, 1) == variant
+    assert atlas.map_variant(method, 30.0 if method == "tsne" else 0.0, 1) == variant

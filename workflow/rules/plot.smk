@@ -117,9 +117,11 @@ rule write_index:
         files=P.index_files,
         atlas=P.atlas.path,
         metrics=rules.gather_metrics.output.metrics,
+        # the summary's predictions, saliency checks and every earlier job's log
+        summary=P.index.summary_files(),
         lib=lib("write_index.py"),
     output:
-        index=f"{RESULTS}/index.html",
+        index=P.index.path,
     log:
         f"{RESULTS}/logs/write_index.log",
     benchmark:
@@ -128,5 +130,7 @@ rule write_index:
         "../../envs/figures.yaml"
     params:
         paper=[f for f in PAPER.targets() if f.endswith(".png")],
+        summary=P.index.summary(),
+        captions=P.index.captions(),
     script:
         "../scripts/write_index.py"

@@ -11,6 +11,8 @@ def main(snakemake) -> None:
         metrics=snakemake.input.metrics,
         paper=snakemake.params.paper,
         similarity=snakemake.input.get("similarity"),
+        summary=snakemake.params.summary,
+        captions=snakemake.params.captions,
     )
 
 

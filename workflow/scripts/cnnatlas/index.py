@@ -1,9 +1,13 @@
 """`index.html`: the run's landing page (relative links, no network).
 
-The atlas first; then the layer summaries, the checkpoint x layer grids, the training
-evolution strips, the CKA heat maps with their summary and the paper figures as pictures; the metrics of every map as a
-sortable table with its diagnosis; the other interactive pages; and every file of the
-run in a collapsed list at the end. Every string from the run is HTML-escaped.
+The run's summary first (`cnnatlas.run_summary`: the dataset, each checkpoint's
+accuracy, the most faithful map of each layer linked into the atlas, the saliency
+checks' verdicts, the run's warnings); then the atlas; then the layer summaries, the
+checkpoint x layer grids, the training evolution strips, the CKA heat maps with their
+summary and the paper figures as pictures, each captioned with what it shows; the
+metrics of every map as a sortable table with its diagnosis; the other interactive
+pages; and every file of the run in a collapsed list at the end. Every string from the
+run is HTML-escaped.
 """
 
 import html
@@ -11,7 +15,7 @@ import json
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from cnnatlas.io import atomic_path
+from cnnatlas.run_summary import run_summary, summary_html
 
 __all__ = ["write_index", "metrics_table"]
 
@@ -48,6 +53,10 @@ border:1px solid #ddd} figcaption{font-size:smaller;color:#444}
 table.metrics{border-collapse:collapse;font-size:12px} .metrics th{cursor:pointer;
 background:#eee;position:sticky;top:0} .metrics td,.metrics th{padding:2px 6px;
 border-bottom:1px solid #ddd;text-align:left} .metrics td.num{text-align:right}
+table.summary{border-collapse:collapse;font-size:13px;margin:6px 0}
+.summary td,.summary th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}
+.summary td.num{text-align:right} .summary caption{text-align:left;font-weight:bold}
+.summary td.unfaithful{background:#fde8d8} ul.warnings li{white-space:pre-line}
 details{margin-top:16px} table.cka{display:inline-table;border-collapse:collapse;
 margin:6px;font-size:11px} .cka td,.cka th{padding:2px 5px;text-align:center}
 .cka td a{text-decoration:none} .cka caption{font-size:smaller;color:#444}"""
@@ -63,8 +72,12 @@ _SORT = """document.querySelectorAll('table.metrics th').forEach(function (th, c
 });"""
 
 
+def _rel(f: Path, root: Path) -> str:
+    return Path(os.path.relpath(f, root)).as_posix()
+
+
 def _href(f: Path, root: Path) -> str:
-    return html.escape(quote(Path(os.path.relpath(f, root)).as_posix()), quote=True)
+    return html.escape(quote(_rel(f, root)), quote=True)
 
 
 def _expand(files: Sequence[str | Path]) -> set[Path]:
@@ -105,8 +118,15 @@ def metrics_table(metrics: str | Path) -> str:
     )
 
 
-def _figures(title: str, pictures: Sequence[Path], root: Path, note: str = "") -> list:
-    """Pictures under a heading; with a `note` (pictures another target makes) no links,
+def _figures(
+    title: str,
+    pictures: Sequence[Path],
+    root: Path,
+    captions: Mapping[str, str],
+    note: str = "",
+) -> list:
+    """Pictures under a heading, each captioned with what it shows (`captions`, by
+    path; else its file name); with a `note` (pictures another target makes) no links,
     so that every link of the page leads to a file."""
     if not pictures:
         return []
@@ -114,15 +134,20 @@ def _figures(title: str, pictures: Sequence[Path], root: Path, note: str = "") -
     if note:
         out.append(f"<p>{html.escape(note)}</p>")
     for p in pictures:
-        name = html.escape(str(Path(os.path.relpath(p, root)).as_posix()))
-        img = f'<img src="{_href(p, root)}" alt="{name}" loading="lazy">'
+        words = html.escape(captions.get(os.path.normpath(p), Path(p).stem))
+        img = f'<img src="{_href(p, root)}" alt="{words}" loading="lazy">'
         if not note:
             img = f'<a href="{_href(p, root)}">{img}</a>'
-        out.append(f"<figure>{img}<figcaption>{name}</figcaption></figure>")
+        out.append(f"<figure>{img}<figcaption>{words}</figcaption></figure>")
     return out
 
 
-def _similarity(summary: str | Path | None, pngs: Sequence[Path], root: Path) -> list:
+def _similarity(
+    summary: str | Path | None,
+    pngs: Sequence[Path],
+    root: Path,
+    captions: Mapping[str, str],
+) -> list:
     """The CKA heat maps under the summary's plain-words sentences, then the same
     matrices as tables whose cells open their two maps side by side (compare.html)."""
     pictures = [
@@ -133,7 +158,7 @@ def _similarity(summary: str | Path | None, pngs: Sequence[Path], root: Path) ->
     if summary is None or not pictures:
         return []
     sentences = json.loads(Path(summary).read_text())["sentences"]
-    out = _figures("Representation similarity (linear CKA)", pictures, root)
+    out = _figures("Representation similarity (linear CKA)", pictures, root, captions)
     items = [f"<li>{html.escape(s)}</li>" for ss in sentences.values() for s in ss]
     if items:
         out[1:1] = ["<ul>", *items, "</ul>"]
@@ -241,9 +266,14 @@ def write_index(
     metrics: str | Path | None = None,
     paper: Sequence[str | Path] = (),
     similarity: str | Path | None = None,
+    summary: Mapping | None = None,
+    captions: Mapping[str, str] | None = None,
 ) -> None:
     """Write the landing page `out` of the run whose outputs are `files`.
 
+    `summary`: `run_summary`'s arguments but `metrics` (manifest, predictions, saliency
+    checks, logs, layers, bad_images); with `metrics`, the page opens with the run's
+    summary. `captions`: what each picture shows, by path (else its file name).
     Pictures: `files`' layer_summary.png, figures/grid-*.png and evolution strip.png;
     `paper`: the configured paper PNGs (made by `snakemake paper`, so perhaps absent).
     `similarity`: the similarity stage's summary.json; its sentences head the section
@@ -251,6 +281,7 @@ def write_index(
     A folder among `files` is listed by the figures, pages and tables inside it.
     """
     out, root = Path(out), Path(out).parent
+    captions = {os.path.normpath(k): v for k, v in (captions or {}).items()}
     every = _expand(files)
     pngs = sorted(f for f in every if f.suffix == ".png")
     parts = [
@@ -258,6 +289,9 @@ def write_index(
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
+    if summary is not None and metrics is not None:
+        page = None if atlas is None else quote(_rel(Path(atlas), root))
+        parts += summary_html(run_summary(metrics=metrics, **summary), page)
     if atlas is not None:
         parts += [
             f'<p><a class="atlas" href="{_href(Path(atlas), root)}">Open the atlas</a></p>',
@@ -265,22 +299,20 @@ def write_index(
             "a cluster to see its images, search a path or class, click a point to see "
             "its nearest neighbours in feature space.</p>",
         ]
-    parts += _figures(
-        "Layers", [f for f in pngs if f.name == "layer_summary.png"], root
-    )
-    parts += _figures(
-        "Checkpoints x layers",
-        [f for f in pngs if f.name.startswith("grid-") and f.parent.name == "figures"],
-        root,
-    )
-    parts += _figures(
-        "Training evolution", [f for f in pngs if f.name == "strip.png"], root
-    )
-    parts += _similarity(similarity, pngs, root)
+    layer_pngs = [f for f in pngs if f.name == "layer_summary.png"]
+    grids = [
+        f for f in pngs if f.name.startswith("grid-") and f.parent.name == "figures"
+    ]
+    parts += _figures("Layers", layer_pngs, root, captions)
+    parts += _figures("Checkpoints x layers", grids, root, captions)
+    strips = [f for f in pngs if f.name == "strip.png"]
+    parts += _figures("Training evolution", strips, root, captions)
+    parts += _similarity(similarity, pngs, root, captions)
     parts += _figures(
         "Paper figures",
         [Path(p) for p in paper],
         root,
+        captions,
         "made by `snakemake paper` (not by the default target): a missing picture "
         "means it has not been run",
     )

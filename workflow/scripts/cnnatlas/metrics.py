@@ -43,7 +43,9 @@ __all__ = [
     "neighbors",
     "neighbor_overlap",
     "feature_neighbors",
+    "NOTES",
     "diagnose",
+    "diagnosis_notes",
     "map_metrics",
     "layer_metrics",
     "gather_metrics",
@@ -155,7 +157,9 @@ def neighbors(x: np.ndarray, k: int = 10, distances: bool = False):
         return _without_self(_search(x, k + 1), last=True)
     dist, idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)
     own = _own(idx, last=True)
-    return idx[~own].reshape(len(x), k), dist[~own].reshape(len(x), k).astype(np.float32)
+    return idx[~own].reshape(len(x), k), dist[~own].reshape(len(x), k).astype(
+        np.float32
+    )
 
 
 def _search(x: np.ndarray, k: int) -> np.ndarray:
@@ -230,32 +234,48 @@ def _fmt(v: float) -> str:
     return f"{v:.2f}"
 
 
+# What `diagnose` can find wrong with a map: each note opens with one of these.
+NOTES = (
+    "the features themselves barely separate the classes",
+    "the map loses class structure the features have",
+    "map neighbours are often not feature neighbours",
+    "unstable across seeds",
+)
+
+
 def diagnose(row: Mapping[str, Any]) -> str:
     """A plain-words verdict on one map from its metrics (a row of metrics.parquet)."""
     feat, mapped, chance = row["knn_features"], row["knn_map"], row["chance"]
+    barely, loses, invents, unstable = NOTES
     notes = []
     if feat < chance + 0.25 * (1 - chance):
         notes.append(
-            f"the features themselves barely separate the classes (kNN {_fmt(feat)}, "
-            f"chance {_fmt(chance)}): no map can show class structure this layer lacks"
+            f"{barely} (kNN {_fmt(feat)}, chance {_fmt(chance)}): no map can show "
+            "class structure this layer lacks"
         )
     elif row["knn_ratio"] < 0.9:
         notes.append(
-            f"the map loses class structure the features have "
-            f"(kNN {_fmt(feat)} → {_fmt(mapped)}): {get_method(row['method']).advice}"
+            f"{loses} (kNN {_fmt(feat)} → {_fmt(mapped)}): "
+            f"{get_method(row['method']).advice}"
         )
     if row["trustworthiness"] < 0.85:
         notes.append(
-            f"map neighbours are often not feature neighbours (trustworthiness "
-            f"{_fmt(row['trustworthiness'])}): distances in the map mislead"
+            f"{invents} (trustworthiness {_fmt(row['trustworthiness'])}): distances "
+            "in the map mislead"
         )
     stab = row.get("seed_stability")
     if stab is not None and np.isfinite(stab) and stab < 0.5:
         notes.append(
-            f"unstable across seeds (neighbour overlap {_fmt(stab)}): trust only "
-            "structure every seed shows"
+            f"{unstable} (neighbour overlap {_fmt(stab)}): trust only structure every "
+            "seed shows"
         )
     return "; ".join(notes) if notes else "faithful"
+
+
+def diagnosis_notes(diagnosis: str) -> list[str]:
+    """Which of `NOTES` a `diagnose` verdict holds, without their numbers and advice;
+    none for a faithful map."""
+    return [note for note in NOTES if note in diagnosis]
 
 
 def map_metrics(

@@ -366,12 +366,14 @@ def visualize_filters(
     wanted = (channels, steps)
     channels, steps = fit_budget(per_step, channels, steps, budget_gflop)
     n_chan = channels if isinstance(channels, int) else len(channels)
-    log.info(
+    cut = (channels, steps) != wanted
+    log.log(
+        logging.WARNING if cut else logging.INFO,
         "filters of %s at %d px: %s channels x %d steps per layer, %.3g GFLOP per "
         "channel and step over the layers; %.4g GFLOP in all%s",
         ", ".join(layers), size, n_chan, steps, sum(per_step),
         n_chan * steps * sum(per_step),
-        "" if (channels, steps) == wanted else (
+        "" if not cut else (
             f" (explain.filters.budget_gflop {budget_gflop:g} cut "
             f"explain.filters.channels/steps from {wanted[0]} x {wanted[1]}; raise the "
             "budget or set it to null for more)"

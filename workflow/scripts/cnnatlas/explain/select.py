@@ -108,10 +108,12 @@ def bound_images(
     bounded = on_cpu or every_device
     sample = sample_images(predictions, max_images if bounded else None, seed)
     note = f"{len(sample)} of {len(predictions)} images"
+    level = logging.INFO
     if len(sample) < len(predictions):
         where = "" if every_device else " on the CPU"
         note += f" (class-stratified sample, seed {seed}: {key}{where})"
-    log.info("running over %s", note)
+        level = logging.WARNING  # the stage's results hold a sample only
+    log.log(level, "running over %s", note)
     return sample, {"cnnatlas.images": note}
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from cnnatlas.maps import AXES, get_method, methods
 from cnnatlas.plan.atlas import Atlas
 from cnnatlas.plan.figures import Figures
+from cnnatlas.plan.index import Index
 from cnnatlas.plan.names import Wildcards, alternatives, fmt_number, map_name
 from cnnatlas.plan.paper import Paper
 from cnnatlas.plan.similarity import Similarity
@@ -63,6 +64,7 @@ class Plan:
         self.similarity = Similarity(self)
         self.paper = Paper(self)
         self.atlas = Atlas(self)
+        self.index = Index(self)
 
     # --- names and wildcards ---
 
@@ -377,19 +379,23 @@ class Plan:
         """The model's layers under explain.layers, or None (its spatial configured layers)."""
         return self.explain["layers"].get(wildcards.model)
 
-    def explain_targets(self) -> list[str]:
-        """Every explanation of the checkpoints explain.checkpoints names (all if empty),
-        with their saliency checks unless explain.trust.enabled is false."""
+    def explained(self) -> list[tuple[str, str]]:
+        """The (model, ckpt) pairs the explain stage explains: those whose checkpoint
+        explain.checkpoints names (all if empty); none when the stage is off."""
         if not self.explain["enabled"]:
             return []
         wanted = set(self.explain["checkpoints"])
+        return [(m, c) for m, c in self.model_ckpts() if not wanted or c in wanted]
+
+    def explain_targets(self) -> list[str]:
+        """Every explanation of the explained checkpoints (`explained`), with their
+        saliency checks unless explain.trust.enabled is false."""
         outputs = list(EXPLAIN_OUTPUTS)
         if self.explain["trust"]["enabled"]:
             outputs += TRUST_FILES.values()
         return [
             f"{self.run_dir(m, c)}/explain/{out}"
-            for m, c in self.model_ckpts()
-            if not wanted or c in wanted
+            for m, c in self.explained()
             for out in outputs
         ]
 
@@ -491,16 +497,24 @@ class Plan:
         w = wildcards
         return f"{w.model} {w.layer} ({w.method}, aligned)"
 
-    def evolution_targets(self) -> list[str]:
-        """Figures of every evolution layer and method of each model with 2+ checkpoints."""
+    def evolution_jobs(self) -> list[tuple[str, str, str]]:
+        """(model, layer, method) of every evolution layer and method of each model with
+        2+ checkpoints; none when the stage is off."""
         if not self.evolution["enabled"]:
             return []
         return [
-            f"{self.results}/{m}/evolution/{layer}/{method}/{name}"
+            (m, layer, method)
             for m, spec in self.models.items()
             if len(spec["checkpoints"]) >= 2
             for layer in self.evolution_layers(m)
             for method in self.evolution["methods"]
+        ]
+
+    def evolution_targets(self) -> list[str]:
+        """Figures of every evolution job (`evolution_jobs`)."""
+        return [
+            f"{self.results}/{m}/evolution/{layer}/{method}/{name}"
+            for m, layer, method in self.evolution_jobs()
             for name in EVOLUTION_OUTPUTS
         ]
 

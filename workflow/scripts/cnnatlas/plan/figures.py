@@ -9,7 +9,7 @@ from cnnatlas.plan.names import Wildcards, map_name
 if TYPE_CHECKING:
     from cnnatlas.plan.core import Plan
 
-__all__ = ["Figures"]
+__all__ = ["Figures", "map_title", "map_words"]
 
 MapKey = tuple[str, str, str, str]  # (method, dim, perplexity, seed) as in file names
 
@@ -250,32 +250,51 @@ class Figures:
             )
         )
 
+    def layer_templates(self) -> list[str]:
+        """Every per-layer figure (plot_embeddings), as {model}/{ckpt}/{layer} templates."""
+        per_layer = [*self.static_files("png"), *self.static_files("pdf")]
+        per_layer += [*self.html_files(), *self.sweep_files("png")]
+        return per_layer + self.sweep_files("pdf")
+
+    def grid_models(self) -> list[str]:
+        """The models that get checkpoint x layer grids: more than one panel, and a
+        map selected for the grids."""
+        if not self.grid_maps():
+            return []
+        return [
+            m
+            for m, spec in self.plan.models.items()
+            if len(spec["checkpoints"]) * len(spec["layers"]) > 1
+        ]
+
     def targets(self) -> list[str]:
         """Every figure and interactive map of the run."""
         plan = self.plan
-        per_layer = [*self.static_files("png"), *self.static_files("pdf")]
-        per_layer += [*self.html_files(), *self.sweep_files("png")]
-        per_layer += self.sweep_files("pdf")
         out = [
             _fill(t, m, c, layer)
             for m, c in plan.model_ckpts()
             for layer in plan.model_layer_list(m)
-            for t in per_layer
+            for t in self.layer_templates()
         ]
-        for m, spec in plan.models.items():
-            if len(spec["checkpoints"]) * len(spec["layers"]) > 1:
-                for p in self.grid_maps():
-                    out += [
-                        f"{plan.results}/{m}/figures/grid-{map_name(*p)}.{e}"
-                        for e in ("png", "pdf")
-                    ]
+        for m in self.grid_models():
+            for p in self.grid_maps():
+                out += [
+                    f"{plan.results}/{m}/figures/grid-{map_name(*p)}.{e}"
+                    for e in ("png", "pdf")
+                ]
         return out
+
+
+def map_words(method: str, dim: str, perp: str, seed: str) -> str:
+    """A map in words: its method, dimension and method's sweep axes with their values
+    ('tsne 2-D, perplexity 30, seed 0')."""
+    values = {"perplexity": perp, "seed": seed}
+    extra = "".join(f", {a} {values[a]}" for a in get_method(method).axes)
+    return f"{method} {dim}-D{extra}"
 
 
 def map_title(
     model: str, ckpt: str, layer: str, method: str, dim: str, perp: str, seed: str
 ) -> str:
-    """A map's title: its method's sweep axes with their values."""
-    values = {"perplexity": perp, "seed": seed}
-    extra = "".join(f", {a} {values[a]}" for a in get_method(method).axes)
-    return f"{model} {ckpt} {layer}: {method} {dim}-D{extra}"
+    """A map's title: which layer, and the map in words (`map_words`)."""
+    return f"{model} {ckpt} {layer}: {map_words(method, dim, perp, seed)}"

@@ -27,11 +27,13 @@ FONT_KEYS = ("font_size", "title_size", "letter_size")
 class PaperKind:
     """resolve(paper, name, entry, model spec) -> the kind's fields of the resolved
     figure; inputs(figure) -> the files its job reads; draw: `module:function` of the
-    function that draws it, draw(figure, fonts) -> a matplotlib Figure."""
+    function that draws it, draw(figure, fonts) -> a matplotlib Figure; shows: what the
+    figure shows, a template of the entry's fields (its caption)."""
 
     resolve: Callable[["Paper", str, dict[str, Any], Mapping[str, Any]], dict]
     inputs: Callable[[Mapping[str, Any]], list[str]]
     draw: str
+    shows: str
 
 
 def _error(name: str, key: str, value: Any, known: Any) -> ValueError:
@@ -73,8 +75,9 @@ class Paper:
         for axis in get_method(method).axes:
             _pick(name, axis, values[axis], maps[AXES[axis]])
 
-    def figure(self, name: str) -> dict[str, Any]:
-        """A `paper.figures` entry resolved: names checked, files listed."""
+    def _entry(self, name: str) -> tuple[dict[str, Any], Mapping[str, Any]]:
+        """A `paper.figures` entry with its checkpoint and layer filled in, and its
+        model's spec; names checked."""
         figures = self.config["figures"]
         if name not in figures:
             raise ValueError(f"paper.figures has no figure {name!r}")
@@ -87,6 +90,11 @@ class Paper:
         f["layer"] = f["layer"] or list(m["layers"])[-1]
         _pick(name, "checkpoint", [f["checkpoint"]], m["checkpoints"])
         _pick(name, "layer", [f["layer"]], m["layers"])
+        return f, m
+
+    def figure(self, name: str) -> dict[str, Any]:
+        """A `paper.figures` entry resolved: names checked, files listed."""
+        f, m = self._entry(name)
         out = {"kind": f["kind"], "width": f["width"], "colour_by": f["colour_by"]}
         out.update(KINDS[f["kind"]].resolve(self, name, f, m))
         return out
@@ -98,6 +106,14 @@ class Paper:
 
     def params(self, wildcards: Wildcards) -> dict[str, Any]:
         return self.figure(wildcards.name)
+
+    def captions(self) -> dict[str, str]:
+        """Each figure's PNG -> what it shows (its kind's words, filled from its entry)."""
+        out = {}
+        for name in self.config["figures"]:
+            f, _ = self._entry(name)
+            out[f"{self.dir}/{name}.png"] = KINDS[f["kind"]].shows.format(**f)
+        return out
 
     def targets(self) -> list[str]:
         return [
@@ -239,22 +255,52 @@ def _similarity(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
 
 
 KINDS: dict[str, PaperKind] = {
-    "layer_grid": PaperKind(_grid, _panel_files, "cnnatlas.paper:draw_grid"),
-    "perplexity_sweep": PaperKind(_sweep, _panel_files, "cnnatlas.paper:draw_grid"),
-    "gradcam": PaperKind(_model, _model_files, "cnnatlas.paper:draw_gradcam"),
-    "filters": PaperKind(_model, _model_files, "cnnatlas.paper:draw_filters"),
+    "layer_grid": PaperKind(
+        _grid,
+        _panel_files,
+        "cnnatlas.paper:draw_grid",
+        "{model}: {method} maps, checkpoints x layers",
+    ),
+    "perplexity_sweep": PaperKind(
+        _sweep,
+        _panel_files,
+        "cnnatlas.paper:draw_grid",
+        "{model} {checkpoint} {layer}: {method} maps, seeds x perplexities",
+    ),
+    "gradcam": PaperKind(
+        _model,
+        _model_files,
+        "cnnatlas.paper:draw_gradcam",
+        "{model} {checkpoint}: Grad-CAM of images",
+    ),
+    "filters": PaperKind(
+        _model,
+        _model_files,
+        "cnnatlas.paper:draw_filters",
+        "{model} {checkpoint} {layer}: images that activate each channel most",
+    ),
     "separation": PaperKind(
-        _separation, lambda f: list(f["metrics"]), "cnnatlas.paper:draw_separation"
+        _separation,
+        lambda f: list(f["metrics"]),
+        "cnnatlas.paper:draw_separation",
+        "{model}: kNN accuracy in feature space per layer, one line per checkpoint",
     ),
     "saliency_curves": PaperKind(
-        _saliency, lambda f: [f["curves"]], "cnnatlas.paper:draw_saliency_curves"
+        _saliency,
+        lambda f: [f["curves"]],
+        "cnnatlas.paper:draw_saliency_curves",
+        "{model} {checkpoint}: deletion and insertion curves of the saliency methods",
     ),
     "saliency_randomisation": PaperKind(
         _saliency,
         lambda f: [f["cascade"], f["randomisation"]],
         "cnnatlas.paper:draw_saliency_randomisation",
+        "{model} {checkpoint}: saliency maps as the layers are randomised",
     ),
     "similarity": PaperKind(
-        _similarity, lambda f: [f["table"]], "cnnatlas.paper:draw_similarity"
+        _similarity,
+        lambda f: [f["table"]],
+        "cnnatlas.paper:draw_similarity",
+        "{model}: linear CKA between {comparison}",
     ),
 }

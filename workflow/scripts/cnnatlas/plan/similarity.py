@@ -76,6 +76,22 @@ class Similarity:
             for m in (wildcards.model, wildcards.other)
         ]
 
+    def captions(self) -> dict[str, str]:
+        """Each heat map's PNG (gather_similarity's figures) -> what it shows."""
+        out = {}
+        for m in self.plan.models:
+            out[f"{self.figures}/{m}-layers.png"] = (
+                f"{m}: linear CKA between layers, per checkpoint"
+            )
+            out[f"{self.figures}/{m}-checkpoints.png"] = (
+                f"{m}: linear CKA of each layer between checkpoints"
+            )
+        for a, b in self.pairs():
+            out[f"{self.figures}/{a}-vs-{b}.png"] = (
+                f"linear CKA between the layers of {a} and {b} (last checkpoints)"
+            )
+        return out
+
     def index_inputs(self, wildcards: Wildcards | None = None) -> dict[str, str]:
         """The landing page's similarity input (none when the stage is off)."""
         return {"similarity": self.summary} if self.enabled else {}

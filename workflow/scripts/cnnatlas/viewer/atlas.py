@@ -41,6 +41,7 @@ from cnnatlas.viewer.density import map_density
 
 __all__ = [
     "Blocks",
+    "map_variant",
     "atlas_payload",
     "render_atlas",
     "write_atlas",
@@ -172,7 +173,7 @@ def _frame(maps: Sequence[np.ndarray]) -> dict:
     return {"cx": float((lo[0] + hi[0]) / 2), "cy": float((lo[1] + hi[1]) / 2), "s": s}
 
 
-def _variant(method: str, perplexity: Any, seed: Any) -> str:
+def map_variant(method: str, perplexity: Any, seed: Any) -> str:
     """The map's sweep values, for the axes its method has (the registry's)."""
     axes = get_method(method).axes
     words = {"perplexity": f"perplexity {float(perplexity):g}", "seed": f"seed {seed}"}
@@ -214,7 +215,7 @@ def _maps(maps, evolution, metrics, labels, blocks) -> list[dict]:
         out.append(
             {
                 **{k: str(m[k]) for k in ("model", "ckpt", "layer", "method")},
-                "variant": _variant(m["method"], m["perplexity"], m["seed"]),
+                "variant": map_variant(m["method"], m["perplexity"], m["seed"]),
                 "xy": blocks.add(xy, "f4"),
                 "density": _density(xy, labels, blocks),
                 "metrics": rows.get(key),
@@ -230,7 +231,7 @@ def _maps(maps, evolution, metrics, labels, blocks) -> list[dict]:
                     "ckpt": str(ckpt),
                     "layer": str(e["layer"]),
                     "method": f"{e['method']} aligned",
-                    "variant": _variant(e["method"], e["perplexity"], e["seed"]),
+                    "variant": map_variant(e["method"], e["perplexity"], e["seed"]),
                     "xy": blocks.add(xy, "f4"),
                     "density": _density(xy, labels, blocks),
                     "metrics": None,

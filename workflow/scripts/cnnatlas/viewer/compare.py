@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 
 from cnnatlas.io import atomic_path
 
-__all__ = ["compare_href", "write_compare_page"]
+__all__ = ["atlas_href", "compare_href", "write_compare_page"]
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Two maps side by side</title>
@@ -55,6 +55,12 @@ selection</label> &middot; two maps side by side (each half is the atlas, with i
 })();
 </script></body></html>
 """
+
+
+def atlas_href(page: str, view: dict[str, str]) -> str:
+    """The address of the atlas `page` (relative) opening on `view` (model, ckpt, layer
+    and, if wanted, method, variant, colour)."""
+    return f"{page}#" + urlencode(view, quote_via=quote)
 
 
 def compare_href(page: str, a: dict[str, str], b: dict[str, str]) -> str:
