@@ -17,8 +17,9 @@ timed from the page's own clock:
   the button to the image grid rendered (atlas only; plotly has no grid);
 - pan (atlas): ten drag steps, then the page must still answer.
 
-With `--baseline REF` the atlas page of git revision REF (its template and bundle) is
-measured beside today's on the same data, in the same run ("atlas_REF").
+With `--baseline REF` the atlas page git revision REF writes (its own package, template
+and bundle, run from an archive of the revision) is measured beside today's on the same
+data, in the same run ("atlas_REF").
 
 Prints one JSON object. Compare atlas and plotly within one run (same machine, same load).
 
@@ -46,7 +47,6 @@ from cnnatlas.interactive import write_interactive  # noqa: E402
 from cnnatlas.io import write_parquet  # noqa: E402
 from cnnatlas.metrics import feature_neighbors  # noqa: E402
 from cnnatlas.plots import load_points  # noqa: E402
-from cnnatlas.viewer import atlas as atlas_module  # noqa: E402
 from cnnatlas.viewer import atlas_payload, write_atlas  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -117,7 +117,9 @@ HOVER_WAIT = """async (before) => {
 
 # From the click (its timeStamp) to the pinned panel filled, then painted.
 PIN_WAIT = """async (i) => {
-  while (cnnatlas.state.pin !== i) await new Promise(r => setTimeout(r, 1));
+  // pages before cnnatlas.pinned() filled the panel as they set state.pin
+  const pinned = () => (cnnatlas.pinned ? cnnatlas.pinned() : cnnatlas.state.pin);
+  while (pinned() !== i) await new Promise(r => setTimeout(r, 1));
   await new Promise(r => requestAnimationFrame(r));
   return performance.now() - window.lastClickAt;
 }"""
@@ -146,16 +148,21 @@ def hover(page, xy) -> list[float]:
 
 
 def bench_atlas(
-    browser, folder: Path, inputs: dict, timeout_ms: int, name: str = "atlas.html"
+    browser, folder: Path, inputs: dict, timeout_ms: int, baseline: str | None = None
 ) -> dict:
-    out = folder / name
+    """Today's page, or with `baseline` the page git revision `baseline` writes."""
+    out = folder / ("baseline.html" if baseline else "atlas.html")
     t = time.perf_counter()
-    size = write_atlas(out, **inputs)
+    if baseline:
+        size = write_at(baseline, folder.parent, out, inputs)
+    else:
+        size = write_atlas(out, **inputs)
     write_s = time.perf_counter() - t
-    header = atlas_payload(out, **inputs)
-    xy_bytes = len(header["blocks"][header["maps"][0]["xy"]["b"]])
     page, errors = open_page(browser, out.as_uri(), timeout_ms)
-    res = {"size_mb": size / 1e6, "map_xy_mb": xy_bytes / 1e6, "write_s": write_s}
+    res = {"size_mb": size / 1e6, "write_s": write_s}
+    if not baseline:
+        header = atlas_payload(out, **inputs)
+        res["map_xy_mb"] = len(header["blocks"][header["maps"][0]["xy"]["b"]]) / 1e6
     res["first_render_ms"] = float(page.evaluate("() => document.body.dataset.readyAt"))
     screen = np.array(page.evaluate("() => cnnatlas.screenAll()")).reshape(-1, 2)
     page.evaluate(
@@ -275,29 +282,33 @@ def bench_plotly(browser, folder: Path, inputs: dict, timeout_ms: int) -> dict:
     return res
 
 
-class page_of:
-    """Within the block, write_atlas uses the template and bundle of git revision `ref`."""
-
-    def __init__(self, ref: str, tmp: Path):
-        self.files = {}
-        for attr in ("BUNDLE", "TEMPLATE"):
-            here = getattr(atlas_module, attr)
-            rel = here.relative_to(REPO).as_posix()
-            text = subprocess.run(
-                ["git", "show", f"{ref}:{rel}"], cwd=REPO, check=True,
-                capture_output=True, text=True,
-            ).stdout  # fmt: skip
-            copy = tmp / f"{ref}-{here.name}"
-            copy.write_text(text, encoding="utf-8")
-            self.files[attr] = (here, copy)
-
-    def __enter__(self):
-        for attr, (_, copy) in self.files.items():
-            setattr(atlas_module, attr, copy)
-
-    def __exit__(self, *exc):
-        for attr, (here, _) in self.files.items():
-            setattr(atlas_module, attr, here)
+def write_at(ref: str, tmp: Path, out: Path, inputs: dict) -> int:
+    """Write the atlas as git revision `ref` writes it (its package, template and bundle,
+    run in a subprocess from an archive of the revision); returns the page's bytes."""
+    root = tmp / f"rev-{ref}"
+    if not root.exists():
+        root.mkdir()
+        archive = subprocess.run(
+            ["git", "archive", ref, "workflow/scripts"], cwd=REPO, check=True,
+            capture_output=True,
+        ).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    scripts = root / "workflow" / "scripts"
+    code = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(scripts)!r})\n"
+        "import cnnatlas\n"
+        f"assert cnnatlas.__file__.startswith({str(scripts)!r}), cnnatlas.__file__\n"
+        "from cnnatlas.viewer import write_atlas\n"
+        "args = json.loads(sys.stdin.read())\n"
+        "print(write_atlas(args.pop('out'), **args))\n"
+    )
+    args = json.dumps({"out": str(out), **inputs}, default=str)
+    done = subprocess.run(
+        [sys.executable, "-c", code], input=args, check=True, capture_output=True,
+        text=True,
+    )  # fmt: skip
+    return int(done.stdout.split()[-1])
 
 
 def main() -> None:
@@ -333,10 +344,9 @@ def main() -> None:
                 "atlas": bench_atlas(browser, folder, inputs, args.timeout * 1000),
             }
             if args.baseline:
-                with page_of(args.baseline, Path(tmp)):
-                    row[f"atlas_{args.baseline}"] = bench_atlas(
-                        browser, folder, inputs, args.timeout * 1000, "baseline.html"
-                    )
+                row[f"atlas_{args.baseline}"] = bench_atlas(
+                    browser, folder, inputs, args.timeout * 1000, args.baseline
+                )
             if n <= args.plotly_max:
                 row["plotly"] = bench_plotly(
                     browser, folder, inputs, args.timeout * 1000

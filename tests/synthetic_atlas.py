@@ -3,10 +3,8 @@ predictions, a 2-D map with a `<b>cls</b>` class and an `<img src=x onerror=...>
 plus two checkpoints, features and their feature-space neighbours, a second map, an
 aligned pair of maps, Grad-CAM overlays of two images and the thumbnail sheets."""
 
-import base64
 import json
 import re
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ from cnnatlas import thumbnails
 from cnnatlas.io import write_parquet
 from cnnatlas.metrics import feature_neighbors
 from cnnatlas.viewer import write_atlas
+from cnnatlas.viewer.atlas import read_block
 from PIL import Image
 
 from benchmarks.synthetic_maps import write_run
@@ -32,10 +31,7 @@ def atlas_header(page: str) -> dict:
 
 def atlas_block(header: dict, ref: dict):
     """One block of the header: a list (json) or a numpy array."""
-    raw = zlib.decompress(base64.b64decode(header["blocks"][ref["b"]]))
-    if ref["t"] == "json":
-        return json.loads(raw.decode())
-    return np.frombuffer(raw, dtype="<" + ref["t"])
+    return read_block(header, ref)
 
 
 def _map(xy: np.ndarray, path: Path) -> Path:

@@ -170,8 +170,7 @@ def test_the_landing_page_opens_with_the_runs_summary(tiny_run):
 
 
 def test_atlas_holds_every_2d_map_and_the_neighbours(tiny_run):
-    import base64
-    import zlib
+    from cnnatlas.viewer.atlas import read_block
 
     page = (tiny_run / "atlas.html").read_text(encoding="utf-8")
     header = _payload(tiny_run / "atlas.html")
@@ -189,14 +188,11 @@ def test_atlas_holds_every_2d_map_and_the_neighbours(tiny_run):
     assert len(with_metrics) == len(own) == (metrics["dim"] == 2).sum()
     for key, ref in header["neighbors"].items():
         model, ckpt, layer = key.split("/")
-        raw = zlib.decompress(base64.b64decode(header["blocks"][ref["b"]]))
-        ids = np.frombuffer(raw, dtype="<" + ref["t"]).reshape(30, ref["k"])
+        ids = read_block(header, ref).reshape(30, ref["k"])
         saved = np.load(tiny_run / model / ckpt / "metrics" / f"{layer}.neighbors.npy")
         assert np.array_equal(ids, saved)
         # the distances are those of the layer's features to those neighbours
-        dref = ref["distances"]
-        raw = zlib.decompress(base64.b64decode(header["blocks"][dref["b"]]))
-        dist = np.frombuffer(raw, dtype="<f4").reshape(30, ref["k"])
+        dist = read_block(header, ref["distances"]).reshape(30, ref["k"])
         x = np.load(tiny_run / model / ckpt / "features" / f"{layer}.npy")
         x = x.reshape(30, -1).astype(np.float64)
         want = np.linalg.norm(x[:, None] - x[saved.astype(int)], axis=2)

@@ -298,7 +298,7 @@ def test_hover_and_pin_mark_their_point_without_redrawing_the_points(page, site)
     page.mouse.move(*(screen[lone[0]] + [0.5, -0.5]))
     page.mouse.down()
     page.mouse.up()
-    page.wait_for_function("(i) => cnnatlas.state.pin === i", arg=lone[0])
+    page.wait_for_function("(i) => cnnatlas.pinned() === i", arg=lone[0])
     page.evaluate(FRAMES)
     assert page.evaluate("() => window.draws") == 0
     # leaving the map hides the tooltip
@@ -492,6 +492,32 @@ def test_range_filters_keep_the_points_inside_and_live_in_the_url(chromium, page
         arg=int(keep.sum()),
     )
     assert _drawn(page) == np.flatnonzero(keep).tolist()
+    # each histogram counts the points of the shown classes that the other filters keep
+    # (its extent in 24 bins), those inside its own range too, and the selected ones
+    page.fill("#atlas-search", "class")
+    page.wait_for_function("() => cnnatlas.selection().length > 0")
+    selected = np.zeros(len(conf), bool)
+    selected[page.evaluate("() => cnnatlas.selection()")] = True
+    hists = {h["name"]: h for h in page.evaluate("() => cnnatlas.histograms()")}
+    shown_conf = np.array(
+        page.evaluate("() => Array.from(cnnatlas.live.run.confidence)")
+    )
+    in_conf = (shown_conf >= lo) & (shown_conf <= hi)
+    in_loss = (shown_loss >= llo) & (shown_loss <= lhi)
+    visible = (labels != hidden).to_numpy()
+    for name, values, own, others in (
+        ("confidence", shown_conf, in_conf, in_loss),
+        ("loss", shown_loss, in_loss, in_conf),
+    ):
+        h = hists[name]
+        assert h["extent"] == [values.min(), values.max()]
+        span = values.max() - values.min()
+        bins = np.minimum(23, np.floor((values - values.min()) / span * 24)).astype(int)
+        counted = visible & others
+        for key, mask in (("base", counted), ("inside", counted & own),
+                          ("selected", counted & selected)):  # fmt: skip
+            assert h[key] == np.bincount(bins[mask], minlength=24).tolist(), (name, key)
+    page.fill("#atlas-search", "")
     # the address keeps the filters
     page.wait_for_function("() => location.hash.includes('filter=')")
     other = _open(chromium, page.url)

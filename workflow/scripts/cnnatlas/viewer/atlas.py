@@ -4,7 +4,11 @@ The page is the template beside this module, the vendored JS bundle (regl-scatte
 the page's own code, built by `js/build.sh`) and one JSON header. Arrays travel as
 *blocks*: the bytes of a little-endian typed array (or of a JSON list, for strings),
 zlib-deflated and base64-encoded; the browser inflates them with its own
-DecompressionStream, so the page needs neither a server nor the network. Data strings
+DecompressionStream, so the page needs neither a server nor the network. A block may
+hold its bytes shuffled (every value's first byte, then every second byte, ...: deflate
+packs the slowly varying high bytes far better), and values the page shows to three
+digits travel as half floats (kind h2, scaled by a power of two); `read_block` reads any
+block back. Data strings
 (paths, class names, metadata) only ever sit inside JSON, with `<`, `>` and `&` escaped,
 and the page puts them into the DOM as text.
 
@@ -41,6 +45,7 @@ from cnnatlas.viewer.density import map_density
 
 __all__ = [
     "Blocks",
+    "read_block",
     "map_variant",
     "atlas_payload",
     "render_atlas",
@@ -73,15 +78,54 @@ class Blocks:
     def __init__(self) -> None:
         self.items: list[str] = []
 
-    def add(self, array: Any, kind: str) -> dict:
-        """Store `array` as dtype `kind` (u1 u2 u4 i4 f4) or, for kind 'json', as JSON."""
+    def add(self, array: Any, kind: str, shuffle: bool = False) -> dict:
+        """Store `array` as dtype `kind` (u1 u2 u4 i4 f4), as half floats scaled by a
+        power of two (h2, shuffled: about three significant digits) or, for kind 'json',
+        as JSON; `shuffle`: its bytes grouped by their place in the value ({s: 1})."""
+        ref: dict[str, Any] = {"t": kind}
         if kind == "json":
             raw = json.dumps(array, ensure_ascii=False, separators=(",", ":"))
             data = raw.encode("utf-8")
+        elif kind == "h2":
+            half, ref["x"] = _half(np.asarray(array, dtype=np.float64))
+            data, shuffle = _shuffled(half), True
         else:
-            data = np.ascontiguousarray(array, dtype="<" + kind).tobytes()
+            values = np.ascontiguousarray(array, dtype="<" + kind)
+            data = _shuffled(values) if shuffle else values.tobytes()
+        if shuffle:
+            ref["s"] = 1
         self.items.append(base64.b64encode(zlib.compress(data, 6)).decode("ascii"))
-        return {"b": len(self.items) - 1, "t": kind}
+        return {"b": len(self.items) - 1, **ref}
+
+
+def _half(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """`x` as float16 times a power of two that keeps its largest magnitude under 2^15
+    (no overflow, 11 significant bits): (halves, scale)."""
+    finite = np.abs(x[np.isfinite(x)])
+    top = float(finite.max()) if finite.size else 0.0
+    scale = 2.0 ** int(np.ceil(np.log2(top / 2**15))) if top > 0 else 1.0
+    return (x / scale).astype("<f2"), scale
+
+
+def _shuffled(values: np.ndarray) -> bytes:
+    """The bytes of `values`, all first bytes, then all second bytes, ..."""
+    width = values.dtype.itemsize
+    return np.ascontiguousarray(values).view(np.uint8).reshape(-1, width).T.tobytes()
+
+
+def read_block(header: Mapping[str, Any], ref: Mapping[str, Any]) -> Any:
+    """One block of a page's header: a list or dict (json) or a flat numpy array (h2
+    blocks as float32), as the page decodes it."""
+    raw = zlib.decompress(base64.b64decode(header["blocks"][ref["b"]]))
+    if ref["t"] == "json":
+        return json.loads(raw.decode("utf-8"))
+    dtype = np.dtype("<f2" if ref["t"] == "h2" else "<" + ref["t"])
+    if ref.get("s"):
+        raw = np.frombuffer(raw, np.uint8).reshape(dtype.itemsize, -1).T.tobytes()
+    values = np.frombuffer(raw, dtype)
+    if ref["t"] == "h2":
+        return values.astype(np.float32) * np.float32(ref["x"])
+    return values
 
 
 def _uint(n: int) -> str:
@@ -105,7 +149,10 @@ def _metadata(man: pd.DataFrame, blocks: Blocks) -> dict:
         if values.map(lambda v: isinstance(v, list | tuple | dict | np.ndarray)).any():
             log.warning("metadata column %r holds non-scalar values: not offered", col)
         elif is_continuous(values):
-            out[col] = {"kind": "number", "values": blocks.add(values, "f4")}
+            out[col] = {
+                "kind": "number",
+                "values": blocks.add(values, "f4", shuffle=True),
+            }
         else:
             styles = category_styles(values.astype(str))
             lookup = {s.name: i for i, s in enumerate(styles)}
@@ -143,20 +190,17 @@ def _run(path: str | Path, n: int, classes: Sequence[str], blocks: Blocks) -> di
     return {
         "pred": blocks.add(space.dataset_codes(pred), _uint(len(classes) + 1)),
         "pred_out": blocks.add(np.searchsorted(outputs, pred), kind),
-        "confidence": blocks.add(df["confidence"], "f4"),
+        "confidence": blocks.add(df["confidence"], "f4", shuffle=True),
         "correct": blocks.add(df["correct"].astype(bool), "u1"),
         "topk_ids": blocks.add(np.searchsorted(outputs, ids), kind),
-        "topk_probs": blocks.add(probs, "f4"),
+        # to three decimals: what the hover shows, and it packs
+        "topk_probs": blocks.add(np.round(probs.astype(np.float64), 3), "f4"),
         "names": [space.hover(o) for o in outputs],
         "other": bool((space.dataset_codes(pred) == len(classes)).any()),
         "shown": space.class_hovers() if space.has_titles() else None,
         "k": int(ids.shape[1]),
-        # four significant digits: what the histograms and the legend show, and it packs
-        "scores": {
-            c: blocks.add(_round_significant(df[c].to_numpy(), 4), "f4")
-            for c in SCORES
-            if c in df
-        },
+        # three significant digits: what the histograms and the legend show
+        "scores": {c: blocks.add(df[c].to_numpy(), "h2") for c in SCORES if c in df},
     }
 
 
@@ -216,7 +260,7 @@ def _maps(maps, evolution, metrics, labels, blocks) -> list[dict]:
             {
                 **{k: str(m[k]) for k in ("model", "ckpt", "layer", "method")},
                 "variant": map_variant(m["method"], m["perplexity"], m["seed"]),
-                "xy": blocks.add(xy, "f4"),
+                "xy": blocks.add(xy, "f4", shuffle=True),
                 "density": _density(xy, labels, blocks),
                 "metrics": rows.get(key),
             }
@@ -232,7 +276,7 @@ def _maps(maps, evolution, metrics, labels, blocks) -> list[dict]:
                     "layer": str(e["layer"]),
                     "method": f"{e['method']} aligned",
                     "variant": map_variant(e["method"], e["perplexity"], e["seed"]),
-                    "xy": blocks.add(xy, "f4"),
+                    "xy": blocks.add(xy, "f4", shuffle=True),
                     "density": _density(xy, labels, blocks),
                     "metrics": None,
                     "note": "aligned across checkpoints by the evolution stage "
@@ -335,7 +379,7 @@ def atlas_payload(
             )
         key = f"{nb['model']}/{nb['ckpt']}/{nb['layer']}"
         header["neighbors"][key] = {
-            **blocks.add(ids, _uint(n)),
+            **blocks.add(ids, _uint(n), shuffle=n >= 2**8),
             "k": int(ids.shape[1]),
         }
         if nb.get("distances") is not None:
@@ -345,21 +389,10 @@ def atlas_payload(
                     f"{nb['distances']}: neighbour distances must be {list(ids.shape)}"
                     " like their ids; rerun measure_maps"
                 )
-            # four significant digits: what the gallery shows, and it compresses
-            header["neighbors"][key]["distances"] = blocks.add(
-                _round_significant(dist, 4), "f4"
-            )
+            # three significant digits: what the gallery shows
+            header["neighbors"][key]["distances"] = blocks.add(dist, "h2")
     header["blocks"] = blocks.items
     return header
-
-
-def _round_significant(x: np.ndarray, digits: int) -> np.ndarray:
-    """`x` rounded to `digits` significant digits, as float32 (non-finite values kept)."""
-    x = np.asarray(x, dtype=np.float64)
-    ok = np.isfinite(x) & (x != 0)
-    mag = np.floor(np.log10(np.abs(x), where=ok, out=np.zeros_like(x)))
-    scale = 10.0 ** (digits - 1 - mag)
-    return np.where(ok, np.round(x * scale) / scale, x).astype(np.float32)
 
 
 def script_json(data: dict) -> str:

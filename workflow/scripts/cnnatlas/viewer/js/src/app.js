@@ -5,7 +5,7 @@
 
 import createScatterplot from 'regl-scatterplot';
 import { block, readHeader } from './data.js';
-import { GLYPHS, clear, csvField, el, extent, fmt, option, viridis } from './util.js';
+import { GLYPHS, clear, csvField, el, extent, fmt, option, sig, viridis } from './util.js';
 
 const H = readHeader();
 const N = H.n;
@@ -39,8 +39,9 @@ async function loadRun(model, ckpt) {
   );
   // pred is the dataset class (colours, legend); predOut and topkIds index names, the
   // model outputs' own names (an output of no dataset class included)
-  const scores = {};
-  for (const [name, ref] of Object.entries(r.scores || {})) scores[name] = await block(H, ref);
+  const names = Object.keys(r.scores || {});
+  const values = await Promise.all(names.map((name) => block(H, r.scores[name])));
+  const scores = Object.fromEntries(names.map((name, j) => [name, values[j]]));
   return { pred, predOut, confidence, correct, topkIds, topkProbs, scores, names: r.names, k: r.k };
 }
 
@@ -183,11 +184,10 @@ async function drawNow(transition) {
   await drawDensity();
 }
 
-// The points drawn: not in a hidden class, and inside every range filter (`skip`: one
-// filter left out, for its own histogram).
-function visibleIndices(mode, skip = null) {
+// The points drawn: not in a hidden class, and inside every range filter.
+function visibleIndices(mode) {
   const hide = mode.kind === 'category' && state.hidden.size > 0;
-  const ranges = activeFilters(skip);
+  const ranges = activeFilters();
   if (!hide && !ranges.length) return [...Array(N).keys()];
   const out = [];
   for (let i = 0; i < N; i++) {
@@ -197,10 +197,10 @@ function visibleIndices(mode, skip = null) {
   return out;
 }
 
-function activeFilters(skip = null) {
+function activeFilters() {
   const out = [];
   for (const [name, [lo, hi]] of Object.entries(state.filters)) {
-    const v = name === skip ? null : valuesOf(name);
+    const v = valuesOf(name);
     if (v) out.push([v, lo, hi]);
   }
   return out;
@@ -218,27 +218,64 @@ function inRanges(ranges, i) {
 // range); a click without a drag clears it.
 const BINS = 24;
 
-function renderFilters() {
-  const box = clear($('atlas-filters'));
-  if (!live.run || !live.mode) return;
-  const selected = new Uint8Array(N);
-  for (const i of state.selection) selected[i] = 1;
-  for (const name of numericFields()) {
+// Each field's bins, what the other filters keep and its extent, computed once per state of
+// the filters, hidden classes and checkpoint: a new selection only counts its own points.
+function histograms() {
+  const key = JSON.stringify([live.runKey, state.colour, [...state.hidden], state.filters]);
+  if (live.histograms && live.histograms.key === key) return live.histograms.fields;
+  const mode = live.mode;
+  const hide = mode.kind === 'category' && state.hidden.size > 0;
+  const names = numericFields();
+  const ranges = activeFilters();
+  const index = new Map(names.map((name, f) => [name, f]));
+  const rangeField = Object.keys(state.filters).filter((name) => valuesOf(name)).map((name) => (index.has(name) ? index.get(name) : -1));
+  // per point: how many ranges it fails (255: its class is hidden), and the last it fails
+  const fails = new Uint8Array(N);
+  const failed = new Int16Array(N);
+  for (let i = 0; i < N; i++) {
+    if (hide && state.hidden.has(mode.names[mode.codes[i]])) { fails[i] = 255; continue; }
+    for (let r = 0; r < ranges.length; r++) {
+      const [v, lo, hi] = ranges[r];
+      if (!(v[i] >= lo && v[i] <= hi)) { fails[i]++; failed[i] = rangeField[r]; }
+    }
+  }
+  const fields = [];
+  names.forEach((name, f) => {
     const values = valuesOf(name);
-    const [lo, hi] = extent(values.filter(Number.isFinite));
-    if (!(hi >= lo)) continue;
+    live.extents = live.extents && live.extents.run === live.runKey ? live.extents : { run: live.runKey };
+    if (!(name in live.extents)) live.extents[name] = extent(values.filter(Number.isFinite));
+    const [lo, hi] = live.extents[name];
+    if (!(hi >= lo)) return;
     const span = hi > lo ? hi - lo : 1;
     const range = state.filters[name];
     const base = new Uint32Array(BINS); const inside = new Uint32Array(BINS);
-    const sel = new Uint32Array(BINS);
-    for (const i of visibleIndices(live.mode, name)) {
+    const bins = new Int8Array(N).fill(-1);
+    for (let i = 0; i < N; i++) {
+      if (fails[i] && !(fails[i] === 1 && failed[i] === f)) continue;
       const v = values[i];
       if (!Number.isFinite(v)) continue;
       const b = Math.min(BINS - 1, Math.floor(((v - lo) / span) * BINS));
+      bins[i] = b;
       base[b]++;
       if (!range || (v >= range[0] && v <= range[1])) inside[b]++;
-      if (selected[i]) sel[b]++;
     }
+    fields.push({ name, lo, hi, span, range, base, inside, bins });
+  });
+  live.histograms = { key, fields };
+  return fields;
+}
+
+function selectedBins(bins) {
+  const sel = new Uint32Array(BINS);
+  for (const i of state.selection) if (bins[i] >= 0) sel[bins[i]]++;
+  return sel;
+}
+
+function renderFilters() {
+  const box = clear($('atlas-filters'));
+  if (!live.run || !live.mode) return;
+  for (const { name, lo, hi, span, range, base, inside, bins } of histograms()) {
+    const sel = selectedBins(bins);
     const row = el('div', { class: 'filter', 'data-field': name });
     const head = el('div', { class: 'filter-head' });
     head.appendChild(el('span', { class: 'filter-name' }, name));
@@ -343,17 +380,23 @@ async function showMap({ transition = false } = {}) {
   // Aligned maps of one layer share one frame, so the points move only as much as they
   // moved between the checkpoints; other maps are framed on their own.
   live.norm = map.frame ? map.frame : normalise(live.xy);
-  const nb = H.neighbors[`${map.model}/${map.ckpt}/${map.layer}`];
-  live.neighbours = await block(H, nb);
-  live.distances = nb ? await block(H, nb.distances) : null;
+  live.neighbours = null;
   live.mapNeighbours = null;
   const animate = transition && previous && previous.group && previous.group === map.group;
   // another map starts from the whole frame: the zoom of the last one means nothing here
   if (!animate && previous && previous !== map) scatterplot.reset();
   await draw(animate);
   renderMetrics(map);
-  if (state.pin >= 0) renderPin();
+  // only a pin shows the layer's neighbours: they are read after the points are drawn
+  live.neighboursRead = new Promise((r) => { setTimeout(r, 0); }).then(() => readNeighbours(map));
+  if (state.pin >= 0) await renderPin();
   writeHash();
+}
+
+async function readNeighbours(map) {
+  const nb = H.neighbors[`${map.model}/${map.ckpt}/${map.layer}`];
+  const [ids, dist] = nb ? await Promise.all([block(H, nb), block(H, nb.distances)]) : [null, null];
+  if (live.map === map) live.neighbours = ids ? { k: nb.k, ids, dist } : null;
 }
 
 function renderMetrics(map) {
@@ -713,7 +756,8 @@ function renderConfusion() {
   const box = clear($('atlas-confusion'));
   if (!live.run) return;
   const C = classes.length;
-  const all = confusion(null);
+  if (!live.confusion || live.confusion.run !== live.runKey) live.confusion = { run: live.runKey, all: confusion(null) };
+  const { all } = live.confusion;
   const fromCell = live.cell && live.cell.ids === state.selection;
   const scoped = state.selection.length > 0 && !fromCell;
   const m = scoped ? confusion(state.selection) : all;
@@ -929,15 +973,13 @@ function mapNeighbours(i, k) {
 }
 
 function featureNeighbours(i) {
-  const nb = H.neighbors[`${live.map.model}/${live.map.ckpt}/${live.map.layer}`];
-  if (!nb || !live.neighbours) return null;
-  return Array.from(live.neighbours.subarray(i * nb.k, (i + 1) * nb.k));
+  const nb = live.neighbours;
+  return nb ? Array.from(nb.ids.subarray(i * nb.k, (i + 1) * nb.k)) : null;
 }
 
 function featureDistances(i) {
-  const nb = H.neighbors[`${live.map.model}/${live.map.ckpt}/${live.map.layer}`];
-  if (!nb || !live.distances) return null;
-  return Array.from(live.distances.subarray(i * nb.k, (i + 1) * nb.k));
+  const nb = live.neighbours;
+  return nb && nb.dist ? Array.from(nb.dist.subarray(i * nb.k, (i + 1) * nb.k)) : null;
 }
 
 // One column of the neighbour gallery: thumbnails with label → prediction and distance;
@@ -952,7 +994,7 @@ function galleryColumn(title, ids, dists, also, alsoText) {
     if (also.has(j)) { fig.classList.add('also'); fig.title = alsoText; }
     fig.appendChild(thumbnail(j, 1));
     fig.appendChild(el('figcaption', {}, `${classes[labels[j]]} → ${run.names[run.predOut[j]]}`));
-    fig.appendChild(el('figcaption', { class: 'dist' }, dists ? `d ${fmt(dists[r], 3)}` : `#${r + 1}`));
+    fig.appendChild(el('figcaption', { class: 'dist' }, dists ? `d ${sig(dists[r])}` : `#${r + 1}`));
     fig.addEventListener('click', () => pin(j));
     col.appendChild(fig);
   });
@@ -966,15 +1008,19 @@ function mapDistance(i, j) {
 
 function pin(i) {
   state.pin = i;
-  renderPin();
-  drawOverlay();
   writeHash();
+  return renderPin();
 }
 
-function renderPin() {
+// The pinned panel and the rings of its neighbours; #atlas-pin's data-pinned names the
+// image once both are drawn.
+async function renderPin() {
   const i = state.pin;
+  if (live.neighboursRead) await live.neighboursRead;
+  if (state.pin !== i) return;
   const box = clear($('atlas-pin'));
-  if (i < 0) return;
+  delete box.dataset.pinned;
+  if (i < 0) { drawOverlay(); return; }
   box.appendChild(el('h3', {}, 'Pinned'));
   box.appendChild(thumbnail(i));
   box.appendChild(el('pre', {}, describe(i)));
@@ -994,7 +1040,7 @@ function renderPin() {
         new Set(feats), 'also among its nearest in feature space'),
     );
     box.appendChild(gallery);
-    box.appendChild(el('p', { class: 'help' }, 'bold frame: a neighbour in both; d: Euclidean distance in the layer\'s features (left) and in the map (right)'));
+    box.appendChild(el('p', { class: 'help' }, 'bold frame: a neighbour in both; d: Euclidean distance, to three significant digits, in the layer\'s features (left) and in the map (right)'));
   } else {
     live.pinInfo = { feats: [], shared: 0 };
     box.appendChild(el('p', {}, 'feature-space neighbours were not computed for this layer'));
@@ -1012,6 +1058,8 @@ function renderPin() {
   const unpin = el('button', { id: 'atlas-unpin' }, 'unpin');
   unpin.addEventListener('click', () => { state.pin = -1; clear($('atlas-pin')); drawOverlay(); writeHash(); });
   box.appendChild(unpin);
+  drawOverlay();
+  box.dataset.pinned = String(i);
 }
 
 // ---- density contours and cluster labels --------------------------------------------------
@@ -1340,8 +1388,8 @@ async function restore() {
   if (state.query && !state.selection.length) state.selection = search(state.query);
   else if (state.query) search(state.query);
   applySelection(state.selection, true);
-  if (state.pin >= 0) renderPin(); else clear($('atlas-pin'));
-  drawOverlay();
+  if (state.pin >= 0) await renderPin();
+  else { clear($('atlas-pin')); drawOverlay(); }
   live.restoring = false;
   writeHash();
 }
@@ -1482,6 +1530,12 @@ window.cnnatlas = {
   selection: () => [...state.selection],
   lasso: () => live.lasso,
   highlighted: () => ((state.pin >= 0 && live.pinInfo) ? [...live.pinInfo.feats] : []),
+  // each histogram's extent and bin counts: kept by the other filters, inside its range too, selected
+  histograms: () => histograms().map((h) => ({
+    name: h.name, extent: [h.lo, h.hi], base: [...h.base], inside: [...h.inside], selected: [...selectedBins(h.bins)],
+  })),
+  // the image whose pinned panel and neighbour rings are drawn (-1: none)
+  pinned: () => Number($('atlas-pin').dataset.pinned ?? -1),
   hover: (i, at = null) => hover(i, at),
   exportSvg,
   explainSnippet,

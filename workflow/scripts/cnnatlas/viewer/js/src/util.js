@@ -27,6 +27,11 @@ export function fmt(v, digits = 3) {
   return typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '–';
 }
 
+// A number to `digits` significant digits, trailing zeros dropped (12.3, 0.0457, 1.2e+3).
+export function sig(v, digits = 3) {
+  return typeof v === 'number' && Number.isFinite(v) ? String(Number(v.toPrecision(digits))) : '–';
+}
+
 // Min and max by a loop: Math.min.apply on a million values overflows the call stack.
 export function extent(values) {
   let lo = Infinity;
