@@ -170,6 +170,7 @@ def test_the_landing_page_opens_with_the_runs_summary(tiny_run):
 
 
 def test_atlas_holds_every_2d_map_and_the_neighbours(tiny_run):
+    from cnnatlas.io import read_parquet_meta
     from cnnatlas.viewer.atlas import read_block
 
     page = (tiny_run / "atlas.html").read_text(encoding="utf-8")
@@ -197,6 +198,21 @@ def test_atlas_holds_every_2d_map_and_the_neighbours(tiny_run):
         x = x.reshape(30, -1).astype(np.float64)
         want = np.linalg.norm(x[:, None] - x[saved.astype(int)], axis=2)
         assert np.allclose(dist, want, rtol=1e-3, atol=1e-5)
+        # above maps.metrics.exact_neighbors_max (20) they come from the HNSW index,
+        # whose recall against exact neighbours is kept in the layer's metrics file
+        meta = read_parquet_meta(
+            tiny_run / model / ckpt / "metrics" / f"{layer}.parquet"
+        )
+        found = json.loads(meta["cnnatlas.neighbors"])
+        d = np.linalg.norm(x[:, None] - x[None], axis=2)
+        np.fill_diagonal(d, np.inf)
+        exact = np.argsort(d, axis=1, kind="stable")[:, : ref["k"]]
+        recall = (
+            np.mean([len(set(a) & set(b)) for a, b in zip(saved, exact, strict=True)])
+            / ref["k"]
+        )
+        assert found == {"search": "hnsw", "k": ref["k"], "recall_queries": 30,
+                         "recall_at_k": pytest.approx(recall)}  # fmt: skip
     assert len(header["neighbors"]) == 4
     assert set(header["explain"]) == {"tiny/late"} and header["explain"]["tiny/late"]
     assert [link["href"] for link in header["links"]]

@@ -4,8 +4,10 @@ import pytest
 from cnnatlas.maps import MapSpec
 from cnnatlas.metrics import (
     COLUMNS,
+    RECALL_QUERIES,
     continuity,
     diagnose,
+    feature_neighbors,
     gather_metrics,
     knn_accuracy,
     layer_metrics,
@@ -190,3 +192,40 @@ def test_layer_metrics_search_the_features_once(tmp_path, monkeypatch):
     monkeypatch.setattr(metrics, "NearestNeighbors", Counting)
     layer_metrics(x, y, [p], {"model": "m", "ckpt": "c", "layer": "l"}, {"k": 10})
     assert fitted.count(x.shape[1]) == 1
+
+
+def test_feature_neighbors_above_exact_max_come_from_an_hnsw_index(tmp_path):
+    """Above exact_max the neighbours come from the HNSW index: their distances are the
+    true ones, nearest first, no image is its own neighbour, the recall is the share of
+    exact neighbours found (computed here from all pairwise distances), and a second
+    search writes the same bytes."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(8, 24)) * 4
+    x = (centres[rng.integers(0, 8, 1500)] + rng.normal(size=(1500, 24))).astype(
+        np.float32
+    )
+    k = 10
+    runs = []
+    for run in ("a", "b"):
+        ids_path, dist_path = tmp_path / f"{run}.npy", tmp_path / f"{run}.d.npy"
+        found = feature_neighbors(x, ids_path, k, dist_path, exact_max=1000, seed=3)
+        runs.append((ids_path.read_bytes(), dist_path.read_bytes()))
+    assert runs[0] == runs[1]
+    ids, dist = np.load(tmp_path / "a.npy").astype(int), np.load(tmp_path / "a.d.npy")
+    assert found["search"] == "hnsw" and found["k"] == k and ids.shape == (1500, k)
+    assert not (ids == np.arange(1500)[:, None]).any()
+    true = np.linalg.norm(x[:, None] - x[ids], axis=2)
+    assert np.allclose(dist, true, rtol=1e-4, atol=1e-4)
+    assert (np.diff(dist, axis=1) >= -1e-4).all()
+    queries = subsample(1500, RECALL_QUERIES, 3)
+    assert found["recall_queries"] == len(queries) == 1000
+    d = np.linalg.norm(x[queries, None] - x[None], axis=2)
+    d[np.arange(len(queries)), queries] = np.inf
+    exact = np.argsort(d, axis=1)[:, :k]
+    hits = [len(set(a) & set(b)) for a, b in zip(ids[queries], exact, strict=True)]
+    assert found["recall_at_k"] == pytest.approx(np.mean(hits) / k)
+    assert found["recall_at_k"] >= 0.95
+    # at or below exact_max the search is exact
+    exact_run = feature_neighbors(x, tmp_path / "e.npy", k, exact_max=1500)
+    assert exact_run["search"] == "exact" and exact_run["recall_at_k"] == 1.0
+    assert np.array_equal(exact_run["ids"], neighbors(x, k))

@@ -187,9 +187,13 @@ def test_blocks_read_back_as_written():
 def test_feature_neighbors_file_is_compact(tmp_path):
     x = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
     np.save(tmp_path / "f.npy", x)
-    ids = feature_neighbors(
+    found = feature_neighbors(
         tmp_path / "f.npy", tmp_path / "n.npy", k=3, distances_out=tmp_path / "d.npy"
     )
+    ids = found["ids"]
+    assert {key: found[key] for key in ("search", "k", "recall_at_k")} == {
+        "search": "exact", "k": 3, "recall_at_k": 1.0,
+    }  # fmt: skip
     saved = np.load(tmp_path / "n.npy")
     assert saved.dtype == np.uint16 and saved.shape == (50, 3)
     assert saved.tolist() == ids.tolist() == neighbors(x, 3).tolist()
