@@ -42,16 +42,19 @@ print(json.dumps(found))
 """
 
 
-def features(n: int, dim: int, path: Path, seed: int = 0) -> None:
+def features(n: int, dim: int, path: Path, seed: int = 0) -> np.ndarray:
+    """Saves the features to `path`; returns their class labels [n]."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(100, dim)).astype(np.float32)
     x = np.empty((n, dim), np.float32)
+    labels = np.empty(n, np.int64)
     for start in range(0, n, 10_000):
         rows = min(10_000, n - start)
-        labels = rng.integers(0, 100, rows)
+        part = labels[start : start + rows] = rng.integers(0, 100, rows)
         noise = rng.normal(scale=1.5, size=(rows, dim)).astype(np.float32)
-        x[start : start + rows] = np.maximum(centres[labels] + noise, 0)
+        x[start : start + rows] = np.maximum(centres[part] + noise, 0)
     np.save(path, x)
+    return labels
 
 
 def search(path: Path, out: Path, k: int, exact_max: int | None) -> dict:

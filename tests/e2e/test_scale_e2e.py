@@ -9,6 +9,7 @@ they trigger at this N. Keys that switch a large-N path on go into that one dict
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -38,7 +39,7 @@ def scale_overrides() -> dict:
                 "early_exaggeration_iter": 50,
                 "max_points_3d": 200,
             },
-            "metrics": {"max_points": 200},  # the metrics' subsample path triggers
+            "metrics": {"max_points": 200},  # subsample + sampled trust paths trigger
         },
         "explain": {
             "gradcam": {"max_images": 50},  # faithfulness on a stratified sample
@@ -133,6 +134,37 @@ def test_the_maps_have_structure(scale_run):
     assert len(tsne) == 8 and (tsne["knn_map"] > 3 * tsne["chance"]).all()
     # training forms the representation
     assert trained["knn_features"].iloc[0] > early["knn_features"].iloc[0] + 0.2
+
+
+def test_trust_above_max_points_is_sampled_over_all_points(scale_run):
+    # 300 images over max_points 200: trustworthiness and continuity on 200 stratified
+    # query points against all 300, each within its interval of the exact value
+    from cnnatlas.metrics import continuity, trustworthiness
+
+    results = scale_run / "results"
+    metrics = pd.read_parquet(results / "metrics.parquet")
+    assert set(metrics["trust_queries"]) == {200}
+    assert (metrics["trustworthiness_ci"] > 0).all()
+    run = results / "digitnet" / "step0150"
+    x = np.load(run / "features" / "relu.npy").astype(np.float64)
+    rows = metrics[(metrics["ckpt"] == "step0150") & (metrics["layer"] == "relu")]
+    checked = 0
+    for path in sorted((run / "embeddings" / "relu").glob("*-2d-*.parquet")):
+        meta = json.loads(read_parquet_meta(path)["cnnatlas.map"])
+        y = pd.read_parquet(path)[["x", "y"]].to_numpy(np.float64)
+        row = rows[
+            (rows["method"] == meta["method"])
+            & (rows["dim"] == 2)
+            & (rows["perplexity"] == float(meta["perplexity"]))
+            & (rows["seed"] == int(meta["seed"]))
+        ].iloc[0]
+        for key, exact in (
+            ("trustworthiness", trustworthiness(x, y, 10)),
+            ("continuity", continuity(x, y, 10)),
+        ):
+            assert abs(row[key] - exact) <= 2 * row[f"{key}_ci"], (path.name, key)
+        checked += 1
+    assert checked >= 5
 
 
 def test_the_collector_reads_the_run(scale_run):

@@ -15,6 +15,7 @@ from cnnatlas.metrics import (
     neighbor_overlap,
     neighbors,
     plot_layer_summary,
+    sampled_trust,
     subsample,
     trustworthiness,
 )
@@ -229,3 +230,69 @@ def test_feature_neighbors_above_exact_max_come_from_an_hnsw_index(tmp_path):
     exact_run = feature_neighbors(x, tmp_path / "e.npy", k, exact_max=1500)
     assert exact_run["search"] == "exact" and exact_run["recall_at_k"] == 1.0
     assert np.array_equal(exact_run["ids"], neighbors(x, k))
+
+
+def _noisy_map(x, seed=0):
+    rng = np.random.default_rng(seed)
+    return x[:, :2] + rng.normal(0, 2.0, (len(x), 2))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sampled_trust_with_every_point_a_query_is_scikit_learns(dtype):
+    x, labels = blobs(n=300)
+    y = _noisy_map(x)
+    (got,) = sampled_trust(x.astype(dtype), [y], labels, 10, len(x), 0)
+    assert got["trust_queries"] == 300
+    assert got["trustworthiness_ci"] == got["continuity_ci"] == 0.0
+    assert got["trustworthiness"] == pytest.approx(trustworthiness(x, y, 10), abs=1e-9)
+    assert got["continuity"] == pytest.approx(continuity(x, y, 10), abs=1e-9)
+
+
+def test_count_below_counts_ties_and_skips_the_point_itself():
+    from cnnatlas.metrics import _count_below
+
+    rng = np.random.default_rng(1)
+    d = rng.integers(0, 6, (7, 40)).astype(np.float64)  # many ties
+    d[np.arange(7), np.arange(7)] = np.inf  # each row's own point
+    t = np.take_along_axis(d, rng.integers(7, 40, (7, 5)), axis=1)
+    want = (d[:, None, :] < t[:, :, None]).sum(axis=2)
+    assert np.array_equal(_count_below(d, t), want)
+
+
+def test_sampled_trust_intervals_cover_the_values_over_all_points():
+    # 40 seeded samples of 150 of 600 points: the 95 % intervals hold the exact value
+    # about 95 % of the time (a wrong variance formula gives far less or far more)
+    x, labels = blobs(n=600, centers=6)
+    maps = [_noisy_map(x), x[:, 2:4]]
+    exact = sampled_trust(x, maps, labels, 10, len(x), 0)
+    hits, widths = [], []
+    for seed in range(40):
+        for got, want in zip(
+            sampled_trust(x, maps, labels, 10, 150, seed), exact, strict=True
+        ):
+            assert got["trust_queries"] == 150
+            for key in ("trustworthiness", "continuity"):
+                ci = got[f"{key}_ci"]
+                widths.append(ci)
+                hits.append(abs(got[key] - want[key]) <= ci)
+    assert 0.85 <= np.mean(hits) <= 1.0 and 0 < np.median(widths) < 0.05
+    again = sampled_trust(x, maps, labels, 10, 150, 3)
+    assert again == sampled_trust(x, maps, labels, 10, 150, 3)
+
+
+def test_layer_metrics_above_max_points_estimate_trust_over_all_points(tmp_path):
+    x, labels = blobs(n=400)
+    y = _noisy_map(x)
+    p = tmp_path / "tsne.parquet"
+    write_embedding(y, p, "tsne", MapSpec(2, 5.0, 0), {})
+    keys = {"model": "m", "ckpt": "c", "layer": "l"}
+    small = layer_metrics(x, labels, [p], keys, {"k": 10, "max_points": 200})
+    full = layer_metrics(x, labels, [p], keys, {"k": 10, "max_points": 400})
+    row, ref = small.iloc[0], full.iloc[0]
+    assert row.n_metric_points == 200 and row.trust_queries == 200
+    assert ref.trust_queries == 400 and ref.trustworthiness_ci == 0.0
+    assert ref.trustworthiness == trustworthiness(x, y, 10)  # exact, bit for bit
+    assert 0 < row.trustworthiness_ci < 0.05
+    for key in ("trustworthiness", "continuity"):
+        # read back from the map file (float32 coordinates), within the interval
+        assert abs(row[key] - ref[key]) <= 1.5 * row[f"{key}_ci"]

@@ -20,6 +20,14 @@ def main(snakemake) -> None:
         # Mapped, not read: the metrics read their subsample, the neighbours one pass.
         features = np.load(job["features"], mmap_mode="r")
         df = layer_metrics(features, labels, job["embeddings"], keys, options)
+        if (df["trust_queries"] < df["n_points"]).any():
+            log.info(
+                "%s: trustworthiness and continuity of %d images estimated on %d "
+                "stratified query points (maps.metrics.max_points), 95%% intervals "
+                "up to +/-%.4f",
+                job["layer"], len(features), df["trust_queries"].iloc[0],
+                df[["trustworthiness_ci", "continuity_ci"]].to_numpy().max(),
+            )  # fmt: skip
         # Every image's neighbours (not the subsample's), for the atlas page.
         found = feature_neighbors(
             features, job["neighbors"], options["k"], job["distances"],

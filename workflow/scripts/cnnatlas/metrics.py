@@ -2,19 +2,23 @@
 
 All metrics of one layer are computed on the same seeded subsample of at most
 `max_points` points (all points when N is smaller): kNN classification accuracy
-(cross-validated) in feature space and in the map, trustworthiness and continuity,
-neighbourhood preservation, and the neighbour overlap between seeds (stability).
-A map fitted on a subsample with the other points placed into it (large 3-D t-SNE maps,
-metadata `subsample`) also gets kNN accuracy and trustworthiness on the metric points
-that were fitted and on those that were placed (`*_fitted`, `*_placed`), so a placement
-worse than the fit shows.
+(cross-validated) in feature space and in the map, neighbourhood preservation, and the
+neighbour overlap between seeds (stability). Trustworthiness and continuity are exact
+(scikit-learn's) when N <= `max_points`; above, they are estimated over all N points on
+a stratified sample of `max_points` query points (`sampled_trust`), each with its 95 %
+confidence interval, so that they measure the whole map rather than the neighbourhoods of
+a thinned-out subsample. A map fitted on a subsample with the other points placed into it
+(large 3-D t-SNE maps, metadata `subsample`) also gets kNN accuracy and trustworthiness on
+the metric points that were fitted and on those that were placed (`*_fitted`,
+`*_placed`), so a placement worse than the fit shows.
 
-Memory: the metrics work on the subsample only (trustworthiness builds a max_points^2
-distance matrix, 200 MB at 5,000, and a rank index, 100 MB; the features' index is built
-once per layer and shared by its maps, each map's own for continuity). `feature_neighbors`
-over all N is scikit-learn's exact brute-force search, which works in chunks of rows
-(bounded memory, O(N^2 D) time), up to `exact_max` images; above, an HNSW index (faiss),
-with its recall measured against exact search on a sample of query points.
+Memory: the exact metrics build a max_points^2 distance matrix (200 MB at 5,000) and a
+rank index (100 MB; the features' index is built once per layer and shared by its maps,
+each map's own for continuity); the sampled ones hold a chunk of query rows against all
+N at a time (QUERY_CHUNK_BYTES). `feature_neighbors` over all N is scikit-learn's exact
+brute-force search, which works in chunks of rows (bounded memory, O(N^2 D) time), up to
+`exact_max` images; above, an HNSW index (faiss), with its recall measured against exact
+search on a sample of query points.
 """
 
 import json
@@ -42,6 +46,7 @@ __all__ = [
     "nearest",
     "trustworthiness",
     "continuity",
+    "sampled_trust",
     "neighbors",
     "neighbor_overlap",
     "feature_neighbors",
@@ -70,6 +75,9 @@ COLUMNS = [
     "knn_ratio",
     "trustworthiness",
     "continuity",
+    "trust_queries",
+    "trustworthiness_ci",
+    "continuity_ci",
     "neighbor_preservation",
     "seed_stability",
     "kl_divergence",
@@ -151,6 +159,129 @@ def continuity(
     roles swapped); `x_nearest`: `nearest(x, k)`."""
     k = _k(len(x), k)
     return _trust(rank_index(y), nearest(x, k) if x_nearest is None else x_nearest, k)
+
+
+# Two-sided 95 % normal quantile: the intervals of the sampled estimates.
+Z95 = 1.959963984540054
+# Bytes of distance rows one chunk of query points may hold (features and one map).
+QUERY_CHUNK_BYTES = 256 * 2**20
+
+
+def sampled_trust(
+    x: np.ndarray,
+    maps: Sequence[np.ndarray],
+    labels: np.ndarray,
+    k: int,
+    size: int,
+    seed: int,
+) -> list[dict[str, float]]:
+    """Trustworthiness and continuity of each map in `maps` ([N, dim] each) w.r.t. the
+    features `x` [N, D] over all N points, estimated on a seeded sample of `size` query
+    points stratified by `labels` (`stratified_subsample`), each with the half-width of
+    its 95 % confidence interval (stratified sampling without replacement; 0 when every
+    point is a query, where the value is scikit-learn's over all N).
+
+    Each query's neighbours and ranks are taken among all N points, so the estimate
+    targets the full-data value, not that of a subsample's own neighbourhoods. A point
+    tied in distance with a neighbour ranks as the nearer one. Cost: size x N x D for the
+    features' distances (streamed through `x`, which may be memory-mapped) and
+    size x N per map; memory: a chunk of query rows at a time (QUERY_CHUNK_BYTES)."""
+    n, labels = len(x), np.asarray(labels)
+    k = _k(n, k)
+    queries = stratified_subsample(n, size, labels, seed)
+    rows_t = np.zeros((len(maps), len(queries)))
+    rows_c = np.zeros((len(maps), len(queries)))
+    step = max(1, QUERY_CHUNK_BYTES // (8 * n))
+    for start in range(0, len(queries), step):
+        part = slice(start, start + step)
+        q = queries[part]
+        dx = _squared_distances(x, q)
+        nx = _nearest_rows(dx, k)
+        for m, y in enumerate(maps):
+            dy = _squared_distances(np.asarray(y, dtype=np.float64), q)
+            ny = _nearest_rows(dy, k)
+            rows_t[m, part] = _penalty(dx, ny, k)
+            rows_c[m, part] = _penalty(dy, nx, k)
+    scale = 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0))
+    out = []
+    for t, c in zip(rows_t, rows_c, strict=True):
+        (t_sum, t_var), (c_sum, c_var) = (
+            _stratified_total(v, labels, queries) for v in (t, c)
+        )
+        out.append(
+            {
+                "trustworthiness": float(1.0 - scale * t_sum),
+                "trustworthiness_ci": float(Z95 * scale * np.sqrt(t_var)),
+                "continuity": float(1.0 - scale * c_sum),
+                "continuity_ci": float(Z95 * scale * np.sqrt(c_var)),
+                "trust_queries": len(queries),
+            }
+        )
+    return out
+
+
+def _squared_distances(x: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """[len(q), N] squared Euclidean distances from the points `q` (indices) to every
+    point of `x`, in x's precision (float32 features, float64 maps), read in row
+    blocks; each query's distance to itself is inf."""
+    xq = np.asarray(x[q])
+    xq_sq = np.einsum("ij,ij->i", xq, xq)[:, None]
+    out = np.empty((len(q), len(x)), dtype=xq.dtype)
+    for part in _blocks(len(x)):
+        blk = np.asarray(x[part], dtype=xq.dtype)
+        d = xq_sq + np.einsum("ij,ij->i", blk, blk)[None, :] - 2.0 * (xq @ blk.T)
+        out[:, part] = np.maximum(d, 0)
+    out[np.arange(len(q)), q] = np.inf
+    return out
+
+
+def _blocks(n: int, rows: int = 16384):
+    return (slice(i, min(i + rows, n)) for i in range(0, n, rows))
+
+
+def _nearest_rows(d: np.ndarray, k: int) -> np.ndarray:
+    """[q, k]: the k smallest entries of each row of `d` (in no particular order)."""
+    return np.argpartition(d, k - 1, axis=1)[:, :k]
+
+
+def _penalty(d: np.ndarray, nbrs: np.ndarray, k: int) -> np.ndarray:
+    """Per row of `d` [q, N]: the sum over `nbrs` [q, k] of max(0, rank - k), each
+    neighbour's rank (1 = nearest) among the row's points by `d`."""
+    ranks = 1 + _count_below(d, np.take_along_axis(d, nbrs, axis=1))
+    return np.maximum(ranks - k, 0).sum(axis=1)
+
+
+def _count_below(d: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """[q, m]: how many entries of row r of `d` [q, N] are below thresholds[r, j]. Per
+    row, one pass keeps the entries below its largest threshold, and only those are
+    sorted (few where the neighbours are near; all, at worst, for a random map)."""
+    out = np.empty(thresholds.shape, dtype=np.int64)
+    for r, (row, t) in enumerate(zip(d, thresholds, strict=True)):
+        near = np.sort(row[row < t.max()])
+        out[r] = np.searchsorted(near, t, side="left")
+    return out
+
+
+def _stratified_total(
+    values: np.ndarray, labels: np.ndarray, queries: np.ndarray
+) -> tuple[float, float]:
+    """The total of a per-point quantity over all N points estimated from its values at
+    the stratified `queries`, and the estimate's variance (per class: N_h times the
+    mean, and N_h^2 (1 - n_h / N_h) s_h^2 / n_h; a class without a query point counts
+    at the sample's mean)."""
+    classes, inverse = np.unique(labels, return_inverse=True)
+    population = np.bincount(inverse, minlength=len(classes))
+    sampled = inverse[queries]
+    # a class too small to get a query point counts at the sample's mean
+    unsampled = population.sum() - population[np.unique(sampled)].sum()
+    total, var = unsampled * float(values.mean()), 0.0
+    for h in np.unique(sampled):
+        v = values[sampled == h]
+        big, small = population[h], len(v)
+        total += big * v.mean()
+        if small > 1:
+            var += big**2 * (1 - small / big) * v.var(ddof=1) / small
+    return float(total), float(var)
 
 
 def neighbors(x: np.ndarray, k: int = 10, distances: bool = False):
@@ -431,15 +562,31 @@ def layer_metrics(
     idx = subsample(len(x), opts["max_points"], seed)
     xs, ls = np.asarray(x[idx], dtype=np.float64), np.asarray(labels)[idx]
     x_nbrs, x_nearest = _feature_neighbors(xs, k)
-    x_index = rank_index(xs)
     feat_acc = knn_accuracy(xs, ls, k, folds, seed)
     chance = float(np.bincount(np.unique(ls, return_inverse=True)[1]).max() / len(ls))
+    maps = [_read_map(path) for path in embeddings]
+    if len(idx) < len(x):
+        # over all N on a stratified sample of query points, not the subsample's own
+        trust = sampled_trust(
+            x, [y for _, y in maps], labels, k, opts["max_points"], seed
+        )
+    else:
+        x_index = rank_index(xs)
+        exact = {"trust_queries": len(x), "trustworthiness_ci": 0.0}
+        exact["continuity_ci"] = 0.0
     rows, map_nbrs = [], {}
-    for i, path in enumerate(embeddings):
-        meta, y = _read_map(path)
+    for i, (meta, y) in enumerate(maps):
         ys = y[idx]
         map_nbrs[i] = neighbors(ys, k)
-        m = map_metrics(xs, ys, ls, k, folds, seed, x_nbrs, x_index, x_nearest)
+        if len(idx) < len(x):
+            m = trust[i] | {
+                "knn_map": knn_accuracy(ys, ls, k, folds, seed),
+                "neighbor_preservation": neighbor_overlap(x_nbrs, map_nbrs[i]),
+            }
+        else:
+            m = exact | map_metrics(
+                xs, ys, ls, k, folds, seed, x_nbrs, x_index, x_nearest
+            )
         rows.append(
             {
                 **keys,
