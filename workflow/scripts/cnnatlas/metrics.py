@@ -189,6 +189,7 @@ def sampled_trust(
     n, labels = len(x), np.asarray(labels)
     k = _k(n, k)
     queries = stratified_subsample(n, size, labels, seed)
+    maps = [np.asarray(y, dtype=np.float64) for y in maps]
     rows_t = np.zeros((len(maps), len(queries)))
     rows_c = np.zeros((len(maps), len(queries)))
     step = max(1, QUERY_CHUNK_BYTES // (8 * n))
@@ -198,7 +199,7 @@ def sampled_trust(
         dx = _squared_distances(x, q)
         nx = _nearest_rows(dx, k)
         for m, y in enumerate(maps):
-            dy = _squared_distances(np.asarray(y, dtype=np.float64), q)
+            dy = _squared_distances(y, q)
             ny = _nearest_rows(dy, k)
             rows_t[m, part] = _penalty(dx, ny, k)
             rows_c[m, part] = _penalty(dy, nx, k)
@@ -565,20 +566,24 @@ def layer_metrics(
     feat_acc = knn_accuracy(xs, ls, k, folds, seed)
     chance = float(np.bincount(np.unique(ls, return_inverse=True)[1]).max() / len(ls))
     maps = [_read_map(path) for path in embeddings]
-    if len(idx) < len(x):
+    sampled = len(idx) < len(x)
+    if sampled:
         # over all N on a stratified sample of query points, not the subsample's own
         trust = sampled_trust(
             x, [y for _, y in maps], labels, k, opts["max_points"], seed
         )
     else:
         x_index = rank_index(xs)
-        exact = {"trust_queries": len(x), "trustworthiness_ci": 0.0}
-        exact["continuity_ci"] = 0.0
+        exact = {
+            "trust_queries": len(x),
+            "trustworthiness_ci": 0.0,
+            "continuity_ci": 0.0,
+        }
     rows, map_nbrs = [], {}
     for i, (meta, y) in enumerate(maps):
         ys = y[idx]
         map_nbrs[i] = neighbors(ys, k)
-        if len(idx) < len(x):
+        if sampled:
             m = trust[i] | {
                 "knn_map": knn_accuracy(ys, ls, k, folds, seed),
                 "neighbor_preservation": neighbor_overlap(x_nbrs, map_nbrs[i]),
