@@ -314,7 +314,8 @@ def plot_embedding(
     classes: Sequence[str],
     mode: str = "label",
     title: str = "",
-    width: float = 4.0,
+    *,
+    width: float,
 ) -> Figure:
     """A one-panel figure of the points table `df` (from `load_points`) coloured by `mode`."""
     check_colour_by([mode], df)
@@ -411,7 +412,8 @@ def save_figure(
     fig: Figure,
     png: str | Path | None = None,
     pdf: str | Path | None = None,
-    dpi: int = 300,
+    *,
+    dpi: int,
 ) -> None:
     """Write `fig` as PNG and/or PDF atomically with fixed metadata (reruns are byte-identical).
 

@@ -58,7 +58,7 @@ def to_rgb(
     return np.repeat(a, 3, axis=-1) if a.shape[-1] == 1 else a
 
 
-def colorize(gray: np.ndarray, cmap: str = "viridis") -> np.ndarray:
+def colorize(gray: np.ndarray, cmap: str) -> np.ndarray:
     """An 8-bit [H, W] array through a matplotlib colour map: [H, W, 3] uint8."""
     return _lut(cmap)[gray]
 
