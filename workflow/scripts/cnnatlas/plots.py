@@ -69,6 +69,8 @@ CORRECT_COLOURS = {"correct": "#4477AA", "misclassified": "#EE6677"}
 FIXED_MODES = ("label", "pred", "correct", "confidence")
 RASTER_ABOVE = 2000
 CONTINUOUS_CMAP = "viridis"
+# inches per map of a grid figure
+PANEL_SIZE = 2.2
 _MAX_CATEGORIES = 40
 _LEGEND_WIDTH = (
     1.3  # inches beside the axes for the legend (fixed: PNG size = figsize x dpi)
@@ -331,7 +333,7 @@ def plot_grid(
     panels: Sequence[Sequence[tuple[str, pd.DataFrame] | None]],
     classes: Sequence[str],
     mode: str = "label",
-    panel_size: float = 2.2,
+    panel_size: float = PANEL_SIZE,
     row_labels: Sequence[str] = (),
     col_labels: Sequence[str] = (),
 ) -> Figure:
@@ -436,7 +438,7 @@ def plot_grid_files(
     mode: str = "label",
     row_labels: Sequence[str] = (),
     col_labels: Sequence[str] = (),
-    panel_size: float = 2.2,
+    panel_size: float = PANEL_SIZE,
 ) -> Figure:
     """`plot_grid` of (title, embedding file, predictions file) cells; classes from the first."""
     classes: list[str] = []

@@ -31,6 +31,8 @@ __all__ = [
 
 BACKGROUND = 255
 FONT_SIZE = 11
+# pixels between the images that hstack and vstack put side by side
+STACK_GAP = 4
 
 
 @cache
@@ -101,7 +103,7 @@ def _pad_to(a: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
-def hstack(images: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
+def hstack(images: Sequence[np.ndarray], gap: int = STACK_GAP) -> np.ndarray:
     """Images side by side, top-aligned, on a white background."""
     h = max(a.shape[0] for a in images)
     parts = []
@@ -112,7 +114,7 @@ def hstack(images: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def vstack(images: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
+def vstack(images: Sequence[np.ndarray], gap: int = STACK_GAP) -> np.ndarray:
     """Images one below the other, left-aligned, on a white background."""
     w = max(a.shape[1] for a in images)
     parts = []
