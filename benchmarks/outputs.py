@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
 from cnnatlas.io import write_parquet  # noqa: E402
 from cnnatlas.metrics import feature_neighbors  # noqa: E402
+from cnnatlas.schema import default  # noqa: E402
 from synthetic_maps import write_run  # noqa: E402
 
 OPTS = {
@@ -127,7 +128,7 @@ def synthetic(root: Path, n: int) -> dict:
         np.save(features[layer], x.astype(np.float32))
     for ckpt in ("early", "late"):
         nb = root / f"{ckpt}-neighbors.npy"
-        feature_neighbors(features["fc"], nb, k=5)
+        feature_neighbors(features["fc"], nb, 5, seed=default("maps.metrics.seed"))
         neighbors.append({"model": "net", "ckpt": ckpt, "layer": "fc", "path": str(nb)})
         for method in ("tsne", "pca"):
             maps.append({"model": "net", "ckpt": ckpt, "layer": "fc", "method": method,
