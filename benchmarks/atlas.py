@@ -47,6 +47,7 @@ from cnnatlas.interactive import write_interactive  # noqa: E402
 from cnnatlas.io import write_parquet  # noqa: E402
 from cnnatlas.metrics import feature_neighbors  # noqa: E402
 from cnnatlas.plots import load_points  # noqa: E402
+from cnnatlas.schema import default  # noqa: E402
 from cnnatlas.viewer import atlas_payload, write_atlas  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -83,6 +84,7 @@ def synthetic(folder: Path, n: int) -> dict:
         folder / "neighbors.npy",
         k=10,
         distances_out=folder / "distances.npy",
+        seed=default("maps.metrics.seed"),
     )
     return {
         "manifest": folder / "manifest.parquet",

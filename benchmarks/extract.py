@@ -121,7 +121,7 @@ def per_image_loop(arch: str, paths: list[str], device: torch.device) -> float:
     start = time.perf_counter()
     with torch.no_grad():
         for p in paths:
-            model(tf(load_image(p)).unsqueeze(0).to(device))
+            model(tf(load_image(p, 3)).unsqueeze(0).to(device))
     seconds = time.perf_counter() - start
     handle.remove()
     return len(paths) / seconds

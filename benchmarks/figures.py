@@ -28,9 +28,11 @@ from cnnatlas.io import write_parquet  # noqa: E402
 DRAW = """
 import sys
 from cnnatlas.plots import load_points, plot_embedding, save_figure
+from cnnatlas.schema import default
 for emb in sys.argv[2:]:
     df, classes = load_points(emb, sys.argv[1])
-    save_figure(plot_embedding(df, classes, "label"), emb + ".png", emb + ".pdf", dpi=300)
+    fig = plot_embedding(df, classes, "label", width=default("figures.width"))
+    save_figure(fig, emb + ".png", emb + ".pdf", dpi=default("figures.dpi"))
 """
 
 

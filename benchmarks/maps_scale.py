@@ -36,6 +36,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, os.getenv("CNNATLAS_SCRIPTS", str(ROOT / "workflow" / "scripts")))
 
 
+def _knn(y: np.ndarray, labels: np.ndarray) -> float:
+    """kNN accuracy (4 decimals) with the schema's maps.metrics k, folds and seed."""
+    from cnnatlas.metrics import knn_accuracy
+    from cnnatlas.schema import defaults
+
+    m = defaults("maps.metrics")
+    return round(knn_accuracy(y, labels, m["k"], m["folds"], m["seed"]), 4)
+
+
 def digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """n augmented 8 x 8 digits as 64-D float32 features and their labels."""
     from sklearn.datasets import load_digits
@@ -88,8 +97,9 @@ def _tsne_fit(n: int, dim: int, gradient: str, n_jobs: int) -> dict:
         pca_initialization,
         tsne_affinities,
     )
-    from cnnatlas.metrics import knn_accuracy, subsample
+    from cnnatlas.metrics import subsample
     from cnnatlas.reduce import prepare_features
+    from cnnatlas.schema import default
 
     x, labels = digits(n)
     xp = prepare_features(x, False, 50)
@@ -101,7 +111,7 @@ def _tsne_fit(n: int, dim: int, gradient: str, n_jobs: int) -> dict:
     t, c = time.perf_counter(), time.process_time()
     y, kl = fit_tsne(aff, init, n_jobs=n_jobs, seed=0, **opts)
     wall, cpu = time.perf_counter() - t, time.process_time() - c
-    idx = subsample(n, 5000, 0)
+    idx = subsample(n, 5000, default("maps.metrics.seed"))
     return {
         "n": n,
         "dim": dim,
@@ -111,7 +121,7 @@ def _tsne_fit(n: int, dim: int, gradient: str, n_jobs: int) -> dict:
         "fit_s": round(wall, 2),
         "fit_cpu_s": round(cpu, 2),
         "kl": round(kl, 4),
-        "knn_map": round(knn_accuracy(y[idx], labels[idx]), 4),
+        "knn_map": _knn(y[idx], labels[idx]),
         "load": load(),
     }
 
@@ -150,7 +160,6 @@ def _tsne_3d_sub(n: int, fitted: int) -> dict:
     rest placed by transform (`subsampled_map`, 1 thread): CPU seconds and 10-NN accuracy
     of the fitted and of the placed points (5,000 of each at most)."""
     from cnnatlas.maps.tsne import subsampled_map
-    from cnnatlas.metrics import knn_accuracy
     from cnnatlas.reduce import prepare_features, stratified_subsample
 
     x, labels = digits(n)
@@ -166,9 +175,9 @@ def _tsne_3d_sub(n: int, fitted: int) -> dict:
         "s": round(wall, 2),
         "cpu_s": round(cpu, 2),
         "kl": kl,
-        "knn_fitted": round(knn_accuracy(y[fit[:5000]], labels[fit[:5000]]), 4),
-        "knn_placed": round(knn_accuracy(y[rest], labels[rest]), 4),
-        "knn_features": round(knn_accuracy(x[:5000], labels[:5000]), 4),
+        "knn_fitted": _knn(y[fit[:5000]], labels[fit[:5000]]),
+        "knn_placed": _knn(y[rest], labels[rest]),
+        "knn_features": _knn(x[:5000], labels[:5000]),
         "load": load(),
     }
 
@@ -193,12 +202,14 @@ def _neighbors(path: str, k: int, queries: int | None = None) -> dict:
     """feature_neighbors over all N; or (`queries`) the same exact search for the first
     `queries` rows only, against all N, to extrapolate the time (linear in the rows)."""
     from cnnatlas.metrics import feature_neighbors
+    from cnnatlas.schema import default
     from sklearn.neighbors import NearestNeighbors
 
     t, c = time.perf_counter(), time.process_time()
     x = np.load(path, mmap_mode="r")
     if queries is None:
-        feature_neighbors(x, Path(path).with_suffix(".nbrs.npy"), k)
+        seed = default("maps.metrics.seed")
+        feature_neighbors(x, Path(path).with_suffix(".nbrs.npy"), k, seed=seed)
     else:
         xf = np.asarray(x, dtype=np.float32)
         NearestNeighbors(n_neighbors=k + 1).fit(xf).kneighbors(xf[:queries])

@@ -27,13 +27,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
+from cnnatlas.schema import default  # noqa: E402
+
 # One search in a fresh process: its time, CPU time and peak RSS are its own.
 CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {scripts!r})
 from cnnatlas.metrics import feature_neighbors
 wall, cpu = time.perf_counter(), time.process_time()
-found = feature_neighbors({features!r}, {out!r}, {k}, None, {exact_max}, 0)
+found = feature_neighbors({features!r}, {out!r}, {k}, None, {exact_max}, seed={seed})
 found.pop("ids")
 found["wall_s"] = time.perf_counter() - wall
 found["cpu_s"] = time.process_time() - cpu
@@ -60,7 +62,7 @@ def features(n: int, dim: int, path: Path, seed: int = 0) -> np.ndarray:
 def search(path: Path, out: Path, k: int, exact_max: int | None) -> dict:
     code = CHILD.format(
         scripts=str(REPO / "workflow" / "scripts"), features=str(path), out=str(out),
-        k=k, exact_max=exact_max,
+        k=k, exact_max=exact_max, seed=default("maps.metrics.seed"),
     )  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-c", code], check=True, capture_output=True, text=True

@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
 from cnnatlas.io import write_parquet  # noqa: E402
 from cnnatlas.metrics import feature_neighbors  # noqa: E402
+from cnnatlas.schema import default  # noqa: E402
 from synthetic_maps import write_run  # noqa: E402
 
 OPTS = {
@@ -84,19 +85,25 @@ write_index(a["root"] + "/index.html", files, atlas=a["root"] + "/atlas.html")
 """,
     "draw_paper_figure": """
 from cnnatlas.paper import embedding_grid, save_paper_figure
+from cnnatlas.schema import default
 panels = [{"row": r, "col": c, "embedding": a["embedding2"],
            "predictions": a["predictions"]} for r in ("early", "late")
           for c in ("l0", "l1", "l2")]
-fig = embedding_grid(panels, ["early", "late"], ["l0", "l1", "l2"])
-save_paper_figure(fig, a["root"] + "/paper.pdf", a["root"] + "/paper.png", "run")
+fig = embedding_grid(panels, ["early", "late"], ["l0", "l1", "l2"],
+                     default("paper.figures.*.width"), None,
+                     default("paper.figures.*.colour_by"))
+save_paper_figure(fig, a["root"] + "/paper.pdf", a["root"] + "/paper.png", "run",
+                  default("paper.dpi"))
 """,
     "plot_evolution": """
 from cnnatlas.evolution_plots import render_evolution
+from cnnatlas.schema import default
 e = a["atlas"]["evolution"][0]
 out = a["root"] + "/evolution."
 render_evolution(e["dir"], e["ckpts"], a["manifest"],
                  {c: a["predictions"] for c in e["ckpts"]}, out + "png", out + "pdf",
-                 out + "gif", out + "html", title="evolution")
+                 out + "gif", out + "html", title="evolution",
+                 frames=default("evolution.frames"), fps=default("evolution.fps"))
 """,
     "export_projector": """
 from cnnatlas.projector import export_projector
@@ -121,7 +128,7 @@ def synthetic(root: Path, n: int) -> dict:
         np.save(features[layer], x.astype(np.float32))
     for ckpt in ("early", "late"):
         nb = root / f"{ckpt}-neighbors.npy"
-        feature_neighbors(features["fc"], nb, k=5)
+        feature_neighbors(features["fc"], nb, 5, seed=default("maps.metrics.seed"))
         neighbors.append({"model": "net", "ckpt": ckpt, "layer": "fc", "path": str(nb)})
         for method in ("tsne", "pca"):
             maps.append({"model": "net", "ckpt": ckpt, "layer": "fc", "method": method,

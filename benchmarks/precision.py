@@ -30,6 +30,10 @@ from cnnatlas.extract import extract  # noqa: E402
 from cnnatlas.metrics import knn_accuracy  # noqa: E402
 from cnnatlas.models import load_model  # noqa: E402
 from cnnatlas.reduce import tsne_map  # noqa: E402
+from cnnatlas.schema import defaults  # noqa: E402
+
+# kNN accuracy with the schema's maps.metrics k, folds and seed.
+KNN = [defaults("maps.metrics")[key] for key in ("k", "folds", "seed")]
 
 
 def features(spec, ckpt, manifest, out: Path, device: str, precision: str) -> dict:
@@ -42,8 +46,8 @@ def features(spec, ckpt, manifest, out: Path, device: str, precision: str) -> di
 def accuracies(x: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict:
     coords, _ = tsne_map(x, dim=2, perplexity=30, seed=seed)
     return {
-        "knn_features": knn_accuracy(x, labels),
-        "knn_tsne": knn_accuracy(coords, labels),
+        "knn_features": knn_accuracy(x, labels, *KNN),
+        "knn_tsne": knn_accuracy(coords, labels, *KNN),
     }
 
 

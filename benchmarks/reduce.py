@@ -29,6 +29,10 @@ sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 from cnnatlas.maps import MapSpec  # noqa: E402
 from cnnatlas.maps.tsne import METHOD, tsne_map  # noqa: E402
 from cnnatlas.metrics import knn_accuracy  # noqa: E402
+from cnnatlas.schema import defaults  # noqa: E402
+
+# kNN accuracy with the schema's maps.metrics k, folds and seed.
+KNN = [defaults("maps.metrics")[key] for key in ("k", "folds", "seed")]
 
 DEMO = ROOT / "results" / "digitnet" / "step0600" / "features" / "relu.npy"
 
@@ -70,11 +74,11 @@ def one_map(name, x, labels, threads):
         "data": name,
         "n": int(x.shape[0]),
         "d": int(x.shape[1]),
-        "knn_features": knn_accuracy(x, labels),
+        "knn_features": knn_accuracy(x, labels, *KNN),
         "sklearn_s": sk_s,
-        "sklearn_knn": knn_accuracy(sk, labels),
+        "sklearn_knn": knn_accuracy(sk, labels, *KNN),
         "cnnatlas_s": ours_s,
-        "cnnatlas_knn": knn_accuracy(ours, labels),
+        "cnnatlas_knn": knn_accuracy(ours, labels, *KNN),
         "sklearn_cpu_s": sk_cpu,
         "cnnatlas_cpu_s": ours_cpu,
     }

@@ -375,7 +375,12 @@ def make_digits(
 
         files = _checkpoint_files(out / "checkpoints", steps)
         if not all(f.exists() for f in files.values()):
-            write_digits(out / "demo", test_size=default("demo.test_size"))
+            write_digits(
+                out / "demo",
+                default("demo.image_size"),
+                default("demo.test_size"),
+                default("demo.seed"),
+            )
             train(
                 out / "demo" / "train",
                 list(files.values()),

@@ -56,7 +56,9 @@ def write_atlas_run(root: Path, per_class: int = 8, seed: int = 0) -> dict:
         np.save(root / f"{ckpt}-features.npy", feats.astype(np.float32))
         nb = root / f"{ckpt}-neighbors.npy"
         dist = root / f"{ckpt}-neighbor_distances.npy"
-        feature_neighbors(root / f"{ckpt}-features.npy", nb, k=5, distances_out=dist)
+        feature_neighbors(
+            root / f"{ckpt}-features.npy", nb, 5, distances_out=dist, seed=0
+        )
         neighbors.append(
             {"model": "net", "ckpt": ckpt, "layer": "fc", "path": nb, "distances": dist}
         )

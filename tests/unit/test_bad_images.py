@@ -45,27 +45,27 @@ def test_every_corpus_image_has_its_outcome(corpus, name):
     else:
         assert reason is not None and re.search(expected, reason), reason
         with pytest.raises(DatasetError, match=re.escape(str(corpus[name]))):
-            load_image(corpus[name])
+            load_image(corpus[name], 3)
 
 
 def test_conversions_keep_the_picture(corpus):
-    ref = np.asarray(load_image(corpus["ünïcødé name & <b>.png"])).astype(int)
+    ref = np.asarray(load_image(corpus["ünïcødé name & <b>.png"], 3)).astype(int)
     assert ref.std() > 20
     # CMYK: JPEG round trip through CMYK stays close to the RGB original it came from
     from tests.badcorpus import _rgb
 
-    cmyk = np.asarray(load_image(corpus["cmyk.jpg"])).astype(int)
+    cmyk = np.asarray(load_image(corpus["cmyk.jpg"], 3)).astype(int)
     assert np.abs(cmyk - _rgb().astype(int)).mean() < 12
     # 16-bit: the full 0..65535 range maps onto 0..255 (not clipped to white)
     g16 = np.asarray(load_image(corpus["sixteen_bit.png"], 1)).astype(int)
     assert g16.min() <= 2 and g16.max() >= 253 and len(np.unique(g16)) > 100
     # RGBA at alpha 128 is composited on white: every pixel brighter than the original
-    rgba = np.asarray(load_image(corpus["rgba.png"])).astype(int)
+    rgba = np.asarray(load_image(corpus["rgba.png"], 3)).astype(int)
     assert (rgba >= _rgb().astype(int) - 1).all() and rgba.mean() > _rgb().mean() + 50
     # animated GIF: the first frame
     with Image.open(corpus["animated.gif"]) as im:
         assert im.n_frames == 3
-    gif = np.asarray(load_image(corpus["animated.gif"])).astype(int)
+    gif = np.asarray(load_image(corpus["animated.gif"], 3)).astype(int)
     assert np.abs(gif - _rgb(0).astype(int)).mean() < np.abs(gif - _rgb(1)).mean()
 
 
@@ -195,7 +195,7 @@ def test_broken_manifests_name_the_file_and_the_problem(
     manifests, case, classes, message
 ):
     with pytest.raises(DatasetError, match=message) as err:
-        manifest_from_table(manifests[case], classes=classes)
+        manifest_from_table(manifests[case], "path", "label", classes)
     assert str(manifests[case]) in str(err.value)
 
 

@@ -77,9 +77,9 @@ def test_figure_legends_show_titles_and_hovers_title_and_id(titled, tmp_path):
     df, classes = load_points(embedding, predictions)
     assert classes == ["tench", "goldfish", "other outputs"]
     for mode in ("label", "pred"):
-        fig = plot_embedding(df, classes, mode, "layer4")
+        fig = plot_embedding(df, classes, mode, "layer4", width=4.0)
         assert legend_texts(fig)[:2] == ["tench", "goldfish"]
-        save_figure(fig, pdf=tmp_path / f"{mode}.pdf")
+        save_figure(fig, pdf=tmp_path / f"{mode}.pdf", dpi=300)
     text = PdfReader(tmp_path / "pred.pdf").pages[0].extract_text()
     assert "tench" in text and "goldfish" in text and "other outputs" in text
     assert "n01440764" not in text  # the legend is short; the id is in the hover
@@ -129,7 +129,7 @@ def test_without_a_class_index_the_ids_show_as_before(tmp_path):
     assert p["pred_name"].tolist()[5] == "output 2"
     df, classes = load_points(embedding, predictions)
     assert classes == [*WNIDS, "other outputs"]
-    assert legend_texts(plot_embedding(df, classes, "label"))[:2] == WNIDS
+    assert legend_texts(plot_embedding(df, classes, "label", width=4.0))[:2] == WNIDS
     info = map_payload(df, classes, "layer4", THUMBS)["info"]
     assert "true: n01440764\npred: n01440764\n" in info[0]
     assert list(metadata_table(p, pd.read_parquet(manifest)).columns[:6]) == [

@@ -107,4 +107,6 @@ def test_the_plan_counts_the_demos_test_split_before_it_is_written(tmp_path):
     config["demo"] = config["demo"] | {"enabled": True}
     n, classes, sample = _dataset(config)
     # scikit-learn rounds the test share up: 0.2 of 1,797 digits is 360, not 359
-    assert (n, classes, sample) == (len(split_digits()[1]), 10, []) == (360, 10, [])
+    assert (
+        (n, classes, sample) == (len(split_digits(0.2, 0)[1]), 10, []) == (360, 10, [])
+    )

@@ -56,7 +56,7 @@ def test_csv_manifest_keeps_metadata_and_resolves_relative_paths(imagefolder, tm
 
     rel = pd.DataFrame({"path": ["a.png"], "label": ["x"]})
     rel.to_csv(tmp_path / "rel.csv", index=False)
-    assert manifest_from_table(tmp_path / "rel.csv")["path"][0] == str(
+    assert manifest_from_table(tmp_path / "rel.csv", "path", "label")["path"][0] == str(
         tmp_path / "a.png"
     )
 
@@ -65,10 +65,10 @@ def test_integer_labels_and_parquet_manifest(imagefolder, tmp_path):
     rows = manifest_from_imagefolder(imagefolder)
     pq = tmp_path / "m.parquet"
     rows[["path", "label"]].to_parquet(pq)
-    m = manifest_from_table(pq, classes=["c", "s", "t"])
+    m = manifest_from_table(pq, "path", "label", ["c", "s", "t"])
     assert m["label_name"].tolist() == [["c", "s", "t"][i] for i in m["label"]]
     with pytest.raises(DatasetError, match=r"outside 0\.\.1"):
-        manifest_from_table(pq, classes=["c", "s"])
+        manifest_from_table(pq, "path", "label", ["c", "s"])
 
 
 def test_write_manifest_records_class_list(imagefolder, tmp_path):
@@ -114,11 +114,11 @@ def test_load_image_converts_every_mode(tmp_path, mode, shape):
 def test_rgba_is_composited_on_white(tmp_path):
     arr = np.zeros((4, 4, 4), np.uint8)  # fully transparent black
     Image.fromarray(arr, "RGBA").save(tmp_path / "t.png")
-    assert (np.asarray(load_image(tmp_path / "t.png")) == 255).all()
+    assert (np.asarray(load_image(tmp_path / "t.png", 3)) == 255).all()
 
 
 def test_unreadable_image_names_the_file(tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not an image")
     with pytest.raises(DatasetError, match="broken.png"):
-        load_image(bad)
+        load_image(bad, 3)

@@ -41,6 +41,7 @@ def test_same_seed_gives_the_same_checkpoint_bytes(digits, tmp_path):
             steps=[2, 4],
             transform=demo_transform(32),
             batch_size=32,
+            lr=0.05,
             seed=1 if run == "c" else 0,
         )
         runs.append([_sha(p) for p in ckpts])

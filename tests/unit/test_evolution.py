@@ -101,7 +101,9 @@ def test_evolve_layer_writes_maps_in_checkpoint_order(tmp_path, series):
     for name, x in zip(["late", "early"], xs[:2], strict=True):  # order is the config's
         files[name] = tmp_path / f"{name}.npy"
         np.save(files[name], x)
-    table = evolve_layer(files, "pca", tmp_path / "maps", tmp_path / "align.parquet")
+    table = evolve_layer(
+        files, "pca", tmp_path / "maps", tmp_path / "align.parquet", 30, 0
+    )
     assert table[["from_ckpt", "to_ckpt"]].drop_duplicates().values.tolist() == [
         ["late", "early"]
     ]
@@ -125,11 +127,11 @@ def test_evolve_layer_refuses_bad_inputs(tmp_path, series):
     np.save(tmp_path / "b.npy", xs[1][:-1])
     with pytest.raises(CnnatlasError, match="at least 2 checkpoints"):
         evolve_layer(
-            {"a": tmp_path / "a.npy"}, "pca", tmp_path / "m", tmp_path / "t.pq"
+            {"a": tmp_path / "a.npy"}, "pca", tmp_path / "m", tmp_path / "t.pq", 30, 0
         )
     with pytest.raises(CnnatlasError, match="same manifest"):
         evolve_layer({"a": tmp_path / "a.npy", "b": tmp_path / "b.npy"}, "pca",
-                     tmp_path / "m", tmp_path / "t.pq")  # fmt: skip
+                     tmp_path / "m", tmp_path / "t.pq", 30, 0)  # fmt: skip
 
 
 def test_frame_positions_hold_at_checkpoints_and_interpolate_between():
@@ -242,9 +244,9 @@ def demo_features(tmp_path_factory):
     from cnnatlas.models import load_model
 
     root = tmp_path_factory.mktemp("demo")
-    write_digits(root / "digits")
+    write_digits(root / "digits", 32, 0.2, 0)
     ckpts = [root / "step5.pt", root / "step60.pt"]
-    train(root / "digits" / "train", ckpts, [5, 60], demo_transform(), threads=1)
+    train(root / "digits" / "train", ckpts, [5, 60], demo_transform(), 64, 0.05, 0)
     build_manifest(
         {"kind": "imagefolder", "path": str(root / "digits" / "test")}, root / "m.pq"
     )

@@ -70,7 +70,7 @@ def test_dead_channels_are_found_and_crossed_out(imagefolder):
     assert dead.tolist() == [False, True, True, False]
     assert (tiles[1] == 0).all()
     image = np.zeros((32, 32, 3), np.uint8)
-    fig, n_dead = layer_figure(image, act, "test", per_row=4, min_tile=16)
+    fig, n_dead = layer_figure(image, act, "test", "standard", 4, 16, cmap="viridis")
     assert n_dead == 2
     red = np.all(fig == DEAD, axis=-1)
     assert red.sum() >= 2 * 4 * 16  # two crossed tiles: borders and diagonals
@@ -96,10 +96,12 @@ def test_render_writes_one_png_per_image_and_layer(imagefolder, tmp_path):
     preds = manifest.assign(
         pred=0, pred_name="circle", confidence=0.5, correct=manifest["label"] == 0
     )
-    sel = select_images(preds, ids=[0, 17])
+    sel = select_images(preds, [0, 17], correct_per_class=1, wrong_per_class=1, seed=0)
     model = _model()
     layers = ["features.0.3", "features.1.3"]
-    index = render_feature_maps(sel, model, TF, layers, tmp_path / "fm", per_row=4)
+    index = render_feature_maps(
+        sel, model, TF, layers, tmp_path / "fm", 4, "standard", "viridis", "cpu"
+    )
     assert len(index) == 2 * (len(layers) + 1)
     assert pd.read_parquet(tmp_path / "fm" / "index.parquet").equals(index)
     for r in index.itertuples():

@@ -12,6 +12,7 @@ from cnnatlas.explain.filters import (
     random_transform,
     visualize_filters,
 )
+from cnnatlas.schema import defaults
 from cnnatlas.torchutil import ImageDataset, make_transform
 from PIL import Image
 from torch.utils.data import DataLoader
@@ -22,6 +23,14 @@ RGB = {"resize": 32, "crop": 32, "mean": [0.5] * 3, "std": [0.25] * 3, "channels
 GRAY = {"resize": 32, "crop": 32, "mean": [0.5], "std": [0.5], "channels": 1}
 LAYER = "features.1.3"
 CHANNELS = [0, 1, 2, 3]
+# explain.filters' settings as the workflow passes them (its optional bounds, None,
+# left out); a test overrides a few.
+OPTIONS = {
+    key: value
+    for key, value in defaults("explain.filters").items()
+    if key not in ("max_images", "size", "budget_gflop")
+}
+MAXIMIZE = {k: OPTIONS[k] for k in ("steps", "lr", "seed", "jitter", "scale", "rotate")}
 
 
 def _model(channels: int, width: int = 4) -> DigitNet:
@@ -45,7 +54,7 @@ def test_maximization_far_above_random_start_and_real_mean(manifest, tf):
     model = _model(tf["channels"], width=8)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     images, start, reached = maximize(
-        model, LAYER, CHANNELS, tf, steps=48, lr=0.1, seed=0
+        model, LAYER, CHANNELS, tf, **(MAXIMIZE | {"steps": 48, "lr": 0.1})
     )
     assert images.shape == (4, tf["channels"], 32, 32)
     assert images.min() >= 0 and images.max() <= 1
@@ -60,9 +69,9 @@ def test_maximization_far_above_random_start_and_real_mean(manifest, tf):
 
 def test_same_seed_same_images_other_seed_other_images():
     model = _model(3)
-    a = maximize(model, LAYER, [0, 1], RGB, steps=5, seed=1)[0]
-    b = maximize(model, LAYER, [0, 1], RGB, steps=5, seed=1)[0]
-    c = maximize(model, LAYER, [0, 1], RGB, steps=5, seed=2)[0]
+    a = maximize(model, LAYER, [0, 1], RGB, **(MAXIMIZE | {"steps": 5, "seed": 1}))[0]
+    b = maximize(model, LAYER, [0, 1], RGB, **(MAXIMIZE | {"steps": 5, "seed": 1}))[0]
+    c = maximize(model, LAYER, [0, 1], RGB, **(MAXIMIZE | {"steps": 5, "seed": 2}))[0]
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
 
@@ -80,7 +89,7 @@ def test_fourier_image_starts_gray_and_is_smooth():
 
 def test_random_transform_keeps_shape_and_moves_pixels():
     x = torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(0))
-    y = random_transform(x, torch.Generator().manual_seed(0), jitter=0.1)
+    y = random_transform(x, torch.Generator().manual_seed(0), 0.1, 0.05, 5.0)
     assert y.shape == x.shape and not torch.equal(x, y)
     same = random_transform(
         x, torch.Generator().manual_seed(0), jitter=0, scale=0, rotate=0
@@ -98,9 +107,8 @@ def test_visualize_filters_writes_grids_and_a_table(manifest, tmp_path):
         ["features.0.3", LAYER],
         tmp_path / "grids",
         tmp_path / "f.parquet",
-        channels=3,
-        steps=4,
-        topk=2,
+        **(OPTIONS | {"channels": 3, "steps": 4, "topk": 2}),
+        device="cpu",
     )
     t = pd.read_parquet(tmp_path / "f.parquet")
     assert list(t.columns) == [
@@ -131,9 +139,8 @@ def test_visualize_filters_writes_grids_and_a_table(manifest, tmp_path):
         [LAYER],
         tmp_path / "again",
         tmp_path / "again.parquet",
-        channels=3,
-        steps=4,
-        topk=2,
+        **(OPTIONS | {"channels": 3, "steps": 4, "topk": 2}),
+        device="cpu",
     )
     first = (tmp_path / "grids" / f"{LAYER}.png").read_bytes()
     assert (tmp_path / "again" / f"{LAYER}.png").read_bytes() == first
@@ -150,8 +157,8 @@ def test_unknown_channel_is_named(manifest, tmp_path):
             [LAYER],
             tmp_path,
             tmp_path / "f.parquet",
-            channels=[0, 99],
-            steps=1,
+            **(OPTIONS | {"channels": [0, 99], "steps": 1}),
+            device="cpu",
         )
 
 
@@ -164,7 +171,8 @@ def test_channels_are_measured_on_a_bounded_stratified_sample_on_the_cpu(
     model = _model(3)
     table = visualize_filters(
         manifest, model, RGB, [LAYER], tmp_path / "grids", tmp_path / "f.parquet",
-        channels=3, steps=2, topk=2, seed=1, max_images=7, device="cpu",
+        **(OPTIONS | {"channels": 3, "steps": 2, "topk": 2, "seed": 1}),
+        max_images=7, device="cpu",
     )  # fmt: skip
     sample = sample_images(manifest, 7, seed=1)
     assert read_parquet_meta(tmp_path / "f.parquet")["cnnatlas.images"] == (

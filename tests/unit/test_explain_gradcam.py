@@ -189,12 +189,12 @@ def test_faithfulness_salient_pixels_matter_more_than_random_ones():
     x = _images(40, seed=1)
     loader = DataLoader(TensorDataset(x, torch.arange(40)), batch_size=16)
     methods = list(METHODS)
-    df = faithfulness(model, "features", loader, methods, 0.1, 0.1, 0)
+    df = faithfulness(model, "features", loader, methods, 0.1, 0.1, 0, 64)
     assert len(df) == 40 * len(methods) and set(df["method"]) == set(methods)
     assert df["image_id"].tolist()[:40] == list(range(40))
     for _, g in df.groupby("method"):
         assert g["drop_salient"].mean() > 3 * g["drop_random"].abs().mean()
-    again = faithfulness(model, "features", loader, methods, 0.1, 0.1, 0)
+    again = faithfulness(model, "features", loader, methods, 0.1, 0.1, 0, 64)
     pd.testing.assert_frame_equal(df, again)
     assert _no_hooks(model)
 

@@ -34,7 +34,7 @@ def test_drawing_all_steps_at_once_gives_the_same_images():
     torch.manual_seed(0)
     model = DigitNet(num_classes=3, in_channels=3, width=4)
     images, start, reached = filters.maximize(
-        model, "features.1.3", [0, 2], TF, steps=5, seed=3
+        model, "features.1.3", [0, 2], TF, 5, 0.05, 3, 0.05, 0.05, 5.0
     )
     assert torch.equal(images, _per_step(model, "features.1.3", [0, 2], 5, 3))
     assert (reached >= start).all() and reached.sum() > start.sum()

@@ -5,6 +5,9 @@ from cnnatlas.errors import CnnatlasError
 from cnnatlas.explain.select import read_classes, select_images, write_selection
 from cnnatlas.io import write_parquet
 
+# the per-class counts (unused when ids are listed)
+PER_CLASS = {"correct_per_class": 1, "wrong_per_class": 1, "seed": 0}
+
 
 def _predictions(n: int = 60, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
@@ -42,20 +45,20 @@ def test_auto_selection_per_class_and_outcome():
 def test_fewer_misclassified_than_asked_takes_what_there_is():
     p = _predictions()
     p["pred"], p["correct"] = p["label"], True
-    sel = select_images(p, correct_per_class=1, wrong_per_class=5)
+    sel = select_images(p, correct_per_class=1, wrong_per_class=5, seed=0)
     assert len(sel) == 3 and (sel["reason"] == "correct").all()
 
 
 def test_listed_ids(tmp_path):
     p = _predictions()
-    sel = select_images(p, ids=[7, 3])
+    sel = select_images(p, [7, 3], **PER_CLASS)
     assert sel["image_id"].tolist() == [3, 7] and (sel["reason"] == "listed").all()
     with pytest.raises(CnnatlasError, match="explain.images.ids"):
-        select_images(p, ids=[3, 600])
+        select_images(p, [3, 600], **PER_CLASS)
     write_parquet(
         p, tmp_path / "p.parquet", meta={"cnnatlas.classes": '["a", "b", "c"]'}
     )
-    write_selection(tmp_path / "p.parquet", tmp_path / "s.parquet", ids=[3])
+    write_selection(tmp_path / "p.parquet", tmp_path / "s.parquet", [3], **PER_CLASS)
     assert read_classes(tmp_path / "s.parquet") == ["a", "b", "c"]
     with pytest.raises(CnnatlasError, match="no image selected"):
         write_selection(
@@ -63,6 +66,7 @@ def test_listed_ids(tmp_path):
             tmp_path / "x.parquet",
             correct_per_class=0,
             wrong_per_class=0,
+            seed=0,
         )
 
 

@@ -81,7 +81,7 @@ def test_stratified_subsample_keeps_class_shares_and_is_seeded():
     assert np.bincount(labels[idx]).tolist() == [12, 6, 2]
     assert np.all(np.diff(idx) > 0)
     assert len(stratified_subsample(100, 20, None, 0)) == 20
-    assert np.array_equal(stratified_subsample(10, 20, labels[:10]), np.arange(10))
+    assert np.array_equal(stratified_subsample(10, 20, labels[:10], 0), np.arange(10))
 
 
 def test_large_3d_maps_are_fitted_on_a_subsample_and_the_rest_placed(tmp_path):
@@ -131,12 +131,12 @@ def test_pca_is_exact_deterministic_and_chunked(tmp_path, small_chunks):
     x = (rng.normal(size=(n, 12)) * np.arange(12, 0, -1) @ mix).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
     mm = np.load(tmp_path / "x.npy", mmap_mode="r")
-    ours, ratio = principal_components(mm, 4)
+    ours, ratio = principal_components(mm, 4, False)
     ref = PCA(n_components=4, svd_solver="full").fit(x.astype(np.float64))
     want = ref.transform(x.astype(np.float64))
     assert np.allclose(ours, want, atol=1e-8)  # same signs as scikit-learn's svd_flip
     assert np.allclose(ratio, ref.explained_variance_ratio_)
-    assert np.array_equal(ours, principal_components(x, 4)[0])  # memmap = array
+    assert np.array_equal(ours, principal_components(x, 4, False)[0])  # memmap = array
     # the pre-step, standardised: the same as z-scoring then PCA
     x64 = x.astype(np.float64)
     z = (x64 - x64.mean(0)) / x64.std(0)
@@ -162,7 +162,7 @@ def test_pca_of_few_wide_points_uses_the_gram_matrix_and_stays_exact(small_chunk
     n = 3 * small_chunks + 5  # four chunks of rows, D > N
     x = (rng.normal(size=(n, 6)) @ rng.normal(size=(6, n + 30))).astype(np.float32)
     x += rng.normal(0, 0.1, x.shape).astype(np.float32)
-    ours, ratio = principal_components(x, 3)
+    ours, ratio = principal_components(x, 3, False)
     ref = PCA(n_components=3, svd_solver="full").fit(x.astype(np.float64))
     assert np.allclose(ours, ref.transform(x.astype(np.float64)), atol=1e-6)
     assert np.allclose(ratio, ref.explained_variance_ratio_)

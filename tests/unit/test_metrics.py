@@ -32,18 +32,18 @@ def blobs(n=150, d=20, centers=5, seed=0):
 
 def test_a_map_equal_to_the_features_is_perfectly_faithful():
     x, y = blobs(d=2)
-    assert trustworthiness(x, x) == pytest.approx(1.0)
-    assert continuity(x, x) == pytest.approx(1.0)
-    assert neighbor_overlap(neighbors(x), neighbors(x)) == 1.0
+    assert trustworthiness(x, x, 10) == pytest.approx(1.0)
+    assert continuity(x, x, 10) == pytest.approx(1.0)
+    assert neighbor_overlap(neighbors(x, 10), neighbors(x, 10)) == 1.0
 
 
 def test_a_random_map_is_near_chance():
     x, y = blobs()
     noise = np.random.default_rng(1).normal(size=(len(x), 2))
-    assert knn_accuracy(x, y) > 0.95
-    assert abs(knn_accuracy(noise, y) - 0.2) < 0.1  # 5 balanced classes
-    assert trustworthiness(x, noise) < 0.65
-    assert neighbor_overlap(neighbors(x), neighbors(noise)) < 0.2
+    assert knn_accuracy(x, y, 10, 5, 0) > 0.95
+    assert abs(knn_accuracy(noise, y, 10, 5, 0) - 0.2) < 0.1  # 5 balanced classes
+    assert trustworthiness(x, noise, 10) < 0.65
+    assert neighbor_overlap(neighbors(x, 10), neighbors(noise, 10)) < 0.2
 
 
 def test_neighbors_exclude_the_point_itself_even_with_duplicates():
@@ -56,7 +56,7 @@ def test_neighbors_exclude_the_point_itself_even_with_duplicates():
 
 
 def test_subsample_is_seeded_and_bounded():
-    assert subsample(10, 50).tolist() == list(range(10))
+    assert subsample(10, 50, 0).tolist() == list(range(10))
     a, b = subsample(1000, 100, seed=3), subsample(1000, 100, seed=3)
     assert len(a) == 100 and (a == b).all() and (np.diff(a) > 0).all()
 
@@ -156,8 +156,8 @@ def test_trustworthiness_and_continuity_are_scikit_learns_bit_for_bit():
         assert continuity(x, y, k, x_nearest=nearest(x, k)) == sk_trust(
             y, x, n_neighbors=k
         )
-    assert 0.4 < trustworthiness(x, y) < 0.7  # a random map of real structure
-    assert trustworthiness(x, x[:, :2] * 0 + x[:, :2]) < 1.0
+    assert 0.4 < trustworthiness(x, y, 10) < 0.7  # a random map of real structure
+    assert trustworthiness(x, x[:, :2] * 0 + x[:, :2], 10) < 1.0
 
 
 @pytest.mark.parametrize("d", [6, 40])  # a tree search and a brute-force one
@@ -227,7 +227,7 @@ def test_feature_neighbors_above_exact_max_come_from_an_hnsw_index(tmp_path):
     assert found["recall_at_k"] == pytest.approx(np.mean(hits) / k)
     assert found["recall_at_k"] >= 0.95
     # at or below exact_max the search is exact
-    exact_run = feature_neighbors(x, tmp_path / "e.npy", k, exact_max=1500)
+    exact_run = feature_neighbors(x, tmp_path / "e.npy", k, exact_max=1500, seed=0)
     assert exact_run["search"] == "exact" and exact_run["recall_at_k"] == 1.0
     assert np.array_equal(exact_run["ids"], neighbors(x, k))
 

@@ -61,7 +61,7 @@ def pdf_words(path):
 def test_layer_grid_panels_width_letters_and_hash(run, tmp_path):
     rows, cols = ["early", "late"], ["conv", "fc1", "relu"]
     fig = paper.embedding_grid(
-        grid_panels(run, rows, cols), rows, cols, "double", FONTS
+        grid_panels(run, rows, cols), rows, cols, "double", FONTS, "label"
     )
     assert len(fig.axes) == 6
     assert fig.get_size_inches()[0] == pytest.approx(7.2, abs=1e-9)
@@ -85,7 +85,9 @@ def test_single_width_and_same_bytes_twice(run, tmp_path):
     rows, cols = ["seed 0"], ["perplexity 5", "perplexity 10"]
     files = []
     for name in ("one", "two"):
-        fig = paper.embedding_grid(grid_panels(run, rows, cols), rows, cols, "single")
+        fig = paper.embedding_grid(
+            grid_panels(run, rows, cols), rows, cols, "single", None, "label"
+        )
         files.append(save(fig, tmp_path, name))
     (pdf1, png1), (pdf2, png2) = files
     assert float(PdfReader(pdf1).pages[0].mediabox.width) == pytest.approx(3.5 * 72)
@@ -109,9 +111,9 @@ def test_points_are_rasterised_above_2000(tmp_path, run):
         "predictions": tmp_path / "pred.parquet",
     }
     small = grid_panels(run, ["r"], ["c"])
-    fig = paper.embedding_grid([panel], ["r"], ["c"], "single")
+    fig = paper.embedding_grid([panel], ["r"], ["c"], "single", None, "label")
     assert all(c.get_rasterized() for c in fig.axes[0].collections)
-    fig = paper.embedding_grid(small, ["r"], ["c"], "single")
+    fig = paper.embedding_grid(small, ["r"], ["c"], "single", None, "label")
     assert not any(c.get_rasterized() for c in fig.axes[0].collections)
 
 
@@ -196,7 +198,9 @@ def test_filters_match_the_explain_stage_images(tiny, tmp_path):
     shown = [ax for ax in fig.axes if ax.images]
     assert len(shown) == 3 and len(fig.axes) == 4  # 2 columns: one empty cell
     seed = (0 + zlib.crc32(b"features.1.3")) % 2**63
-    images, _, _ = maximize(model, "features.1.3", [0, 2, 3], TRANSFORM, 3, 0.05, seed)
+    images, _, _ = maximize(
+        model, "features.1.3", [0, 2, 3], TRANSFORM, **(opts | {"seed": seed})
+    )
     assert np.array_equal(shown[1].images[0].get_array(), to_rgb(images[1], [0], [1]))
     assert shown[2].get_title().startswith("ch 3: ")
 

@@ -122,7 +122,7 @@ def test_grid_shares_one_legend(points, tmp_path):
         panel_size=1.5,
     )
     assert len(fig.axes) == 3 and len(fig.legends) == 1
-    plots.save_figure(fig, pdf=tmp_path / "g.pdf")
+    plots.save_figure(fig, pdf=tmp_path / "g.pdf", dpi=300)
     text = PdfReader(tmp_path / "g.pdf").pages[0].extract_text()
     assert all(t in text for t in ("p5", "p30", "s0", "s1", "square"))
 
@@ -130,7 +130,7 @@ def test_grid_shares_one_legend(points, tmp_path):
 def test_unknown_colour_by_names_the_key(points):
     df, classes = points
     with pytest.raises(CnnatlasError, match=r"figures.colour_by: 'site'.*domain"):
-        plots.plot_embedding(df, classes, "site")
+        plots.plot_embedding(df, classes, "site", width=4.0)
 
 
 def test_embedding_with_unknown_image_id_is_refused(run, tmp_path):

@@ -50,7 +50,7 @@ def test_gathered_shards_are_the_bytes_of_one_pass(imagefolder, tmp_path):
         extract_shard(manifest, model, LAYERS, d, TF, shard=i, shards=3, batch_size=7)
     assert [len(np.load(d / "logits.npy")) for d in dirs] == [7, 14, 9]
     many = tmp_path / "many"
-    gather_shards(manifest, dirs, list(LAYERS), many / "p.parquet", many / "f")
+    gather_shards(manifest, dirs, list(LAYERS), many / "p.parquet", many / "f", 5)
     assert _sha(many / "p.parquet") == _sha(one / "p.parquet")
     for layer in LAYERS:
         assert _sha(many / "f" / f"{layer}.npy") == _sha(one / "f" / f"{layer}.npy")
@@ -68,7 +68,9 @@ def test_gather_refuses_shards_of_another_manifest(imagefolder, tmp_path):
     for i, d in enumerate(dirs):
         extract_shard(manifest, model, LAYERS, d, TF, shard=i, shards=2, batch_size=8)
     with pytest.raises(CnnatlasError, match="hold 16 images but .* lists 30"):
-        gather_shards(manifest, dirs[:1], list(LAYERS), tmp_path / "p", tmp_path / "f")
+        gather_shards(
+            manifest, dirs[:1], list(LAYERS), tmp_path / "p", tmp_path / "f", 5
+        )
     assert not (tmp_path / "p").exists()
 
 

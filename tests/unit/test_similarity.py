@@ -128,7 +128,9 @@ def test_a_models_table_has_both_comparisons_and_is_the_same_twice(tmp_path):
     assert any("`conv2` changes little after s2" in s for s in sentences)
     out = [tmp_path / f"t{i}.parquet" for i in range(2)]
     for i in range(2):
-        write_summary(model_similarity("net", feats), out[i], tmp_path / f"s{i}.json")
+        write_summary(
+            model_similarity("net", feats), out[i], tmp_path / f"s{i}.json", 0.9
+        )
     assert out[0].read_bytes() == out[1].read_bytes()
     assert (tmp_path / "s0.json").read_text() == (tmp_path / "s1.json").read_text()
 
@@ -184,6 +186,6 @@ def test_rbf_cka_on_a_seeded_sample(tmp_path):
     assert sorted(set(table["kernel"])) == ["linear", "rbf"]
     assert table.groupby("kernel").size().to_dict() == {"linear": 4, "rbf": 4}
     # the summary reads the linear rows only
-    assert summarize(table, "net") == summarize(
-        table[table["kernel"] == "linear"], "net"
+    assert summarize(table, "net", 0.9) == summarize(
+        table[table["kernel"] == "linear"], "net", 0.9
     )

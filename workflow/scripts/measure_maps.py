@@ -31,7 +31,7 @@ def main(snakemake) -> None:
         # Every image's neighbours (not the subsample's), for the atlas page.
         found = feature_neighbors(
             features, job["neighbors"], options["k"], job["distances"],
-            options["exact_neighbors_max"], options["seed"],
+            options["exact_neighbors_max"], seed=options["seed"],
         )  # fmt: skip
         found.pop("ids")
         if found["search"] != "exact":

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from cnnatlas.classes import imagefolder_classes, label_names
 from cnnatlas.errors import DatasetError
 from cnnatlas.io import write_parquet
+from cnnatlas.schema import default
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -98,8 +99,8 @@ def _warn_ignored(
 
 def manifest_from_table(
     table: str | Path,
-    path_column: str = "path",
-    label_column: str = "label",
+    path_column: str,
+    label_column: str,
     classes: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Manifest from a CSV or Parquet file with a path and a label column; other columns are metadata.
@@ -197,7 +198,7 @@ def write_manifest(df: pd.DataFrame, path: str | Path, classes: Sequence[str]) -
     write_parquet(df, path, meta={"cnnatlas.classes": json.dumps(list(classes))})
 
 
-def load_image(path: str | Path, channels: int = 3) -> Image.Image:
+def load_image(path: str | Path, channels: int) -> Image.Image:
     """Decode one image to 8-bit RGB (channels=3) or L (channels=1).
 
     Gray, RGBA (composited on white), palette, CMYK and 16-bit images are converted.
@@ -330,8 +331,8 @@ def build_manifest(
     else:
         df = manifest_from_table(
             dataset["path"],
-            dataset.get("path_column", "path"),
-            dataset.get("label_column", "label"),
+            dataset.get("path_column", default("dataset.path_column")),
+            dataset.get("label_column", default("dataset.label_column")),
             classes,
         )
     if classes:

@@ -65,9 +65,7 @@ class DigitNet(nn.Module):
         return self.fc2(self.relu(self.fc1(self.flatten(self.features(x)))))
 
 
-def split_digits(
-    test_size: float = 0.2, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def split_digits(test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the bundled digits in the demo's stratified train and test splits."""
     target = load_digits().target
     train_idx, test_idx = train_test_split(
@@ -82,9 +80,7 @@ def digit_image(pixels: np.ndarray, size: int = 32) -> Image.Image:
     return Image.fromarray(gray, "L").resize((size, size), Image.Resampling.BILINEAR)
 
 
-def write_digits(
-    out: str | Path, size: int = 32, test_size: float = 0.2, seed: int = 0
-) -> None:
+def write_digits(out: str | Path, size: int, test_size: float, seed: int) -> None:
     """Write `out/train/<digit>/*.png` and `out/test/<digit>/*.png` (size x size, 8-bit gray)."""
     digits = load_digits()
     train_idx, test_idx = split_digits(test_size, seed)
@@ -117,9 +113,9 @@ def train(
     checkpoints: Sequence[str | Path],
     steps: Sequence[int],
     transform: dict,
-    batch_size: int = 64,
-    lr: float = 0.05,
-    seed: int = 0,
+    batch_size: int,
+    lr: float,
+    seed: int,
     threads: int = 1,
     device: str = default("extract.device"),
 ) -> None:

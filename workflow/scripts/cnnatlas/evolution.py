@@ -92,8 +92,8 @@ def evolve_layer(
     method: str,
     maps_dir: str | Path,
     alignment: str | Path,
-    perplexity: float = 30,
-    seed: int = 0,
+    perplexity: float,
+    seed: int,
     options: Mapping[str, Any] | None = None,
     n_jobs: int = 1,
 ) -> pd.DataFrame:

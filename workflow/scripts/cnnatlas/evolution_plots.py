@@ -136,8 +136,8 @@ def write_animation(
     labels: np.ndarray,
     class_names: Sequence[str],
     gif: str | Path,
-    frames: int = 12,
-    fps: int = 12,
+    frames: int,
+    fps: int,
 ) -> int:
     """A GIF moving every point from checkpoint to checkpoint; returns the frame count."""
     steps = frame_positions(maps, frames, hold=max(1, fps // 2))
@@ -272,9 +272,9 @@ def render_evolution(
     pdf: str | Path | None,
     gif: str | Path,
     html: str | Path,
-    title: str = "",
-    frames: int = 12,
-    fps: int = 12,
+    title: str,
+    frames: int,
+    fps: int,
 ) -> None:
     """Strip figure (PNG/PDF), GIF and slider HTML of the aligned maps in `maps_dir`."""
     maps = read_evolution(maps_dir, ckpts)

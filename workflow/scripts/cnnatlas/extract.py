@@ -135,7 +135,7 @@ def predictions_table(
     manifest: pd.DataFrame,
     logits: np.ndarray,
     classes: Sequence[str],
-    topk: int = 5,
+    topk: int,
     space: ClassSpace | None = None,
 ) -> pd.DataFrame:
     """The predictions columns of DESIGN.md from the logits [N, C] and the manifest (row i = image i).
@@ -338,7 +338,7 @@ def gather_shards(
     layers: Sequence[str],
     predictions: str | Path,
     features_dir: str | Path,
-    topk: int = 5,
+    topk: int,
     model_name: str = "model",
     class_index: Mapping[str, int] | str | None = None,
 ) -> None:

@@ -54,7 +54,7 @@ def draw_layer(
         # A map selected for a page only (figures.html, not figures.maps) has no files here.
         static = zip(modes, m["png"], m["pdf"], strict=True) if m["png"] else []
         for mode, png, pdf in static:
-            fig = plot_embedding(df, classes, mode, m["title"], opts["width"])
+            fig = plot_embedding(df, classes, mode, m["title"], width=opts["width"])
             save_figure(fig, png, pdf, dpi=opts["dpi"])
         if m.get("html"):
             thumbs = thumbnail_layout(sheets, m["html"], opts["thumbnail_zoom"])

@@ -90,7 +90,7 @@ COLUMNS = [
 ]
 
 
-def subsample(n: int, max_points: int, seed: int = 0) -> np.ndarray:
+def subsample(n: int, max_points: int, seed: int) -> np.ndarray:
     """Sorted indices of a seeded subsample of at most `max_points` of `n` points."""
     if n <= max_points:
         return np.arange(n)
@@ -99,7 +99,7 @@ def subsample(n: int, max_points: int, seed: int = 0) -> np.ndarray:
 
 
 def knn_accuracy(
-    x: np.ndarray, labels: np.ndarray, k: int = 10, folds: int = 5, seed: int = 0
+    x: np.ndarray, labels: np.ndarray, k: int, folds: int, seed: int
 ) -> float:
     """Mean accuracy of a k-nearest-neighbour classifier under stratified k-fold CV."""
     labels = np.asarray(labels)
@@ -144,7 +144,7 @@ def _trust(index: np.ndarray, nbrs: np.ndarray, k: int) -> float:
 
 
 def trustworthiness(
-    x: np.ndarray, y: np.ndarray, k: int = 10, x_index: np.ndarray | None = None
+    x: np.ndarray, y: np.ndarray, k: int, x_index: np.ndarray | None = None
 ) -> float:
     """Trustworthiness of map `y` w.r.t. features `x`: are the map's neighbours real
     ones? (1 = all). scikit-learn's value, bit for bit; `x_index`: `rank_index(x)`."""
@@ -153,7 +153,7 @@ def trustworthiness(
 
 
 def continuity(
-    x: np.ndarray, y: np.ndarray, k: int = 10, x_nearest: np.ndarray | None = None
+    x: np.ndarray, y: np.ndarray, k: int, x_nearest: np.ndarray | None = None
 ) -> float:
     """Continuity: are the features' neighbours kept in the map? (trustworthiness with
     roles swapped); `x_nearest`: `nearest(x, k)`."""
@@ -285,7 +285,7 @@ def _stratified_total(
     return float(total), float(var)
 
 
-def neighbors(x: np.ndarray, k: int = 10, distances: bool = False):
+def neighbors(x: np.ndarray, k: int, distances: bool = False):
     """Indices [N, k] of each point's k nearest other points (duplicates handled); with
     `distances`, also their Euclidean distances [N, k] (float32)."""
     k = min(k, len(x) - 1)
@@ -337,7 +337,8 @@ def feature_neighbors(
     k: int,
     distances_out: str | Path | None = None,
     exact_max: int | None = None,
-    seed: int = 0,
+    *,
+    seed: int,
 ) -> dict[str, Any]:
     """Each image's k nearest other images in feature space, over all N points (not the
     metrics subsample), saved to `out` as .npy [N, k] of uint16 (uint32 above 65,536
@@ -475,9 +476,9 @@ def map_metrics(
     x: np.ndarray,
     y: np.ndarray,
     labels: np.ndarray,
-    k: int = 10,
-    folds: int = 5,
-    seed: int = 0,
+    k: int,
+    folds: int,
+    seed: int,
     x_neighbors: np.ndarray | None = None,
     x_index: np.ndarray | None = None,
     x_nearest: np.ndarray | None = None,

@@ -172,9 +172,9 @@ def embedding_grid(
     panels: Sequence[Mapping[str, Any]],
     rows: Sequence[str],
     cols: Sequence[str],
-    width: str = "double",
-    fonts: Mapping[str, float] | None = None,
-    colour_by: str = "label",
+    width: str,
+    fonts: Mapping[str, float] | None,
+    colour_by: str,
 ) -> Figure:
     """Maps on a rows x cols grid; each panel {row, col, embedding, predictions} (2-D maps).
 
@@ -283,8 +283,8 @@ def filters_figure(
     layer: str,
     channels: int | Sequence[int],
     options: Mapping[str, Any],
-    columns: int = 8,
-    width: str = "double",
+    columns: int,
+    width: str,
     fonts: Mapping[str, float] | None = None,
     device: str = default("extract.device"),
 ) -> Figure:
@@ -366,7 +366,7 @@ def similarity_figure(
     table: pd.DataFrame,
     comparison: str,
     keys: Sequence[str],
-    width: str = "double",
+    width: str,
     fonts: Mapping[str, float] | None = None,
 ) -> Figure:
     """One model's CKA matrices (the similarity stage's table): 'layers', layer x layer
@@ -394,7 +394,7 @@ def similarity_figure(
 
 def saliency_curves_figure(
     curves_path: str | Path,
-    width: str = "double",
+    width: str,
     fonts: Mapping[str, float] | None = None,
 ) -> Figure:
     """Deletion and insertion curves (mean, interquartile band) of `saliency_curves.parquet`."""
@@ -418,7 +418,7 @@ def saliency_curves_figure(
 def saliency_randomisation_figure(
     cascade_path: str | Path,
     randomisation_path: str | Path,
-    width: str = "double",
+    width: str,
     fonts: Mapping[str, float] | None = None,
 ) -> Figure:
     """The randomisation cascade: rows = methods, columns = input, trained model and each
@@ -438,7 +438,7 @@ def saliency_randomisation_figure(
 
 
 def save_paper_figure(
-    fig: Figure, pdf: str | Path, png: str | Path, run: str, dpi: int = 300
+    fig: Figure, pdf: str | Path, png: str | Path, run: str, dpi: int
 ) -> None:
     """Write `fig` as PDF (vector text) and PNG atomically; the run hash goes in the metadata.
 

@@ -69,6 +69,8 @@ CORRECT_COLOURS = {"correct": "#4477AA", "misclassified": "#EE6677"}
 FIXED_MODES = ("label", "pred", "correct", "confidence")
 RASTER_ABOVE = 2000
 CONTINUOUS_CMAP = "viridis"
+# inches per map of a grid figure
+PANEL_SIZE = 2.2
 _MAX_CATEGORIES = 40
 _LEGEND_WIDTH = (
     1.3  # inches beside the axes for the legend (fixed: PNG size = figsize x dpi)
@@ -314,7 +316,8 @@ def plot_embedding(
     classes: Sequence[str],
     mode: str = "label",
     title: str = "",
-    width: float = 4.0,
+    *,
+    width: float,
 ) -> Figure:
     """A one-panel figure of the points table `df` (from `load_points`) coloured by `mode`."""
     check_colour_by([mode], df)
@@ -330,7 +333,7 @@ def plot_grid(
     panels: Sequence[Sequence[tuple[str, pd.DataFrame] | None]],
     classes: Sequence[str],
     mode: str = "label",
-    panel_size: float = 2.2,
+    panel_size: float = PANEL_SIZE,
     row_labels: Sequence[str] = (),
     col_labels: Sequence[str] = (),
 ) -> Figure:
@@ -411,7 +414,8 @@ def save_figure(
     fig: Figure,
     png: str | Path | None = None,
     pdf: str | Path | None = None,
-    dpi: int = 300,
+    *,
+    dpi: int,
 ) -> None:
     """Write `fig` as PNG and/or PDF atomically with fixed metadata (reruns are byte-identical).
 
@@ -434,7 +438,7 @@ def plot_grid_files(
     mode: str = "label",
     row_labels: Sequence[str] = (),
     col_labels: Sequence[str] = (),
-    panel_size: float = 2.2,
+    panel_size: float = PANEL_SIZE,
 ) -> Figure:
     """`plot_grid` of (title, embedding file, predictions file) cells; classes from the first."""
     classes: list[str] = []

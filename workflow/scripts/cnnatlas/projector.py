@@ -63,7 +63,7 @@ BASE_COLUMNS = ["image_id", "path", "label", "label_name"]
 
 
 def sprite_layout(
-    n: int, thumbnail: int = 64, min_thumbnail: int = 8, limit: int = MAX_SPRITE_PX
+    n: int, thumbnail: int, min_thumbnail: int, limit: int = MAX_SPRITE_PX
 ) -> tuple[int, int]:
     """(points to export, thumbnail side in px) so that a square sprite fits `limit` px.
 

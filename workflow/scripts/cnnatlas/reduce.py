@@ -164,7 +164,7 @@ def _top(matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def principal_components(
-    x: np.ndarray, k: int, standardize: bool = False
+    x: np.ndarray, k: int, standardize: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """The first `k` principal components of `x` [N, D] (optionally z-scored first):
     (coordinates float64 [N, k], explained variance ratio [k]).
@@ -259,7 +259,7 @@ def prepare_features(
 
 
 def stratified_subsample(
-    n: int, size: int, labels: np.ndarray | None = None, seed: int = 0
+    n: int, size: int, labels: np.ndarray | None, seed: int
 ) -> np.ndarray:
     """Sorted indices of a seeded subsample of `size` of `n` points (all when n <= size),
     each class of `labels` [n] represented in proportion to its size (largest

@@ -349,7 +349,7 @@ def _span(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else f"{names[0]} to {names[-1]}"
 
 
-def summarize(table: pd.DataFrame, model: str, settled: float = 0.9) -> list[str]:
+def summarize(table: pd.DataFrame, model: str, settled: float) -> list[str]:
     """Plain-words sentences on one model, computed from its table: when each layer
     reaches CKA >= `settled` with the last checkpoint, which layers keep changing,
     and how alike neighbouring layers are in the last checkpoint (linear CKA)."""
@@ -405,7 +405,7 @@ def summarize(table: pd.DataFrame, model: str, settled: float = 0.9) -> list[str
 
 
 def write_summary(table: pd.DataFrame, out_table: str | Path, out_json: str | Path,
-                  settled: float = 0.9) -> dict[str, Any]:  # fmt: skip
+                  settled: float) -> dict[str, Any]:  # fmt: skip
     """Write the gathered table (Parquet) and summary.json ({model: [sentences]},
     the estimators used and N); log the sentences."""
     write_parquet(table, out_table)

@@ -30,7 +30,7 @@ def draw_panels(
     panels: Sequence[tuple[str, pd.DataFrame]],
     xlabel: str,
     ylabel: str,
-    max_cell_labels: int = 12,
+    max_cell_labels: int,
     fontsize: float = 7,
 ):
     """CKA matrices on `axes`, 0 to 1 in viridis; the rows (the same in every panel)
@@ -80,7 +80,7 @@ def heatmap_panels(
     pdf: str | Path,
     xlabel: str,
     ylabel: str,
-    max_cell_labels: int = 12,
+    max_cell_labels: int,
 ) -> None:
     """One figure of CKA matrices side by side, one shared colour bar (0 to 1)."""
     n = len(panels)
@@ -97,7 +97,7 @@ def heatmap_panels(
 
 
 def similarity_figures(
-    table: pd.DataFrame, out_dir: str | Path, max_cell_labels: int = 12
+    table: pd.DataFrame, out_dir: str | Path, max_cell_labels: int
 ) -> list[Path]:
     """Every heat map of a gathered CKA table into `out_dir`: per model, its layers in
     each checkpoint (`{model}-layers.png`) and each layer across its checkpoints

@@ -84,7 +84,7 @@ def tile_origin(i: int, h: int, w: int, per_row: int) -> tuple[int, int]:
     return (i // per_row) * (h + GAP), (i % per_row) * (w + GAP)
 
 
-def channel_grid(tiles: np.ndarray, per_row: int = 16, fill: int = 255) -> np.ndarray:
+def channel_grid(tiles: np.ndarray, per_row: int, fill: int = 255) -> np.ndarray:
     """Tiles [C, h, w(, 3)] laid out `per_row` to a row, one pixel apart, in channel order."""
     c, h, w = tiles.shape[:3]
     rows, cols = math.ceil(c / per_row), min(c, per_row)
@@ -125,10 +125,11 @@ def layer_figure(
     image: np.ndarray,
     act: np.ndarray,
     title: str,
-    how: str = "standard",
-    per_row: int = 16,
+    how: str,
+    per_row: int,
     min_tile: int = 32,
-    cmap: str = "viridis",
+    *,
+    cmap: str,
 ) -> tuple[np.ndarray, int]:
     """The input image beside a grid of every channel of `act` [C, H, W]; returns (RGB, dead count)."""
     factor = max(1, math.ceil(min_tile / act.shape[1]))
@@ -145,10 +146,11 @@ def overview_figure(
     image: np.ndarray,
     acts: Mapping[str, np.ndarray],
     title: str,
-    how: str = "standard",
-    per_row: int = 16,
+    how: str,
+    per_row: int,
     tile: int = 32,
-    cmap: str = "viridis",
+    *,
+    cmap: str,
 ) -> np.ndarray:
     """One row per layer: the `per_row` channels with the highest mean activation on this image."""
     rows = []
@@ -181,10 +183,10 @@ def render_feature_maps(
     transform: Mapping[str, Any],
     layers: Sequence[str],
     out_dir: str | Path,
-    per_row: int = 16,
-    normalize: str = "standard",
-    cmap: str = "viridis",
-    device: str = "auto",
+    per_row: int,
+    normalize: str,
+    cmap: str,
+    device: str,
 ) -> pd.DataFrame:
     """Write `{image_id:05d}_{layer}.png` and `{image_id:05d}_overview.png` per selected image.
 

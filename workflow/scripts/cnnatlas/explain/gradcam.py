@@ -73,7 +73,7 @@ def _probe(model: nn.Module) -> Iterator[list[tuple[str, tuple[int, ...]]]]:
             h.remove()
 
 
-def find_target_layer(model: nn.Module, channels: int = 3, size: int = 32) -> str:
+def find_target_layer(model: nn.Module, channels: int, size: int = 32) -> str:
     """The last module (in the order forward calls finish) whose output is a spatial map.
 
     Spatial means [N, C, H, W] with H * W > 1: the output of the last convolutional
@@ -167,7 +167,7 @@ def faithfulness(
     fraction: float,
     blur: float,
     seed: int,
-    batch_size: int = 64,
+    batch_size: int,
     device: torch.device | str = "cpu",
 ) -> pd.DataFrame:
     """Per image and method: confidence, drop_salient and drop_random (predicted class).
@@ -349,7 +349,7 @@ def render_gradcam(
     blur: float,
     seed: int,
     batch_size: int,
-    device: str = "auto",
+    device: str,
     max_images: int | None = None,
     mem_mb: float | None = None,
 ) -> pd.DataFrame:

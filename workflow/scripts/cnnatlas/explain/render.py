@@ -31,6 +31,8 @@ __all__ = [
 
 BACKGROUND = 255
 FONT_SIZE = 11
+# pixels between the images that hstack and vstack put side by side
+STACK_GAP = 4
 
 
 @cache
@@ -58,7 +60,7 @@ def to_rgb(
     return np.repeat(a, 3, axis=-1) if a.shape[-1] == 1 else a
 
 
-def colorize(gray: np.ndarray, cmap: str = "viridis") -> np.ndarray:
+def colorize(gray: np.ndarray, cmap: str) -> np.ndarray:
     """An 8-bit [H, W] array through a matplotlib colour map: [H, W, 3] uint8."""
     return _lut(cmap)[gray]
 
@@ -101,7 +103,7 @@ def _pad_to(a: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
-def hstack(images: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
+def hstack(images: Sequence[np.ndarray], gap: int = STACK_GAP) -> np.ndarray:
     """Images side by side, top-aligned, on a white background."""
     h = max(a.shape[0] for a in images)
     parts = []
@@ -112,7 +114,7 @@ def hstack(images: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def vstack(images: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
+def vstack(images: Sequence[np.ndarray], gap: int = STACK_GAP) -> np.ndarray:
     """Images one below the other, left-aligned, on a white background."""
     w = max(a.shape[1] for a in images)
     parts = []

@@ -34,9 +34,10 @@ TITLES = ["label_title", "pred_title"]
 def select_images(
     predictions: pd.DataFrame,
     ids: Sequence[int] | None = None,
-    correct_per_class: int = 1,
-    wrong_per_class: int = 1,
-    seed: int = 0,
+    *,
+    correct_per_class: int,
+    wrong_per_class: int,
+    seed: int,
 ) -> pd.DataFrame:
     """Rows of `predictions` to explain, sorted by image_id, with a `reason` column.
 
@@ -126,13 +127,18 @@ def write_selection(
     predictions: str | Path,
     out: str | Path,
     ids: Sequence[int] | None = None,
-    correct_per_class: int = 1,
-    wrong_per_class: int = 1,
-    seed: int = 0,
+    *,
+    correct_per_class: int,
+    wrong_per_class: int,
+    seed: int,
 ) -> pd.DataFrame:
     """Select images from a predictions Parquet and write them (with its class list) to `out`."""
     sel = select_images(
-        pd.read_parquet(predictions), ids, correct_per_class, wrong_per_class, seed
+        pd.read_parquet(predictions),
+        ids,
+        correct_per_class=correct_per_class,
+        wrong_per_class=wrong_per_class,
+        seed=seed,
     )
     if sel.empty:
         raise CnnatlasError(

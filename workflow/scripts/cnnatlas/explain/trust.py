@@ -563,7 +563,7 @@ def render_saliency_checks(
     methods: Sequence[str],
     layer: str | None,
     options: Mapping[str, Any],
-    device: str = "auto",
+    device: str,
     mem_mb: float | None = None,
 ) -> pd.DataFrame:
     """Run `check_saliency` on a sample of `predictions` and write every output.

@@ -159,7 +159,7 @@ def _embedding(
     initialization: np.ndarray,
     *,
     n_jobs: int = 1,
-    seed: int = 0,
+    seed: int,
     **fit: Any,
 ) -> "TSNEEmbedding":
     """The optimised openTSNE embedding of `fit_tsne` (`fit`: its options). `n_jobs`
@@ -210,7 +210,7 @@ def fit_tsne(
     learning_rate: float | str,
     negative_gradient_method: str,
     n_jobs: int = 1,
-    seed: int = 0,
+    seed: int,
 ) -> tuple[np.ndarray, float]:
     """Optimise one t-SNE map from `affinities` and an initial layout [N, dim].
 
@@ -281,9 +281,9 @@ def fit_options(options: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
 def tsne_map(
     x: np.ndarray,
-    dim: int = 2,
-    perplexity: float = 30,
-    seed: int = 0,
+    dim: int,
+    perplexity: float,
+    seed: int,
     init: np.ndarray | None = None,
     options: Mapping[str, Any] | None = None,
     n_jobs: int = 1,

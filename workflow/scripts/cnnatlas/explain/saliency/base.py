@@ -37,6 +37,9 @@ __all__ = [
 ]
 
 METHODS: dict[str, type["SaliencyMethod"]] = {}
+# Inputs per forward pass of a method whose caller names no batch size (the workflow
+# always names one: explain.gradcam.batch_size, explain.trust.batch_size).
+BATCH_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,9 @@ class SaliencyMethod(ABC):
     # extra forward passes per channel of the layer and image (for progress and cost)
     passes_per_channel: ClassVar[int] = 0
 
-    def __init__(self, model: nn.Module, layer: str, batch_size: int = 64) -> None:
+    def __init__(
+        self, model: nn.Module, layer: str, batch_size: int = BATCH_SIZE
+    ) -> None:
         modules = dict(model.named_modules())
         if layer not in modules:
             raise LayerError(
@@ -131,7 +136,7 @@ def open_methods(
     model: nn.Module,
     layer: str,
     methods: Sequence[str | type[SaliencyMethod]],
-    batch_size: int = 64,
+    batch_size: int = BATCH_SIZE,
 ) -> Iterator[list[SaliencyMethod]]:
     """Several methods (names or classes) of one layer, entered; all hooks go at exit."""
     classes = [method_class(m) if isinstance(m, str) else m for m in methods]
