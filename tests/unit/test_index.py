@@ -61,7 +61,7 @@ def run(tmp_path_factory):
     write_parquet(checks, root / "checks.parquet", meta={"cnnatlas.images": "12 of 40"})
     logs = root / "logs"
     (logs / "reduce_tsne").mkdir(parents=True)
-    record = "2026-01-02 03:04:05,678 {} cnnatlas.reduce: {}"
+    record = "2026-01-02 03:04:05,678 {} cnnatlas.maps.toolbox: {}"
     constant = "fc.npy: 3 of 8 features are constant (zero variance)"
     (logs / "reduce_tsne" / "early.log").write_text(
         "\n".join([

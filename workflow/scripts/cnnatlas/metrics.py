@@ -30,8 +30,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
 from cnnatlas.io import atomic_path, read_parquet_meta, write_parquet
-from cnnatlas.maps import get_method
-from cnnatlas.reduce import stratified_subsample
+from cnnatlas.maps import get_method, map_fields, read_spec
+from cnnatlas.maps.toolbox import META_KEY, stratified_subsample
 from cnnatlas.schema import with_defaults
 
 __all__ = [
@@ -368,7 +368,7 @@ def _float(v: Any) -> float:
 
 
 def _read_map(path: str | Path) -> tuple[dict[str, Any], np.ndarray]:
-    meta = json.loads(read_parquet_meta(path)["cnnatlas.map"])
+    meta = json.loads(read_parquet_meta(path)[META_KEY])
     df = pd.read_parquet(path)
     return meta, df[[c for c in "xyz" if c in df.columns]].to_numpy(np.float64)
 
@@ -444,9 +444,7 @@ def layer_metrics(
             {
                 **keys,
                 "method": meta["method"],
-                "dim": int(meta["dim"]),
-                "perplexity": float(meta["perplexity"]),
-                "seed": int(meta["seed"]),
+                **map_fields(read_spec(meta["method"], meta)),
                 "n_points": len(x),
                 "n_metric_points": len(idx),
                 "chance": chance,

@@ -1,16 +1,18 @@
-"""What every map method shares: loading and checking a layer's features, the
-standardisation and PCA pre-step, the contract's embedding table and its metadata, and
-writing every map of one layer and method (the methods themselves: `cnnatlas.maps`).
+"""What the map methods share, below them: loading and checking a layer's features, the
+standardisation and exact PCA (the pre-step and PCA maps), class-stratified subsamples,
+a kNN-graph method's input and maps, worker processes that fit maps side by side,
+Procrustes alignment, the images' labels, package versions, and the contract's
+embedding table.
 
 Work that does not depend on the seed is done once per layer and method: the
 standardisation and the PCA pre-step here, and e.g. t-SNE's kNN graph in
 `cnnatlas.maps.tsne` (built once for the largest perplexity, re-calibrated for each
-smaller one). Only the optimisation runs per (dim, perplexity, seed).
+smaller one). Only the optimisation runs per (dim, perplexity, seed). A job's maps are
+written by `cnnatlas.mapping`, above the methods.
 """
 
-import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from hashlib import blake2b
 from importlib.metadata import version
@@ -21,8 +23,7 @@ import numpy as np
 import pandas as pd
 
 from cnnatlas.errors import CnnatlasError
-from cnnatlas.io import write_parquet
-from cnnatlas.maps import FitJob, Maps, MapSpec, get_method
+from cnnatlas.maps import FitJob, Maps
 
 __all__ = [
     "FeatureError",
@@ -39,14 +40,13 @@ __all__ = [
     "procrustes_align",
     "read_labels",
     "versions",
+    "META_KEY",
     "embedding_frame",
-    "write_embedding",
-    "write_maps",
-    "write_job_maps",
 ]
 
 log = logging.getLogger(__name__)
 
+# The Parquet metadata key of an embedding's parameters (JSON).
 META_KEY = "cnnatlas.map"
 # Seed-independent steps (PCA pre-step, kNN graph) use this fixed random state, so that
 # every seed of a sweep shares them; the map's seed drives the initialisation's jitter.
@@ -384,98 +384,3 @@ def embedding_frame(coords: np.ndarray) -> pd.DataFrame:
     for i, axis in enumerate("xyz"[: coords.shape[1]]):
         df[axis] = coords[:, i]
     return df
-
-
-def write_embedding(
-    coords: np.ndarray, path: str | Path, method: str, spec: MapSpec, params: dict
-) -> None:
-    """Write one embedding Parquet; its parameters go to the metadata key `cnnatlas.map` (JSON)."""
-    meta = {
-        "method": method,
-        "dim": spec.dim,
-        "perplexity": spec.perplexity,
-        "seed": spec.seed,
-        **params,
-    }
-    write_parquet(
-        embedding_frame(coords), path, {META_KEY: json.dumps(meta, sort_keys=True)}
-    )
-
-
-def write_maps(
-    features: str | Path,
-    method: str,
-    outputs: Mapping[MapSpec, str | Path],
-    options: Mapping[str, Any] | None = None,
-    n_jobs: int = 1,
-    predictions: str | Path | None = None,
-) -> None:
-    """Compute every map of one layer and method and write each to its output path;
-    `predictions` (the checkpoint's predictions.parquet) gives the class labels that
-    stratify a subsample."""
-    labels = None if predictions is None else read_labels(predictions)
-    _write_maps(features, method, outputs, options, n_jobs, predictions, labels)
-
-
-def write_job_maps(
-    jobs: Sequence[Mapping[str, Any]],
-    method: str,
-    options: Mapping[str, Any] | None = None,
-    n_jobs: int = 1,
-) -> None:
-    """`write_maps` for every layer of a reduce job (`Plan.reduce_jobs` entries: per
-    layer its features, predictions and [dim, perplexity, seed, path] maps); each
-    checkpoint's labels are read once, not once per layer."""
-    labels: dict[str, np.ndarray] = {}
-    for job in jobs:
-        predictions = str(job["predictions"])
-        if predictions not in labels:
-            labels[predictions] = read_labels(predictions)
-        outputs = {
-            MapSpec(int(dim), float(perplexity), int(seed)): path
-            for dim, perplexity, seed, path in job["maps"]
-        }
-        _write_maps(
-            job["features"],
-            method,
-            outputs,
-            options,
-            n_jobs,
-            predictions,
-            labels[predictions],
-        )
-
-
-def _write_maps(
-    features: str | Path,
-    method: str,
-    outputs: Mapping[MapSpec, str | Path],
-    options: Mapping[str, Any] | None,
-    n_jobs: int,
-    predictions: str | Path | None,
-    labels: np.ndarray | None,
-) -> None:
-    fit = get_method(method)
-    x = load_features(features)
-    if labels is not None and len(labels) != len(x):
-        raise FeatureError(
-            f"{features}: {len(x)} rows but {predictions} has {len(labels)} images; "
-            "re-run the extraction of this checkpoint"
-        )
-    log.info(
-        "%s: %d points x %d features, %d %s maps",
-        features,
-        *x.shape,
-        len(outputs),
-        method,
-    )
-    for spec, coords, params in fit.maps(
-        x, list(outputs), options, n_jobs, str(features), labels
-    ):
-        write_embedding(
-            coords,
-            outputs[spec],
-            method,
-            spec,
-            {"features": Path(features).name, **params},
-        )
