@@ -24,14 +24,14 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
-from cnnatlas.maps import AXES, MapSpec, get_method, methods  # noqa: E402
+from cnnatlas.maps import get_method, methods  # noqa: E402
+from cnnatlas.maps.toolbox import load_features  # noqa: E402
 from cnnatlas.metrics import (  # noqa: E402
     knn_accuracy,
     map_metrics,
     neighbor_overlap,
     neighbors,
 )
-from cnnatlas.reduce import load_features  # noqa: E402
 from cnnatlas.schema import defaults  # noqa: E402
 
 RUN = ROOT / "results" / "digitnet" / "step0600"
@@ -46,13 +46,9 @@ def layer_table(layer: str, names: list[str], seeds: list[int]) -> list[dict]:
     rows = []
     for name in names:
         method = get_method(name)
-        values = {"perplexity": 30.0}
         maps, cpu = [], 0.0
         for seed in seeds:
-            values["seed"] = seed
-            spec = MapSpec(
-                2, *(values.get(a, 0) if a in method.axes else 0 for a in AXES)
-            )
+            spec = method.spec(2, perplexity=30.0, seed=seed)
             c = time.process_time()
             (_, coords, _), *_ = method.maps(x.astype(np.float32), [spec])
             cpu += time.process_time() - c

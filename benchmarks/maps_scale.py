@@ -90,6 +90,7 @@ def load() -> str:
 
 
 def _tsne_fit(n: int, dim: int, gradient: str, n_jobs: int) -> dict:
+    from cnnatlas.maps.toolbox import prepare_features
     from cnnatlas.maps.tsne import (
         _jitter,
         fit_options,
@@ -98,7 +99,6 @@ def _tsne_fit(n: int, dim: int, gradient: str, n_jobs: int) -> dict:
         tsne_affinities,
     )
     from cnnatlas.metrics import subsample
-    from cnnatlas.reduce import prepare_features
     from cnnatlas.schema import default
 
     x, labels = digits(n)
@@ -131,8 +131,8 @@ def _tsne_steps(n: int, steps: int, n_jobs: int) -> dict:
     of the same affinities, and of the affinities, on `n_jobs` threads: `steps` steps at
     the early exaggeration (12) from the jittered PCA initialisation. A full map is 750
     steps (250 + 500), the cost per step varies little between the phases."""
+    from cnnatlas.maps.toolbox import prepare_features
     from cnnatlas.maps.tsne import _jitter, pca_initialization, tsne_affinities
-    from cnnatlas.reduce import prepare_features
     from openTSNE import TSNEEmbedding
 
     x, _ = digits(n)
@@ -159,8 +159,8 @@ def _tsne_3d_sub(n: int, fitted: int) -> dict:
     """A 3-D map of n points fitted on a class-stratified subsample of `fitted` and the
     rest placed by transform (`subsampled_map`, 1 thread): CPU seconds and 10-NN accuracy
     of the fitted and of the placed points (5,000 of each at most)."""
+    from cnnatlas.maps.toolbox import prepare_features, stratified_subsample
     from cnnatlas.maps.tsne import subsampled_map
-    from cnnatlas.reduce import prepare_features, stratified_subsample
 
     x, labels = digits(n)
     xp = prepare_features(x, False, 50)
@@ -183,7 +183,7 @@ def _tsne_3d_sub(n: int, fitted: int) -> dict:
 
 
 def _pca(path: str, k: int) -> dict:
-    from cnnatlas.reduce import load_features, prepare_features
+    from cnnatlas.maps.toolbox import load_features, prepare_features
 
     t, c = time.perf_counter(), time.process_time()
     x = load_features(path)
@@ -229,7 +229,7 @@ def _neighbors(path: str, k: int, queries: int | None = None) -> dict:
 
 def _pca_maps(path: str) -> dict:
     from cnnatlas.maps import MapSpec, get_method
-    from cnnatlas.reduce import load_features
+    from cnnatlas.maps.toolbox import load_features
 
     t, c = time.perf_counter(), time.process_time()
     maps = get_method("pca").maps(load_features(path), [MapSpec(2), MapSpec(3)])
@@ -247,15 +247,15 @@ def _pca_maps(path: str) -> dict:
 def _umap(n: int) -> dict:
     """UMAP 2-D and 3-D of the same features in one process (after a 500-point warm-up
     that pays numba's compilation), as the batched reduce_umap job makes them."""
-    from cnnatlas.maps import MapSpec, get_method
+    from cnnatlas.maps import get_method
 
     x, labels = digits(n)
     umap = get_method("umap")
-    list(umap.maps(x[:500], [MapSpec(2), MapSpec(3)]))
+    list(umap.maps(x[:500], [umap.spec(2, seed=0), umap.spec(3, seed=0)]))
     out = {"n": n}
     for dim in (2, 3):
         t, c = time.perf_counter(), time.process_time()
-        list(umap.maps(x, [MapSpec(dim)]))
+        list(umap.maps(x, [umap.spec(dim, seed=0)]))
         out[f"umap_{dim}d_s"] = round(time.perf_counter() - t, 2)
         out[f"umap_{dim}d_cpu_s"] = round(time.process_time() - c, 2)
     return {**out, "load": load()}

@@ -27,9 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
 from cnnatlas.extract import extract  # noqa: E402
+from cnnatlas.maps.tsne import tsne_map  # noqa: E402
 from cnnatlas.metrics import knn_accuracy  # noqa: E402
 from cnnatlas.models import load_model  # noqa: E402
-from cnnatlas.reduce import tsne_map  # noqa: E402
 from cnnatlas.schema import defaults  # noqa: E402
 
 # kNN accuracy with the schema's maps.metrics k, folds and seed.

@@ -30,8 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 sys.path.insert(0, str(REPO))
 
+from cnnatlas.maps.toolbox import principal_components  # noqa: E402
 from cnnatlas.metrics import sampled_trust  # noqa: E402
-from cnnatlas.reduce import principal_components  # noqa: E402
 
 from benchmarks.neighbors import features  # noqa: E402
 

@@ -20,8 +20,8 @@ from cnnatlas.evolution_plots import (
 )
 from cnnatlas.io import read_parquet_meta
 from cnnatlas.maps import get_method
+from cnnatlas.maps.toolbox import procrustes_align
 from cnnatlas.plots import class_styles
-from cnnatlas.reduce import procrustes_align
 from PIL import Image
 
 FAST = {"n_iter": 150, "early_exaggeration_iter": 100}

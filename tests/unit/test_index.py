@@ -61,7 +61,7 @@ def run(tmp_path_factory):
     write_parquet(checks, root / "checks.parquet", meta={"cnnatlas.images": "12 of 40"})
     logs = root / "logs"
     (logs / "reduce_tsne").mkdir(parents=True)
-    record = "2026-01-02 03:04:05,678 {} cnnatlas.reduce: {}"
+    record = "2026-01-02 03:04:05,678 {} cnnatlas.maps.toolbox: {}"
     constant = "fc.npy: 3 of 8 features are constant (zero variance)"
     (logs / "reduce_tsne" / "early.log").write_text(
         "\n".join([
@@ -197,3 +197,25 @@ def test_images_left_out_are_counted_in_the_dataset_line(run, tmp_path):
     out = tmp_path / "index.html"
     write_index(out, [], metrics=run["root"] / "metrics.parquet", summary=summary)
     assert "; 2 images that cannot be decoded are left out" in out.read_text()
+
+
+def test_the_metrics_table_shows_no_value_for_an_axis_a_method_lacks(run):
+    """metrics.parquet records 0 for PCA's perplexity and seed and UMAP's perplexity;
+    the page's table shows them as missing ('–'), not as 'perplexity 0'."""
+    table = run["page"].split('<table class="metrics">')[1].split("</table>")[0]
+    head = re.findall(r"<th>(\w+)</th>", table)
+    rows = [
+        dict(zip(head, re.findall(r"<td[^>]*>(.*?)</td>", row), strict=True))
+        for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1])
+    ]
+    shown = [(r["method"], r["perplexity"], r["seed"]) for r in rows]
+    assert shown == [
+        ("tsne", "30.000", "0"),
+        ("tsne", "30.000", "1"),
+        ("tsne", "30.000", "0"),
+        ("pca", "–", "–"),
+        ("pca", "–", "–"),
+        ("umap", "–", "2"),
+        ("umap", "–", "1"),
+        ("tsne", "30.000", "0"),
+    ]

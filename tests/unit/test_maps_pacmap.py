@@ -6,9 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from cnnatlas.io import read_parquet_meta
-from cnnatlas.maps import MapSpec, get_method
+from cnnatlas.mapping import write_maps
+from cnnatlas.maps import get_method
 from cnnatlas.metrics import knn_accuracy, trustworthiness
-from cnnatlas.reduce import write_maps
+
+PACMAP = get_method("pacmap")
 
 
 def blobs(n=90, d=40, centers=3, seed=0):
@@ -28,7 +30,7 @@ def test_pacmap_maps_keep_clusters_and_record_their_options(tmp_path):
     x, labels = blobs()
     np.save(tmp_path / "f.npy", x)
     outputs = {
-        MapSpec(d, 0.0, s): tmp_path / f"{d}-{s}.parquet"
+        PACMAP.spec(d, seed=s): tmp_path / f"{d}-{s}.parquet"
         for d in (2, 3)
         for s in (0, 1)
     }
@@ -43,7 +45,7 @@ def test_pacmap_maps_keep_clusters_and_record_their_options(tmp_path):
         assert meta["method"] == "pacmap" and meta["seed"] == spec.seed
         assert meta["n_neighbors"] == 8 and meta["effective_n_neighbors"] == 8
         assert meta["FP_ratio"] == 2.0 and "pacmap" in meta["versions"]
-    a, b = (pd.read_parquet(outputs[MapSpec(2, 0.0, s)]) for s in (0, 1))
+    a, b = (pd.read_parquet(outputs[PACMAP.spec(2, seed=s)]) for s in (0, 1))
     assert not a.equals(b)  # the seed changes the map
 
 
@@ -51,7 +53,8 @@ def test_pacmap_is_reproducible_and_clamps_n_neighbors(caplog):
     x, _ = blobs(n=12, d=5)
     method = get_method("pacmap")
     runs = [
-        list(method.maps(x, [MapSpec(2, 0.0, 3)], {"n_neighbors": 20})) for _ in "ab"
+        list(method.maps(x, [PACMAP.spec(2, seed=3)], {"n_neighbors": 20}))
+        for _ in "ab"
     ]
     np.testing.assert_array_equal(runs[0][0][1], runs[1][0][1])
     assert runs[0][0][2]["effective_n_neighbors"] == 11

@@ -9,17 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 from cnnatlas.io import read_parquet_meta
+from cnnatlas.mapping import write_maps
 from cnnatlas.maps import MapSpec, get_method
-from cnnatlas.metrics import layer_metrics
-from cnnatlas.reduce import (
+from cnnatlas.maps.toolbox import (
     check_features,
     prepare_features,
     principal_components,
     stratified_subsample,
-    write_maps,
 )
+from cnnatlas.metrics import layer_metrics
 
-from tests.unit.test_reduce import blobs
+from tests.unit.test_mapping import blobs
 
 FAST = {"n_iter": 40, "early_exaggeration_iter": 20}
 KEYS = {"model": "m", "ckpt": "c", "layer": "l"}
@@ -37,10 +37,8 @@ def _run(tmp_path, name, x, labels, options, specs, n_jobs=1):
     (tmp_path / name).mkdir()
     feats = tmp_path / name / "layer.npy"  # its name goes into the metadata
     np.save(feats, x)
-    preds = tmp_path / name / "predictions.parquet"
-    pd.DataFrame({"image_id": np.arange(len(x)), "label": labels}).to_parquet(preds)
     out = {s: tmp_path / name / f"{s.dim}-{s.perplexity}-{s.seed}.pq" for s in specs}
-    write_maps(feats, "tsne", out, options, n_jobs, preds)
+    write_maps(feats, "tsne", out, options, n_jobs, labels)
     return out
 
 
@@ -115,9 +113,9 @@ def test_large_3d_maps_are_fitted_on_a_subsample_and_the_rest_placed(tmp_path):
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Chunks of 16 rows: the chunked passes run over several chunks at tiny N."""
-    import cnnatlas.reduce
+    import cnnatlas.maps.toolbox
 
-    monkeypatch.setattr(cnnatlas.reduce, "CHUNK", 16)
+    monkeypatch.setattr(cnnatlas.maps.toolbox, "CHUNK", 16)
     return 16
 
 
@@ -169,22 +167,20 @@ def test_pca_of_few_wide_points_uses_the_gram_matrix_and_stays_exact(small_chunk
 
 
 def test_labels_of_another_length_stop_the_job_naming_both_files(tmp_path):
-    from cnnatlas.reduce import FeatureError
+    from cnnatlas.maps.toolbox import FeatureError
 
     x, labels = blobs(n=30, d=8)
     np.save(tmp_path / "layer.npy", x)
-    preds = tmp_path / "predictions.parquet"
-    pd.DataFrame({"image_id": np.arange(29), "label": labels[:29]}).to_parquet(preds)
     out = {MapSpec(2, 5.0, 0): tmp_path / "m.parquet"}
     with pytest.raises(FeatureError, match=r"layer.npy: 30 rows but .*predictions"):
-        write_maps(tmp_path / "layer.npy", "tsne", out, FAST, 1, preds)
+        write_maps(tmp_path / "layer.npy", "tsne", out, FAST, 1, labels[:29])
     assert not out[MapSpec(2, 5.0, 0)].exists()
 
 
 def test_a_job_reads_each_checkpoints_labels_once(tmp_path, monkeypatch):
     """A job of every layer of a checkpoint (or of every checkpoint, a batched method)
     reads each predictions.parquet once and writes what write_maps writes per layer."""
-    from cnnatlas import reduce
+    from cnnatlas import mapping
 
     x, labels = blobs(n=40, d=8)
     preds = tmp_path / "predictions.parquet"
@@ -201,14 +197,14 @@ def test_a_job_reads_each_checkpoints_labels_once(tmp_path, monkeypatch):
             {MapSpec(2, 5.0, 0): tmp_path / f"{layer}-one.parquet"},
             FAST,
             1,
-            preds,
+            labels,
         )
     reads = []
-    read_labels = reduce.read_labels
+    read_labels = mapping.read_labels
     monkeypatch.setattr(
-        reduce, "read_labels", lambda p: reads.append(p) or read_labels(p)
+        mapping, "read_labels", lambda p: reads.append(p) or read_labels(p)
     )
-    reduce.write_job_maps(jobs, "tsne", FAST, 1)
+    mapping.write_job_maps(jobs, "tsne", FAST, 1)
     assert reads == [str(preds)]
     for layer in ("a", "b"):
         assert sha(tmp_path / f"{layer}-job.parquet") == sha(

@@ -1,7 +1,8 @@
 import numpy as np
 import pandas as pd
 import pytest
-from cnnatlas.maps import MapSpec
+from cnnatlas.mapping import write_embedding
+from cnnatlas.maps import MapSpec, get_method
 from cnnatlas.metrics import (
     COLUMNS,
     RECALL_QUERIES,
@@ -19,7 +20,6 @@ from cnnatlas.metrics import (
     subsample,
     trustworthiness,
 )
-from cnnatlas.reduce import write_embedding
 from PIL import Image
 
 
@@ -90,19 +90,22 @@ def test_layer_metrics_rows_stability_and_summary(tmp_path):
     paths = []
     for seed in (0, 1):  # a faithful "map" (2 features) and noise
         for method, coords in (
-            ("pca", x[:, :2]),
+            ("umap", x[:, :2]),
             ("tsne", rng.normal(size=(len(x), 2))),
         ):
             p = tmp_path / f"{method}-{seed}.parquet"
-            spec = MapSpec(2, 0.0 if method == "pca" else 5.0, seed)
+            spec = get_method(method).spec(2, perplexity=5.0, seed=seed)
             write_embedding(coords, p, method, spec, {})
             paths.append(p)
     keys = {"model": "m", "ckpt": "c", "layer": "l"}
     df = layer_metrics(tmp_path / "f.npy", y, paths, keys, {"k": 10})
     assert list(df.columns) == COLUMNS and len(df) == 4
-    pca = df[df.method == "pca"]
+    umap = df[df.method == "umap"]
     tsne = df[df.method == "tsne"]
-    assert (pca.seed_stability == 1.0).all()  # identical maps across "seeds"
+    # the sweep point from each map's metadata; 0 for UMAP's perplexity (no such axis)
+    assert umap.perplexity.tolist() == [0.0, 0.0] and tsne.perplexity.tolist() == [5, 5]
+    assert df.seed.tolist() == [0, 0, 1, 1]
+    assert (umap.seed_stability == 1.0).all()  # identical maps across seeds
     assert (tsne.seed_stability < 0.3).all()
     assert (tsne.knn_map < 0.45).all() and (tsne.diagnosis != "faithful").all()
     assert np.isnan(df.kl_divergence).all()
@@ -114,8 +117,8 @@ def test_layer_metrics_rows_stability_and_summary(tmp_path):
     gathered = gather_metrics([part], tmp_path / "metrics.parquet")
     assert gathered.equals(pd.read_parquet(tmp_path / "metrics.parquet"))
     summary = layer_summary(gathered, ["l"], ["c"])
-    assert len(summary) == 1 and summary.loc[0, "best_method"] == "pca"
-    assert summary.loc[0, "knn_best_map"] == pytest.approx(pca.knn_map.max())
+    assert len(summary) == 1 and summary.loc[0, "best_method"] == "umap"
+    assert summary.loc[0, "knn_best_map"] == pytest.approx(umap.knn_map.max())
 
 
 def test_layer_summary_plot_is_reproducible(tmp_path):
@@ -182,7 +185,7 @@ def test_layer_metrics_search_the_features_once(tmp_path, monkeypatch):
 
     x, y = blobs()
     p = tmp_path / "pca.parquet"
-    write_embedding(x[:, :2], p, "pca", MapSpec(2, 0.0, 0), {})
+    write_embedding(x[:, :2], p, "pca", MapSpec(2), {})
     fitted = []
 
     class Counting(metrics.NearestNeighbors):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from cnnatlas import maps as registry
 from cnnatlas.maps import FitJob, MapMethod, MapSpec
-from cnnatlas.plan import Plan, alternatives, fmt_number
+from cnnatlas.plan import Plan, alternatives, map_name
 from cnnatlas.plan.paper import KINDS
 from snakemake.utils import validate
 
@@ -59,7 +59,9 @@ def test_map_params_follow_each_methods_sweep_axes(demo):
         ("umap", "3", "0", "1"),
     ]
     assert len(params) == 8 + 2 + 4
-    assert fmt_number(7.5) == "7.5" and fmt_number(30.0) == "30"
+    assert map_name("tsne", "2", 7.5, "0") == "tsne-2d-p7.5-s0"
+    assert map_name("tsne", "3", 30.0, 1) == "tsne-3d-p30-s1"
+    assert map_name("pca", "2", 30, 1) == "pca-2d-p0-s0"  # PCA has no sweep axes
 
 
 def test_embedding_paths_follow_the_output_contract(demo, per_layer):
@@ -470,3 +472,45 @@ def test_the_landing_pages_figures_are_captioned_with_what_they_show(demo):
              or "/figures/grid-" in f]  # fmt: skip
     assert shown and set(shown) <= set(captions)
     assert all("/" not in c.split(": ", 1)[1] for c in captions.values())
+
+
+def test_a_method_without_perplexity_is_never_labelled_with_one(demo):
+    """Figures, sweep grids, paper figures, the atlas's maps and the landing page's
+    captions word a map from its method's axes: PCA and UMAP get no 'perplexity 0'."""
+    config = copy.deepcopy(DEMO)
+    config["figures"]["sweep_grids"] = {"methods": ["tsne", "umap"], "dims": [2]}
+    pca_grid = {"kind": "layer_grid", "model": "digitnet", "method": "pca"}
+    config["paper"]["figures"] = {"pca": {**pca_grid, "perplexity": 30, "seed": 1}}
+    plan = plan_of(config)
+    tsne, umap = plan.figures.layer_sweeps(
+        w(model="digitnet", ckpt="step0600", layer="relu")
+    )
+    assert [c[0] for row in tsne["cells"] for c in row] == [
+        "p10 s0",
+        "p10 s1",
+        "p30 s0",
+        "p30 s1",
+    ]
+    assert [c[0] for row in umap["cells"] for c in row] == ["s0", "s1"]
+    assert umap["rows"] == [""] and umap["cols"] == ["seed 0", "seed 1"]
+    # a paper grid of PCA ignores the perplexity and seed it was given
+    panel = plan.paper.figure("pca")["panels"][0]
+    assert panel["embedding"].endswith("embeddings/features.0.3/pca-2d-p0-s0.parquet")
+    # the atlas's maps carry no value for an axis the method lacks
+    maps = {(m["method"], m["perplexity"], m["seed"]) for m in demo.atlas.maps()}
+    assert ("pca", None, None) in maps and ("umap", None, 1) in maps
+    assert ("tsne", 30.0, 1) in maps
+    captions = demo.index.captions()
+    assert captions["results/digitnet/figures/grid-pca-2d-p0-s0.png"] == (
+        "digitnet: pca 2-D, checkpoints (rows) x layers (columns)"
+    )
+    assert captions["results/digitnet/evolution/relu/tsne/strip.png"].endswith(
+        "(step0005 → step0060 → step0600), perplexity 30"
+    )
+    words = [
+        m["title"]
+        for m in plan.figures.layer_maps(
+            w(model="digitnet", ckpt="step0600", layer="relu")
+        )
+    ]
+    assert not [t for t in [*words, *captions.values()] if "perplexity 0" in t]

@@ -4,8 +4,8 @@ import logging
 import numpy as np
 from cnnatlas.io import write_parquet
 from cnnatlas.logs import to_log
+from cnnatlas.maps.toolbox import read_labels
 from cnnatlas.metrics import feature_neighbors, layer_metrics
-from cnnatlas.reduce import read_labels
 
 
 def main(snakemake) -> None:

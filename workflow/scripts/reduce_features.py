@@ -1,5 +1,5 @@
 from cnnatlas.logs import to_log
-from cnnatlas.reduce import write_job_maps
+from cnnatlas.mapping import write_job_maps
 
 
 def main(snakemake) -> None:

@@ -25,7 +25,7 @@ from scipy.spatial import procrustes
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.io import write_parquet
 from cnnatlas.maps import get_method, methods
-from cnnatlas.reduce import embedding_frame, load_features
+from cnnatlas.maps.toolbox import embedding_frame, load_features
 
 __all__ = [
     "META_KEY",

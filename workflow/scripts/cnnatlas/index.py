@@ -17,12 +17,14 @@ import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
 from cnnatlas.io import atomic_path
+from cnnatlas.maps import AXES, read_spec
 from cnnatlas.run_summary import run_summary, summary_html
 
 __all__ = ["write_index", "metrics_table"]
@@ -92,24 +94,34 @@ def _expand(files: Sequence[str | Path]) -> set[Path]:
     return out
 
 
+_MISSING = '<td class="num" data-v="-1">–</td>'
+
+
 def _cell(v) -> str:
     if isinstance(v, float | np.floating):
         if not np.isfinite(v):
-            return '<td class="num" data-v="-1">–</td>'
+            return _MISSING
         return f'<td class="num" data-v="{v:.6g}">{v:.3f}</td>'
     if isinstance(v, int | np.integer):
         return f'<td class="num" data-v="{v}">{v}</td>'
     return f"<td>{html.escape(str(v))}</td>"
 
 
+def _metric_cell(row: Mapping[str, Any], column: str) -> str:
+    if column in AXES and getattr(read_spec(row["method"], row), column) is None:
+        return _MISSING
+    return _cell(row[column])
+
+
 def metrics_table(metrics: str | Path) -> str:
-    """metrics.parquet as a sortable HTML table, one row per map, its diagnosis last."""
+    """metrics.parquet as a sortable HTML table, one row per map, its diagnosis last;
+    a sweep axis the map's method lacks (PCA's perplexity) shows as missing, not 0."""
     df = pd.read_parquet(metrics)
     cols = [c for c in _METRIC_COLUMNS if c in df.columns]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     rows = [
-        "<tr>" + "".join(_cell(r[c]) for c in cols) + "</tr>"
-        for r in df[cols].to_dict("records")
+        "<tr>" + "".join(_metric_cell(r, c) for c in cols) + "</tr>"
+        for r in df.to_dict("records")
     ]
     return (
         f'<table class="metrics"><thead><tr>{head}</tr></thead><tbody>'

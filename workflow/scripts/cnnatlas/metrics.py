@@ -34,8 +34,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
 from cnnatlas.io import atomic_path, read_parquet_meta, write_parquet
-from cnnatlas.maps import get_method
-from cnnatlas.reduce import stratified_subsample
+from cnnatlas.maps import get_method, map_fields, read_spec
+from cnnatlas.maps.toolbox import META_KEY, row_chunks, stratified_subsample
 from cnnatlas.schema import with_defaults
 
 __all__ = [
@@ -165,6 +165,8 @@ def continuity(
 Z95 = 1.959963984540054
 # Bytes of distance rows one chunk of query points may hold (features and one map).
 QUERY_CHUNK_BYTES = 256 * 2**20
+# Rows of the features read at a time for the query chunk's distances.
+QUERY_BLOCK_ROWS = 16384
 
 
 def sampled_trust(
@@ -228,16 +230,12 @@ def _squared_distances(x: np.ndarray, q: np.ndarray) -> np.ndarray:
     xq = np.asarray(x[q])
     xq_sq = np.einsum("ij,ij->i", xq, xq)[:, None]
     out = np.empty((len(q), len(x)), dtype=xq.dtype)
-    for part in _blocks(len(x)):
+    for part in row_chunks(len(x), QUERY_BLOCK_ROWS):
         blk = np.asarray(x[part], dtype=xq.dtype)
         d = xq_sq + np.einsum("ij,ij->i", blk, blk)[None, :] - 2.0 * (xq @ blk.T)
         out[:, part] = np.maximum(d, 0)
     out[np.arange(len(q)), q] = np.inf
     return out
-
-
-def _blocks(n: int, rows: int = 16384):
-    return (slice(i, min(i + rows, n)) for i in range(0, n, rows))
 
 
 def _nearest_rows(d: np.ndarray, k: int) -> np.ndarray:
@@ -501,7 +499,7 @@ def _float(v: Any) -> float:
 
 
 def _read_map(path: str | Path) -> tuple[dict[str, Any], np.ndarray]:
-    meta = json.loads(read_parquet_meta(path)["cnnatlas.map"])
+    meta = json.loads(read_parquet_meta(path)[META_KEY])
     df = pd.read_parquet(path)
     return meta, df[[c for c in "xyz" if c in df.columns]].to_numpy(np.float64)
 
@@ -597,9 +595,7 @@ def layer_metrics(
             {
                 **keys,
                 "method": meta["method"],
-                "dim": int(meta["dim"]),
-                "perplexity": float(meta["perplexity"]),
-                "seed": int(meta["seed"]),
+                **map_fields(read_spec(meta["method"], meta)),
                 "n_points": len(x),
                 "n_metric_points": len(idx),
                 "chance": chance,

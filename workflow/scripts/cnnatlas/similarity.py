@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from cnnatlas.io import atomic_path, write_parquet
+from cnnatlas.maps.toolbox import row_chunks
 from cnnatlas.schema import with_defaults
 
 __all__ = [
@@ -112,14 +113,9 @@ def _ratio(cross: float, a: float, b: float) -> float:
     return float(cross / den) if den > 0 else float("nan")
 
 
-def _chunks(n: int, rows: int):
-    for start in range(0, n, rows):
-        yield slice(start, min(start + rows, n))
-
-
 def _means(x: np.ndarray, rows: int) -> np.ndarray:
     total = np.zeros(x.shape[1], np.float64)
-    for s in _chunks(len(x), rows):
+    for s in row_chunks(len(x), rows):
         total += np.asarray(x[s], np.float64).sum(axis=0)
     return total / len(x)
 
@@ -127,7 +123,7 @@ def _means(x: np.ndarray, rows: int) -> np.ndarray:
 def _cross(x: np.ndarray, y: np.ndarray, mx, my, rows: int) -> np.ndarray:
     """Xcᵀ Yc [D1, D2], over chunks of rows."""
     out = np.zeros((x.shape[1], y.shape[1]), np.float64)
-    for s in _chunks(len(x), rows):
+    for s in row_chunks(len(x), rows):
         out += (np.asarray(x[s], np.float64) - mx).T @ (
             np.asarray(y[s], np.float64) - my
         )

@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any
 
 from cnnatlas.maps import FitJob, MapMethod, Maps
-from cnnatlas.reduce import neighbor_maps
+from cnnatlas.maps.toolbox import neighbor_maps
 
 __all__ = ["METHOD", "pacmap_maps"]
 

@@ -2,14 +2,14 @@
 
 One PCA for the largest dim; smaller dims are its first components. The explained
 variance goes into each map's metadata. The PCA is exact and memory-flat
-(`cnnatlas.reduce.principal_components`: covariance over chunks of rows), so a
+(`cnnatlas.maps.toolbox.principal_components`: covariance over chunks of rows), so a
 50,000 x 2,048 layer is never copied to float64 whole.
 """
 
 import numpy as np
 
 from cnnatlas.maps import EvolveJob, FitJob, MapMethod, Maps, MapSpec
-from cnnatlas.reduce import principal_components, procrustes_align, versions
+from cnnatlas.maps.toolbox import principal_components, procrustes_align, versions
 
 __all__ = ["METHOD", "pca_maps", "pca_evolution"]
 

@@ -12,7 +12,7 @@ Cores: openTSNE's output depends on its thread count (its Annoy kNN graph does, 
 threaded Barnes-Hut gradients differ from run to run), and 2 threads did not make a 2-D FFT
 map of 10,000 points faster (21.0 vs 20.0 s wall, 27.3 vs 20.1 CPU-s, idle machine). So
 openTSNE always runs on 1 thread, and a job given more cores fits its maps side by side,
-one per core, in forked worker processes (`cnnatlas.reduce.side_by_side`): each map is
+one per core, in forked worker processes (`cnnatlas.maps.toolbox.side_by_side`): each map is
 computed exactly as on one core, so the bytes never depend on the cores (with
 `neighbors: pynndescent` the maps run one after the other: numba code cannot run in a
 forked worker).
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cnnatlas.maps import EvolveJob, FitJob, MapMethod, Maps
-from cnnatlas.reduce import (
+from cnnatlas.maps.toolbox import (
     SHARED_STATE,
     FeatureError,
     prepare_features,

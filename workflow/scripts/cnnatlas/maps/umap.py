@@ -7,7 +7,7 @@ layer are made in one job (`batched`).
 from functools import partial
 
 from cnnatlas.maps import FitJob, MapMethod, Maps
-from cnnatlas.reduce import neighbor_maps
+from cnnatlas.maps.toolbox import neighbor_maps
 
 __all__ = ["METHOD", "umap_maps"]
 

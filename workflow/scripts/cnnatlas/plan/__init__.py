@@ -6,6 +6,6 @@ call into it; it never imports snakemake, nor drawing code, torch, matplotlib or
 the stage planners, which import it only for type checking."""
 
 from cnnatlas.plan.core import Plan
-from cnnatlas.plan.names import Wildcards, alternatives, fmt_number, map_name
+from cnnatlas.plan.names import Wildcards, alternatives, map_name
 
-__all__ = ["Plan", "Wildcards", "alternatives", "fmt_number", "map_name"]
+__all__ = ["Plan", "Wildcards", "alternatives", "map_name"]

@@ -5,6 +5,8 @@ the plotly pages it links."""
 import os
 from typing import TYPE_CHECKING, Any
 
+from cnnatlas.plan.names import map_spec
+
 if TYPE_CHECKING:
     from cnnatlas.plan.core import Plan
 
@@ -25,22 +27,23 @@ class Atlas:
         return self.plan.neighbors_path(model, ckpt, layer)
 
     def maps(self) -> list[dict[str, Any]]:
-        """Every 2-D map: [{model, ckpt, layer, method, perplexity, seed, embedding}]."""
+        """Every 2-D map: [{model, ckpt, layer, method, perplexity, seed, embedding}]
+        (perplexity, seed: None for an axis the method lacks)."""
         plan = self.plan
+        specs = {p: map_spec(*p) for p in plan.map_params() if p[1] == "2"}
         return [
             {
                 "model": m,
                 "ckpt": c,
                 "layer": layer,
-                "method": method,
-                "perplexity": float(perp),
-                "seed": int(seed),
-                "embedding": plan.embedding_path(m, c, layer, method, dim, perp, seed),
+                "method": p[0],
+                "perplexity": spec.perplexity,
+                "seed": spec.seed,
+                "embedding": plan.embedding_path(m, c, layer, *p),
             }
             for m, c in plan.model_ckpts()
             for layer in plan.model_layer_list(m)
-            for method, dim, perp, seed in plan.map_params()
-            if dim == "2"
+            for p, spec in specs.items()
         ]
 
     def evolution(self) -> list[dict[str, Any]]:

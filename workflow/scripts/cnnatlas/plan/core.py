@@ -9,11 +9,11 @@ method, name), so tests call them with a SimpleNamespace.
 from collections.abc import Mapping
 from typing import Any
 
-from cnnatlas.maps import AXES, get_method, methods
+from cnnatlas.maps import get_method, map_values, methods
 from cnnatlas.plan.atlas import Atlas
 from cnnatlas.plan.figures import Figures
 from cnnatlas.plan.index import Index
-from cnnatlas.plan.names import Wildcards, alternatives, fmt_number, map_name
+from cnnatlas.plan.names import Wildcards, alternatives, map_name
 from cnnatlas.plan.paper import Paper
 from cnnatlas.plan.similarity import Similarity
 from cnnatlas.project import model_files
@@ -237,20 +237,13 @@ class Plan:
         """(method, dim, perplexity, seed) of every configured map, as path strings.
 
         A method's sweep axes (its registry entry) take the config's lists
-        (maps.perplexities, maps.seeds); an axis it lacks is fixed at 0.
+        (maps.perplexities, maps.seeds); file names spell an axis it lacks 0.
         """
-        out = []
-        for name in self.maps["methods"]:
-            axes = get_method(name).axes
-            perps = self.maps[AXES["perplexity"]] if "perplexity" in axes else [0]
-            seeds = self.maps[AXES["seed"]] if "seed" in axes else [0]
-            out += [
-                (name, str(dim), fmt_number(p), str(s))
-                for dim in self.maps["dims"]
-                for p in perps
-                for s in seeds
-            ]
-        return out
+        return [
+            (name, *map_values(spec))
+            for name in self.maps["methods"]
+            for spec in get_method(name).sweep(self.maps)
+        ]
 
     def embedding_paths(self, model: str, ckpt: str, layer: str) -> list[str]:
         """Every configured embedding of one layer of one checkpoint."""

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from cnnatlas.maps import get_method
-from cnnatlas.plan.names import Wildcards, map_name
+from cnnatlas.plan.names import Wildcards, map_name, map_spec
 
 if TYPE_CHECKING:
     from cnnatlas.plan.core import Plan
@@ -128,24 +128,22 @@ class Figures:
                 (p, s): plan.embedding_path(w.model, w.ckpt, w.layer, method, dim, p, s)
                 for p, s in maps
             }
-            has_perplexity = "perplexity" in get_method(method).axes
+            spec = get_method(method).spec
             out.append(
                 {
                     "png": f"{fig}/sweep-{method}-{dim}d.png",
                     "pdf": f"{fig}/sweep-{method}-{dim}d.pdf",
                     "cells": [
                         [
-                            (f"p{p} s{s}", path[(p, s)], pred)
+                            (spec(dim, p, s).label(short=True), path[(p, s)], pred)
                             if (p, s) in path
                             else None
                             for s in seeds
                         ]
                         for p in perps
                     ],
-                    "rows": [
-                        f"perplexity {p}" if has_perplexity else "" for p in perps
-                    ],
-                    "cols": [f"seed {s}" for s in seeds],
+                    "rows": [spec(dim, perplexity=p).label() for p in perps],
+                    "cols": [spec(dim, seed=s).label() for s in seeds],
                 }
             )
         return out
@@ -287,10 +285,9 @@ class Figures:
 
 def map_words(method: str, dim: str, perp: str, seed: str) -> str:
     """A map in words: its method, dimension and method's sweep axes with their values
-    ('tsne 2-D, perplexity 30, seed 0')."""
-    values = {"perplexity": perp, "seed": seed}
-    extra = "".join(f", {a} {values[a]}" for a in get_method(method).axes)
-    return f"{method} {dim}-D{extra}"
+    ('tsne 2-D, perplexity 30, seed 0'; 'pca 2-D')."""
+    label = map_spec(method, dim, perp, seed).label()
+    return f"{method} {dim}-D" + (f", {label}" if label else "")
 
 
 def map_title(

@@ -121,11 +121,12 @@ class Index:
                 out[png.replace("{model}", m)] = (
                     f"{m}: {map_words(*p)}, checkpoints (rows) x layers (columns)"
                 )
-        perplexity = f", perplexity {plan.evolution['perplexity']:g}"
         for m, layer, method in plan.evolution_jobs():
             ckpts = " → ".join(plan.models[m]["checkpoints"])
-            out[f"{plan.results}/{m}/evolution/{layer}/{method}/strip.png"] = (
-                f"{m} {layer}: {method} maps aligned across checkpoints ({ckpts})"
-                + (perplexity if "perplexity" in get_method(method).axes else "")
+            # the perplexity of evolution.*, for a method with that axis
+            words = get_method(method).spec(2, plan.evolution["perplexity"]).label()
+            out[f"{plan.results}/{m}/evolution/{layer}/{method}/strip.png"] = ", ".join(
+                [f"{m} {layer}: {method} maps aligned across checkpoints ({ckpts})"]
+                + ([words] if words else [])
             )
         return out | plan.similarity.captions() | plan.paper.captions()

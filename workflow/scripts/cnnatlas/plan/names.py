@@ -5,7 +5,9 @@ import re
 from collections.abc import Iterable
 from typing import Protocol
 
-__all__ = ["Wildcards", "fmt_number", "alternatives", "map_name"]
+from cnnatlas import maps
+
+__all__ = ["Wildcards", "alternatives", "map_spec", "map_name"]
 
 
 class Wildcards(Protocol):
@@ -14,16 +16,18 @@ class Wildcards(Protocol):
     def __getattr__(self, name: str) -> str: ...
 
 
-def fmt_number(value: float | str) -> str:
-    """A perplexity as it appears in file names: 30 -> '30', 7.5 -> '7.5'."""
-    return f"{float(value):g}"
-
-
 def alternatives(names: Iterable[str]) -> str:
     """A wildcard constraint matching exactly `names` (longest first, escaped)."""
     return "|".join(map(re.escape, sorted(set(names), key=len, reverse=True)))
 
 
+def map_spec(method: str, dim: str, perplexity: str, seed: str) -> maps.MapSpec:
+    """The typed map of (method, dim, perplexity, seed) as file names spell them
+    (`Plan.map_params`): None for an axis the method lacks."""
+    values = {"dim": dim, "perplexity": perplexity, "seed": seed}
+    return maps.read_spec(method, values)
+
+
 def map_name(method: str, dim: str, perplexity: str, seed: str) -> str:
-    """A map's file stem: {method}-{dim}d-p{perplexity}-s{seed}."""
-    return f"{method}-{dim}d-p{perplexity}-s{seed}"
+    """A map's file stem, {method}-{dim}d-p{perplexity}-s{seed} (`cnnatlas.maps.map_name`)."""
+    return maps.map_name(method, map_spec(method, dim, perplexity, seed))

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cnnatlas.maps import AXES, get_method
-from cnnatlas.plan.names import Wildcards, fmt_number
+from cnnatlas.maps import AXES, get_method, map_values
+from cnnatlas.plan.names import Wildcards
 
 if TYPE_CHECKING:
     from cnnatlas.plan.core import Plan
@@ -63,11 +63,9 @@ class Paper:
     def map_path(
         self, model: str, ckpt: str, layer: str, method: str, perplexity: Any, seed: Any
     ) -> str:
-        """The embedding of a 2-D map; an axis the method lacks is fixed at 0."""
-        axes = get_method(method).axes
-        p = fmt_number(perplexity) if "perplexity" in axes else "0"
-        s = str(seed) if "seed" in axes else "0"
-        return self.plan.embedding_path(model, ckpt, layer, method, "2", p, s)
+        """The embedding of a 2-D map; the values of axes the method lacks are ignored."""
+        spec = get_method(method).spec(2, perplexity, seed)
+        return self.plan.embedding_path(model, ckpt, layer, method, *map_values(spec))
 
     def check_axes(self, name: str, method: str, values: Mapping[str, list]) -> None:
         """Each value of an axis the method sweeps must be one the maps stage makes."""
@@ -165,19 +163,23 @@ def _sweep(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
         raise _error(
             name, "kind", f"perplexity_sweep (needs {method})", maps["methods"]
         )
-    ckpt, layer = f["checkpoint"], f["layer"]
+    ckpt, layer, spec = f["checkpoint"], f["layer"], get_method(method).spec
     panels = [
         {
-            "row": f"seed {s}",
-            "col": f"perplexity {fmt_number(p)}",
+            "row": spec(2, seed=s).label(),
+            "col": spec(2, perplexity=p).label(),
             "embedding": paper.map_path(f["model"], ckpt, layer, method, p, s),
             "predictions": paper.plan.predictions_path(f["model"], ckpt),
         }
         for s in seeds
         for p in perps
     ]
-    cols = [f"perplexity {fmt_number(p)}" for p in perps]
-    return {"rows": [f"seed {s}" for s in seeds], "cols": cols, "panels": panels}
+    cols = [spec(2, perplexity=p).label() for p in perps]
+    return {
+        "rows": [spec(2, seed=s).label() for s in seeds],
+        "cols": cols,
+        "panels": panels,
+    }
 
 
 def _panel_files(figure: Mapping[str, Any]) -> list[str]:

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from cnnatlas.classes import OTHER, ClassSpace, read_class_space
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.io import atomic_path, read_parquet_meta
-from cnnatlas.maps import get_method
+from cnnatlas.maps import get_method, read_spec
 from cnnatlas.plots import (
     CORRECT_COLOURS,
     MARKERS,
@@ -218,10 +218,9 @@ def _frame(maps: Sequence[np.ndarray]) -> dict:
 
 
 def map_variant(method: str, perplexity: Any, seed: Any) -> str:
-    """The map's sweep values, for the axes its method has (the registry's)."""
-    axes = get_method(method).axes
-    words = {"perplexity": f"perplexity {float(perplexity):g}", "seed": f"seed {seed}"}
-    return ", ".join(words[a] for a in axes) or method
+    """The map's sweep values in words, for the axes its method has (`MapSpec.label`:
+    'perplexity 30, seed 0'); the method's name for a method without sweep axes."""
+    return get_method(method).spec(2, perplexity, seed).label() or method
 
 
 def _metric_rows(metrics: str | Path | None) -> dict:
@@ -231,12 +230,12 @@ def _metric_rows(metrics: str | Path | None) -> dict:
     df = df[df["dim"] == 2]
     out = {}
     for r in df.to_dict("records"):
-        key = (r["model"], r["ckpt"], r["layer"], r["method"], float(r["perplexity"]))
         vals = {k: r[k] for k in METRIC_KEYS}
         for k, v in vals.items():
             if isinstance(v, float) and not np.isfinite(v):
                 vals[k] = None
-        out[(*key, int(r["seed"]))] = vals
+        spec = read_spec(r["method"], r)
+        out[(r["model"], r["ckpt"], r["layer"], r["method"], spec)] = vals
     return out
 
 
@@ -253,8 +252,8 @@ def _maps(maps, evolution, metrics, labels, blocks) -> list[dict]:
     n = len(labels)
     out = []
     for m in maps:
-        key = (m["model"], m["ckpt"], m["layer"], m["method"])
-        key += (float(m["perplexity"]), int(m["seed"]))
+        spec = get_method(m["method"]).spec(2, m["perplexity"], m["seed"])
+        key = (m["model"], m["ckpt"], m["layer"], m["method"], spec)
         xy = _xy(m["embedding"], n)
         out.append(
             {

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from cnnatlas.io import read_parquet_meta
-from cnnatlas.maps import MapSpec
+from cnnatlas.mapping import write_maps
+from cnnatlas.maps import MapSpec, get_method, map_fields
+from cnnatlas.maps.toolbox import FeatureError, check_features, prepare_features
 from cnnatlas.maps.tsne import (
     check_perplexity,
     fit_options,
@@ -15,12 +17,6 @@ from cnnatlas.maps.tsne import (
     rescale,
     tsne_affinities,
     tsne_map,
-)
-from cnnatlas.reduce import (
-    FeatureError,
-    check_features,
-    prepare_features,
-    write_maps,
 )
 
 FAST = {"n_iter": 60, "early_exaggeration_iter": 30}
@@ -38,11 +34,8 @@ def sha(path):
 
 
 def sweep(method, dims=(2, 3), perplexities=(5.0, 10.0), seeds=(0, 1)):
-    if method == "pca":
-        return [MapSpec(d) for d in dims]
-    if method == "umap":
-        return [MapSpec(d, 0.0, s) for d in dims for s in seeds]
-    return [MapSpec(d, p, s) for d in dims for p in perplexities for s in seeds]
+    config = {"dims": dims, "perplexities": perplexities, "seeds": seeds}
+    return get_method(method).sweep(config)
 
 
 OPTIONS = {"tsne": FAST, "pca": {}, "umap": {"n_neighbors": 8}}
@@ -71,11 +64,11 @@ def test_every_map_has_the_contract_shape_and_is_reproducible(tmp_path, method):
         coords = df[["x", "y", "z"][: spec.dim]].to_numpy()
         assert np.isfinite(coords).all() and coords.std(axis=0).min() > 0
         meta = json.loads(read_parquet_meta(path)["cnnatlas.map"])
-        assert (meta["method"], meta["dim"], meta["seed"]) == (
-            method,
-            spec.dim,
-            spec.seed,
-        )
+        # the sweep point as the contract records it: 0 for an axis the method lacks
+        assert {k: meta[k] for k in ("method", "dim", "perplexity", "seed")} == {
+            "method": method,
+            **map_fields(spec),
+        }
         assert sha(path) == sha(runs[1][spec])  # same config, same threads: same bytes
     if method != "pca":  # specs[0] and specs[1] differ only in their seed
         assert specs[0].seed != specs[1].seed

@@ -1,16 +1,18 @@
-"""What every map method shares: loading and checking a layer's features, the
-standardisation and PCA pre-step, the contract's embedding table and its metadata, and
-writing every map of one layer and method (the methods themselves: `cnnatlas.maps`).
+"""What the map methods share, below them: loading and checking a layer's features, the
+standardisation and exact PCA (the pre-step and PCA maps), class-stratified subsamples,
+a kNN-graph method's input and maps, worker processes that fit maps side by side,
+Procrustes alignment, the images' labels, package versions, and the contract's
+embedding table.
 
 Work that does not depend on the seed is done once per layer and method: the
 standardisation and the PCA pre-step here, and e.g. t-SNE's kNN graph in
 `cnnatlas.maps.tsne` (built once for the largest perplexity, re-calibrated for each
-smaller one). Only the optimisation runs per (dim, perplexity, seed).
+smaller one). Only the optimisation runs per (dim, perplexity, seed). A job's maps are
+written by `cnnatlas.mapping`, above the methods.
 """
 
-import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from hashlib import blake2b
 from importlib.metadata import version
@@ -21,8 +23,7 @@ import numpy as np
 import pandas as pd
 
 from cnnatlas.errors import CnnatlasError
-from cnnatlas.io import write_parquet
-from cnnatlas.maps import FitJob, Maps, MapSpec, get_method
+from cnnatlas.maps import FitJob, Maps
 
 __all__ = [
     "FeatureError",
@@ -33,20 +34,20 @@ __all__ = [
     "check_features",
     "prepare_features",
     "principal_components",
+    "row_chunks",
     "stratified_subsample",
     "neighbor_features",
     "neighbor_maps",
     "procrustes_align",
     "read_labels",
     "versions",
+    "META_KEY",
     "embedding_frame",
-    "write_embedding",
-    "write_maps",
-    "write_job_maps",
 ]
 
 log = logging.getLogger(__name__)
 
+# The Parquet metadata key of an embedding's parameters (JSON).
 META_KEY = "cnnatlas.map"
 # Seed-independent steps (PCA pre-step, kNN graph) use this fixed random state, so that
 # every seed of a sweep shares them; the map's seed drives the initialisation's jitter.
@@ -63,8 +64,11 @@ class FeatureError(CnnatlasError):
 CHUNK = 2048
 
 
-def _chunks(n: int) -> Iterable[slice]:
-    return (slice(s, min(n, s + CHUNK)) for s in range(0, n, CHUNK))
+def row_chunks(n: int, rows: int | None = None) -> Iterable[slice]:
+    """Slices of `rows` (CHUNK if None) consecutive rows, the last one shorter, covering
+    range(n)."""
+    rows = CHUNK if rows is None else rows
+    return (slice(s, min(n, s + rows)) for s in range(0, n, rows))
 
 
 def load_features(path: str | Path) -> np.ndarray:
@@ -92,7 +96,7 @@ def check_features(x: np.ndarray, name: str = "features") -> np.ndarray:
     lo = np.full(x.shape[1], np.inf, np.float32)
     hi = np.full(x.shape[1], -np.inf, np.float32)
     digests = set()
-    for part in _chunks(len(x)):
+    for part in row_chunks(len(x)):
         c = np.asarray(x[part])
         finite = np.isfinite(c)
         bad += int(c.size - np.count_nonzero(finite))
@@ -127,13 +131,13 @@ def _moments(x: np.ndarray, standardize: bool) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and the divisor of the z-score (1 where not standardising or
     constant), float64, in chunks."""
     n, total = len(x), np.zeros(x.shape[1])
-    for part in _chunks(n):
+    for part in row_chunks(n):
         total += np.asarray(x[part], dtype=np.float64).sum(axis=0)
     mean = total / n
     if not standardize:
         return mean, np.ones_like(mean)
     sq = np.zeros_like(mean)
-    for part in _chunks(n):
+    for part in row_chunks(n):
         sq += ((np.asarray(x[part], dtype=np.float64) - mean) ** 2).sum(axis=0)
     sd = np.sqrt(sq / n)
     return mean, np.where(sd > 0, sd, 1.0)
@@ -187,16 +191,16 @@ def principal_components(
 
         # upper triangle of the sum of c^T c: BLAS syrk, half the work of a matmul
         cov = np.zeros((d, d), order="F")
-        for part in _chunks(n):
+        for part in row_chunks(n):
             c = _centred(x, part, mean, scale)
             cov = dsyrk(1.0, c.T, beta=1.0, c=cov, overwrite_c=1)
         values, loadings = _top(cov, k)
         total = float(np.trace(cov))
     else:
         gram = np.zeros((n, n))
-        for a in _chunks(n):
+        for a in row_chunks(n):
             ca = _centred(x, a, mean, scale)
-            for b in _chunks(n):
+            for b in row_chunks(n):
                 if b.start >= a.start:
                     gram[a, b] = ca @ _centred(x, b, mean, scale).T
                     gram[b, a] = gram[a, b].T
@@ -205,14 +209,14 @@ def principal_components(
         # loadings = Xc^T u / sqrt(value): the components, for their signs and projection
         inv = np.divide(1.0, np.sqrt(values), out=np.zeros(k), where=values > 0)
         loadings = np.zeros((d, k))
-        for part in _chunks(n):
+        for part in row_chunks(n):
             loadings += _centred(x, part, mean, scale).T @ u[part]
         loadings *= inv
     big = np.argmax(np.abs(loadings), axis=0)
     loadings *= np.where(loadings[big, np.arange(k)] < 0, -1.0, 1.0)
     ratio = values / total if total > 0 else np.zeros(k)
     out = np.empty((n, k))
-    for part in _chunks(n):
+    for part in row_chunks(n):
         out[part] = _centred(x, part, mean, scale) @ loadings
     return out, ratio
 
@@ -253,7 +257,7 @@ def prepare_features(
         return np.ascontiguousarray(x, dtype=np.float64)
     mean, scale = _moments(x, True)
     out = np.empty(x.shape)
-    for part in _chunks(len(x)):
+    for part in row_chunks(len(x)):
         out[part] = (np.asarray(x[part], dtype=np.float64) - mean) / scale
     return out
 
@@ -384,98 +388,3 @@ def embedding_frame(coords: np.ndarray) -> pd.DataFrame:
     for i, axis in enumerate("xyz"[: coords.shape[1]]):
         df[axis] = coords[:, i]
     return df
-
-
-def write_embedding(
-    coords: np.ndarray, path: str | Path, method: str, spec: MapSpec, params: dict
-) -> None:
-    """Write one embedding Parquet; its parameters go to the metadata key `cnnatlas.map` (JSON)."""
-    meta = {
-        "method": method,
-        "dim": spec.dim,
-        "perplexity": spec.perplexity,
-        "seed": spec.seed,
-        **params,
-    }
-    write_parquet(
-        embedding_frame(coords), path, {META_KEY: json.dumps(meta, sort_keys=True)}
-    )
-
-
-def write_maps(
-    features: str | Path,
-    method: str,
-    outputs: Mapping[MapSpec, str | Path],
-    options: Mapping[str, Any] | None = None,
-    n_jobs: int = 1,
-    predictions: str | Path | None = None,
-) -> None:
-    """Compute every map of one layer and method and write each to its output path;
-    `predictions` (the checkpoint's predictions.parquet) gives the class labels that
-    stratify a subsample."""
-    labels = None if predictions is None else read_labels(predictions)
-    _write_maps(features, method, outputs, options, n_jobs, predictions, labels)
-
-
-def write_job_maps(
-    jobs: Sequence[Mapping[str, Any]],
-    method: str,
-    options: Mapping[str, Any] | None = None,
-    n_jobs: int = 1,
-) -> None:
-    """`write_maps` for every layer of a reduce job (`Plan.reduce_jobs` entries: per
-    layer its features, predictions and [dim, perplexity, seed, path] maps); each
-    checkpoint's labels are read once, not once per layer."""
-    labels: dict[str, np.ndarray] = {}
-    for job in jobs:
-        predictions = str(job["predictions"])
-        if predictions not in labels:
-            labels[predictions] = read_labels(predictions)
-        outputs = {
-            MapSpec(int(dim), float(perplexity), int(seed)): path
-            for dim, perplexity, seed, path in job["maps"]
-        }
-        _write_maps(
-            job["features"],
-            method,
-            outputs,
-            options,
-            n_jobs,
-            predictions,
-            labels[predictions],
-        )
-
-
-def _write_maps(
-    features: str | Path,
-    method: str,
-    outputs: Mapping[MapSpec, str | Path],
-    options: Mapping[str, Any] | None,
-    n_jobs: int,
-    predictions: str | Path | None,
-    labels: np.ndarray | None,
-) -> None:
-    fit = get_method(method)
-    x = load_features(features)
-    if labels is not None and len(labels) != len(x):
-        raise FeatureError(
-            f"{features}: {len(x)} rows but {predictions} has {len(labels)} images; "
-            "re-run the extraction of this checkpoint"
-        )
-    log.info(
-        "%s: %d points x %d features, %d %s maps",
-        features,
-        *x.shape,
-        len(outputs),
-        method,
-    )
-    for spec, coords, params in fit.maps(
-        x, list(outputs), options, n_jobs, str(features), labels
-    ):
-        write_embedding(
-            coords,
-            outputs[spec],
-            method,
-            spec,
-            {"features": Path(features).name, **params},
-        )
