@@ -63,14 +63,14 @@ def test_filters_grid_and_table(tiny_run):
         assert im.mode == "RGB" and im.size[0] >= 2 * 3 * 64
 
 
-def test_gradcam_overlays_and_faithfulness(tiny_run):
+def test_saliency_overlays_and_faithfulness(tiny_run):
     ex = _explain(tiny_run)
     sel = pd.read_parquet(ex / "images.parquet")
-    pngs = sorted(p.name for p in (ex / "gradcam").glob("*.png"))
+    pngs = sorted(p.name for p in (ex / "saliency").glob("*.png"))
     assert pngs == sorted([f"{i:05d}.png" for i in sel["image_id"]] + ["overview.png"])
-    with Image.open(ex / "gradcam" / "overview.png") as im:
+    with Image.open(ex / "saliency" / "overview.png") as im:
         assert im.size[1] >= len(sel) * 96
-    per = pd.read_parquet(ex / "gradcam_faithfulness.parquet")
+    per = pd.read_parquet(ex / "saliency_faithfulness.parquet")
     assert len(per) == 60 and sorted(set(per["method"])) == ["gradcam", "gradcam++"]
     pred = pd.read_parquet(tiny_run / "tiny" / "late" / "predictions.parquet")
     one = per[per["method"] == "gradcam"].sort_values("image_id")
@@ -79,20 +79,20 @@ def test_gradcam_overlays_and_faithfulness(tiny_run):
     assert (per["drop_salient"].abs() <= 1).all() and (
         per["drop_random"].abs() <= 1
     ).all()
-    meta = pq.read_schema(ex / "gradcam_summary.parquet").metadata
+    meta = pq.read_schema(ex / "saliency_summary.parquet").metadata
     assert meta[b"cnnatlas.gradcam_layer"] == b"features"
-    s = pd.read_parquet(ex / "gradcam_summary.parquet")
+    s = pd.read_parquet(ex / "saliency_summary.parquet")
     assert set(s["group"]) == {"all", "class", "outcome"}
     for _, g in s.groupby("method"):
         assert g[g["group"] == "class"]["n"].sum() == 30
         assert g[g["group"] == "outcome"]["n"].sum() == 30
-    with Image.open(ex / "gradcam_faithfulness.png") as im:
+    with Image.open(ex / "saliency_faithfulness.png") as im:
         assert im.size[0] > 500 and im.size[1] > 200
 
 
 def test_saliency_checks_tables_and_figures(tiny_run):
     ex = _explain(tiny_run)
-    # the default methods: those drawn (explain.gradcam.methods' default)
+    # the default methods: those drawn (explain.saliency.methods' default)
     methods = ["gradcam", "gradcam++"]
     curves = pd.read_parquet(ex / "saliency_curves.parquet")
     # 12 of 30 images on the CPU, 4 per class; every method plus the random order
@@ -170,10 +170,43 @@ def _failed_dry_run(tmp_path, old: str, new: str) -> str:
 def test_unknown_saliency_method_stops_the_dry_run(tmp_path):
     out = _failed_dry_run(
         tmp_path,
-        "gradcam: {batch_size: 8}",
-        "gradcam: {batch_size: 8, methods: [gradkam]}",
+        "saliency: {batch_size: 8}",
+        "saliency: {batch_size: 8, methods: [gradkam]}",
     )
-    assert "explain.gradcam.methods: ['gradkam'] are not saliency methods" in out
+    assert "explain.saliency.methods: ['gradkam'] are not saliency methods" in out
+
+
+def test_the_old_key_and_paper_kind_plan_the_saliency_outputs_with_a_warning(tmp_path):
+    workdir = write_tiny_config(tmp_path)
+    config = workdir / "config.yaml"
+    text = config.read_text()
+    old = text.replace("  saliency: {batch_size: 8}", "  gradcam: {batch_size: 8}")
+    config.write_text(old.replace("{kind: saliency,", "{kind: gradcam,"))
+    assert config.read_text().count("gradcam") == 2
+    proc = subprocess.run(
+        snakemake_cmd(workdir, "-n", "--cores", "1", "all", "paper"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    warning = "explain.gradcam is deprecated, its values are read as explain.saliency"
+    assert out.count(warning) == 1 and "removed in the next release" in out
+    assert out.count("paper figure kind 'gradcam' is deprecated") == 1
+    assert "rule render_saliency:" in out
+    explain = "results/tiny/late/explain"
+    for name in (
+        "saliency",
+        "saliency_faithfulness.parquet",
+        "saliency_summary.parquet",
+    ):
+        assert f"{explain}/{name}" in out, name
+    assert "render_gradcam" not in out and f"{explain}/gradcam" not in out
+    both = _failed_dry_run(
+        tmp_path / "both", "  saliency: {", "  saliency: {}\n  gradcam: {"
+    )
+    assert "explain.gradcam and explain.saliency are both set" in both
 
 
 def test_unknown_explain_checkpoint_stops_the_dry_run(tmp_path):

@@ -131,14 +131,14 @@ MORE_OUTPUTS = {
         "images": {"correct_per_class": 1, "misclassified_per_class": 1},
         "feature_maps": {"per_row": 4},
         "filters": {"channels": 2, "steps": 4, "topk": 2},
-        "gradcam": {"batch_size": 8},
+        "saliency": {"batch_size": 8},
     },
     "projector": {"thumbnail": 16},
     "evolution": {"layers": ["layer4"], "methods": ["pca"], "frames": 1, "fps": 2},
     "paper": {
         "figures": {
             "grid": {"kind": "layer_grid", "model": "letters", "method": "pca"},
-            "cam": {"kind": "gradcam", "model": "letters", "image_ids": [0, 2, 4]},
+            "cam": {"kind": "saliency", "model": "letters", "image_ids": [0, 2, 4]},
         }
     },
 }
@@ -192,9 +192,9 @@ def test_every_stage_ran_with_outside_predictions(more_outputs):
     p = pd.read_parquet(run / "predictions.parquet")
     outside = sorted(p.loc[p["pred"] >= 6, "pred_name"].unique())
     assert outside == ["output 17"]
-    gradcam = sorted((run / "explain/gradcam").glob("*.png"))
-    assert len(gradcam) >= 2 and (run / "explain/gradcam/overview.png") in gradcam
-    faith = pd.read_parquet(run / "explain/gradcam_faithfulness.parquet")
+    gradcam = sorted((run / "explain/saliency").glob("*.png"))
+    assert len(gradcam) >= 2 and (run / "explain/saliency/overview.png") in gradcam
+    faith = pd.read_parquet(run / "explain/saliency_faithfulness.parquet")
     assert set(faith["pred"]) == set(p["pred"])
     assert (run / "explain/feature_maps").is_dir() and (
         run / "explain/filters"

@@ -37,7 +37,7 @@ def test_paper_plans_only_what_its_figures_need(tmp_path):
     # t-SNE and PCA maps of 2 checkpoints (one job each for both layers: layer_jobs
     # auto); no figures, explanations, exports
     assert jobs["reduce_tsne"] == jobs["reduce_pca"] == jobs["measure_maps"] == 2
-    unwanted = {"plot_embeddings", "render_gradcam", "visualize_filters"}
+    unwanted = {"plot_embeddings", "render_saliency", "visualize_filters"}
     unwanted |= {"export_projector", "align_evolution", "write_provenance"}
     assert not unwanted & set(jobs)
 
@@ -92,7 +92,7 @@ def test_paper_rerun_writes_the_same_bytes(paper_dir):
             "{kind: layer_grid, model: tiny, perplexity: 7}",
             "paper.figures.bad.perplexity: 7",
         ),
-        ("{kind: gradcam, model: big}", "paper.figures.bad.model: 'big'"),
+        ("{kind: saliency, model: big}", "paper.figures.bad.model: 'big'"),
     ],
 )
 def test_a_bad_paper_entry_stops_the_run_naming_the_key(tmp_path, entry, message):

@@ -42,7 +42,7 @@ def scale_overrides() -> dict:
             "metrics": {"max_points": 200},  # subsample + sampled trust paths trigger
         },
         "explain": {
-            "gradcam": {"max_images": 50},  # faithfulness on a stratified sample
+            "saliency": {"max_images": 50},  # faithfulness on a stratified sample
             "filters": {"channels": 2, "steps": 8, "topk": 2, "max_images": 60},
             "trust": {"max_images": 20, "road_fractions": [0.2, 0.5]},
         },
@@ -102,7 +102,7 @@ def test_every_benchmark_loads_with_its_columns(scale_run):
         "gather_metrics",
         "summarize_layers",
         "select_explain_images",
-        "render_gradcam",
+        "render_saliency",
         "check_saliency",
         "make_thumbnail_sheets",
         "plot_embeddings",
@@ -210,7 +210,7 @@ def test_the_large_n_paths_ran(scale_run):
     assert tensors["features.2.3"][1] is None
     (relu,) = [k for k in tensors if k.startswith("relu (PCA ")]
     assert tensors[relu] == ([N, 66], "pca")
-    meta = read_parquet_meta(run / "explain" / "gradcam_faithfulness.parquet")
+    meta = read_parquet_meta(run / "explain" / "saliency_faithfulness.parquet")
     assert meta["cnnatlas.images"].startswith(f"50 of {N} images (class-stratified")
     meta = read_parquet_meta(run / "explain" / "filters.parquet")
     assert meta["cnnatlas.images"].startswith(f"60 of {N} images (class-stratified")

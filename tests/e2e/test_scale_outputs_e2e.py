@@ -23,12 +23,12 @@ def run(tmp_path_factory):
     # fc1 is 30 x 128 = 3,840 values: above 1,500, so 8 components; features.1.3 fits
     config["projector"] = {"thumbnail": 16, "maps": False, "max_values": 1500,
                            "pca_dims": 8}  # fmt: skip
-    config["explain"]["gradcam"]["max_images"] = 6
+    config["explain"]["saliency"]["max_images"] = 6
     config["explain"]["filters"]["max_images"] = 9
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     late = "results/tiny/late"
     run_snakemake(
-        workdir, f"{late}/projector", f"{late}/explain/gradcam_faithfulness.parquet",
+        workdir, f"{late}/projector", f"{late}/explain/saliency_faithfulness.parquet",
         f"{late}/explain/filters.parquet",
     )  # fmt: skip
     return workdir / late
@@ -56,13 +56,13 @@ def test_projector_exports_the_large_layer_as_principal_components(run):
 
 def test_explanations_run_on_a_bounded_sample_on_the_cpu(run):
     explain = run / "explain"
-    per_image = pd.read_parquet(explain / "gradcam_faithfulness.parquet")
+    per_image = pd.read_parquet(explain / "saliency_faithfulness.parquet")
     assert per_image["image_id"].nunique() == 6
     assert (
         per_image.drop_duplicates("image_id")["label"].value_counts().tolist()
         == [2] * 3
     )
-    meta = read_parquet_meta(explain / "gradcam_faithfulness.parquet")
+    meta = read_parquet_meta(explain / "saliency_faithfulness.parquet")
     assert meta["cnnatlas.images"].startswith("6 of 30 images (class-stratified")
     meta = read_parquet_meta(explain / "filters.parquet")
     assert meta["cnnatlas.images"].startswith("9 of 30 images (class-stratified")

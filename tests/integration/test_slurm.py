@@ -165,7 +165,7 @@ GPU_RULES = {
     "extract_shard",
     "render_feature_maps",
     "visualize_filters",
-    "render_gradcam",
+    "render_saliency",
     "check_saliency",
 }
 
@@ -255,7 +255,7 @@ def test_local_runs_use_the_cores_they_are_given(tmp_path):
         expected = {
             "train_demo_model": min(2, cores),
             "extract_features": every,
-            "render_gradcam": every,
+            "render_saliency": every,
             "check_saliency": every,
             "visualize_filters": every,
         }

@@ -140,7 +140,7 @@ def test_without_a_class_index_the_ids_show_as_before(tmp_path):
 def test_gradcam_captions_name_the_class_by_title(
     imagefolder, tmp_path, monkeypatch, one_torch_thread
 ):
-    """The render_gradcam adapter passes `space.shown()`: captions say `tench`, the
+    """The render_saliency adapter passes `space.shown()`: captions say `tench`, the
     true-class maps are those of the same outputs as with the ids."""
     import torch
     from cnnatlas.data import build_manifest
@@ -170,7 +170,7 @@ def test_gradcam_captions_name_the_class_by_title(
 
     def per_image(s, name):
         out = tmp_path / name
-        gradcam.render_gradcam(
+        gradcam.render_saliency(
             manifest.assign(correct=False), selection, model, tf, s, out / "o",
             out / "p.pq", out / "s.pq", out / "f.png", methods=["gradcam"],
             layer="features", fraction=0.2, blur=4.0, seed=0, batch_size=8,

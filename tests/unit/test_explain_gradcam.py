@@ -232,7 +232,7 @@ def test_true_class_maps_use_the_class_index(imagefolder, tmp_path):
 
     from cnnatlas.classes import ClassSpace, class_space
     from cnnatlas.data import build_manifest
-    from cnnatlas.explain.gradcam import render_gradcam
+    from cnnatlas.explain.gradcam import render_saliency
     from PIL import Image
 
     classes = ["circle", "square", "stripes"]
@@ -254,7 +254,7 @@ def test_true_class_maps_use_the_class_index(imagefolder, tmp_path):
 
     def overview(net, space, name):
         out = tmp_path / name
-        render_gradcam(
+        render_saliency(
             predictions, selection, net, tf, space, out / "overlays", out / "p.pq",
             out / "s.pq", out / "f.png", methods=["gradcam", "gradcam++"],
             layer="features", fraction=0.2, blur=4.0, seed=0, batch_size=8, device="cpu",
@@ -271,7 +271,7 @@ def test_faithfulness_runs_on_a_bounded_stratified_sample_on_the_cpu(
     imagefolder, tmp_path
 ):
     from cnnatlas.data import build_manifest
-    from cnnatlas.explain.gradcam import render_gradcam
+    from cnnatlas.explain.gradcam import render_saliency
     from cnnatlas.explain.select import sample_images
     from cnnatlas.io import read_parquet_meta
 
@@ -283,7 +283,7 @@ def test_faithfulness_runs_on_a_bounded_stratified_sample_on_the_cpu(
     model = DigitNet(num_classes=3, in_channels=3, width=4).eval()
     tf = {"resize": 32, "crop": 32, "mean": [0.5] * 3, "std": [0.25] * 3}
     out = tmp_path / "out"
-    render_gradcam(
+    render_saliency(
         predictions, manifest.iloc[[0]], model, tf, ["circle", "square", "stripes"],
         out / "overlays", out / "p.pq", out / "s.pq", out / "f.png", methods=["gradcam"],
         layer="features", fraction=0.2, blur=4.0, seed=2, batch_size=8, device="cpu",
@@ -294,7 +294,7 @@ def test_faithfulness_runs_on_a_bounded_stratified_sample_on_the_cpu(
     assert sorted(per_image["image_id"]) == sorted(expected)
     assert per_image.groupby("label").size().tolist() == [2, 2, 2]
     note = f"6 of {len(manifest)} images (class-stratified sample, seed 2: "
-    note += "explain.gradcam.max_images on the CPU)"
+    note += "explain.saliency.max_images on the CPU)"
     for name in ("p.pq", "s.pq"):
         assert read_parquet_meta(out / name)["cnnatlas.images"] == note
     summary = pd.read_parquet(out / "s.pq")
@@ -315,15 +315,16 @@ def test_batches_are_cut_to_fit_the_jobs_memory_or_the_job_stops_naming_what_to_
     act = activation_mb(model, tf)
     # resnet18 at 64 px: every leaf's output, a few MB per image
     assert 1 < act < 20, act
-    key, rule = "explain.gradcam.batch_size", "render_gradcam"
+    key, rule = "explain.saliency.batch_size", "render_saliency"
     assert fit_batch(model, tf, 64, None, key, rule) == 64
     assert fit_batch(model, tf, 64, 100_000, key, rule) == 64
     params = sum(p.numel() for p in model.parameters()) * 4 / 2**20
     mem = 700 + 2 * params + 5.5 * 0.8 * act
     with caplog.at_level(logging.INFO, logger="cnnatlas.explain.inputs"):
         assert fit_batch(model, tf, 64, mem, key, rule) == 5
-    assert "batches of 5 images, not 64 (explain.gradcam.batch_size)" in caplog.text
+    assert "batches of 5 images, not 64 (explain.saliency.batch_size)" in caplog.text
     with pytest.raises(
-        CnnatlasError, match=r"render_gradcam:mem_mb=.*lower the model's transform crop"
+        CnnatlasError,
+        match=r"render_saliency:mem_mb=.*lower the model's transform crop",
     ):
         fit_batch(model, tf, 64, 700, key, rule)

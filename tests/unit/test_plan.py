@@ -445,7 +445,7 @@ def test_the_landing_page_reads_the_log_of_every_job_before_it(demo, per_layer):
          "paper": {"figures": {}}}
     )  # fmt: skip
     left = {r for r, _ in bare.index.logs()}
-    gone = {"check_saliency", "render_gradcam", "export_projector", "align_evolution",
+    gone = {"check_saliency", "render_saliency", "export_projector", "align_evolution",
             "measure_similarity", "gather_similarity"}  # fmt: skip
     assert gone <= set(rules) and gone.isdisjoint(left)
     assert bare.index.summary()["saliency"] == []

@@ -7,8 +7,6 @@ import sys
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-validate(config, "../schemas/config.schema.yaml")
-
 SCRIPTS = os.path.join(workflow.current_basedir, "../scripts")
 sys.path.insert(0, SCRIPTS)
 # Jobs' scripts import this workflow's library, not an installed cnnatlas (Snakemake
@@ -16,8 +14,20 @@ sys.path.insert(0, SCRIPTS)
 os.environ.update(
     PYTHONPATH=os.pathsep.join([SCRIPTS, *filter(None, [os.environ.get("PYTHONPATH")])])
 )
-from cnnatlas.classes import check_class_spaces, dataset_classes
+from cnnatlas.deprecations import upgrade_config
 from cnnatlas.errors import CnnatlasError
+
+# Keys renamed in this release are read under their old names, with a warning.
+try:
+    for _note in upgrade_config(config):
+        logger.warning(f"cnnatlas: {_note}")
+except CnnatlasError as _err:
+    logger.error(f"cnnatlas: {_err}")
+    sys.exit(1)
+
+validate(config, "../schemas/config.schema.yaml")
+
+from cnnatlas.classes import check_class_spaces, dataset_classes
 from cnnatlas.imports import library_files
 from cnnatlas.locks import clear_stale_locks, record_owner
 from cnnatlas.plan import Plan

@@ -78,41 +78,41 @@ rule visualize_filters:
         "../scripts/visualize_filters.py"
 
 
-rule render_gradcam:
+rule render_saliency:
     input:
         predictions=rules.extract_features.output.predictions,
         selection=rules.select_explain_images.output.selection,
         checkpoint=P.checkpoint_file,
-        lib=lib("render_gradcam.py"),
+        lib=lib("render_saliency.py"),
     output:
         overlays=report(
-            directory(f"{EXPLAIN_DIR}/gradcam"),
+            directory(f"{EXPLAIN_DIR}/saliency"),
             patterns=["overview.png"],
-            caption="../report/gradcam.rst",
+            caption="../report/saliency.rst",
             category="Explanations",
-            subcategory="{model} {ckpt}: Grad-CAM",
+            subcategory="{model} {ckpt}: saliency maps",
         ),
-        per_image=f"{EXPLAIN_DIR}/gradcam_faithfulness.parquet",
-        summary=f"{EXPLAIN_DIR}/gradcam_summary.parquet",
+        per_image=f"{EXPLAIN_DIR}/saliency_faithfulness.parquet",
+        summary=f"{EXPLAIN_DIR}/saliency_summary.parquet",
         figure=report(
-            f"{EXPLAIN_DIR}/gradcam_faithfulness.png",
-            caption="../report/gradcam_faithfulness.rst",
+            f"{EXPLAIN_DIR}/saliency_faithfulness.png",
+            caption="../report/saliency_faithfulness.rst",
             category="Explanations",
-            subcategory="{model} {ckpt}: Grad-CAM",
+            subcategory="{model} {ckpt}: saliency maps",
         ),
     log:
-        f"{RESULTS}/logs/render_gradcam/{{model}}/{{ckpt}}.log",
+        f"{RESULTS}/logs/render_saliency/{{model}}/{{ckpt}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/render_gradcam/{{model}}/{{ckpt}}.tsv"
+        f"{RESULTS}/benchmarks/render_saliency/{{model}}/{{ckpt}}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1
     params:
         spec=P.model_spec,
-        options=P.explain["gradcam"],
+        options=P.explain["saliency"],
         device=config["extract"]["device"],
     script:
-        "../scripts/render_gradcam.py"
+        "../scripts/render_saliency.py"
 
 
 rule check_saliency:
@@ -147,7 +147,7 @@ rule check_saliency:
     params:
         spec=P.model_spec,
         methods=P.trust_methods,
-        layer=P.explain["gradcam"]["target_layer"],
+        layer=P.explain["saliency"]["target_layer"],
         options=P.explain["trust"],
         device=config["extract"]["device"],
     script:

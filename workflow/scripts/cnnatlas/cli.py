@@ -112,6 +112,7 @@ def _plan(args: argparse.Namespace) -> int:
     import yaml
 
     from cnnatlas import cost
+    from cnnatlas.deprecations import upgrade_config
     from cnnatlas.schema import fill_defaults
 
     config_path = Path(args.configfile)
@@ -119,7 +120,10 @@ def _plan(args: argparse.Namespace) -> int:
         raise CnnatlasError(
             f"{config_path}: no such config; run in the project folder or give --configfile"
         )
-    config = fill_defaults(yaml.safe_load(config_path.read_text()) or {})
+    config = yaml.safe_load(config_path.read_text()) or {}
+    for note in upgrade_config(config):
+        print(f"cnnatlas plan: {note}", file=sys.stderr)
+    config = fill_defaults(config)
     workflow = Path(cost.__file__).resolve().parents[3]
     n, classes, sample = _dataset(config)
     jobs = cost.count_jobs(
@@ -133,7 +137,7 @@ def _plan(args: argparse.Namespace) -> int:
         name: cost.profile_model(spec, name, ex, sample, threads=args.cores)
         for name, spec in config["models"].items()
     }
-    methods = list(ex["trust"]["methods"]) or list(ex["gradcam"]["methods"])
+    methods = list(ex["trust"]["methods"]) or list(ex["saliency"]["methods"])
     limits = _mem_limits(workflow, args.mem_mb)
     plan = cost.estimate(
         jobs, n, classes, profiles, config, methods, cost.load_constants(),

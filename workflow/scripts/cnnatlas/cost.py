@@ -44,7 +44,7 @@ STAGES = {
         "select_explain_images",
         "render_feature_maps",
         "visualize_filters",
-        "render_gradcam",
+        "render_saliency",
         "check_saliency",
     ],
     "analysis": [
@@ -81,7 +81,7 @@ KEYS = {
         "explain.filters.max_images",
         "explain.filters.size",
     ],
-    "render_gradcam": ["explain.gradcam.max_images", "explain.gradcam.methods"],
+    "render_saliency": ["explain.saliency.max_images", "explain.saliency.methods"],
     "check_saliency": [
         "explain.trust.max_images",
         "explain.trust.methods",
@@ -186,7 +186,7 @@ def profile_model(
         per_step, filters["channels"], filters["steps"], filters["budget_gflop"]
     )
     n_chan = chans if isinstance(chans, int) else len(chans)
-    target = explain["gradcam"]["target_layer"] or find_target_layer(model, c, crop)
+    target = explain["saliency"]["target_layer"] or find_target_layer(model, c, crop)
     channels = layer_channels(model, target, x)
     params = sum(p.numel() for p in model.parameters()) * 4 / 2**20
     return ModelProfile(
@@ -287,17 +287,17 @@ def work(
         return 0.0
     if rule == "render_feature_maps":
         return jobs * chosen * (per_image(chosen) + prof.decode_s)
-    if rule == "render_gradcam":
+    if rule == "render_saliency":
         g = (
             n
-            if ex["gradcam"]["max_images"] is None
-            else min(n, ex["gradcam"]["max_images"])
+            if ex["saliency"]["max_images"] is None
+            else min(n, ex["saliency"]["max_images"])
         )
-        m = len(ex["gradcam"]["methods"])
+        m = len(ex["saliency"]["methods"])
         per = (
             3 + 1 + m
         )  # maps (forward + backward), random pixels, each method's pixels
-        fwd = per_image(min(g, ex["gradcam"]["batch_size"]))
+        fwd = per_image(min(g, ex["saliency"]["batch_size"]))
         return jobs * (g * (per * fwd + prof.decode_s) + chosen * 5 * fwd)
     if rule == "visualize_filters":
         f = ex["filters"]
@@ -328,8 +328,8 @@ def memory_mb(rule: str, prof: ModelProfile | None, config: Mapping[str, Any]) -
         t = ex["trust"]
         bs = min(t["batch_size"], t["max_images"] or t["batch_size"])
         return base + 2 * prof.params_mb + bs * grad
-    if rule == "render_gradcam":
-        g = ex["gradcam"]
+    if rule == "render_saliency":
+        g = ex["saliency"]
         bs = min(g["batch_size"], g["max_images"] or g["batch_size"])
         return base + prof.params_mb + bs * grad
     if rule == "visualize_filters":

@@ -2,7 +2,7 @@
 
 Seven kinds, each drawn from what the workflow already makes: `layer_grid` (checkpoints x
 layers maps of one model), `perplexity_sweep` (seeds x perplexities t-SNE maps of one
-layer), `gradcam` (Grad-CAM of listed images, recomputed from the checkpoint), `filters`
+layer), `saliency` (Grad-CAM of listed images, recomputed from the checkpoint), `filters`
 (activation-maximisation images of a layer's channels, recomputed with the explain
 stage's seed so they match its grids) and `separation` (kNN accuracy in feature space per
 layer, one line per checkpoint, from the maps stage's per-layer metrics),
@@ -59,7 +59,7 @@ __all__ = [
     "save_paper_figure",
     "draw_grid",
     "draw_separation",
-    "draw_gradcam",
+    "draw_saliency",
     "draw_filters",
     "draw_saliency_curves",
     "draw_saliency_randomisation",
@@ -485,8 +485,8 @@ def draw_separation(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> Fi
     )
 
 
-def draw_gradcam(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> Figure:
-    """gradcam: recomputed from the checkpoint for the listed images."""
+def draw_saliency(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> Figure:
+    """saliency: Grad-CAM recomputed from the checkpoint for the listed images."""
     from cnnatlas.classes import read_class_space
     from cnnatlas.models import load_model
 

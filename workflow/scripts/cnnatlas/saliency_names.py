@@ -41,7 +41,7 @@ def saliency_method_names() -> list[str]:
     """Every registered method name, in the registry's order (module name order)."""
     out: list[str] = []
     for path in sorted(PACKAGE.glob("*.py"), key=lambda p: p.stem):
-        if path.stem not in ("__init__", "base"):
+        if path.stem != "base" and not path.stem.startswith("_"):
             out += _registered(ast.parse(path.read_text(), filename=str(path)))
     return out
 

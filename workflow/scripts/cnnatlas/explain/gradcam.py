@@ -48,7 +48,7 @@ __all__ = [
     "summarize_faithfulness",
     "plot_faithfulness",
     "overlay_figure",
-    "render_gradcam",
+    "render_saliency",
 ]
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def find_target_layer(model: nn.Module, channels: int, size: int = 32) -> str:
     if not spatial:
         raise LayerError(
             "no module of the model outputs a spatial [N, C, H, W] map; "
-            "set explain.gradcam.target_layer"
+            "set explain.saliency.target_layer"
         )
     return spatial[-1]
 
@@ -333,7 +333,7 @@ def _overlays(
     return figures
 
 
-def render_gradcam(
+def render_saliency(
     predictions: pd.DataFrame,
     selection: pd.DataFrame,
     model: nn.Module,
@@ -368,8 +368,8 @@ def render_gradcam(
     model = model.eval().to(dev)
     if dev.type == "cpu":  # batches cut to fit the job's memory
         batch_size = fit_batch(
-            model, transform, batch_size, mem_mb, "explain.gradcam.batch_size",
-            "render_gradcam",
+            model, transform, batch_size, mem_mb, "explain.saliency.batch_size",
+            "render_saliency",
         )  # fmt: skip
     tf = make_transform(transform)
     if not layer:
@@ -382,7 +382,7 @@ def render_gradcam(
         save_png(fig, overlays_dir / f"{image_id:05d}.png")
     save_png(vstack(figures, gap=6), overlays_dir / "overview.png")
     sample, note = bound_images(
-        predictions, max_images, seed, dev.type == "cpu", "explain.gradcam.max_images"
+        predictions, max_images, seed, dev.type == "cpu", "explain.saliency.max_images"
     )
     ds = ImageDataset(sample["path"].tolist(), tf)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False)

@@ -9,13 +9,12 @@ fails when one disagrees.
 
 import re
 from collections.abc import Callable
-from pathlib import Path
 
+from cnnatlas import generated
 from cnnatlas.maps import methods, packages
 
-__all__ = ["ROOT", "FILES", "expected", "stale", "sync"]
+__all__ = ["FILES", "expected", "stale", "sync"]
 
-ROOT = Path(__file__).resolve().parents[4]
 MARKER = "map method packages not listed above (python -m cnnatlas.maps)"
 
 
@@ -65,17 +64,14 @@ FILES: dict[str, Callable[[str], str]] = {
 
 def expected(path: str) -> str:
     """The text the registry asks of `path` (a key of FILES)."""
-    return FILES[path]((ROOT / path).read_text(encoding="utf-8"))
+    return generated.expected(FILES, path)
 
 
 def stale() -> list[str]:
     """The files of FILES whose text disagrees with the registry."""
-    return [p for p in FILES if expected(p) != (ROOT / p).read_text(encoding="utf-8")]
+    return generated.stale(FILES)
 
 
 def sync() -> list[str]:
     """Rewrite every stale file; returns their paths."""
-    changed = stale()
-    for path in changed:
-        (ROOT / path).write_text(expected(path), encoding="utf-8")
-    return changed
+    return generated.sync(FILES)

@@ -68,11 +68,11 @@ class Atlas:
         ]
 
     def explain(self) -> list[dict[str, str]]:
-        """The explain stage's Grad-CAM folders: [{model, ckpt, dir}]."""
+        """The explain stage's saliency overlay folders: [{model, ckpt, dir}]."""
         made = set(self.plan.explain_targets())
         out = []
         for m, c in self.plan.model_ckpts():
-            folder = f"{self.plan.run_dir(m, c)}/explain/gradcam"
+            folder = f"{self.plan.run_dir(m, c)}/explain/saliency"
             if folder in made:
                 out.append({"model": m, "ckpt": c, "dir": folder})
         return out

@@ -26,10 +26,10 @@ EXPLAIN_OUTPUTS = (
     "feature_maps",
     "filters",
     "filters.parquet",
-    "gradcam",
-    "gradcam_faithfulness.parquet",
-    "gradcam_summary.parquet",
-    "gradcam_faithfulness.png",
+    "saliency",
+    "saliency_faithfulness.parquet",
+    "saliency_summary.parquet",
+    "saliency_faithfulness.png",
 )
 # The saliency checks of one checkpoint (rule check_saliency): output name -> file.
 TRUST_FILES = {
@@ -364,8 +364,8 @@ class Plan:
                 f"explain.layers: {unknown} are not models of the config "
                 f"({sorted(self.models)})"
             )
-        gradcam, trust = self.explain["gradcam"], self.explain["trust"]
-        check_saliency_methods(gradcam["methods"], "explain.gradcam.methods")
+        saliency, trust = self.explain["saliency"], self.explain["trust"]
+        check_saliency_methods(saliency["methods"], "explain.saliency.methods")
         check_saliency_methods(trust["methods"], "explain.trust.methods")
 
     def explain_layers(self, wildcards: Wildcards) -> list[str] | None:
@@ -398,10 +398,10 @@ class Plan:
 
     def trust_methods(self, wildcards: Wildcards) -> list[str]:
         """explain.trust.methods, or if empty the methods drawn
-        (explain.gradcam.methods): the maps a user looks at are the ones checked."""
+        (explain.saliency.methods): the maps a user looks at are the ones checked."""
         trust, drawn = (
             self.explain["trust"]["methods"],
-            self.explain["gradcam"]["methods"],
+            self.explain["saliency"]["methods"],
         )
         return list(trust) or list(drawn)
 

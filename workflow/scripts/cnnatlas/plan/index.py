@@ -61,7 +61,7 @@ class Index:
             self._log("plot_checkpoint_layer_grids", m) for m in figures.grid_models()
         ]
         explain = ["select_explain_images", "render_feature_maps", "visualize_filters"]
-        explain += ["render_gradcam"]
+        explain += ["render_saliency"]
         if plan.explain["trust"]["enabled"]:
             explain.append("check_saliency")
         out += [

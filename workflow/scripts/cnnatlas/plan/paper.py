@@ -199,7 +199,7 @@ def _separation(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
     return {"checkpoints": ckpts, "layers": layers, "metrics": metrics}
 
 
-# --- gradcam, filters: recomputed from the checkpoint ---
+# --- saliency, filters: recomputed from the checkpoint ---
 
 
 def _model(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
@@ -210,7 +210,7 @@ def _model(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
         "predictions": paper.plan.predictions_path(f["model"], f["checkpoint"]),
         "device": paper.plan.config["extract"]["device"],
         "image_ids": f["image_ids"],
-        "target_layer": f["target_layer"] or explain["gradcam"]["target_layer"],
+        "target_layer": f["target_layer"] or explain["saliency"]["target_layer"],
         "layer": f["layer"],
         "channels": f["channels"],
         "columns": f["columns"],
@@ -269,10 +269,10 @@ KINDS: dict[str, PaperKind] = {
         "cnnatlas.paper:draw_grid",
         "{model} {checkpoint} {layer}: {method} maps, seeds x perplexities",
     ),
-    "gradcam": PaperKind(
+    "saliency": PaperKind(
         _model,
         _model_files,
-        "cnnatlas.paper:draw_gradcam",
+        "cnnatlas.paper:draw_saliency",
         "{model} {checkpoint}: Grad-CAM of images",
     ),
     "filters": PaperKind(

@@ -1,9 +1,11 @@
 """Saliency methods, one class per module, found by name in `METHODS`.
 
-Every module of this package except `base` is imported here, so adding a method is one
-new module: a `SaliencyMethod` subclass with `name`, `title` and `compute`, decorated
-with `@register` (and its tests and README line). The config's method lists
-(`explain.gradcam.methods`, `explain.trust.methods`) are checked against `METHODS`.
+Every module of this package except `base` and the private ones is imported here, so
+adding a method is one new module: a `SaliencyMethod` subclass with `name`, `title` and
+`compute`, decorated with `@register` (and its tests and its line in
+docs/explanations.md). The config's method lists (`explain.saliency.methods`,
+`explain.trust.methods`) are checked against `METHODS`; the schema and config.yaml list
+the names, written by `python -m cnnatlas.explain.saliency` (`_sync`).
 """
 
 import importlib
@@ -30,5 +32,5 @@ __all__ = [
 ]
 
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-    if _info.name != "base":
+    if _info.name != "base" and not _info.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_info.name}")

@@ -82,7 +82,7 @@ class SaliencyMethod(ABC):
         modules = dict(model.named_modules())
         if layer not in modules:
             raise LayerError(
-                f"explain.gradcam.target_layer: {layer!r} is not a module of the model; "
+                f"explain.saliency.target_layer: {layer!r} is not a module of the model; "
                 f"modules with children or leaves, e.g. {[n for n in modules if n][-8:]}"
             )
         self.model, self.layer, self.batch_size = model, layer, batch_size
@@ -122,7 +122,7 @@ def register(cls: type[SaliencyMethod]) -> type[SaliencyMethod]:
     return cls
 
 
-def method_class(name: str, key: str = "explain.gradcam.methods") -> type:
+def method_class(name: str, key: str = "explain.saliency.methods") -> type:
     """The registered class of a method name; an unknown name raises, naming `key`."""
     if name not in METHODS:
         raise CnnatlasError(

@@ -1,7 +1,7 @@
 import pandas as pd
 import torch
 from cnnatlas.classes import read_class_space
-from cnnatlas.explain.gradcam import render_gradcam
+from cnnatlas.explain.gradcam import render_saliency
 from cnnatlas.logs import to_log
 from cnnatlas.models import load_model
 
@@ -11,7 +11,7 @@ def main(snakemake) -> None:
     torch.set_num_threads(snakemake.threads)
     spec, opts = snakemake.params.spec, snakemake.params.options
     out = snakemake.output
-    render_gradcam(
+    render_saliency(
         pd.read_parquet(snakemake.input.predictions),
         pd.read_parquet(snakemake.input.selection),
         load_model(spec, snakemake.input.checkpoint),
