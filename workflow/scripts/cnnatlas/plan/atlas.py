@@ -3,26 +3,27 @@ feature-space neighbours, the evolution stage's aligned maps, the Grad-CAM folde
 the plotly pages it links."""
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
-if TYPE_CHECKING:
-    from cnnatlas.plan.core import Plan
+from cnnatlas.plan.stage import Stage
 
 __all__ = ["Atlas"]
 
 
-class Atlas:
+class Atlas(Stage):
     """The atlas plan of a run (`plan.atlas`)."""
 
-    def __init__(self, plan: "Plan") -> None:
-        self.plan = plan
-        self.path = f"{plan.results}/atlas.html"
+    PATHS: ClassVar[dict[str, str]] = {
+        "atlas": "atlas.html",
         # two maps of the atlas side by side (the landing page's CKA cells link to it)
-        self.compare_path = f"{plan.results}/compare.html"
+        "compare": "compare.html",
+    }
+    RULES: ClassVar[dict[str, str]] = {"write_atlas": ""}
 
-    def neighbors_path(self, model: str, ckpt: str, layer: str) -> str:
-        """Each image's feature-space neighbours (written by measure_maps)."""
-        return self.plan.neighbors_path(model, ckpt, layer)
+    def __init__(self, plan) -> None:
+        super().__init__(plan)
+        self.path = self.out("atlas")
+        self.compare_path = self.out("compare")
 
     def maps(self) -> list[dict[str, Any]]:
         """Every 2-D map: [{model, ckpt, layer, method, perplexity, seed, embedding}]."""
@@ -35,41 +36,38 @@ class Atlas:
                 "method": method,
                 "perplexity": float(perp),
                 "seed": int(seed),
-                "embedding": plan.embedding_path(m, c, layer, method, dim, perp, seed),
+                "embedding": plan.maps.embedding(m, c, layer, method, dim, perp, seed),
             }
             for m, c in plan.model_ckpts()
             for layer in plan.model_layer_list(m)
-            for method, dim, perp, seed in plan.map_params()
+            for method, dim, perp, seed in plan.maps.params()
             if dim == "2"
         ]
 
     def evolution(self) -> list[dict[str, Any]]:
         """The aligned maps of the evolution stage, one entry per (model, layer, method)."""
         plan, evo = self.plan, self.plan.evolution
-        if not evo["enabled"]:
+        if not evo.config["enabled"]:
             return []
         return [
             {
                 "model": m,
                 "layer": layer,
                 "method": method,
-                "perplexity": evo["perplexity"],
-                "seed": evo["seed"],
-                "ckpts": list(spec["checkpoints"]),
-                "dir": f"{plan.results}/{m}/evolution/{layer}/{method}/maps",
+                "perplexity": evo.config["perplexity"],
+                "seed": evo.config["seed"],
+                "ckpts": list(plan.models[m]["checkpoints"]),
+                "dir": evo.path("maps", m, layer, method),
             }
-            for m, spec in plan.models.items()
-            if len(spec["checkpoints"]) >= 2
-            for layer in plan.evolution_layers(m)
-            for method in evo["methods"]
+            for m, layer, method in evo.jobs()
         ]
 
     def explain(self) -> list[dict[str, str]]:
         """The explain stage's Grad-CAM folders: [{model, ckpt, dir}]."""
-        made = set(self.plan.explain_targets())
-        out = []
+        explain = self.plan.explain
+        made, out = set(explain.targets()), []
         for m, c in self.plan.model_ckpts():
-            folder = f"{self.plan.run_dir(m, c)}/explain/gradcam"
+            folder = explain.out("gradcam", model=m, ckpt=c)
             if folder in made:
                 out.append({"model": m, "ckpt": c, "dir": folder})
         return out
@@ -81,7 +79,7 @@ class Atlas:
             if f.endswith(".html"):
                 model, ckpt, _, layer, name = f.split("/")[-5:]
                 pages.append((f, f"{model} {ckpt} {layer} {name[:-5]}"))
-        for f in plan.evolution_targets():
+        for f in plan.evolution.targets():
             if f.endswith("slider.html"):
                 model, _, layer, method, _ = f.split("/")[-5:]
                 pages.append((f, f"evolution {model} {layer} {method}"))
@@ -92,10 +90,11 @@ class Atlas:
 
     def inputs(self) -> dict[str, Any]:
         """What write_atlas's `write_atlas` call takes besides manifest, metrics, sheets."""
-        plan = self.plan
+        plan, metrics = self.plan, self.plan.metrics
         return {
             "predictions": {
-                f"{m}/{c}": plan.predictions_path(m, c) for m, c in plan.model_ckpts()
+                f"{m}/{c}": plan.extract.predictions(m, c)
+                for m, c in plan.model_ckpts()
             },
             "maps": self.maps(),
             "neighbors": [
@@ -103,8 +102,8 @@ class Atlas:
                     "model": m,
                     "ckpt": c,
                     "layer": layer,
-                    "path": self.neighbors_path(m, c, layer),
-                    "distances": plan.distances_path(m, c, layer),
+                    "path": metrics.neighbors(m, c, layer),
+                    "distances": metrics.distances(m, c, layer),
                 }
                 for m, c in plan.model_ckpts()
                 for layer in plan.model_layer_list(m)

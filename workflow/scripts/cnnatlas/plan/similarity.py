@@ -4,28 +4,38 @@ pair of models, their last checkpoints' features; the gathered table, its summar
 the heat maps."""
 
 from itertools import combinations
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 from cnnatlas.plan.names import Wildcards
-
-if TYPE_CHECKING:
-    from cnnatlas.plan.core import Plan
+from cnnatlas.plan.stage import Stage
 
 __all__ = ["Similarity"]
 
 
-class Similarity:
+class Similarity(Stage):
     """The similarity plan of a run (`plan.similarity`)."""
 
-    def __init__(self, plan: "Plan") -> None:
-        self.plan = plan
+    PATHS: ClassVar[dict[str, str]] = {
+        "model_part": "similarity/parts/{model}.parquet",
+        "pair_part": "similarity/parts/pairs/{model}/{other}.parquet",
+        "table": "similarity/cka.parquet",
+        "summary": "similarity/summary.json",
+        "figures": "similarity/figures",
+    }
+    RULES: ClassVar[dict[str, str]] = {
+        "measure_similarity": "{model}",
+        "compare_models": "{model}/{other}",
+        "gather_similarity": "",
+    }
+
+    def __init__(self, plan) -> None:
+        super().__init__(plan)
         self.options: dict[str, Any] = dict(plan.config["similarity"])
-        self.dir = f"{plan.results}/similarity"
-        self.table = f"{self.dir}/cka.parquet"
-        self.summary = f"{self.dir}/summary.json"
-        self.figures = f"{self.dir}/figures"
-        self.model_part = f"{self.dir}/parts/{{model}}.parquet"
-        self.pair_part = f"{self.dir}/parts/pairs/{{model}}/{{other}}.parquet"
+        self.table = self.out("table")
+        self.summary = self.out("summary")
+        self.figures = self.out("figures")
+        self.model_part = self.out("model_part")
+        self.pair_part = self.out("pair_part")
 
     @property
     def enabled(self) -> bool:
@@ -45,11 +55,11 @@ class Similarity:
         return [self.table, self.summary, self.figures] if self.enabled else []
 
     def _dirs(self, model: str, ckpts: list[str]) -> list[str]:
-        return [f"{self.plan.run_dir(model, c)}/features" for c in ckpts]
+        return [self.plan.extract.features_dir(model, c) for c in ckpts]
 
     def _files(self, model: str, ckpt: str) -> dict[str, str]:
         return {
-            layer: self.plan.features_file(model, ckpt, layer)
+            layer: self.plan.extract.features_file(model, ckpt, layer)
             for layer in self.plan.model_layer_list(model)
         }
 
