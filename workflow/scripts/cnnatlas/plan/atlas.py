@@ -20,10 +20,9 @@ class Atlas(Stage):
     }
     RULES: ClassVar[dict[str, str]] = {"write_atlas": ""}
 
-    def __init__(self, plan) -> None:
-        super().__init__(plan)
-        self.path = self.out("atlas")
-        self.compare_path = self.out("compare")
+    @property
+    def path(self) -> str:
+        return self.out("atlas")
 
     def maps(self) -> list[dict[str, Any]]:
         """Every 2-D map: [{model, ckpt, layer, method, perplexity, seed, embedding}]."""

@@ -17,10 +17,7 @@ class Demo(Stage):
         "checkpoint": "demo/checkpoints/step{step}.pt",
     }
     RULES: ClassVar[dict[str, str]] = {"write_demo_dataset": "", "train_demo_model": ""}
-
-    def __init__(self, plan) -> None:
-        super().__init__(plan)
-        self.config = plan.config["demo"]
+    SECTION = "demo"
 
     def checkpoints(self) -> list[str]:
         """One checkpoint per training step of demo.steps."""

@@ -2,7 +2,6 @@
 writes: one layer's maps across a model's checkpoints (config order), aligned so that
 points can be followed, and the figures that show them."""
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from cnnatlas.maps import methods
@@ -32,10 +31,7 @@ class Evolution(Stage):
     # the targets of each evolution job, in this order
     TARGETS = ("strip_png", "animation", "html", "alignment")
 
-    def __init__(self, plan) -> None:
-        super().__init__(plan)
-        self.config: Mapping[str, Any] = plan.config["evolution"]
-        self._check_layers()
+    SECTION = "evolution"
 
     def layers(self, model: str) -> list[str]:
         """The evolution layers of one model: evolution.layers that it has (all if null)."""
@@ -43,7 +39,7 @@ class Evolution(Stage):
         wanted = self.config["layers"]
         return list(layers) if wanted is None else [x for x in wanted if x in layers]
 
-    def _check_layers(self) -> None:
+    def check(self) -> None:
         known = {x for spec in self.plan.models.values() for x in spec["layers"]}
         unknown = [x for x in self.config["layers"] or [] if x not in known]
         if unknown:

@@ -3,8 +3,7 @@ visualize_filters, render_gradcam, check_saliency) writes for each explained
 checkpoint: the chosen images, feature-map grids, filter visualizations, Grad-CAM
 overlays with their faithfulness, and the saliency checks."""
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from cnnatlas.plan.names import Wildcards
 from cnnatlas.plan.stage import Stage
@@ -55,12 +54,9 @@ class Explain(Stage):
         "gradcam_figure",
     )
 
-    def __init__(self, plan) -> None:
-        super().__init__(plan)
-        self.config: Mapping[str, Any] = plan.config["explain"]
-        self._check()
+    SECTION = "explain"
 
-    def _check(self) -> None:
+    def check(self) -> None:
         models = self.plan.models
         ckpts = {c for m in models.values() for c in m["checkpoints"]}
         unknown = sorted(set(self.config["checkpoints"]) - ckpts)

@@ -28,10 +28,12 @@ class Extract(Stage):
         "extract_shard": "{model}/{ckpt}/{shard}-of-{shards}",
     }
 
-    def __init__(self, plan) -> None:
-        super().__init__(plan)
-        self.config = plan.config["extract"]
-        self.shards: int = self.config["shards"]
+    SECTION = "extract"
+
+    @property
+    def shards(self) -> int:
+        """How many jobs each checkpoint's forward pass is split into (1: not split)."""
+        return int(self.config["shards"])
 
     def fields(self) -> dict[str, str]:
         return {"shards": str(self.shards)}

@@ -1,7 +1,6 @@
 """Which figures the config asks for (`figures:`), and what each plotting job draws
 (rules make_thumbnail_sheets, plot_embeddings, plot_checkpoint_layer_grids)."""
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from cnnatlas.maps import get_method
@@ -32,10 +31,12 @@ class Figures(Stage):
         "plot_checkpoint_layer_grids": "{model}",
     }
 
-    def __init__(self, plan) -> None:
-        super().__init__(plan)
-        self.config: Mapping[str, Any] = plan.config["figures"]
-        self.sheets = self.out("sheets")
+    SECTION = "figures"
+
+    @property
+    def sheets(self) -> str:
+        """The thumbnail sheets' folder (make_thumbnail_sheets)."""
+        return self.out("sheets")
 
     def selected_maps(self, section: str) -> list[MapKey]:
         """The configured maps that figures.<section> selects.

@@ -19,9 +19,9 @@ class Index(Stage):
     PATHS: ClassVar[dict[str, str]] = {"index": "index.html"}
     RULES: ClassVar[dict[str, str]] = {"write_index": ""}
 
-    def __init__(self, plan) -> None:
-        super().__init__(plan)
-        self.path = self.out("index")
+    @property
+    def path(self) -> str:
+        return self.out("index")
 
     @staticmethod
     def _logs(stage: Stage, rule: str, jobs: list[dict[str, str]]) -> list[Log]:

@@ -22,9 +22,7 @@ class Maps(Stage):
         "embedding": "{model}/{ckpt}/embeddings/{layer}/{map}.parquet",
     }
 
-    def __init__(self, plan) -> None:
-        super().__init__(plan)
-        self.config = plan.config["maps"]
+    SECTION = "maps"
 
     def params(self) -> list[MapKey]:
         """(method, dim, perplexity, seed) of every configured map, as path strings.

@@ -56,12 +56,15 @@ class Paper(Stage):
     }
     RULES: ClassVar[dict[str, str]] = {"draw_paper_figure": "{name}"}
 
-    def __init__(self, plan) -> None:
-        super().__init__(plan)
-        self.config: Mapping[str, Any] = plan.config["paper"]
-        self.fonts = {k: self.config[k] for k in FONT_KEYS}
+    SECTION = "paper"
+
+    def check(self) -> None:
         for name in self.config["figures"]:
             self.figure(name)  # bad names fail when the workflow is parsed
+
+    @property
+    def fonts(self) -> dict[str, Any]:
+        return {k: self.config[k] for k in FONT_KEYS}
 
     def map_path(
         self, model: str, ckpt: str, layer: str, method: str, perplexity: Any, seed: Any
@@ -253,7 +256,7 @@ def _similarity(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
     return {
         "comparison": f["comparison"],
         "keys": ckpts if f["comparison"] == "layers" else layers,
-        "table": sim.model_part.format(model=f["model"]),
+        "table": sim.out("model_part", model=f["model"]),
     }
 
 

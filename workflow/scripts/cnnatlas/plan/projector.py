@@ -16,9 +16,7 @@ class Projector(Stage):
     PATHS: ClassVar[dict[str, str]] = {"projector": "{model}/{ckpt}/projector"}
     RULES: ClassVar[dict[str, str]] = {"export_projector": "{model}/{ckpt}"}
 
-    def __init__(self, plan) -> None:
-        super().__init__(plan)
-        self.config = plan.config["projector"]
+    SECTION = "projector"
 
     def features(self, wildcards: Wildcards) -> dict[str, str]:
         """layer -> features .npy of one checkpoint, for every configured layer."""

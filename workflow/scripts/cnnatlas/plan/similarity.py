@@ -28,18 +28,16 @@ class Similarity(Stage):
         "gather_similarity": "",
     }
 
-    def __init__(self, plan) -> None:
-        super().__init__(plan)
-        self.options: dict[str, Any] = dict(plan.config["similarity"])
-        self.table = self.out("table")
-        self.summary = self.out("summary")
-        self.figures = self.out("figures")
-        self.model_part = self.out("model_part")
-        self.pair_part = self.out("pair_part")
+    SECTION = "similarity"
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The similarity section of the config, as the rules' params."""
+        return dict(self.config)
 
     @property
     def enabled(self) -> bool:
-        return bool(self.options["enabled"])
+        return bool(self.config["enabled"])
 
     def pairs(self) -> list[tuple[str, str]]:
         """Every pair of models, in config order."""
@@ -47,12 +45,13 @@ class Similarity(Stage):
 
     def parts(self) -> list[str]:
         """The tables gather_similarity joins: one per model, one per pair."""
-        models = [self.model_part.format(model=m) for m in self.plan.models]
-        pairs = [self.pair_part.format(model=a, other=b) for a, b in self.pairs()]
+        models = [self.out("model_part", model=m) for m in self.plan.models]
+        pairs = [self.out("pair_part", model=a, other=b) for a, b in self.pairs()]
         return models + pairs
 
     def targets(self) -> list[str]:
-        return [self.table, self.summary, self.figures] if self.enabled else []
+        outputs = ("table", "summary", "figures")
+        return [self.out(name) for name in outputs] if self.enabled else []
 
     def _dirs(self, model: str, ckpts: list[str]) -> list[str]:
         return [self.plan.extract.features_dir(model, c) for c in ckpts]
@@ -88,20 +87,20 @@ class Similarity(Stage):
 
     def captions(self) -> dict[str, str]:
         """Each heat map's PNG (gather_similarity's figures) -> what it shows."""
-        out = {}
+        out, figures = {}, self.out("figures")
         for m in self.plan.models:
-            out[f"{self.figures}/{m}-layers.png"] = (
+            out[f"{figures}/{m}-layers.png"] = (
                 f"{m}: linear CKA between layers, per checkpoint"
             )
-            out[f"{self.figures}/{m}-checkpoints.png"] = (
+            out[f"{figures}/{m}-checkpoints.png"] = (
                 f"{m}: linear CKA of each layer between checkpoints"
             )
         for a, b in self.pairs():
-            out[f"{self.figures}/{a}-vs-{b}.png"] = (
+            out[f"{figures}/{a}-vs-{b}.png"] = (
                 f"linear CKA between the layers of {a} and {b} (last checkpoints)"
             )
         return out
 
     def index_inputs(self, wildcards: Wildcards | None = None) -> dict[str, str]:
         """The landing page's similarity input (none when the stage is off)."""
-        return {"similarity": self.summary} if self.enabled else {}
+        return {"similarity": self.out("summary")} if self.enabled else {}

@@ -10,7 +10,8 @@ pattern of the stage's rules (tests/unit/test_paths_once.py checks that each is
 written by exactly one planner).
 """
 
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from cnnatlas.plan.core import Plan
@@ -29,6 +30,8 @@ def fill(pattern: str, **values: str) -> str:
 class Stage:
     """The planner of one stage of a run (see the module docstring)."""
 
+    # the stage's section of the config (`config`), if it has one
+    SECTION: ClassVar[str | None] = None
     # output name -> pattern, relative to the results root
     PATHS: ClassVar[dict[str, str]] = {}
     # names of PATHS that lie inside another output (a file of an output folder)
@@ -40,6 +43,14 @@ class Stage:
     def __init__(self, plan: "Plan") -> None:
         self.plan = plan
         self.results = plan.results
+        self.config: Mapping[str, Any] = (
+            plan.config[self.SECTION] if self.SECTION else {}
+        )
+        self.check()
+
+    def check(self) -> None:
+        """Fail, naming the key to fix, on a config the stage cannot plan (called when
+        the plan is made, so when Snakemake parses the workflow)."""
 
     def fields(self) -> dict[str, str]:
         """The fields of the stage's patterns that the config fixes."""
