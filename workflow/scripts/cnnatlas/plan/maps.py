@@ -123,11 +123,9 @@ class Maps(Stage):
     def rule_name(self, method: str) -> str:
         return f"reduce_{method}"
 
-    def _where(self, rule: str, where: str | None) -> str:
+    def where(self, rule: str) -> str:
         """A batched method's rule is one job; the others' are per-layer jobs."""
-        if where is None:
-            where = "" if get_method(rule.removeprefix("reduce_")).batched else "{job}"
-        return super()._where(rule, where)
+        return "" if get_method(rule.removeprefix("reduce_")).batched else "{job}"
 
     def rule(self, method: str) -> dict[str, Any]:
         """What the reduce rule of one method reads, writes, logs and is given: per layer

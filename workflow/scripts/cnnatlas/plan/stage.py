@@ -62,21 +62,24 @@ class Stage:
         Snakemake)."""
         return fill(f"{self.results}/{self.PATHS[output]}", **self.fields(), **values)
 
-    def _where(self, rule: str, where: str | None) -> str:
-        where = self.RULES[rule] if where is None else where
-        where = fill(where, job=self.plan.job_where, **self.fields())
+    def where(self, rule: str) -> str:
+        """The wildcards of a rule's log and benchmark (its entry of RULES)."""
+        return self.RULES[rule]
+
+    def _log_where(self, rule: str) -> str:
+        where = fill(self.where(rule), job=self.plan.job_where, **self.fields())
         return f"/{where}" if where else ""
 
-    def log(self, rule: str, /, where: str | None = None, **values: str) -> str:
-        """logs/<rule>/<wildcards>.log (logs/<rule>.log for a single job); `where`
-        overrides the rule's entry of RULES."""
-        path = f"{self.results}/logs/{rule}{self._where(rule, where)}.log"
-        return fill(path, **values)
+    def log(self, rule: str, /, **values: str) -> str:
+        """logs/<rule>/<wildcards>.log (logs/<rule>.log for a single job), with
+        `values` filled in."""
+        return fill(f"{self.results}/logs/{rule}{self._log_where(rule)}.log", **values)
 
-    def benchmark(self, rule: str, /, where: str | None = None, **values: str) -> str:
+    def benchmark(self, rule: str, /, **values: str) -> str:
         """benchmarks/<rule>/<wildcards>.tsv, as `log`."""
-        path = f"{self.results}/benchmarks/{rule}{self._where(rule, where)}.tsv"
-        return fill(path, **values)
+        return fill(
+            f"{self.results}/benchmarks/{rule}{self._log_where(rule)}.tsv", **values
+        )
 
     def rule_logs(self) -> list[str]:
         """The log and benchmark patterns of the rules of RULES."""
