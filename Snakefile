@@ -9,10 +9,13 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/extract.smk"
-include: "workflow/rules/reduce.smk"
+include: "workflow/rules/maps.smk"
+include: "workflow/rules/metrics.smk"
 include: "workflow/rules/provenance.smk"
 include: "workflow/rules/explain.smk"
-include: "workflow/rules/plot.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/atlas.smk"
+include: "workflow/rules/index.smk"
 include: "workflow/rules/projector.smk"
 include: "workflow/rules/evolution.smk"
 include: "workflow/rules/similarity.smk"
@@ -22,18 +25,19 @@ include: "workflow/rules/paper.smk"
 rule all:
     default_target: True
     input:
-        P.extract_targets(),
-        P.maps_targets(),
-        P.provenance,
-        P.explain_targets(),
-        FIGURES.targets(),
+        P.extract.targets(),
+        P.maps.targets(),
+        P.metrics.targets(),
+        P.provenance.path,
+        P.explain.targets(),
+        P.figures.targets(),
         P.atlas.path,
-        rules.write_index.output.index,
-        P.projector_targets(),
-        P.evolution_targets(),
+        P.index.path,
+        P.projector.targets(),
+        P.evolution.targets(),
         P.similarity.targets(),
 
 
 rule paper:
     input:
-        PAPER.targets(),
+        P.paper.targets(),

@@ -1,4 +1,4 @@
-"""Why plot.smk draws a layer's figures in one job: one process per map vs one per layer.
+"""Why figures.smk draws a layer's figures in one job: one process per map vs one per layer.
 
 Writes a synthetic predictions table and K embeddings of N points, then times (a) K fresh
 Python processes that each import the library and draw one map (PNG + PDF at 300 dpi), the

@@ -31,8 +31,8 @@ def test_the_old_key_and_kind_are_read_as_the_new_ones_with_one_warning_each():
     assert "'gradcam'" in kind and "'saliency'" in kind
     assert "paper.figures.gradcam.kind" in kind and "next release" in kind
     new, old = plan_of(DEMO), plan_of(config)
-    assert old.explain_targets() == new.explain_targets()
-    assert any(t.endswith("/explain/saliency") for t in old.explain_targets())
+    assert old.explain.targets() == new.explain.targets()
+    assert any(t.endswith("/explain/saliency") for t in old.explain.targets())
     assert old.paper.figure("gradcam") == new.paper.figure("gradcam")
 
 

@@ -5,7 +5,7 @@ import copy
 import pytest
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.explain.saliency import METHODS
-from cnnatlas.plan.core import TRUST_FILES
+from cnnatlas.plan.explain import TRUST_FILES
 from cnnatlas.plan.paper import KINDS
 
 from tests.unit.test_plan import DEMO, plan_of, w
@@ -13,22 +13,22 @@ from tests.unit.test_plan import DEMO, plan_of, w
 
 def test_trust_outputs_are_targets_of_every_explained_checkpoint():
     plan = plan_of(DEMO)
-    targets = plan.explain_targets()
+    targets = plan.explain.targets()
     for ckpt in DEMO["models"]["digitnet"]["checkpoints"]:
         for name in TRUST_FILES.values():
             assert f"results/digitnet/{ckpt}/explain/{name}" in targets
     config = copy.deepcopy(DEMO)
     config["explain"]["trust"]["enabled"] = False
-    off = plan_of(config).explain_targets()
+    off = plan_of(config).explain.targets()
     assert not any(t.endswith(tuple(TRUST_FILES.values())) for t in off)
     assert len(off) == len(targets) - 3 * len(TRUST_FILES)
 
 
 def test_trust_methods_default_to_every_registered_method():
-    assert plan_of(DEMO).trust_methods(w(model="digitnet")) == list(METHODS)
+    assert plan_of(DEMO).explain.trust_methods(w(model="digitnet")) == list(METHODS)
     config = copy.deepcopy(DEMO)
     config["explain"]["trust"]["methods"] = ["hirescam"]
-    assert plan_of(config).trust_methods(w(model="digitnet")) == ["hirescam"]
+    assert plan_of(config).explain.trust_methods(w(model="digitnet")) == ["hirescam"]
 
 
 @pytest.mark.parametrize("key", ["saliency", "trust"])

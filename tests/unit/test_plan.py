@@ -40,7 +40,7 @@ def per_layer() -> Plan:
 
 
 def test_map_params_follow_each_methods_sweep_axes(demo):
-    params = demo.map_params()
+    params = demo.maps.params()
     # t-SNE: dims x perplexities x seeds; PCA: one per dim; UMAP: dims x seeds
     assert [p for p in params if p[0] == "tsne"][:4] == [
         ("tsne", "2", "10", "0"),
@@ -65,27 +65,29 @@ def test_map_params_follow_each_methods_sweep_axes(demo):
 
 
 def test_embedding_paths_follow_the_output_contract(demo, per_layer):
-    assert demo.embedding_path(
+    assert demo.maps.embedding(
         "digitnet", "step0005", "fc1", "tsne", "2", "10", "1"
     ) == ("results/digitnet/step0005/embeddings/fc1/tsne-2d-p10-s1.parquet")
-    paths = demo.layer_embeddings(w(model="digitnet", ckpt="step0600", layer="relu"))
+    paths = demo.maps.layer_embeddings(
+        w(model="digitnet", ckpt="step0600", layer="relu")
+    )
     assert len(paths) == 14 and len(set(paths)) == 14
     assert all(
         p.startswith("results/digitnet/step0600/embeddings/relu/") for p in paths
     )
-    assert per_layer.method_outputs("pca") == [
+    assert per_layer.maps.method_outputs("pca") == [
         "results/{model}/{ckpt}/embeddings/{layer}/pca-2d-p0-s0.parquet",
         "results/{model}/{ckpt}/embeddings/{layer}/pca-3d-p0-s0.parquet",
     ]
     # one job per checkpoint (the demo's default): every layer's maps of {model}/{ckpt}
-    outputs = demo.method_outputs("pca")
+    outputs = demo.maps.method_outputs("pca")
     assert len(outputs) == 5 * 2 and outputs[1] == (
         "results/{model}/{ckpt}/embeddings/features.0.3/pca-3d-p0-s0.parquet"
     )
 
 
 def test_batched_methods_get_one_job_for_every_layer(demo, per_layer):
-    jobs = demo.reduce_jobs("umap")
+    jobs = demo.maps.jobs("umap")
     assert len(jobs) == 3 * 5  # checkpoints x layers
     assert jobs[0]["features"] == "results/digitnet/step0005/features/features.0.3.npy"
     assert jobs[0]["maps"][1] == [
@@ -94,16 +96,16 @@ def test_batched_methods_get_one_job_for_every_layer(demo, per_layer):
         "1",
         "results/digitnet/step0005/embeddings/features.0.3/umap-2d-p0-s1.parquet",
     ]
-    outputs = demo.method_outputs("umap", batched=True)
+    outputs = demo.maps.method_outputs("umap", batched=True)
     assert len(outputs) == 15 * 4 and len(set(outputs)) == len(outputs)
-    layer = per_layer.layer_reduce_jobs("tsne")(
+    layer = per_layer.maps.layer_jobs("tsne")(
         w(model="digitnet", ckpt="step0060", layer="fc1")
     )
     assert len(layer) == 1 and [m[-1] for m in layer[0]["maps"]] == [
-        demo.embedding_path("digitnet", "step0060", "fc1", "tsne", *p)
-        for p in demo.method_maps("tsne")
+        demo.maps.embedding("digitnet", "step0060", "fc1", "tsne", *p)
+        for p in demo.maps.method_maps("tsne")
     ]
-    ckpt = demo.layer_reduce_jobs("tsne")(w(model="digitnet", ckpt="step0060"))
+    ckpt = demo.maps.layer_jobs("tsne")(w(model="digitnet", ckpt="step0060"))
     assert [j["features"].split("/")[-1] for j in ckpt] == [
         f"{layer}.npy" for layer in demo.model_layer_list("digitnet")
     ]
@@ -111,20 +113,25 @@ def test_batched_methods_get_one_job_for_every_layer(demo, per_layer):
 
 
 def test_reduce_rule_per_layer_per_checkpoint_and_batched(demo, per_layer):
-    tsne = per_layer.reduce_rule("tsne")
+    tsne = per_layer.maps.rule("tsne")
     assert tsne["features"] == "results/{model}/{ckpt}/features"
-    assert tsne["maps"] == per_layer.method_outputs("tsne")
+    assert tsne["maps"] == per_layer.maps.method_outputs("tsne")
     assert tsne["log"] == "results/logs/reduce_tsne/{model}/{ckpt}/{layer}.log"
     assert tsne["benchmark"].endswith("reduce_tsne/{model}/{ckpt}/{layer}.tsv")
-    tsne, umap = demo.reduce_rule("tsne"), demo.reduce_rule("umap")
+    tsne, umap = demo.maps.rule("tsne"), demo.maps.rule("umap")
     assert tsne["features"] == "results/{model}/{ckpt}/features"
-    assert tsne["maps"] == demo.method_outputs("tsne") and len(tsne["maps"]) == 5 * 8
+    assert (
+        tsne["maps"] == demo.maps.method_outputs("tsne") and len(tsne["maps"]) == 5 * 8
+    )
     assert tsne["log"] == "results/logs/reduce_tsne/{model}/{ckpt}.log"
     assert tsne["benchmark"].endswith("reduce_tsne/{model}/{ckpt}.tsv")
-    assert umap["features"] == demo.all_features_dirs() and len(umap["features"]) == 3
-    assert umap["maps"] == demo.method_outputs("umap", batched=True)
+    assert (
+        umap["features"] == demo.extract.all_features_dirs()
+        and len(umap["features"]) == 3
+    )
+    assert umap["maps"] == demo.maps.method_outputs("umap", batched=True)
     assert umap["log"] == "results/logs/reduce_umap.log"
-    assert umap["jobs"] == demo.reduce_jobs("umap")
+    assert umap["jobs"] == demo.maps.jobs("umap")
 
 
 def _files(plan: Plan, patterns: list[str]) -> set[str]:
@@ -142,15 +149,19 @@ def _files(plan: Plan, patterns: list[str]) -> set[str]:
 def test_layer_jobs_write_the_same_files_per_layer_or_per_checkpoint(demo, per_layer):
     assert (demo.layer_jobs, per_layer.layer_jobs) == ("checkpoint", "layer")
     for method in ("tsne", "pca"):
-        assert _files(demo, demo.reduce_rule(method)["maps"]) == _files(
-            per_layer, per_layer.reduce_rule(method)["maps"]
+        assert _files(demo, demo.maps.rule(method)["maps"]) == _files(
+            per_layer, per_layer.maps.rule(method)["maps"]
         )
-    metrics, layer_metrics = demo.metrics_rule(), per_layer.metrics_rule()
-    for name in ("metrics", "neighbors"):
-        files = _files(demo, metrics[name])
-        assert files == _files(per_layer, layer_metrics[name]) and len(files) == 15
-    assert _files(demo, metrics["metrics"]) == set(demo.all_layer_metrics())
-    assert metrics["log"] == "results/logs/measure_maps/{model}/{ckpt}.log"
+    metrics, layer_metrics = demo.metrics, per_layer.metrics
+    for name in ("layer", "neighbors", "distances"):
+        files = _files(demo, metrics.job_outputs(name))
+        assert files == _files(per_layer, layer_metrics.job_outputs(name))
+        assert len(files) == 15
+    assert _files(demo, metrics.job_outputs("layer")) == set(metrics.all_layer_paths())
+    assert metrics.log("measure_maps") == "results/logs/measure_maps/{model}/{ckpt}.log"
+    assert layer_metrics.benchmark("measure_maps") == (
+        "results/benchmarks/measure_maps/{model}/{ckpt}/{layer}.tsv"
+    )
     figs, layer_figs = demo.figures, per_layer.figures
     for name in ("static_files", "sweep_files"):
         for ext in ("png", "pdf"):
@@ -160,13 +171,15 @@ def test_layer_jobs_write_the_same_files_per_layer_or_per_checkpoint(demo, per_l
             )
     (path, labels), *_ = figs.job_outputs(figs.static_report())
     assert "/figures/features.0.3/" in path and labels["layer"] == "features.0.3"
-    assert figs.job_log("benchmarks").endswith("plot_embeddings/{model}/{ckpt}.tsv")
+    assert figs.benchmark("plot_embeddings").endswith(
+        "plot_embeddings/{model}/{ckpt}.tsv"
+    )
     # a checkpoint's job does what its layers' jobs do, layer by layer in config order
     ckpt = w(model="digitnet", ckpt="step0060")
     layers = [w(**vars(ckpt), layer=x) for x in demo.model_layer_list("digitnet")]
-    assert demo.metrics_jobs(ckpt) == [per_layer.metrics_jobs(x)[0] for x in layers]
-    assert demo.job_embeddings(ckpt) == [
-        p for x in layers for p in per_layer.job_embeddings(x)
+    assert demo.metrics.jobs(ckpt) == [per_layer.metrics.jobs(x)[0] for x in layers]
+    assert demo.maps.job_embeddings(ckpt) == [
+        p for x in layers for p in per_layer.maps.job_embeddings(x)
     ]
     assert figs.job_layers(ckpt) == [layer_figs.job_layers(x)[0] for x in layers]
     assert len(figs.job_embeddings_needed(ckpt)) == 5 * len(
@@ -186,16 +199,16 @@ def test_layer_jobs_per_checkpoint_need_models_with_the_same_layers():
 
 
 def test_targets_of_every_stage(demo):
-    maps = demo.maps_targets()
+    maps = demo.maps.targets() + demo.metrics.targets()
     assert len(maps) == 15 * 14 + 1 + 4
     assert "results/metrics.parquet" in maps
-    assert len(demo.extract_targets()) == 6
-    assert len(demo.explain_targets()) == 3 * (7 + 6)  # with the saliency checks
-    assert demo.projector_targets()[0] == "results/digitnet/step0005/projector"
-    evo = demo.evolution_targets()
+    assert len(demo.extract.targets()) == 6
+    assert len(demo.explain.targets()) == 3 * (7 + 6)  # with the saliency checks
+    assert demo.projector.targets()[0] == "results/digitnet/step0005/projector"
+    evo = demo.evolution.targets()
     assert len(evo) == 2 * 2 * 4  # layers x methods x files
     assert "results/digitnet/evolution/relu/tsne/slider.html" in evo
-    index = demo.index_files()
+    index = demo.index.files()
     assert len(index) == len(set(index)) and set(maps) <= set(index)
 
 
@@ -210,11 +223,11 @@ def test_wildcard_constraints_match_exactly_the_configured_names(demo):
 
 
 def test_evolution_options_override_only_what_the_method_has(demo):
-    tsne = demo.evolution_options(w(method="tsne"))
+    tsne = demo.evolution.options(w(method="tsne"))
     assert tsne["n_iter"] == DEMO["evolution"]["n_iter"]
     assert tsne["perplexity_too_large"] == "error"  # the rest is maps.tsne
-    assert demo.evolution_options(w(method="pca")) == {"standardize": False}
-    files = demo.evolution_feature_files(w(model="digitnet", layer="relu"))
+    assert demo.evolution.options(w(method="pca")) == {"standardize": False}
+    files = demo.evolution.feature_files(w(model="digitnet", layer="relu"))
     assert list(files) == ["step0005", "step0060", "step0600"]
 
 
@@ -259,7 +272,7 @@ def test_a_new_registered_method_is_planned_from_its_axes(monkeypatch):
     config["maps"]["methods"] = ["tsne", "fake"]
     config["maps"]["fake"] = {}
     plan = Plan(config)
-    assert [p for p in plan.map_params() if p[0] == "fake"] == [
+    assert [p for p in plan.maps.params() if p[0] == "fake"] == [
         ("fake", "2", "0", "0"),
         ("fake", "2", "0", "1"),
         ("fake", "3", "0", "0"),
@@ -282,14 +295,14 @@ def test_paper_figures_resolve_to_the_files_they_show(demo):
     assert cam["checkpoint"] == "results/demo/checkpoints/step0600.pt"
     assert cam["device"] == "auto" and cam["image_ids"] == [36, 107, 253, 300]
     assert paper.inputs(w(name="separation")) == sorted(
-        demo.layer_metrics_path("digitnet", c, layer)
+        demo.metrics.layer_path("digitnet", c, layer)
         for c in ("step0005", "step0060", "step0600")
         for layer in DEMO["models"]["digitnet"]["layers"]
     )
     assert paper.inputs(w(name="gradcam")) == sorted(
         [
             "results/demo/checkpoints/step0600.pt",
-            demo.predictions_path("digitnet", "step0600"),
+            demo.extract.predictions("digitnet", "step0600"),
         ]
     )
     assert paper.fonts == {"font_size": 7, "title_size": 7, "letter_size": 9}
@@ -340,10 +353,10 @@ def test_cross_references_of_the_config_are_checked():
 
 def test_shards_are_planned_only_when_asked(demo):
     ckpt = w(model="digitnet", ckpt="step0600")
-    assert demo.extract_shard_dirs(ckpt) == []
+    assert demo.extract.shard_dirs(ckpt) == []
     config = copy.deepcopy(DEMO)
     config["extract"]["shards"] = 3
-    assert plan_of(config).extract_shard_dirs(ckpt) == [
+    assert plan_of(config).extract.shard_dirs(ckpt) == [
         f"results/digitnet/step0600/shards/{i}-of-3" for i in range(3)
     ]
 
@@ -401,7 +414,7 @@ def test_the_similarity_plan_compares_each_model_and_each_pair_of_models():
         f"{r}/digitnet/step0600/features",
         f"{r}/twin/b/features",
     ]
-    assert set(sim.targets()) <= set(plan.index_files())
+    assert set(sim.targets()) <= set(plan.index.files())
     off = {**config, "similarity": {"enabled": False}, "paper": {"figures": {}}}
     off = plan_of(off).similarity
     assert off.targets() == [] and off.index_inputs() == {}
@@ -467,7 +480,7 @@ def test_the_landing_pages_figures_are_captioned_with_what_they_show(demo):
     assert captions["results/paper/filters.png"] == (
         "digitnet step0600 features.2.3: images that activate each channel most"
     )
-    pictures = [f for f in demo.index_files() if f.endswith(".png")]
+    pictures = [f for f in demo.index.files() if f.endswith(".png")]
     shown = [f for f in pictures if f.endswith(("layer_summary.png", "strip.png"))
              or "/figures/grid-" in f]  # fmt: skip
     assert shown and set(shown) <= set(captions)

@@ -100,7 +100,7 @@ def test_scale_config_is_the_target_workload(kind):
     assert config["maps"]["dims"] == [2, 3]
     assert config["explain"]["enabled"] and config["projector"]["enabled"]
     plan = Plan(config)
-    assert plan.maps_targets() and plan.projector_targets()
+    assert plan.maps.targets() and plan.projector.targets()
 
 
 def test_write_config_rejects_an_invalid_config(tmp_path):

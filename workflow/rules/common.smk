@@ -1,6 +1,7 @@
 # Validation, the planner and what needs Snakemake's own objects. Every path, sweep and
 # job list comes from cnnatlas.plan (pure functions of the validated config, tested
-# with pytest); the rule files only call into it.
+# with pytest): the rules of workflow/rules/<stage>.smk name their paths through the
+# planner of the same stage, P.<stage> (cnnatlas/plan/<stage>.py).
 import os
 import sys
 
@@ -40,9 +41,6 @@ except CnnatlasError as _err:
     sys.exit(1)
 
 P = Plan(config)
-RESULTS = P.results
-FIGURES = P.figures
-PAPER = P.paper
 
 
 wildcard_constraints:
@@ -70,7 +68,7 @@ onstart:
 
 def run_outputs(wildcards):
     """Every target of `rule all` but the provenance record itself."""
-    return [str(f) for f in rules.all.input if str(f) != P.provenance]
+    return [str(f) for f in rules.all.input if str(f) != P.provenance.path]
 
 
 def rule_threads(wildcards):

@@ -1,17 +1,16 @@
-DEMO = config["demo"]
-DEMO_DIR = f"{RESULTS}/demo"
+DEMO = P.demo.config
 
 
 rule write_demo_dataset:
     input:
         lib=lib("write_demo_dataset.py"),
     output:
-        train=directory(f"{DEMO_DIR}/digits/train"),
-        test=directory(f"{DEMO_DIR}/digits/test"),
+        train=directory(P.demo.out("train")),
+        test=directory(P.demo.out("test")),
     log:
-        f"{RESULTS}/logs/write_demo_dataset.log",
+        P.demo.log("write_demo_dataset"),
     benchmark:
-        f"{RESULTS}/benchmarks/write_demo_dataset.tsv"
+        P.demo.benchmark("write_demo_dataset")
     conda:
         "../../envs/torch.yaml"
     params:
@@ -27,13 +26,11 @@ rule train_demo_model:
         train=rules.write_demo_dataset.output.train,
         lib=lib("train_demo_model.py"),
     output:
-        checkpoints=[
-            f"{DEMO_DIR}/checkpoints/step{step:04d}.pt" for step in DEMO["steps"]
-        ],
+        checkpoints=P.demo.checkpoints(),
     log:
-        f"{RESULTS}/logs/train_demo_model.log",
+        P.demo.log("train_demo_model"),
     benchmark:
-        f"{RESULTS}/benchmarks/train_demo_model.tsv"
+        P.demo.benchmark("train_demo_model")
     conda:
         "../../envs/torch.yaml"
     threads: 2

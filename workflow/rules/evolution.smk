@@ -1,29 +1,28 @@
-EVOLUTION_DIR = P.evolution_dir()
 # Training evolution: one layer's maps across a model's checkpoints (config order),
 # aligned so points can be followed, plus the figures that show them.
 
 
 rule align_evolution:
     input:
-        features=P.evolution_feature_dirs,
+        features=P.evolution.feature_dirs,
         lib=lib("align_evolution.py"),
     output:
-        maps=directory(f"{EVOLUTION_DIR}/maps"),
-        alignment=f"{EVOLUTION_DIR}/alignment.parquet",
+        maps=directory(P.evolution.out("maps")),
+        alignment=P.evolution.out("alignment"),
     log:
-        f"{RESULTS}/logs/align_evolution/{{model}}/{{layer}}/{{method}}.log",
+        P.evolution.log("align_evolution"),
     benchmark:
-        f"{RESULTS}/benchmarks/align_evolution/{{model}}/{{layer}}/{{method}}.tsv"
+        P.evolution.benchmark("align_evolution")
     wildcard_constraints:
-        method=P.evolution_method_names(),
+        method=P.evolution.method_names(),
     conda:
         "../../envs/evolution.yaml"
     threads: 1
     params:
-        features=P.evolution_feature_files,
-        perplexity=P.evolution["perplexity"],
-        seed=P.evolution["seed"],
-        options=P.evolution_options,
+        features=P.evolution.feature_files,
+        perplexity=P.evolution.config["perplexity"],
+        seed=P.evolution.config["seed"],
+        options=P.evolution.options,
     script:
         "../scripts/align_evolution.py"
 
@@ -32,27 +31,27 @@ rule plot_evolution:
     input:
         maps=rules.align_evolution.output.maps,
         manifest=rules.build_manifest.output.manifest,
-        predictions=P.evolution_predictions,
+        predictions=P.evolution.predictions,
         lib=lib("plot_evolution.py"),
     output:
-        strip_png=f"{EVOLUTION_DIR}/strip.png",
-        strip_pdf=f"{EVOLUTION_DIR}/strip.pdf",
-        animation=f"{EVOLUTION_DIR}/animation.gif",
-        html=f"{EVOLUTION_DIR}/slider.html",
+        strip_png=P.evolution.out("strip_png"),
+        strip_pdf=P.evolution.out("strip_pdf"),
+        animation=P.evolution.out("animation"),
+        html=P.evolution.out("html"),
     log:
-        f"{RESULTS}/logs/plot_evolution/{{model}}/{{layer}}/{{method}}.log",
+        P.evolution.log("plot_evolution"),
     benchmark:
-        f"{RESULTS}/benchmarks/plot_evolution/{{model}}/{{layer}}/{{method}}.tsv"
+        P.evolution.benchmark("plot_evolution")
     wildcard_constraints:
-        method=P.evolution_method_names(),
+        method=P.evolution.method_names(),
     conda:
         "../../envs/evolution.yaml"
     threads: 1
     params:
         ckpts=P.model_ckpt_names,
-        predictions=P.evolution_prediction_files,
-        title=P.evolution_title,
-        frames=P.evolution["frames"],
-        fps=P.evolution["fps"],
+        predictions=P.evolution.prediction_files,
+        title=P.evolution.title,
+        frames=P.evolution.config["frames"],
+        fps=P.evolution.config["fps"],
     script:
         "../scripts/plot_evolution.py"

@@ -1,20 +1,17 @@
-EXPLAIN_DIR = f"{RESULTS}/{{model}}/{{ckpt}}/explain"
-
-
 rule select_explain_images:
     input:
         predictions=rules.extract_features.output.predictions,
         lib=lib("select_explain_images.py"),
     output:
-        selection=f"{EXPLAIN_DIR}/images.parquet",
+        selection=P.explain.out("selection"),
     log:
-        f"{RESULTS}/logs/select_explain_images/{{model}}/{{ckpt}}.log",
+        P.explain.log("select_explain_images"),
     benchmark:
-        f"{RESULTS}/benchmarks/select_explain_images/{{model}}/{{ckpt}}.tsv"
+        P.explain.benchmark("select_explain_images")
     conda:
         "../../envs/torch.yaml"
     params:
-        images=P.explain["images"],
+        images=P.explain.config["images"],
     script:
         "../scripts/select_explain_images.py"
 
@@ -26,23 +23,23 @@ rule render_feature_maps:
         lib=lib("render_feature_maps.py"),
     output:
         maps=report(
-            directory(f"{EXPLAIN_DIR}/feature_maps"),
+            directory(P.explain.out("feature_maps")),
             patterns=["{name}_overview.png"],
             caption="../report/feature_maps.rst",
             category="Explanations",
             subcategory="{model} {ckpt}: feature maps",
         ),
     log:
-        f"{RESULTS}/logs/render_feature_maps/{{model}}/{{ckpt}}.log",
+        P.explain.log("render_feature_maps"),
     benchmark:
-        f"{RESULTS}/benchmarks/render_feature_maps/{{model}}/{{ckpt}}.tsv"
+        P.explain.benchmark("render_feature_maps")
     conda:
         "../../envs/torch.yaml"
     threads: 1
     params:
         spec=P.model_spec,
-        layers=P.explain_layers,
-        options=P.explain["feature_maps"],
+        layers=P.explain.layers,
+        options=P.explain.config["feature_maps"],
         device=config["extract"]["device"],
     script:
         "../scripts/render_feature_maps.py"
@@ -55,24 +52,24 @@ rule visualize_filters:
         lib=lib("visualize_filters.py"),
     output:
         grids=report(
-            directory(f"{EXPLAIN_DIR}/filters"),
+            directory(P.explain.out("filters")),
             patterns=["{name}.png"],
             caption="../report/filters.rst",
             category="Explanations",
             subcategory="{model} {ckpt}: filters",
         ),
-        table=f"{EXPLAIN_DIR}/filters.parquet",
+        table=P.explain.out("filters_table"),
     log:
-        f"{RESULTS}/logs/visualize_filters/{{model}}/{{ckpt}}.log",
+        P.explain.log("visualize_filters"),
     benchmark:
-        f"{RESULTS}/benchmarks/visualize_filters/{{model}}/{{ckpt}}.tsv"
+        P.explain.benchmark("visualize_filters")
     conda:
         "../../envs/torch.yaml"
     threads: 1
     params:
         spec=P.model_spec,
-        layers=P.explain_layers,
-        options=P.explain["filters"],
+        layers=P.explain.layers,
+        options=P.explain.config["filters"],
         device=config["extract"]["device"],
     script:
         "../scripts/visualize_filters.py"
@@ -86,30 +83,30 @@ rule render_saliency:
         lib=lib("render_saliency.py"),
     output:
         overlays=report(
-            directory(f"{EXPLAIN_DIR}/saliency"),
+            directory(P.explain.out("saliency")),
             patterns=["overview.png"],
             caption="../report/saliency.rst",
             category="Explanations",
             subcategory="{model} {ckpt}: saliency maps",
         ),
-        per_image=f"{EXPLAIN_DIR}/saliency_faithfulness.parquet",
-        summary=f"{EXPLAIN_DIR}/saliency_summary.parquet",
+        per_image=P.explain.out("saliency_faithfulness"),
+        summary=P.explain.out("saliency_summary"),
         figure=report(
-            f"{EXPLAIN_DIR}/saliency_faithfulness.png",
+            P.explain.out("saliency_figure"),
             caption="../report/saliency_faithfulness.rst",
             category="Explanations",
             subcategory="{model} {ckpt}: saliency maps",
         ),
     log:
-        f"{RESULTS}/logs/render_saliency/{{model}}/{{ckpt}}.log",
+        P.explain.log("render_saliency"),
     benchmark:
-        f"{RESULTS}/benchmarks/render_saliency/{{model}}/{{ckpt}}.tsv"
+        P.explain.benchmark("render_saliency")
     conda:
         "../../envs/torch.yaml"
     threads: 1
     params:
         spec=P.model_spec,
-        options=P.explain["saliency"],
+        options=P.explain.config["saliency"],
         device=config["extract"]["device"],
     script:
         "../scripts/render_saliency.py"
@@ -121,34 +118,34 @@ rule check_saliency:
         checkpoint=P.checkpoint_file,
         lib=lib("check_saliency.py"),
     output:
-        summary=P.trust_file("{model}", "{ckpt}", "summary"),
-        curves=P.trust_file("{model}", "{ckpt}", "curves"),
-        randomisation=P.trust_file("{model}", "{ckpt}", "randomisation"),
-        cascade=P.trust_file("{model}", "{ckpt}", "cascade"),
+        summary=P.explain.out("summary"),
+        curves=P.explain.out("curves"),
+        randomisation=P.explain.out("randomisation"),
+        cascade=P.explain.out("cascade"),
         curves_figure=report(
-            P.trust_file("{model}", "{ckpt}", "curves_figure"),
+            P.explain.out("curves_figure"),
             caption="../report/saliency_curves.rst",
             category="Explanations",
             subcategory="{model} {ckpt}: saliency checks",
         ),
         cascade_figure=report(
-            P.trust_file("{model}", "{ckpt}", "cascade_figure"),
+            P.explain.out("cascade_figure"),
             caption="../report/saliency_randomisation.rst",
             category="Explanations",
             subcategory="{model} {ckpt}: saliency checks",
         ),
     log:
-        f"{RESULTS}/logs/check_saliency/{{model}}/{{ckpt}}.log",
+        P.explain.log("check_saliency"),
     benchmark:
-        f"{RESULTS}/benchmarks/check_saliency/{{model}}/{{ckpt}}.tsv"
+        P.explain.benchmark("check_saliency")
     conda:
         "../../envs/torch.yaml"
     threads: 1
     params:
         spec=P.model_spec,
-        methods=P.trust_methods,
-        layer=P.explain["saliency"]["target_layer"],
-        options=P.explain["trust"],
+        methods=P.explain.trust_methods,
+        layer=P.explain.config["saliency"]["target_layer"],
+        options=P.explain.config["trust"],
         device=config["extract"]["device"],
     script:
         "../scripts/check_saliency.py"

@@ -3,12 +3,12 @@ rule build_manifest:
         dataset=config["dataset"]["path"],
         lib=lib("build_manifest.py"),
     output:
-        manifest=f"{RESULTS}/manifest.parquet",
-        bad_images=f"{RESULTS}/bad_images.parquet",
+        manifest=P.extract.out("manifest"),
+        bad_images=P.extract.out("bad_images"),
     log:
-        f"{RESULTS}/logs/build_manifest.log",
+        P.extract.log("build_manifest"),
     benchmark:
-        f"{RESULTS}/benchmarks/build_manifest.tsv"
+        P.extract.benchmark("build_manifest")
     conda:
         "../../envs/torch.yaml"
     threads: 2
@@ -24,20 +24,20 @@ rule extract_features:
         checkpoint=P.checkpoint_file,
         sources=P.model_sources,
         lib=lib("extract_features.py"),
-        shards=P.extract_shard_dirs,
+        shards=P.extract.shard_dirs,
     output:
-        predictions=f"{RESULTS}/{{model}}/{{ckpt}}/predictions.parquet",
-        features=directory(f"{RESULTS}/{{model}}/{{ckpt}}/features"),
+        predictions=P.extract.out("predictions"),
+        features=directory(P.extract.out("features")),
     log:
-        f"{RESULTS}/logs/extract_features/{{model}}/{{ckpt}}.log",
+        P.extract.log("extract_features"),
     benchmark:
-        f"{RESULTS}/benchmarks/extract_features/{{model}}/{{ckpt}}.tsv"
+        P.extract.benchmark("extract_features")
     # every checkpoint's extraction before the jobs that read one: the batched UMAP job
     # reads them all, and every layer's metrics wait for it
     priority: 1
     # Sharded (extract.shards > 1), this job only gathers the shards' rows: it runs
     # where snakemake runs, not as a cluster job holding a GPU.
-    localrule: P.shards > 1
+    localrule: P.extract.shards > 1
     conda:
         "../../envs/torch.yaml"
     threads: 2
@@ -55,11 +55,11 @@ rule extract_shard:
         sources=P.model_sources,
         lib=lib("extract_shard.py"),
     output:
-        shard=temp(directory(P.shard_dir("{model}", "{ckpt}", "{shard}"))),
+        shard=temp(directory(P.extract.out("shard"))),
     log:
-        f"{RESULTS}/logs/extract_shard/{{model}}/{{ckpt}}/{{shard}}-of-{P.shards}.log",
+        P.extract.log("extract_shard"),
     benchmark:
-        f"{RESULTS}/benchmarks/extract_shard/{{model}}/{{ckpt}}/{{shard}}-of-{P.shards}.tsv"
+        P.extract.benchmark("extract_shard")
     wildcard_constraints:
         shard=r"\d+",
     priority: 1

@@ -5,26 +5,26 @@
 
 rule draw_paper_figure:
     input:
-        files=PAPER.inputs,
+        files=P.paper.inputs,
         manifest=rules.build_manifest.output.manifest,
         checkpoints=list(P.checkpoint_files().values()),
         lib=lib("draw_paper_figure.py"),
     output:
-        pdf=f"{PAPER.dir}/{{name}}.pdf",
-        png=f"{PAPER.dir}/{{name}}.png",
+        pdf=P.paper.out("pdf"),
+        png=P.paper.out("png"),
     log:
-        f"{RESULTS}/logs/draw_paper_figure/{{name}}.log",
+        P.paper.log("draw_paper_figure"),
     benchmark:
-        f"{RESULTS}/benchmarks/draw_paper_figure/{{name}}.tsv"
+        P.paper.benchmark("draw_paper_figure")
     wildcard_constraints:
         name="[A-Za-z0-9_-]+",
     conda:
         "../../envs/torch.yaml"
     threads: 1
     params:
-        figure=PAPER.params,
-        fonts=PAPER.fonts,
-        dpi=PAPER.config["dpi"],
+        figure=P.paper.params,
+        fonts=P.paper.fonts,
+        dpi=P.paper.config["dpi"],
         config=config,
         checkpoints=P.checkpoint_files(),
     script:

@@ -3,25 +3,25 @@ rule export_projector:
         manifest=rules.build_manifest.output.manifest,
         predictions=rules.extract_features.output.predictions,
         features=rules.extract_features.output.features,
-        maps=P.projector_map_files,
+        maps=P.projector.map_files,
         lib=lib("export_projector.py"),
     output:
-        projector=directory(f"{RESULTS}/{{model}}/{{ckpt}}/projector"),
+        projector=directory(P.projector.out("projector")),
     log:
-        f"{RESULTS}/logs/export_projector/{{model}}/{{ckpt}}.log",
+        P.projector.log("export_projector"),
     benchmark:
-        f"{RESULTS}/benchmarks/export_projector/{{model}}/{{ckpt}}.tsv"
+        P.projector.benchmark("export_projector")
     conda:
         "../../envs/torch.yaml"
     threads: 1
     params:
-        features=P.projector_features,
-        maps=P.projector_maps,
-        thumbnail=P.projector["thumbnail"],
-        min_thumbnail=P.projector["min_thumbnail"],
-        seed=P.projector["seed"],
-        max_values=P.projector["max_values"],
-        reduce=P.projector["reduce"],
-        pca_dims=P.projector["pca_dims"],
+        features=P.projector.features,
+        maps=P.projector.maps,
+        thumbnail=P.projector.config["thumbnail"],
+        min_thumbnail=P.projector.config["min_thumbnail"],
+        seed=P.projector.config["seed"],
+        max_values=P.projector.config["max_values"],
+        reduce=P.projector.config["reduce"],
+        pca_dims=P.projector.config["pca_dims"],
     script:
         "../scripts/export_projector.py"

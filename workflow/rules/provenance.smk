@@ -5,11 +5,11 @@ rule write_provenance:
         outputs=run_outputs,
         lib=lib("write_provenance.py"),
     output:
-        provenance=P.provenance,
+        provenance=P.provenance.out("provenance"),
     log:
-        f"{RESULTS}/logs/write_provenance.log",
+        P.provenance.log("write_provenance"),
     benchmark:
-        f"{RESULTS}/benchmarks/write_provenance.tsv"
+        P.provenance.benchmark("write_provenance")
     conda:
         "../../envs/torch.yaml"
     params:

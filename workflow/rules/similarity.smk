@@ -3,11 +3,11 @@ rule measure_similarity:
         features=P.similarity.model_feature_dirs,
         lib=lib("measure_similarity.py"),
     output:
-        table=P.similarity.model_part,
+        table=P.similarity.out("model_part"),
     log:
-        f"{RESULTS}/logs/measure_similarity/{{model}}.log",
+        P.similarity.log("measure_similarity"),
     benchmark:
-        f"{RESULTS}/benchmarks/measure_similarity/{{model}}.tsv"
+        P.similarity.benchmark("measure_similarity")
     conda:
         "../../envs/figures.yaml"
     threads: 1
@@ -23,11 +23,11 @@ rule compare_models:
         features=P.similarity.pair_feature_dirs,
         lib=lib("compare_models.py"),
     output:
-        table=P.similarity.pair_part,
+        table=P.similarity.out("pair_part"),
     log:
-        f"{RESULTS}/logs/compare_models/{{model}}/{{other}}.log",
+        P.similarity.log("compare_models"),
     benchmark:
-        f"{RESULTS}/benchmarks/compare_models/{{model}}/{{other}}.tsv"
+        P.similarity.benchmark("compare_models")
     conda:
         "../../envs/figures.yaml"
     threads: 1
@@ -43,13 +43,13 @@ rule gather_similarity:
         parts=P.similarity.parts(),
         lib=lib("gather_similarity.py"),
     output:
-        table=P.similarity.table,
-        summary=P.similarity.summary,
-        figures=directory(P.similarity.figures),
+        table=P.similarity.out("table"),
+        summary=P.similarity.out("summary"),
+        figures=directory(P.similarity.out("figures")),
     log:
-        f"{RESULTS}/logs/gather_similarity.log",
+        P.similarity.log("gather_similarity"),
     benchmark:
-        f"{RESULTS}/benchmarks/gather_similarity.tsv"
+        P.similarity.benchmark("gather_similarity")
     conda:
         "../../envs/figures.yaml"
     threads: 1

@@ -3,7 +3,7 @@
 A layer's maps, interactive pages and sweep grids are drawn by one job: importing
 matplotlib, pandas and plotly costs more than drawing a map of a few thousand points, so
 one process per layer instead of one per file keeps a sweep's figures cheap. The jobs are
-described by plain dicts that the workflow builds from the config (see plot.smk).
+described by plain dicts that the workflow builds from the config (see figures.smk).
 """
 
 import json

@@ -3,34 +3,33 @@ feature-space neighbours, the evolution stage's aligned maps, the Grad-CAM folde
 the plotly pages it links."""
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 from cnnatlas.plan.names import map_spec
-
-if TYPE_CHECKING:
-    from cnnatlas.plan.core import Plan
+from cnnatlas.plan.stage import Stage
 
 __all__ = ["Atlas"]
 
 
-class Atlas:
+class Atlas(Stage):
     """The atlas plan of a run (`plan.atlas`)."""
 
-    def __init__(self, plan: "Plan") -> None:
-        self.plan = plan
-        self.path = f"{plan.results}/atlas.html"
+    PATHS: ClassVar[dict[str, str]] = {
+        "atlas": "atlas.html",
         # two maps of the atlas side by side (the landing page's CKA cells link to it)
-        self.compare_path = f"{plan.results}/compare.html"
+        "compare": "compare.html",
+    }
+    RULES: ClassVar[dict[str, str]] = {"write_atlas": ""}
 
-    def neighbors_path(self, model: str, ckpt: str, layer: str) -> str:
-        """Each image's feature-space neighbours (written by measure_maps)."""
-        return self.plan.neighbors_path(model, ckpt, layer)
+    @property
+    def path(self) -> str:
+        return self.out("atlas")
 
     def maps(self) -> list[dict[str, Any]]:
         """Every 2-D map: [{model, ckpt, layer, method, perplexity, seed, embedding}]
         (perplexity, seed: None for an axis the method lacks)."""
         plan = self.plan
-        specs = {p: map_spec(*p) for p in plan.map_params() if p[1] == "2"}
+        specs = {p: map_spec(*p) for p in plan.maps.params() if p[1] == "2"}
         return [
             {
                 "model": m,
@@ -39,7 +38,7 @@ class Atlas:
                 "method": p[0],
                 "perplexity": spec.perplexity,
                 "seed": spec.seed,
-                "embedding": plan.embedding_path(m, c, layer, *p),
+                "embedding": plan.maps.embedding(m, c, layer, *p),
             }
             for m, c in plan.model_ckpts()
             for layer in plan.model_layer_list(m)
@@ -49,30 +48,27 @@ class Atlas:
     def evolution(self) -> list[dict[str, Any]]:
         """The aligned maps of the evolution stage, one entry per (model, layer, method)."""
         plan, evo = self.plan, self.plan.evolution
-        if not evo["enabled"]:
+        if not evo.config["enabled"]:
             return []
         return [
             {
                 "model": m,
                 "layer": layer,
                 "method": method,
-                "perplexity": evo["perplexity"],
-                "seed": evo["seed"],
-                "ckpts": list(spec["checkpoints"]),
-                "dir": f"{plan.results}/{m}/evolution/{layer}/{method}/maps",
+                "perplexity": evo.config["perplexity"],
+                "seed": evo.config["seed"],
+                "ckpts": list(plan.models[m]["checkpoints"]),
+                "dir": evo.path("maps", m, layer, method),
             }
-            for m, spec in plan.models.items()
-            if len(spec["checkpoints"]) >= 2
-            for layer in plan.evolution_layers(m)
-            for method in evo["methods"]
+            for m, layer, method in evo.jobs()
         ]
 
     def explain(self) -> list[dict[str, str]]:
         """The explain stage's saliency overlay folders: [{model, ckpt, dir}]."""
-        made = set(self.plan.explain_targets())
-        out = []
+        explain = self.plan.explain
+        made, out = set(explain.targets()), []
         for m, c in self.plan.model_ckpts():
-            folder = f"{self.plan.run_dir(m, c)}/explain/saliency"
+            folder = explain.out("saliency", model=m, ckpt=c)
             if folder in made:
                 out.append({"model": m, "ckpt": c, "dir": folder})
         return out
@@ -84,7 +80,7 @@ class Atlas:
             if f.endswith(".html"):
                 model, ckpt, _, layer, name = f.split("/")[-5:]
                 pages.append((f, f"{model} {ckpt} {layer} {name[:-5]}"))
-        for f in plan.evolution_targets():
+        for f in plan.evolution.targets():
             if f.endswith("slider.html"):
                 model, _, layer, method, _ = f.split("/")[-5:]
                 pages.append((f, f"evolution {model} {layer} {method}"))
@@ -95,10 +91,11 @@ class Atlas:
 
     def inputs(self) -> dict[str, Any]:
         """What write_atlas's `write_atlas` call takes besides manifest, metrics, sheets."""
-        plan = self.plan
+        plan, metrics = self.plan, self.plan.metrics
         return {
             "predictions": {
-                f"{m}/{c}": plan.predictions_path(m, c) for m, c in plan.model_ckpts()
+                f"{m}/{c}": plan.extract.predictions(m, c)
+                for m, c in plan.model_ckpts()
             },
             "maps": self.maps(),
             "neighbors": [
@@ -106,8 +103,8 @@ class Atlas:
                     "model": m,
                     "ckpt": c,
                     "layer": layer,
-                    "path": self.neighbors_path(m, c, layer),
-                    "distances": plan.distances_path(m, c, layer),
+                    "path": metrics.neighbors(m, c, layer),
+                    "distances": metrics.distances(m, c, layer),
                 }
                 for m, c in plan.model_ckpts()
                 for layer in plan.model_layer_list(m)

@@ -1,35 +1,42 @@
-"""Which figures the config asks for (`figures:`), and what each plotting job draws."""
+"""Which figures the config asks for (`figures:`), and what each plotting job draws
+(rules make_thumbnail_sheets, plot_embeddings, plot_checkpoint_layer_grids)."""
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 from cnnatlas.maps import get_method
+from cnnatlas.plan.maps import MapKey
 from cnnatlas.plan.names import Wildcards, map_name, map_spec
-
-if TYPE_CHECKING:
-    from cnnatlas.plan.core import Plan
+from cnnatlas.plan.stage import Stage, fill
 
 __all__ = ["Figures", "map_title", "map_words"]
 
-MapKey = tuple[str, str, str, str]  # (method, dim, perplexity, seed) as in file names
+_LAYER = "{model}/{ckpt}/figures/{layer}"
 
 
-def _fill(template: str, model: str, ckpt: str, layer: str) -> str:
-    return (
-        template.replace("{model}", model)
-        .replace("{ckpt}", ckpt)
-        .replace("{layer}", layer)
-    )
-
-
-class Figures:
+class Figures(Stage):
     """The figure plan of a run (`plan.figures`)."""
 
-    def __init__(self, plan: "Plan") -> None:
-        self.plan = plan
-        self.config: Mapping[str, Any] = plan.config["figures"]
-        self.layer_dir = f"{plan.results}/{{model}}/{{ckpt}}/figures/{{layer}}"
-        self.sheets = f"{plan.results}/thumbnails"
+    PATHS: ClassVar[dict[str, str]] = {
+        "sheets": "thumbnails",
+        # {map}: map_name(method, dim, perplexity, seed); {colour}: figures.colour_by
+        "static": f"{_LAYER}/{{map}}.{{colour}}.{{ext}}",
+        "html": f"{_LAYER}/{{map}}.html",
+        # {sweep}: {method}-{dim}d
+        "sweep": f"{_LAYER}/sweep-{{sweep}}.{{ext}}",
+        "grid": "{model}/figures/grid-{map}.{ext}",
+    }
+    RULES: ClassVar[dict[str, str]] = {
+        "make_thumbnail_sheets": "",
+        "plot_embeddings": "{job}",
+        "plot_checkpoint_layer_grids": "{model}",
+    }
+
+    SECTION = "figures"
+
+    @property
+    def sheets(self) -> str:
+        """The thumbnail sheets' folder (make_thumbnail_sheets)."""
+        return self.out("sheets")
 
     def selected_maps(self, section: str) -> list[MapKey]:
         """The configured maps that figures.<section> selects.
@@ -38,7 +45,7 @@ class Figures:
         """
         sel = self.config[section]
         seen, out = set(), []
-        for method, dim, perp, seed in self.plan.map_params():
+        for method, dim, perp, seed in self.plan.maps.params():
             if method not in sel["methods"] or int(dim) not in sel["dims"]:
                 continue
             if sel.get("sweep", "first") == "first" and (method, dim) in seen:
@@ -52,7 +59,7 @@ class Figures:
         selects that have more than one map."""
         sel = self.config["sweep_grids"]
         sweeps: dict[tuple[str, str], list[tuple[str, str]]] = {}
-        for method, dim, perp, seed in self.plan.map_params():
+        for method, dim, perp, seed in self.plan.maps.params():
             if method in sel["methods"] and int(dim) in sel["dims"]:
                 sweeps.setdefault((method, dim), []).append((perp, seed))
         return {k: v for k, v in sweeps.items() if len(v) > 1}
@@ -61,7 +68,7 @@ class Figures:
 
     def static_files(self, ext: str) -> list[str]:
         return [
-            f"{self.layer_dir}/{map_name(*p)}.{colour}.{ext}"
+            self.out("static", map=map_name(*p), colour=colour, ext=ext)
             for p in self.selected_maps("maps")
             for colour in self.config["colour_by"]
         ]
@@ -70,7 +77,7 @@ class Figures:
         """The static PNGs with their labels in Snakemake's report."""
         return [
             (
-                f"{self.layer_dir}/{map_name(*p)}.{colour}.png",
+                self.out("static", map=map_name(*p), colour=colour, ext="png"),
                 {"layer": "{layer}", "map": map_name(*p), "colour by": colour},
             )
             for p in self.selected_maps("maps")
@@ -78,18 +85,16 @@ class Figures:
         ]
 
     def html_files(self) -> list[str]:
-        return [
-            f"{self.layer_dir}/{map_name(*p)}.html" for p in self.selected_maps("html")
-        ]
+        return [self.out("html", map=map_name(*p)) for p in self.selected_maps("html")]
 
     def sweep_files(self, ext: str) -> list[str]:
-        return [f"{self.layer_dir}/sweep-{m}-{d}d.{ext}" for m, d in self.swept()]
+        return [self.out("sweep", sweep=f"{m}-{d}d", ext=ext) for m, d in self.swept()]
 
     def sweep_report(self) -> list[tuple[str, dict[str, str]]]:
         """The sweep grids' PNGs with their labels in Snakemake's report."""
         return [
             (
-                f"{self.layer_dir}/sweep-{method}-{dim}d.png",
+                self.out("sweep", sweep=f"{method}-{dim}d", ext="png"),
                 {"layer": "{layer}", "map": f"{method} {dim}-D"},
             )
             for method, dim in self.swept()
@@ -97,42 +102,48 @@ class Figures:
 
     def layer_maps(self, wildcards: Wildcards) -> list[dict[str, Any]]:
         """What one layer's job draws: per selected map its embedding, title and files."""
-        w, plan = wildcards, self.plan
-        fig = f"{plan.run_dir(w.model, w.ckpt)}/figures/{w.layer}"
+        w, maps = wildcards, self.plan.maps
+        at = {"model": w.model, "ckpt": w.ckpt, "layer": w.layer}
         static, html = self.selected_maps("maps"), self.selected_maps("html")
         out = []
         for p in dict.fromkeys([*static, *html]):
-            name = f"{fig}/{map_name(*p)}"
+            name = map_name(*p)
             colours = self.config["colour_by"] if p in static else []
             out.append(
                 {
-                    "embedding": plan.embedding_path(w.model, w.ckpt, w.layer, *p),
+                    "embedding": maps.embedding(w.model, w.ckpt, w.layer, *p),
                     "title": map_title(w.model, w.ckpt, w.layer, *p),
-                    "png": [f"{name}.{c}.png" for c in colours],
-                    "pdf": [f"{name}.{c}.pdf" for c in colours],
-                    "html": f"{name}.html" if p in html else None,
+                    "png": [
+                        self.out("static", **at, map=name, colour=c, ext="png")
+                        for c in colours
+                    ],
+                    "pdf": [
+                        self.out("static", **at, map=name, colour=c, ext="pdf")
+                        for c in colours
+                    ],
+                    "html": self.out("html", **at, map=name) if p in html else None,
                 }
             )
         return out
 
     def layer_sweeps(self, wildcards: Wildcards) -> list[dict[str, Any]]:
         """Sweep grids of one layer: rows are perplexities, columns seeds."""
-        w, plan = wildcards, self.plan
-        fig = f"{plan.run_dir(w.model, w.ckpt)}/figures/{w.layer}"
-        pred = plan.predictions_path(w.model, w.ckpt)
+        w, embedding = wildcards, self.plan.maps.embedding
+        at = {"model": w.model, "ckpt": w.ckpt, "layer": w.layer}
+        pred = self.plan.extract.predictions(w.model, w.ckpt)
         out = []
         for (method, dim), maps in self.swept().items():
             perps = list(dict.fromkeys(p for p, _ in maps))
             seeds = list(dict.fromkeys(s for _, s in maps))
             path = {
-                (p, s): plan.embedding_path(w.model, w.ckpt, w.layer, method, dim, p, s)
+                (p, s): embedding(w.model, w.ckpt, w.layer, method, dim, p, s)
                 for p, s in maps
             }
             spec = get_method(method).spec
             out.append(
                 {
-                    "png": f"{fig}/sweep-{method}-{dim}d.png",
-                    "pdf": f"{fig}/sweep-{method}-{dim}d.pdf",
+                    "png": self.out("sweep", **at, sweep=f"{method}-{dim}d", ext="png"),
+                    "pdf": self.out("sweep", **at, sweep=f"{method}-{dim}d", ext="pdf"),
                     "cells": [
                         [
                             (spec(dim, p, s).label(short=True), path[(p, s)], pred)
@@ -185,11 +196,6 @@ class Figures:
         ]
         return list(dict.fromkeys(paths))
 
-    def job_log(self, kind: str) -> str:
-        """plot_embeddings' log (kind 'logs') or benchmark ('benchmarks') file."""
-        ext = "log" if kind == "logs" else "tsv"
-        return f"{self.plan.results}/{kind}/plot_embeddings/{self.plan.job_where}.{ext}"
-
     def layer_sheets(self, wildcards: Wildcards) -> list[str]:
         return [self.sheets] if self.html_files() else []
 
@@ -200,10 +206,7 @@ class Figures:
         return self.selected_maps("checkpoint_layer_grids")
 
     def grid_files(self, ext: str) -> list[str]:
-        return [
-            f"{self.plan.results}/{{model}}/figures/grid-{map_name(*p)}.{ext}"
-            for p in self.grid_maps()
-        ]
+        return [self.out("grid", map=map_name(*p), ext=ext) for p in self.grid_maps()]
 
     def grid_report(self) -> list[tuple[str, dict[str, str]]]:
         """The grids' PNGs with their labels in Snakemake's report."""
@@ -218,14 +221,14 @@ class Figures:
         ckpts, layers = plan.model_ckpt_names(wildcards), plan.model_layer_list(m)
         return [
             {
-                "png": f"{plan.results}/{m}/figures/grid-{map_name(*p)}.png",
-                "pdf": f"{plan.results}/{m}/figures/grid-{map_name(*p)}.pdf",
+                "png": self.out("grid", model=m, map=map_name(*p), ext="png"),
+                "pdf": self.out("grid", model=m, map=map_name(*p), ext="pdf"),
                 "cells": [
                     [
                         (
                             "",
-                            plan.embedding_path(m, c, layer, *p),
-                            plan.predictions_path(m, c),
+                            plan.maps.embedding(m, c, layer, *p),
+                            plan.extract.predictions(m, c),
                         )
                         for layer in layers
                     ]
@@ -269,7 +272,7 @@ class Figures:
         """Every figure and interactive map of the run."""
         plan = self.plan
         out = [
-            _fill(t, m, c, layer)
+            fill(t, model=m, ckpt=c, layer=layer)
             for m, c in plan.model_ckpts()
             for layer in plan.model_layer_list(m)
             for t in self.layer_templates()
@@ -277,10 +280,19 @@ class Figures:
         for m in self.grid_models():
             for p in self.grid_maps():
                 out += [
-                    f"{plan.results}/{m}/figures/grid-{map_name(*p)}.{e}"
+                    self.out("grid", model=m, map=map_name(*p), ext=e)
                     for e in ("png", "pdf")
                 ]
         return out
+
+    def outputs(self) -> list[str]:
+        layer_figures = self.job_outputs(self.layer_templates())
+        return [
+            self.sheets,
+            *layer_figures,
+            *self.grid_files("png"),
+            *self.grid_files("pdf"),
+        ]
 
 
 def map_words(method: str, dim: str, perp: str, seed: str) -> str:

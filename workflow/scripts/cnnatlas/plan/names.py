@@ -23,7 +23,7 @@ def alternatives(names: Iterable[str]) -> str:
 
 def map_spec(method: str, dim: str, perplexity: str, seed: str) -> maps.MapSpec:
     """The typed map of (method, dim, perplexity, seed) as file names spell them
-    (`Plan.map_params`): None for an axis the method lacks."""
+    (`Maps.params`): None for an axis the method lacks."""
     values = {"dim": dim, "perplexity": perplexity, "seed": seed}
     return maps.read_spec(method, values)
 

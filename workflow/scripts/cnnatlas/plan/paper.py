@@ -10,13 +10,11 @@ stay out of it.
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 from cnnatlas.maps import AXES, get_method, map_values
 from cnnatlas.plan.names import Wildcards
-
-if TYPE_CHECKING:
-    from cnnatlas.plan.core import Plan
+from cnnatlas.plan.stage import Stage
 
 __all__ = ["PaperKind", "KINDS", "Paper"]
 
@@ -49,27 +47,35 @@ def _pick(name: str, key: str, values: Any, known: Any) -> list:
     return list(values)
 
 
-class Paper:
-    """The paper-figure plan of a run (`plan.paper`)."""
+class Paper(Stage):
+    """The paper-figure plan of a run (`plan.paper`; rule draw_paper_figure)."""
 
-    def __init__(self, plan: "Plan") -> None:
-        self.plan = plan
-        self.config: Mapping[str, Any] = plan.config["paper"]
-        self.dir = f"{plan.results}/paper"
-        self.fonts = {k: self.config[k] for k in FONT_KEYS}
+    PATHS: ClassVar[dict[str, str]] = {
+        "pdf": "paper/{name}.pdf",
+        "png": "paper/{name}.png",
+    }
+    RULES: ClassVar[dict[str, str]] = {"draw_paper_figure": "{name}"}
+
+    SECTION = "paper"
+
+    def check(self) -> None:
         for name in self.config["figures"]:
             self.figure(name)  # bad names fail when the workflow is parsed
+
+    @property
+    def fonts(self) -> dict[str, Any]:
+        return {k: self.config[k] for k in FONT_KEYS}
 
     def map_path(
         self, model: str, ckpt: str, layer: str, method: str, perplexity: Any, seed: Any
     ) -> str:
         """The embedding of a 2-D map; the values of axes the method lacks are ignored."""
         spec = get_method(method).spec(2, perplexity, seed)
-        return self.plan.embedding_path(model, ckpt, layer, method, *map_values(spec))
+        return self.plan.maps.embedding(model, ckpt, layer, method, *map_values(spec))
 
     def check_axes(self, name: str, method: str, values: Mapping[str, list]) -> None:
         """Each value of an axis the method sweeps must be one the maps stage makes."""
-        maps = self.plan.maps
+        maps = self.plan.maps.config
         for axis in get_method(method).axes:
             _pick(name, axis, values[axis], maps[AXES[axis]])
 
@@ -110,12 +116,12 @@ class Paper:
         out = {}
         for name in self.config["figures"]:
             f, _ = self._entry(name)
-            out[f"{self.dir}/{name}.png"] = KINDS[f["kind"]].shows.format(**f)
+            out[self.out("png", name=name)] = KINDS[f["kind"]].shows.format(**f)
         return out
 
     def targets(self) -> list[str]:
         return [
-            f"{self.dir}/{name}.{ext}"
+            self.out(ext, name=name)
             for name in self.config["figures"]
             for ext in ("pdf", "png")
         ]
@@ -134,7 +140,7 @@ def _checkpoints_layers(name: str, f: Mapping, m: Mapping) -> tuple[list, list]:
 
 def _grid(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
     ckpts, layers = _checkpoints_layers(name, f, m)
-    maps = paper.plan.maps
+    maps = paper.plan.maps.config
     method = _pick(name, "method", [f["method"]], maps["methods"])[0]
     perp = f["perplexity"] if f["perplexity"] is not None else maps["perplexities"][0]
     seed = f["seed"] if f["seed"] is not None else maps["seeds"][0]
@@ -145,7 +151,7 @@ def _grid(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
             "row": c,
             "col": layer,
             "embedding": paper.map_path(f["model"], c, layer, method, perp, seed),
-            "predictions": run.predictions_path(f["model"], c),
+            "predictions": run.extract.predictions(f["model"], c),
         }
         for c in ckpts
         for layer in layers
@@ -154,7 +160,7 @@ def _grid(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
 
 
 def _sweep(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
-    maps, method = paper.plan.maps, f["method"]
+    maps, method = paper.plan.maps.config, f["method"]
     perps = f["perplexities"] or maps["perplexities"]
     seeds = f["seeds"] or maps["seeds"]
     _pick(name, "perplexities", perps, maps["perplexities"])
@@ -169,7 +175,7 @@ def _sweep(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
             "row": spec(2, seed=s).label(),
             "col": spec(2, perplexity=p).label(),
             "embedding": paper.map_path(f["model"], ckpt, layer, method, p, s),
-            "predictions": paper.plan.predictions_path(f["model"], ckpt),
+            "predictions": paper.plan.extract.predictions(f["model"], ckpt),
         }
         for s in seeds
         for p in perps
@@ -192,7 +198,7 @@ def _panel_files(figure: Mapping[str, Any]) -> list[str]:
 def _separation(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
     ckpts, layers = _checkpoints_layers(name, f, m)
     metrics = [
-        paper.plan.layer_metrics_path(f["model"], c, layer)
+        paper.plan.metrics.layer_path(f["model"], c, layer)
         for c in ckpts
         for layer in layers
     ]
@@ -203,11 +209,11 @@ def _separation(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
 
 
 def _model(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
-    explain = paper.plan.explain
+    explain = paper.plan.explain.config
     return {
         "spec": m,
         "checkpoint": m["checkpoints"][f["checkpoint"]],
-        "predictions": paper.plan.predictions_path(f["model"], f["checkpoint"]),
+        "predictions": paper.plan.extract.predictions(f["model"], f["checkpoint"]),
         "device": paper.plan.config["extract"]["device"],
         "image_ids": f["image_ids"],
         "target_layer": f["target_layer"] or explain["saliency"]["target_layer"],
@@ -228,7 +234,7 @@ def _model_files(figure: Mapping[str, Any]) -> list[str]:
 def _saliency(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
     model, ckpt = f["model"], f["checkpoint"]
     return {
-        k: paper.plan.trust_file(model, ckpt, k)
+        k: paper.plan.explain.trust_file(model, ckpt, k)
         for k in ("curves", "randomisation", "cascade")
     }
 
@@ -252,7 +258,7 @@ def _similarity(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
     return {
         "comparison": f["comparison"],
         "keys": ckpts if f["comparison"] == "layers" else layers,
-        "table": sim.model_part.format(model=f["model"]),
+        "table": sim.out("model_part", model=f["model"]),
     }
 
 

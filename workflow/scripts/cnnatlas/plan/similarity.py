@@ -4,32 +4,40 @@ pair of models, their last checkpoints' features; the gathered table, its summar
 the heat maps."""
 
 from itertools import combinations
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 from cnnatlas.plan.names import Wildcards
-
-if TYPE_CHECKING:
-    from cnnatlas.plan.core import Plan
+from cnnatlas.plan.stage import Stage
 
 __all__ = ["Similarity"]
 
 
-class Similarity:
+class Similarity(Stage):
     """The similarity plan of a run (`plan.similarity`)."""
 
-    def __init__(self, plan: "Plan") -> None:
-        self.plan = plan
-        self.options: dict[str, Any] = dict(plan.config["similarity"])
-        self.dir = f"{plan.results}/similarity"
-        self.table = f"{self.dir}/cka.parquet"
-        self.summary = f"{self.dir}/summary.json"
-        self.figures = f"{self.dir}/figures"
-        self.model_part = f"{self.dir}/parts/{{model}}.parquet"
-        self.pair_part = f"{self.dir}/parts/pairs/{{model}}/{{other}}.parquet"
+    PATHS: ClassVar[dict[str, str]] = {
+        "model_part": "similarity/parts/{model}.parquet",
+        "pair_part": "similarity/parts/pairs/{model}/{other}.parquet",
+        "table": "similarity/cka.parquet",
+        "summary": "similarity/summary.json",
+        "figures": "similarity/figures",
+    }
+    RULES: ClassVar[dict[str, str]] = {
+        "measure_similarity": "{model}",
+        "compare_models": "{model}/{other}",
+        "gather_similarity": "",
+    }
+
+    SECTION = "similarity"
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The similarity section of the config, as the rules' params."""
+        return dict(self.config)
 
     @property
     def enabled(self) -> bool:
-        return bool(self.options["enabled"])
+        return bool(self.config["enabled"])
 
     def pairs(self) -> list[tuple[str, str]]:
         """Every pair of models, in config order."""
@@ -37,19 +45,20 @@ class Similarity:
 
     def parts(self) -> list[str]:
         """The tables gather_similarity joins: one per model, one per pair."""
-        models = [self.model_part.format(model=m) for m in self.plan.models]
-        pairs = [self.pair_part.format(model=a, other=b) for a, b in self.pairs()]
+        models = [self.out("model_part", model=m) for m in self.plan.models]
+        pairs = [self.out("pair_part", model=a, other=b) for a, b in self.pairs()]
         return models + pairs
 
     def targets(self) -> list[str]:
-        return [self.table, self.summary, self.figures] if self.enabled else []
+        outputs = ("table", "summary", "figures")
+        return [self.out(name) for name in outputs] if self.enabled else []
 
     def _dirs(self, model: str, ckpts: list[str]) -> list[str]:
-        return [f"{self.plan.run_dir(model, c)}/features" for c in ckpts]
+        return [self.plan.extract.features_dir(model, c) for c in ckpts]
 
     def _files(self, model: str, ckpt: str) -> dict[str, str]:
         return {
-            layer: self.plan.features_file(model, ckpt, layer)
+            layer: self.plan.extract.features_file(model, ckpt, layer)
             for layer in self.plan.model_layer_list(model)
         }
 
@@ -78,20 +87,20 @@ class Similarity:
 
     def captions(self) -> dict[str, str]:
         """Each heat map's PNG (gather_similarity's figures) -> what it shows."""
-        out = {}
+        out, figures = {}, self.out("figures")
         for m in self.plan.models:
-            out[f"{self.figures}/{m}-layers.png"] = (
+            out[f"{figures}/{m}-layers.png"] = (
                 f"{m}: linear CKA between layers, per checkpoint"
             )
-            out[f"{self.figures}/{m}-checkpoints.png"] = (
+            out[f"{figures}/{m}-checkpoints.png"] = (
                 f"{m}: linear CKA of each layer between checkpoints"
             )
         for a, b in self.pairs():
-            out[f"{self.figures}/{a}-vs-{b}.png"] = (
+            out[f"{figures}/{a}-vs-{b}.png"] = (
                 f"linear CKA between the layers of {a} and {b} (last checkpoints)"
             )
         return out
 
     def index_inputs(self, wildcards: Wildcards | None = None) -> dict[str, str]:
         """The landing page's similarity input (none when the stage is off)."""
-        return {"similarity": self.summary} if self.enabled else {}
+        return {"similarity": self.out("summary")} if self.enabled else {}
