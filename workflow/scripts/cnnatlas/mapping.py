@@ -78,7 +78,7 @@ def write_job_maps(
     options: Mapping[str, Any] | None = None,
     n_jobs: int = 1,
 ) -> None:
-    """`write_maps` for every layer of a reduce job (`Plan.reduce_jobs` entries: per
+    """`write_maps` for every layer of a reduce job (`Maps.jobs` entries: per
     layer its features, predictions and [dim, perplexity, seed, path] maps, as file
     names spell them); each checkpoint's labels are read once."""
     labels: dict[str, np.ndarray] = {}
