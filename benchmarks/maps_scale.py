@@ -17,6 +17,12 @@ Data:
     nice -n 10 python benchmarks/maps_scale.py pca --n 10000 50000
     nice -n 10 python benchmarks/maps_scale.py pca-maps --n 10000 50000
     nice -n 10 python benchmarks/maps_scale.py neighbors --n 10000 50000 --queries 5000
+    nice -n 10 python benchmarks/maps_scale.py large-2d --n 100000 250000 --fitted 25000
+
+`large-2d` (2-D maps at 100,000+ points): per N, the whole 2-D t-SNE map (Annoy kNN graph
++ FFT gradients, the workflow's route), the same map fitted on a class-stratified sample
+of `--fitted` points with the rest placed by openTSNE's transform, and a whole UMAP map;
+each in its own process, with CPU seconds, peak RSS and 10-NN accuracy (5,000 points).
 """
 
 import argparse
@@ -166,7 +172,7 @@ def _tsne_3d_sub(n: int, fitted: int) -> dict:
     xp = prepare_features(x, False, 50)
     fit = stratified_subsample(n, fitted, labels, 0)
     t, c = time.perf_counter(), time.process_time()
-    y, kl = subsampled_map(xp, fit, 3, 30, 0, {}, 1)
+    y, kl = subsampled_map(xp, fit, 3, 30, 0, {})
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     rest = np.setdiff1d(np.arange(n), fit)[:5000]
     return {
@@ -261,7 +267,74 @@ def _umap(n: int) -> dict:
     return {**out, "load": load()}
 
 
+def _large_tsne(n: int, fitted: int | None) -> dict:
+    """One 2-D t-SNE map of n digits (perplexity 30, seed 0, 1 thread, the schema's
+    options): whole (fitted None) or fitted on a stratified sample and the rest placed."""
+    from cnnatlas.maps.toolbox import prepare_features, stratified_subsample
+    from cnnatlas.maps.tsne import (
+        _jitter,
+        fit_options,
+        fit_tsne,
+        pca_initialization,
+        subsampled_map,
+        tsne_affinities,
+    )
+
+    x, labels = digits(n)
+    t, c = time.perf_counter(), time.process_time()
+    xp = prepare_features(x, False, 50)
+    out: dict = {"n": n, "route": "whole" if fitted is None else "sample"}
+    if fitted is None:
+        aff = tsne_affinities(xp, 30)
+        out["affinities_s"] = round(time.perf_counter() - t, 2)
+        init = _jitter(pca_initialization(xp, 2), 0)
+        y, kl = fit_tsne(aff, init, seed=0, **fit_options({}))
+        probe = np.arange(min(n, 5000))
+    else:
+        fit = stratified_subsample(n, fitted, labels, 0)
+        y, kl = subsampled_map(xp, fit, 2, 30, 0, {})
+        rest = np.setdiff1d(np.arange(n), fit)
+        out["fitted"] = fitted
+        out["knn_fitted"] = _knn(y[fit[:5000]], labels[fit[:5000]])
+        probe = rest[:5000]
+    out.update(
+        s=round(time.perf_counter() - t, 2),
+        cpu_s=round(time.process_time() - c, 2),
+        kl=round(float(kl), 4),
+        knn_map=_knn(y[probe], labels[probe]),
+        knn_features=_knn(x[probe], labels[probe]),
+        peak_mib=round(peak_mib()),
+        load=load(),
+    )
+    return out
+
+
+def _large_umap(n: int) -> dict:
+    """One whole 2-D UMAP map of n digits (seed 0), after a 500-point warm-up that pays
+    numba's compilation (not counted)."""
+    from cnnatlas.maps import get_method
+
+    x, labels = digits(n)
+    umap = get_method("umap")
+    list(umap.maps(x[:500], [umap.spec(2, seed=0)]))
+    t, c = time.perf_counter(), time.process_time()
+    ((_, y, _),) = list(umap.maps(x, [umap.spec(2, seed=0)]))
+    y = np.asarray(y)
+    probe = np.arange(min(n, 5000))
+    return {
+        "n": n,
+        "route": "umap-whole",
+        "s": round(time.perf_counter() - t, 2),
+        "cpu_s": round(time.process_time() - c, 2),
+        "knn_map": _knn(y[probe], labels[probe]),
+        "peak_mib": round(peak_mib()),
+        "load": load(),
+    }
+
+
 PARTS = {
+    "large_tsne": _large_tsne,
+    "large_umap": _large_umap,
     "tsne_fit": _tsne_fit,
     "tsne_steps": _tsne_steps,
     "tsne_3d_sub": _tsne_3d_sub,
@@ -321,6 +394,11 @@ def main() -> None:
     elif a.part == "umap":
         for n in a.n:
             emit(child("umap", n))
+    elif a.part == "large-2d":
+        for n in a.n:
+            emit(child("large_tsne", n, a.fitted))
+            emit(child("large_tsne", n, None))
+            emit(child("large_umap", n))
     elif a.part in ("pca", "pca-maps", "neighbors"):
         with tempfile.TemporaryDirectory(dir=os.getenv("TMPDIR", "/tmp")) as tmp:
             for n in a.n:

@@ -237,3 +237,26 @@ def test_a_fit_leaves_the_shared_knn_graph_as_it_was():
     drifted *= 12.0
     drifted /= 12.0
     assert (drifted != before).nnz > 0
+
+
+def test_large_2d_maps_are_fitted_on_a_subsample_only_with_max_points_2d(tmp_path):
+    """max_points_2d bounds 2-D maps as max_points_3d does 3-D ones, each its own size;
+    by default (null) a 2-D map fits every point."""
+    x, labels = blobs(n=120, d=60)
+    specs = [MapSpec(2, 10.0, 0), MapSpec(3, 10.0, 0)]
+    opts = {**FAST, "max_points_2d": 60, "max_points_3d": 45}
+    a = _run(tmp_path, "a", x, labels, opts, specs)
+    sub2, sub3 = (meta(a[s])["subsample"] for s in specs)
+    assert (sub2["size"], sub3["size"]) == (60, 45) and sub2["of"] == 120
+    y = pd.read_parquet(a[specs[0]])[["x", "y"]].to_numpy()
+    fitted = stratified_subsample(120, 60, labels, 0)
+    placed = np.setdiff1d(np.arange(120), fitted)
+    cents = np.stack([y[fitted][labels[fitted] == c].mean(0) for c in range(3)])
+    nearest = np.argmin(((y[placed, None] - cents) ** 2).sum(-1), axis=1)
+    assert (nearest == labels[placed]).mean() > 0.9
+    df = layer_metrics(
+        tmp_path / "a" / "layer.npy", labels, [a[s] for s in specs], KEYS, {"k": 5}
+    )
+    assert df["n_fitted"].tolist() == [60, 45]
+    whole = _run(tmp_path, "w", x, labels, {**FAST, "max_points_3d": 45}, specs[:1])
+    assert "subsample" not in meta(whole[specs[0]])
