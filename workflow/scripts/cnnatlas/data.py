@@ -71,7 +71,8 @@ def manifest_from_imagefolder(
             else []
         )
         images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-        _warn_ignored(name, folder, [p for p in files if p not in images], images)
+        ignored = [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+        _warn_ignored(name, folder, ignored, images)
         rows += [(str(p), label, name) for p in images]
     if not rows:
         raise DatasetError(f"{root}: no images with suffixes {IMAGE_SUFFIXES} found")
