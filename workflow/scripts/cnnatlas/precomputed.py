@@ -1,0 +1,225 @@
+"""Features extracted elsewhere (`models.<model>.features_from`): checked and read.
+
+A model with `features_from` maps each checkpoint name to a folder holding
+`<layer>.npy` ([N, D], any float dtype) for every configured layer, `logits.npy` or
+`probs.npy` ([N, K]) and optionally `paths.txt` (one image path per row, as the
+manifest stores it). Without `paths.txt` row i is image_id i. The import
+(`cnnatlas.extract.import_features`) writes the same files as a forward pass; this
+module holds what it reads and the checks, each naming the config key to fix.
+"""
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnatlas.errors import CnnatlasError
+
+__all__ = [
+    "FEATURES_FROM",
+    "PROBS_MIN",
+    "BLOCK_ROWS",
+    "imported",
+    "complete_models",
+    "folder_files",
+    "Folder",
+    "open_folder",
+    "row_order",
+    "read_logits",
+    "copy_rows",
+]
+
+log = logging.getLogger(__name__)
+
+FEATURES_FROM = "features_from"
+# probabilities are clipped to this before their log is taken (log(0) = -inf)
+PROBS_MIN = 1e-12
+# rows copied at a time: 65,536 rows of 2,048 float32 features are 512 MiB
+BLOCK_ROWS = 1 << 16
+_SHOW = 5  # missing paths listed in an error
+
+
+def imported(spec: Mapping[str, Any]) -> bool:
+    """Whether a model's features come from folders (`features_from`), not a network."""
+    return FEATURES_FROM in spec
+
+
+def complete_models(models: dict[str, Any]) -> None:
+    """Give every imported model its `checkpoints` (the keys of `features_from`, each
+    with its folder) when the config leaves them out; fail, naming the key, when a
+    checkpoint has no folder or a folder no checkpoint."""
+    for name, spec in models.items():
+        if not imported(spec):
+            continue
+        folders = spec[FEATURES_FROM]
+        spec.setdefault("checkpoints", dict(folders))
+        key = f"models.{name}.{FEATURES_FROM}"
+        for ckpt in spec["checkpoints"]:
+            if ckpt not in folders:
+                raise CnnatlasError(
+                    f"{key}.{ckpt}: checkpoint {ckpt!r} of models.{name}.checkpoints "
+                    f"has no folder; add it to {key} (or leave checkpoints out)"
+                )
+        for ckpt in folders:
+            if ckpt not in spec["checkpoints"]:
+                raise CnnatlasError(
+                    f"{key}.{ckpt}: {ckpt!r} is not a checkpoint of "
+                    f"models.{name}.checkpoints ({list(spec['checkpoints'])})"
+                )
+
+
+def folder_files(folder: str | Path, layers: Sequence[str]) -> list[Path]:
+    """The files of an import folder that the import reads, in a fixed order."""
+    folder = Path(folder)
+    names = [f"{layer}.npy" for layer in layers]
+    names += ["logits.npy", "probs.npy", "paths.txt"]
+    return [folder / n for n in names if (folder / n).is_file()]
+
+
+class Folder:
+    """An import folder, checked: `layers` {name: [N, D] memmap}, `scores` [N, K]
+    memmap, `probs` (whether the scores are probabilities), `paths` (rows' image
+    paths, or None), `n` rows."""
+
+    def __init__(
+        self,
+        layers: dict[str, np.ndarray],
+        scores: np.ndarray,
+        probs: bool,
+        paths: list[str] | None,
+    ) -> None:
+        self.layers, self.scores, self.probs, self.paths = layers, scores, probs, paths
+        self.n = len(scores)
+
+
+def _load(path: Path, key: str) -> np.ndarray:
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise CnnatlasError(f"{path}: not a .npy array ({err}); fix {key}") from err
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
+        raise CnnatlasError(
+            f"{path}: a {array.ndim}-D {array.dtype} array, not a 2-D float array "
+            f"[images, values]; fix the folder of {key}"
+        )
+    return array
+
+
+def open_folder(folder: str | Path, layers: Sequence[str], key: str) -> Folder:
+    """The import folder of `key` (`models.<m>.features_from.<ckpt>`), every file
+    checked: one `<layer>.npy` per layer, `logits.npy` or `probs.npy`, the same rows."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CnnatlasError(f"{key}: {folder} is not a folder")
+    arrays = {}
+    for layer in layers:
+        path = folder / f"{layer}.npy"
+        if not path.is_file():
+            raise CnnatlasError(
+                f"{path} does not exist: every layer of the model's layers needs its "
+                f"features in the folder of {key} (or remove layer {layer!r})"
+            )
+        arrays[layer] = _load(path, key)
+    scores, probs = _scores(folder, key)
+    for name, array in arrays.items():
+        if len(array) != len(scores):
+            raise CnnatlasError(
+                f"{folder / (name + '.npy')} has {len(array)} rows but "
+                f"{'probs' if probs else 'logits'}.npy has {len(scores)}; fix {key}"
+            )
+    return Folder(arrays, scores, probs, _paths(folder, len(scores), key))
+
+
+def _scores(folder: Path, key: str) -> tuple[np.ndarray, bool]:
+    logits, probs = folder / "logits.npy", folder / "probs.npy"
+    if logits.is_file() and probs.is_file():
+        raise CnnatlasError(
+            f"{folder} holds both logits.npy and probs.npy; keep one (fix {key})"
+        )
+    if not logits.is_file() and not probs.is_file():
+        raise CnnatlasError(
+            f"{logits} does not exist: the folder of {key} needs the model's outputs, "
+            "logits.npy or probs.npy [images, classes]"
+        )
+    return (_load(probs, key), True) if probs.is_file() else (_load(logits, key), False)
+
+
+def _paths(folder: Path, n: int, key: str) -> list[str] | None:
+    path = folder / "paths.txt"
+    if not path.is_file():
+        return None
+    paths = path.read_text(encoding="utf-8").splitlines()
+    if len(paths) != n:
+        raise CnnatlasError(
+            f"{path} lists {len(paths)} paths but the arrays have {n} rows; "
+            f"one path per row (fix {key})"
+        )
+    return paths
+
+
+def row_order(folder: Folder, manifest_paths: Sequence[str], key: str) -> np.ndarray:
+    """For each manifest image (in image_id order), its row in the folder's arrays.
+
+    Without paths.txt the rows are the manifest's images in order, so their counts must
+    match; with it every manifest image must be listed (rows of other images are left
+    out, with a warning).
+    """
+    n = len(manifest_paths)
+    if folder.paths is None:
+        if folder.n != n:
+            raise CnnatlasError(
+                f"the folder of {key} has {folder.n} rows but the manifest lists {n} "
+                "images: without paths.txt row i must be image_id i; add paths.txt "
+                "(one image path per row) to match rows to images"
+            )
+        return np.arange(n)
+    rows: dict[str, int] = {}
+    for i, p in enumerate(folder.paths):
+        rows.setdefault(p, i)
+    missing = [p for p in manifest_paths if p not in rows]
+    if missing:
+        raise CnnatlasError(
+            f"paths.txt of {key} lacks {len(missing)} of the manifest's {n} images, "
+            f"e.g. {missing[:_SHOW]}; paths are relative to the dataset's root, as "
+            "manifest.parquet stores them"
+        )
+    extra = folder.n - n
+    if extra:
+        log.warning(
+            "%s: %d rows of images that are not in the manifest are left out",
+            key,
+            extra,
+        )
+    return np.array([rows[p] for p in manifest_paths], dtype=np.int64)
+
+
+def read_logits(folder: Folder, order: np.ndarray) -> np.ndarray:
+    """The logits [N, K] float32 of the manifest's images; probabilities become
+    log(max(p, PROBS_MIN)), logits with the same softmax."""
+    scores = np.asarray(folder.scores[order], dtype=np.float64)
+    if folder.probs:
+        scores = np.log(np.maximum(scores, PROBS_MIN))
+    return scores.astype(np.float32)
+
+
+def _blocks(n: int, rows: int) -> Iterator[slice]:
+    for start in range(0, n, rows):
+        yield slice(start, min(start + rows, n))
+
+
+def copy_rows(
+    source: np.ndarray, order: np.ndarray, out: np.ndarray, rows: int = BLOCK_ROWS
+) -> None:
+    """out[i] = source[order[i]] as out's dtype, `rows` rows at a time (memory bounded
+    for memmaps)."""
+    for block in _blocks(len(order), rows):
+        idx = order[block]
+        start = int(idx[0])
+        if np.array_equal(idx, np.arange(start, start + len(idx))):
+            out[block] = source[
+                start : start + len(idx)
+            ]  # a slice of a memmap: no copy
+        else:
+            out[block] = source[np.sort(idx)][np.argsort(np.argsort(idx))]
