@@ -19,6 +19,7 @@ from cnnatlas.errors import CnnatlasError
 
 __all__ = [
     "FEATURES_FROM",
+    "RECORD",
     "PROBS_MIN",
     "BLOCK_ROWS",
     "imported",
@@ -34,6 +35,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FEATURES_FROM = "features_from"
+# beside an imported checkpoint's predictions: the sha256 of the files it was read from
+RECORD = "imported.json"
 # probabilities are clipped to this before their log is taken (log(0) = -inf)
 PROBS_MIN = 1e-12
 # rows copied at a time: 65,536 rows of 2,048 float32 features are 512 MiB

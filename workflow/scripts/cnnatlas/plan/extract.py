@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from cnnatlas.plan.names import Wildcards, alternatives
 from cnnatlas.plan.stage import Stage
-from cnnatlas.precomputed import FEATURES_FROM, folder_files, imported
+from cnnatlas.precomputed import FEATURES_FROM, RECORD, folder_files, imported
 
 # a wildcard constraint no name matches (a rule that makes no file of this run)
 _NOTHING = "(?!)"
@@ -26,7 +26,7 @@ class Extract(Stage):
         "features": "{model}/{ckpt}/features",
         "layer_features": "{model}/{ckpt}/features/{layer}.npy",
         "shard": "{model}/{ckpt}/shards/{shard}-of-{shards}",
-        "imported": "{model}/{ckpt}/imported.json",
+        "imported": f"{{model}}/{{ckpt}}/{RECORD}",
     }
     INSIDE = ("layer_features",)
     RULES: ClassVar[dict[str, str]] = {
