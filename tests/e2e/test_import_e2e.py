@@ -5,6 +5,9 @@ writes the network run's predictions, features and maps, byte for byte."""
 import copy
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import run_snakemake
+from tests.conftest import REPO, run_snakemake
 from tests.e2e.conftest import write_tiny_config
 
 pytestmark = pytest.mark.e2e
@@ -82,6 +85,20 @@ def export(results: Path, folder: Path) -> None:
     np.save(folder / "logits.npy", np.load(folder / "fc2.npy"))
     rows = [paths[i] for i in perm] + ["elsewhere/extra.png"]
     (folder / "paths.txt").write_text("".join(p + "\n" for p in rows))
+
+
+def plan_rules(workdir: Path) -> set[str]:
+    """The rules `cnnatlas plan` costs for the config in `workdir` (no network)."""
+    cmd = [sys.executable, "-m", "cnnatlas.cli", "plan", "--cores", "2", "--json"]
+    env = os.environ | {"PYTHONPATH": str(REPO / "workflow" / "scripts")}
+    r = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    assert plan["models"] == {}  # nothing profiled: no network to run
+    rules = {x["rule"]: x for x in plan["rules"]}
+    assert rules["import_features"]["jobs"] == 1
+    assert rules["import_features"]["stage"] == "extraction"
+    return set(rules)
 
 
 def test_imported_features_give_the_network_runs_outputs(tmp_path):
