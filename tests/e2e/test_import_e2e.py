@@ -72,10 +72,12 @@ def digests(results: Path) -> dict[str, str]:
     }
 
 
-def export(results: Path, folder: Path) -> None:
+def export(results: Path, folder: Path, root: Path) -> None:
     """The network run's features in the import format: float64, rows shuffled and
-    named by paths.txt, one extra row of an image the manifest lacks."""
-    paths = pd.read_parquet(results / "manifest.parquet")["path"].tolist()
+    named by paths.txt (relative to the dataset's `root`), one extra row of an image
+    the manifest lacks."""
+    manifest = pd.read_parquet(results / "manifest.parquet")["path"]
+    paths = [str(Path(p).relative_to(root)) for p in manifest]
     perm = np.random.default_rng(0).permutation(len(paths))
     folder.mkdir()
     features = results / "tiny" / "late" / "features"
@@ -111,7 +113,7 @@ def test_imported_features_give_the_network_runs_outputs(tmp_path):
     run_snakemake(network, *targets())
 
     folder = tmp_path / "elsewhere"
-    export(network / "results", folder)
+    export(network / "results", folder, network / "data")
     imported = tmp_path / "imported"
     imported.mkdir()
     write_config(

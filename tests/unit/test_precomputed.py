@@ -21,6 +21,7 @@ from cnnatlas.precomputed import (
     PROBS_MIN,
     complete_models,
     copy_rows,
+    dataset_root,
     open_folder,
     read_logits,
     row_order,
@@ -95,6 +96,19 @@ def test_paths_reorder_rows_and_extra_rows_are_dropped_with_a_warning(tmp_path, 
     assert "2 rows of images that are not in the manifest are left out" in caplog.text
 
 
+@pytest.mark.parametrize("root", ["data/val", "data/val/", "./data/val"])
+def test_paths_are_relative_to_the_dataset_root_or_as_the_manifest_stores_them(
+    tmp_path, root
+):
+    folder = write_folder(tmp_path, n=3)
+    (folder / "paths.txt").write_text("b/2.png\ndata/val/a/1.png\n/abs/c.png\n")
+    manifest = ["data/val/a/1.png", "data/val/b/2.png", "/abs/c.png"]
+    f = open_folder(folder, ["a"], KEY)
+    assert row_order(f, manifest, KEY, root).tolist() == [1, 0, 2]
+    assert dataset_root({"kind": "imagefolder", "path": "data/val"}) == "data/val"
+    assert dataset_root({"kind": "manifest", "path": "data/val.csv"}) == "data"
+
+
 def test_paths_missing_images_are_listed(tmp_path):
     folder = write_folder(tmp_path)
     (folder / "paths.txt").write_text("\n".join("abcdef"))
@@ -102,7 +116,7 @@ def test_paths_missing_images_are_listed(tmp_path):
     with pytest.raises(
         CnnatlasError, match=r"lacks 2 of the manifest's 7 .*\['g', 'h'\]"
     ):
-        row_order(f, list("abcdegh"), KEY)
+        row_order(f, list("abcdegh"), KEY, root="data")
 
 
 def test_paths_must_have_one_line_per_row(tmp_path):

@@ -13,7 +13,7 @@ def main(snakemake) -> None:
         topk=snakemake.params.topk,
         key=snakemake.params.key,
         model_name=snakemake.wildcards.model,
-        **snakemake.params.model,  # layers, class_index, num_classes
+        **snakemake.params.model,  # layers, class_index, num_classes, root
     )
 
 

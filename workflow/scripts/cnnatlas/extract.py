@@ -393,16 +393,18 @@ def import_features(
     model_name: str = "model",
     class_index: Mapping[str, int] | str | None = None,
     num_classes: int | None = None,
+    root: str | Path | None = None,
 ) -> None:
     """The outputs of `extract` from features extracted elsewhere (`cnnatlas.precomputed`).
 
     `folder` holds `{layer}.npy` per layer and `logits.npy` or `probs.npy`; `key`
-    (`models.<m>.features_from.<ckpt>`) names it in errors. Each layer is copied in row
+    (`models.<m>.features_from.<ckpt>`) names it in errors; paths.txt is relative to
+    `root` (`cnnatlas.precomputed.dataset_root`). Each layer is copied in row
     blocks as float32 in image_id order; `record` gets the sha256 of every file read.
     """
     df = pd.read_parquet(manifest)
     source = open_folder(folder, layers, key)
-    order = row_order(source, df["path"].tolist(), key)
+    order = row_order(source, df["path"].tolist(), key, root)
     k = source.scores.shape[1]
     if num_classes is not None and k != num_classes:
         raise CnnatlasError(

@@ -2,13 +2,15 @@
 
 A model with `features_from` maps each checkpoint name to a folder holding
 `<layer>.npy` ([N, D], any float dtype) for every configured layer, `logits.npy` or
-`probs.npy` ([N, K]) and optionally `paths.txt` (one image path per row, as the
-manifest stores it). Without `paths.txt` row i is image_id i. The import
+`probs.npy` ([N, K]) and optionally `paths.txt` (one image path per row, relative to
+the dataset's root: the ImageFolder, or the folder of a manifest table). Without
+`paths.txt` row i is image_id i. The import
 (`cnnatlas.extract.import_features`) writes the same files as a forward pass; this
 module holds what it reads and the checks, each naming the config key to fix.
 """
 
 import logging
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ __all__ = [
     "folder_files",
     "Folder",
     "open_folder",
+    "dataset_root",
     "row_order",
     "read_logits",
     "copy_rows",
@@ -162,12 +165,33 @@ def _paths(folder: Path, n: int, key: str) -> list[str] | None:
     return paths
 
 
-def row_order(folder: Folder, manifest_paths: Sequence[str], key: str) -> np.ndarray:
+def dataset_root(dataset: Mapping[str, Any]) -> str:
+    """The folder paths.txt is relative to: the config's ImageFolder, or the folder of
+    its manifest table (whose relative paths start there)."""
+    path = Path(dataset["path"])
+    return str(path if dataset["kind"] == "imagefolder" else path.parent)
+
+
+def _relative(path: str, root: Path | None) -> str:
+    """`path` normalised, relative to `root` when it lies below it."""
+    p = Path(os.path.normpath(path))
+    if root is not None and p.is_relative_to(root):
+        p = p.relative_to(root)
+    return p.as_posix()
+
+
+def row_order(
+    folder: Folder,
+    manifest_paths: Sequence[str],
+    key: str,
+    root: str | Path | None = None,
+) -> np.ndarray:
     """For each manifest image (in image_id order), its row in the folder's arrays.
 
     Without paths.txt the rows are the manifest's images in order, so their counts must
     match; with it every manifest image must be listed (rows of other images are left
-    out, with a warning).
+    out, with a warning). Paths match relative to `root` (`dataset_root`): paths.txt
+    may list them relative to it, or as the manifest stores them.
     """
     n = len(manifest_paths)
     if folder.paths is None:
@@ -178,15 +202,17 @@ def row_order(folder: Folder, manifest_paths: Sequence[str], key: str) -> np.nda
                 "(one image path per row) to match rows to images"
             )
         return np.arange(n)
+    base = Path(os.path.normpath(root)) if root is not None else None
     rows: dict[str, int] = {}
     for i, p in enumerate(folder.paths):
-        rows.setdefault(p, i)
-    missing = [p for p in manifest_paths if p not in rows]
+        rows.setdefault(_relative(p, base), i)
+    wanted = [_relative(p, base) for p in manifest_paths]
+    missing = [p for p in wanted if p not in rows]
     if missing:
         raise CnnatlasError(
             f"paths.txt of {key} lacks {len(missing)} of the manifest's {n} images, "
-            f"e.g. {missing[:_SHOW]}; paths are relative to the dataset's root, as "
-            "manifest.parquet stores them"
+            f"e.g. {missing[:_SHOW]}; list each image's path relative to the "
+            f"dataset's root {str(root)!r}"
         )
     extra = folder.n - n
     if extra:
@@ -195,7 +221,7 @@ def row_order(folder: Folder, manifest_paths: Sequence[str], key: str) -> np.nda
             key,
             extra,
         )
-    return np.array([rows[p] for p in manifest_paths], dtype=np.int64)
+    return np.array([rows[p] for p in wanted], dtype=np.int64)
 
 
 def read_logits(folder: Folder, order: np.ndarray) -> np.ndarray:

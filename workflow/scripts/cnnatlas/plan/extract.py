@@ -8,7 +8,13 @@ from typing import Any, ClassVar
 
 from cnnatlas.plan.names import Wildcards, alternatives
 from cnnatlas.plan.stage import Stage
-from cnnatlas.precomputed import FEATURES_FROM, RECORD, folder_files, imported
+from cnnatlas.precomputed import (
+    FEATURES_FROM,
+    RECORD,
+    dataset_root,
+    folder_files,
+    imported,
+)
 
 # a wildcard constraint no name matches (a rule that makes no file of this run)
 _NOTHING = "(?!)"
@@ -112,9 +118,11 @@ class Extract(Stage):
         return self.out("imported", model=model, ckpt=ckpt)
 
     def import_options(self, wildcards: Wildcards) -> dict[str, Any]:
-        """The model's settings the import needs: layers, outputs, class index."""
+        """The settings the import needs: the model's layers, outputs and class index,
+        and the folder paths.txt is relative to."""
         spec = self.plan.models[wildcards.model]
         return {
+            "root": dataset_root(self.plan.config["dataset"]),
             "layers": list(spec["layers"]),
             "class_index": spec.get("class_index"),
             "num_classes": spec.get("num_classes"),
