@@ -133,6 +133,7 @@ def test_probabilities_become_clipped_log_logits(tmp_path):
     assert f.probs and logits.dtype == np.float32
     expected = np.log(np.maximum(probs[[1, 0]], PROBS_MIN)).astype(np.float32)
     np.testing.assert_array_equal(logits, expected)
+    np.testing.assert_array_equal(read_logits(f, np.array([1, 0]), rows=1), expected)
     soft = torch.softmax(torch.from_numpy(logits).double(), 1).numpy()
     np.testing.assert_allclose(soft, probs[[1, 0]], atol=1e-10)
 

@@ -224,13 +224,18 @@ def row_order(
     return np.array([rows[p] for p in wanted], dtype=np.int64)
 
 
-def read_logits(folder: Folder, order: np.ndarray) -> np.ndarray:
-    """The logits [N, K] float32 of the manifest's images; probabilities become
-    log(max(p, PROBS_MIN)), logits with the same softmax."""
-    scores = np.asarray(folder.scores[order], dtype=np.float64)
-    if folder.probs:
-        scores = np.log(np.maximum(scores, PROBS_MIN))
-    return scores.astype(np.float32)
+def read_logits(
+    folder: Folder, order: np.ndarray, rows: int = BLOCK_ROWS
+) -> np.ndarray:
+    """The logits [N, K] float32 of the manifest's images, `rows` rows at a time;
+    probabilities become log(max(p, PROBS_MIN)), logits with the same softmax."""
+    out = np.empty((len(order), folder.scores.shape[1]), np.float32)
+    for block in _blocks(len(order), rows):
+        scores = folder.scores[order[block]]
+        if folder.probs:
+            scores = np.log(np.maximum(scores.astype(np.float64), PROBS_MIN))
+        out[block] = scores
+    return out
 
 
 def _blocks(n: int, rows: int) -> Iterator[slice]:
