@@ -4,9 +4,9 @@ A model with `features_from` maps each checkpoint name to a folder holding
 `<layer>.npy` ([N, D], any float dtype) for every configured layer, `logits.npy` or
 `probs.npy` ([N, K]) and optionally `paths.txt` (one image path per row, relative to
 the dataset's root: the ImageFolder, or the folder of a manifest table). Without
-`paths.txt` row i is image_id i. The import
-(`cnnatlas.extract.import_features`) writes the same files as a forward pass; this
-module holds what it reads and the checks, each naming the config key to fix.
+`paths.txt` row i is image_id i. The import (`cnnatlas.extract.import_features`)
+writes the same files as a forward pass; this module holds what it reads and the
+checks, each naming the config key to fix.
 """
 
 import logging
@@ -42,8 +42,8 @@ FEATURES_FROM = "features_from"
 RECORD = "imported.json"
 # probabilities are clipped to this before their log is taken (log(0) = -inf)
 PROBS_MIN = 1e-12
-# rows copied at a time: 65,536 rows of 2,048 float32 features are 512 MiB
-BLOCK_ROWS = 1 << 16
+# rows copied at a time: 16,384 rows of 2,048 float64 features are 256 MiB
+BLOCK_ROWS = 1 << 14
 _SHOW = 5  # missing paths listed in an error
 
 
