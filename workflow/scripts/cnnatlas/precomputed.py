@@ -86,17 +86,19 @@ def folder_files(folder: str | Path, layers: Sequence[str]) -> list[Path]:
 
 class Folder:
     """An import folder, checked: `layers` {name: [N, D] memmap}, `scores` [N, K]
-    memmap, `probs` (whether the scores are probabilities), `paths` (rows' image
-    paths, or None), `n` rows."""
+    memmap read from `scores_file`, `probs` (whether the scores are probabilities),
+    `paths` (rows' image paths, or None), `n` rows."""
 
     def __init__(
         self,
         layers: dict[str, np.ndarray],
         scores: np.ndarray,
+        scores_file: Path,
         probs: bool,
         paths: list[str] | None,
     ) -> None:
         self.layers, self.scores, self.probs, self.paths = layers, scores, probs, paths
+        self.scores_file = scores_file
         self.n = len(scores)
 
 
@@ -128,17 +130,20 @@ def open_folder(folder: str | Path, layers: Sequence[str], key: str) -> Folder:
                 f"features in the folder of {key} (or remove layer {layer!r})"
             )
         arrays[layer] = _load(path, key)
-    scores, probs = _scores(folder, key)
+    file, probs = _scores(folder, key)
+    scores = _load(file, key)
     for name, array in arrays.items():
         if len(array) != len(scores):
             raise CnnatlasError(
                 f"{folder / (name + '.npy')} has {len(array)} rows but "
-                f"{'probs' if probs else 'logits'}.npy has {len(scores)}; fix {key}"
+                f"{file.name} has {len(scores)}; fix {key}"
             )
-    return Folder(arrays, scores, probs, _paths(folder, len(scores), key))
+    paths = _paths(folder, len(scores), key)
+    return Folder(arrays, scores, file, probs, paths)
 
 
-def _scores(folder: Path, key: str) -> tuple[np.ndarray, bool]:
+def _scores(folder: Path, key: str) -> tuple[Path, bool]:
+    """The file of the model's outputs, and whether it holds probabilities."""
     logits, probs = folder / "logits.npy", folder / "probs.npy"
     if logits.is_file() and probs.is_file():
         raise CnnatlasError(
@@ -149,7 +154,7 @@ def _scores(folder: Path, key: str) -> tuple[np.ndarray, bool]:
             f"{logits} does not exist: the folder of {key} needs the model's outputs, "
             "logits.npy or probs.npy [images, classes]"
         )
-    return (_load(probs, key), True) if probs.is_file() else (_load(logits, key), False)
+    return (probs, True) if probs.is_file() else (logits, False)
 
 
 def _paths(folder: Path, n: int, key: str) -> list[str] | None:
@@ -197,9 +202,9 @@ def row_order(
     if folder.paths is None:
         if folder.n != n:
             raise CnnatlasError(
-                f"the folder of {key} has {folder.n} rows but the manifest lists {n} "
+                f"{folder.scores_file} has {folder.n} rows but the manifest lists {n} "
                 "images: without paths.txt row i must be image_id i; add paths.txt "
-                "(one image path per row) to match rows to images"
+                f"(one image path per row) to match rows to images (fix {key})"
             )
         return np.arange(n)
     base = Path(os.path.normpath(root)) if root is not None else None
