@@ -151,3 +151,37 @@ def test_every_example_config_validates_and_is_run_by_a_test():
         if "models" in config:
             jsonschema.validate(config, load_schema())
         assert f'"{path.name}"' in tests, f"no e2e test runs examples/{path.name}"
+
+
+def test_features_from_example_with_features_saved_by_save_features(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "save_features", EXAMPLES / "save_features.py"
+    )
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    overlay = {"maps": {"methods": ["pca"], "metrics": {"k": 2, "folds": 2}}, **QUIET}
+    config = example_project(tmp_path, "features-from.yaml", overlay)
+    root = tmp_path / config["dataset"]["path"]
+    write_images(root, ["circle", "square", "stripes"])
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=3)  # layer3, layer4, avgpool
+    folder = config["models"]["resnet50"]["features_from"]["imagenet"]
+    transform = torchvision.transforms.Compose(
+        [torchvision.transforms.Resize(32), torchvision.transforms.ToTensor()]
+    )
+    example.save_features(model, ["layer3", "layer4", "avgpool"], str(root),
+                          tmp_path / folder, transform, batch_size=4)  # fmt: skip
+    assert (tmp_path / folder / "paths.txt").read_text().startswith("circle/img_00.png")
+    snakemake(tmp_path)
+    run = tmp_path / "results/resnet50/imagenet"
+    p = pd.read_parquet(run / "predictions.parquet")
+    assert len(p) == 6 and set(p["label_name"]) == {"circle", "square", "stripes"}
+    for layer, dim in (("layer3", 256), ("layer4", 512), ("avgpool", 512)):
+        saved = np.load(tmp_path / folder / f"{layer}.npy")
+        np.testing.assert_array_equal(np.load(run / f"features/{layer}.npy"), saved)
+        assert saved.shape == (6, dim)
+    assert (run / "embeddings/layer4/pca-2d-p0-s0.parquet").is_file()
+    assert (tmp_path / "results/atlas.html").is_file()
+    assert not (run / "explain").exists()

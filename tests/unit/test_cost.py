@@ -110,3 +110,27 @@ def test_the_plan_counts_the_demos_test_split_before_it_is_written(tmp_path):
     assert (
         (n, classes, sample) == (len(split_digits(0.2, 0)[1]), 10, []) == (360, 10, [])
     )
+
+
+def test_an_import_costs_its_files_size_not_a_forward_pass(tmp_path):
+    import numpy as np
+
+    folder = tmp_path / "a"
+    folder.mkdir()
+    np.save(folder / "layer4.npy", np.zeros((1000, 256)))  # 2,000 kB of float64
+    np.save(folder / "logits.npy", np.zeros((1000, 3)))
+    models = {"ext": {"features_from": {"a": str(folder)}, "layers": {"layer4": "avg"}}}
+    sizes = cost.import_sizes(models)
+    assert list(sizes) == ["ext/a"] and sizes["ext/a"] == pytest.approx(1.98, abs=0.01)
+    constants = {"base": {"default": 2.0}, "k": {"default": 3.0}, "exponent": {}}
+    constants["exponent"]["default"] = 1.0
+    plan = cost.estimate(
+        {"import_features": 2}, 1000, 3, {}, _config(), [], constants,
+        imports={"ext/a": 400.0, "ext/b": 200.0},
+    )  # fmt: skip
+    row = plan["rules"][0]
+    # two jobs of 300 MB on average, read and written at IMPORT_MB_PER_S
+    assert row["stage"] == "extraction" and row["work"] == 600.0
+    assert row["cpu_s"] == pytest.approx(2 * 2.0 + 600 / cost.IMPORT_MB_PER_S)
+    assert row["mem_mb"] == 700 + 400
+    assert plan["models"] == {}

@@ -108,3 +108,16 @@ def test_compare_outputs_lists_changed_new_and_missing_files(run, tmp_path):
     )
     assert differ.returncode == 1
     assert json.loads(differ.stdout)["missing"] == ["m/c/features/a.npy"]
+
+
+def test_an_imported_checkpoint_lists_its_folders_files(run, tmp_path):
+    results, _ = run
+    files = {"fc.npy": "ab" * 32, "logits.npy": "cd" * 32}
+    record = results / "m" / "c" / "imported.json"
+    record.write_text(json.dumps({"folder": "/elsewhere/c", "files": files}))
+    rec = provenance(
+        {}, {"m/c": record}, results / "manifest.parquet", [], results, threads={}
+    )
+    entry = rec["checkpoints"]["m/c"]
+    assert entry["sha256"] == hashlib.sha256(record.read_bytes()).hexdigest()
+    assert entry["imported"] == {"folder": "/elsewhere/c", "files": files}

@@ -1,6 +1,6 @@
 rule select_explain_images:
     input:
-        predictions=rules.extract_features.output.predictions,
+        predictions=P.extract.out("predictions"),
         lib=lib("select_explain_images.py"),
     output:
         selection=P.explain.out("selection"),
@@ -47,7 +47,7 @@ rule render_feature_maps:
 
 rule visualize_filters:
     input:
-        predictions=rules.extract_features.output.predictions,
+        predictions=P.extract.out("predictions"),
         checkpoint=P.checkpoint_file,
         lib=lib("visualize_filters.py"),
     output:
@@ -77,7 +77,7 @@ rule visualize_filters:
 
 rule render_saliency:
     input:
-        predictions=rules.extract_features.output.predictions,
+        predictions=P.extract.out("predictions"),
         selection=rules.select_explain_images.output.selection,
         checkpoint=P.checkpoint_file,
         lib=lib("render_saliency.py"),
@@ -114,7 +114,7 @@ rule render_saliency:
 
 rule check_saliency:
     input:
-        predictions=rules.extract_features.output.predictions,
+        predictions=P.extract.out("predictions"),
         checkpoint=P.checkpoint_file,
         lib=lib("check_saliency.py"),
     output:

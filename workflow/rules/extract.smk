@@ -32,6 +32,9 @@ rule extract_features:
         P.extract.log("extract_features"),
     benchmark:
         P.extract.benchmark("extract_features")
+    # a model with features_from is imported instead (import_features)
+    wildcard_constraints:
+        model=P.extract.models(imported=False),
     # every checkpoint's extraction before the jobs that read one: the batched UMAP job
     # reads them all, and every layer's metrics wait for it
     priority: 1
@@ -71,3 +74,34 @@ rule extract_shard:
         extract=config["extract"],
     script:
         "../scripts/extract_shard.py"
+
+
+# A model with features_from: its folders' arrays, copied into the files the forward
+# pass writes, so every later stage runs unchanged.
+rule import_features:
+    input:
+        manifest=rules.build_manifest.output.manifest,
+        files=P.extract.import_files,
+        sources=P.model_sources,
+        lib=lib("import_features.py"),
+    output:
+        predictions=P.extract.out("predictions"),
+        features=directory(P.extract.out("features")),
+        record=P.extract.out("imported"),
+    log:
+        P.extract.log("import_features"),
+    benchmark:
+        P.extract.benchmark("import_features")
+    wildcard_constraints:
+        model=P.extract.models(imported=True),
+    priority: 1
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    params:
+        folder=P.extract.import_folder,
+        key=P.extract.import_key,
+        model=P.extract.import_options,
+        topk=config["extract"]["topk"],
+    script:
+        "../scripts/import_features.py"

@@ -5,8 +5,8 @@
 
 rule measure_maps:
     input:
-        features=rules.extract_features.output.features,
-        predictions=rules.extract_features.output.predictions,
+        features=P.extract.out("features"),
+        predictions=P.extract.out("predictions"),
         embeddings=P.maps.job_embeddings,
         lib=lib("measure_maps.py"),
     output:

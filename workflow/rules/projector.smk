@@ -1,8 +1,8 @@
 rule export_projector:
     input:
         manifest=rules.build_manifest.output.manifest,
-        predictions=rules.extract_features.output.predictions,
-        features=rules.extract_features.output.features,
+        predictions=P.extract.out("predictions"),
+        features=P.extract.out("features"),
         maps=P.projector.map_files,
         lib=lib("export_projector.py"),
     output:

@@ -445,4 +445,5 @@ def check_class_spaces(
             if isinstance(value, str):
                 read_class_file(value, key)
             continue
-        class_space(value, classes, spec["num_classes"], key)
+        if "num_classes" in spec:  # else (features_from) the import job checks it
+            class_space(value, classes, spec["num_classes"], key)

@@ -113,6 +113,7 @@ def _plan(args: argparse.Namespace) -> int:
 
     from cnnatlas import cost
     from cnnatlas.deprecations import upgrade_config
+    from cnnatlas.precomputed import complete_models, imported
     from cnnatlas.schema import fill_defaults
 
     config_path = Path(args.configfile)
@@ -124,6 +125,7 @@ def _plan(args: argparse.Namespace) -> int:
     for note in upgrade_config(config):
         print(f"cnnatlas plan: {note}", file=sys.stderr)
     config = fill_defaults(config)
+    complete_models(config["models"])
     workflow = Path(cost.__file__).resolve().parents[3]
     n, classes, sample = _dataset(config)
     jobs = cost.count_jobs(
@@ -133,15 +135,17 @@ def _plan(args: argparse.Namespace) -> int:
         print("cnnatlas plan: nothing to do (every output is up to date)")
         return 0
     ex = config["explain"]
+    # a model with features_from runs no network: its import is costed by file size
     profiles = {
         name: cost.profile_model(spec, name, ex, sample, threads=args.cores)
         for name, spec in config["models"].items()
+        if not imported(spec)
     }
     methods = list(ex["trust"]["methods"]) or list(ex["saliency"]["methods"])
     limits = _mem_limits(workflow, args.mem_mb)
     plan = cost.estimate(
         jobs, n, classes, profiles, config, methods, cost.load_constants(),
-        args.cores, limits,
+        args.cores, limits, cost.import_sizes(config["models"]),
     )  # fmt: skip
     if args.json:
         print(json.dumps(plan, indent=1))

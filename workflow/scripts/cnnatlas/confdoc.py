@@ -138,8 +138,18 @@ def _allowed(node: dict[str, Any]) -> str:
         if inner:
             parts.append(f"each value {inner}")
     if node.get("required"):
-        parts.append("requires " + ", ".join(f"`{r}`" for r in node["required"]))
+        parts.append("requires " + _names(node["required"]))
+    cond = node.get("if", {}).get("required")
+    if cond:  # a conditional requirement (`if: {required: [...]}, then:, else:`)
+        then, other = node["then"].get("required"), node.get("else", {}).get("required")
+        parts.append(f"with {_names(cond)}: requires {_names(then)}")
+        if other:
+            parts.append(f"else requires {_names(other)}")
     return "; ".join(parts)
+
+
+def _names(keys: list[str]) -> str:
+    return ", ".join(f"`{r}`" for r in keys)
 
 
 def _lookup(config: Any, path: tuple[str, ...]) -> tuple[bool, Any, list[str]]:

@@ -8,7 +8,9 @@ batch at the configured crop, the decoding time of a few of the dataset's images
 its activation and parameter memory. Per-rule calibration constants, measured by
 `benchmarks/first_run.py` (`cost_constants.json` beside this module), turn work into
 CPU seconds: a torch rule's work is counted in forward passes of one image (a backward
-pass about two), an analysis rule's in (N / 1000) ** exponent per job.
+pass about two), an analysis rule's in (N / 1000) ** exponent per job. A model with
+`features_from` has no profile: its import_features jobs cost the reading and
+writing of its folders' files (their size on disk, at IMPORT_MB_PER_S).
 """
 
 import json
@@ -28,6 +30,7 @@ from cnnatlas.logs import clock
 __all__ = [
     "ModelProfile",
     "profile_model",
+    "import_sizes",
     "count_jobs",
     "estimate",
     "format_plan",
@@ -37,9 +40,19 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CONSTANTS = Path(__file__).with_name("cost_constants.json")
+# an import's copy: read the folder's arrays and write them as float32 (a disk's speed,
+# assumed, not calibrated: a cost_constants.json "import_mb_per_s" takes precedence)
+IMPORT_MB_PER_S = 200.0
+# what an import holds at once besides the process: a block of rows of one layer
+IMPORT_BLOCK_MB = 512.0
 
 STAGES = {
-    "extraction": ["build_manifest", "extract_features", "extract_shard"],
+    "extraction": [
+        "build_manifest",
+        "extract_features",
+        "extract_shard",
+        "import_features",
+    ],
     "explanations": [
         "select_explain_images",
         "render_feature_maps",
@@ -75,6 +88,7 @@ KEYS = {
     "build_manifest": ["dataset.path"],
     "extract_features": ["dataset size", "models.*.layers", "extract.batch_size"],
     "extract_shard": ["extract.shards", "extract.batch_size"],
+    "import_features": ["models.*.features_from"],
     "render_feature_maps": ["explain.images.correct_per_class", "explain.layers"],
     "visualize_filters": [
         "explain.filters.budget_gflop",
@@ -203,6 +217,27 @@ def profile_model(
         target_channels=channels,
         parameter_layers=len(parameter_layers(model)),
     )
+
+
+def import_sizes(models: Mapping[str, Any]) -> dict[str, float]:
+    """{model/ckpt: MB of the files its import reads} for the models with
+    `features_from` (a missing file counts 0: the import job names it)."""
+    from cnnatlas.precomputed import FEATURES_FROM, folder_files
+
+    return {
+        f"{m}/{c}": sum(f.stat().st_size for f in folder_files(d, list(spec["layers"])))
+        / 2**20
+        for m, spec in models.items()
+        for c, d in spec.get(FEATURES_FROM, {}).items()
+    }
+
+
+def _import_row(count: int, sizes: Mapping[str, float], constants) -> tuple:
+    """(CPU seconds, work in MB, peak MB of one job) of `count` import jobs."""
+    mb = count * sum(sizes.values()) / max(len(sizes), 1)
+    speed = constants.get("import_mb_per_s", IMPORT_MB_PER_S)
+    largest = max(sizes.values(), default=0.0)
+    return mb / speed, mb, 700.0 + min(largest, IMPORT_BLOCK_MB)
 
 
 _JOB_LINE = re.compile(r"^(\w+)\s+(\d+)$")
@@ -357,10 +392,11 @@ def estimate(
     constants: Mapping[str, Any],
     cores: int = 1,
     mem_mb: Mapping[str, float] | None = None,
+    imports: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Per rule: jobs, CPU seconds, peak memory (MB) of one job and the keys that change
     it; per stage the sums; the dominant stage and rule; rules whose jobs would not fit
-    `mem_mb` (a rule's memory resource)."""
+    `mem_mb` (a rule's memory resource). `imports`: `import_sizes` of the config."""
     base, k, expo = constants["base"], constants["k"], constants["exponent"]
     # a checkpoint of each model: the torch rules' jobs split evenly over the models
     n_models = max(len(profiles), 1)
@@ -369,7 +405,10 @@ def estimate(
         torch_rule = rule in STAGES["extraction"] + STAGES["explanations"]
         fixed = count * base.get(rule, base["default"])
         units, mem = 0.0, 0.0
-        if torch_rule and profiles:
+        if rule == "import_features":
+            io_s, units, mem = _import_row(count, imports or {}, constants)
+            cpu = fixed + io_s
+        elif torch_rule and profiles:
             for prof in profiles.values():
                 units += work(
                     rule, count / n_models, n, classes, prof, config, trust_methods

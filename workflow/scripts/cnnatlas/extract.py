@@ -37,6 +37,14 @@ from cnnatlas.errors import CnnatlasError
 from cnnatlas.io import atomic_path, read_parquet_meta, write_parquet
 from cnnatlas.logs import Progress
 from cnnatlas.models import check_layers
+from cnnatlas.precomputed import (
+    copy_rows,
+    folder_files,
+    open_folder,
+    read_logits,
+    row_order,
+)
+from cnnatlas.provenance import sha256_file
 from cnnatlas.schema import default, defaults
 from cnnatlas.torchutil import LOGITS, make_transform, resolve_device, tap_layers
 
@@ -50,6 +58,7 @@ __all__ = [
     "shard_rows",
     "extract_shard",
     "gather_shards",
+    "import_features",
 ]
 
 log = logging.getLogger(__name__)
@@ -370,3 +379,60 @@ def _concatenate(parts: Sequence[np.ndarray], out: Path) -> None:
             row += len(p)
         mm.flush()
         del mm
+
+
+def import_features(
+    manifest: str | Path,
+    folder: str | Path,
+    layers: Sequence[str],
+    predictions: str | Path,
+    features_dir: str | Path,
+    record: str | Path,
+    topk: int,
+    key: str,
+    model_name: str = "model",
+    class_index: Mapping[str, int] | str | None = None,
+    num_classes: int | None = None,
+    root: str | Path | None = None,
+) -> None:
+    """The outputs of `extract` from features extracted elsewhere (`cnnatlas.precomputed`).
+
+    `folder` holds `{layer}.npy` per layer and `logits.npy` or `probs.npy`; `key`
+    (`models.<m>.features_from.<ckpt>`) names it in errors; paths.txt is relative to
+    `root` (`cnnatlas.precomputed.dataset_root`). Each layer is copied in row
+    blocks as float32 in image_id order; `record` gets the sha256 of every file read.
+    """
+    df = pd.read_parquet(manifest)
+    source = open_folder(folder, layers, key)
+    order = row_order(source, df["path"].tolist(), key, root)
+    k = source.scores.shape[1]
+    if num_classes is not None and k != num_classes:
+        raise CnnatlasError(
+            f"the folder of {key} holds {k} outputs per image but "
+            f"models.{model_name}.num_classes is {num_classes}; fix one"
+        )
+    Path(features_dir).mkdir(parents=True, exist_ok=True)
+    for layer in layers:
+        src = source.layers[layer]
+        with atomic_path(Path(features_dir) / f"{layer}.npy") as tmp:
+            mm = np.lib.format.open_memmap(
+                tmp, "w+", np.float32, (len(df), src.shape[1])
+            )
+            copy_rows(src, order, mm)
+            mm.flush()
+            del mm
+    logits = read_logits(source, order)
+    _write_predictions(manifest, df, logits, predictions, topk, class_index, model_name)
+    _write_record(record, folder, layers)
+    log.info("imported %d images of %s from %s", len(df), key, folder)
+
+
+def _write_record(
+    record: str | Path, folder: str | Path, layers: Sequence[str]
+) -> None:
+    """The provenance of an imported checkpoint, hashed once here: {"folder": folder,
+    "files": {name: sha256}} of the files the import read."""
+    files = {f.name: sha256_file(f) for f in folder_files(folder, layers)}
+    text = json.dumps({"folder": str(folder), "files": files}, indent=2, sort_keys=True)
+    with atomic_path(record) as tmp:
+        tmp.write_text(text + "\n", encoding="utf-8")

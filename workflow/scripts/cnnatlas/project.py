@@ -58,7 +58,7 @@ def model_files(spec: Mapping[str, Any], folder: str | Path = ".") -> list[str]:
     """Files in the project folder a model is built from: its architecture's module and
     its class-index file (as rule inputs, so that editing them reruns the extraction)."""
     files = []
-    arch = spec["arch"]
+    arch = spec.get("arch", "")  # none for a model with features_from
     if ":" in arch and not arch.startswith("timm:"):
         path = module_file(arch.partition(":")[0], folder)
         if path is not None:

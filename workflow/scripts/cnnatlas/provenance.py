@@ -1,7 +1,9 @@
 """Provenance of a run: what went in, with which software, and the hash of what came out.
 
 `provenance.json` holds the resolved config, package versions, platform, thread counts,
-device, and the sha256 of every checkpoint, of the manifest and of every output file.
+device, and the sha256 of every checkpoint, of the manifest and of every output file;
+an imported checkpoint (`features_from`) lists the sha256 of each file of its folder,
+from the record its import wrote (hashed once, by the import).
 It carries no timestamp, so the same run on the same machine writes the same bytes.
 `run_hash` names the inputs of a run (config, checkpoints, manifest, versions) in
 12 hex digits: paper figures carry it in their metadata.
@@ -20,6 +22,7 @@ from typing import Any
 from cnnatlas import __version__
 from cnnatlas.io import atomic_path
 from cnnatlas.maps import packages as map_packages
+from cnnatlas.precomputed import RECORD
 
 __all__ = [
     "PACKAGES",
@@ -159,12 +162,19 @@ def provenance(
         "machine": machine(),
         "threads": {"cores": cores, "rules": dict(sorted(threads.items()))},
         "checkpoints": {
-            name: {"path": str(checkpoints[name]), "sha256": h}
-            for name, h in ckpt.items()
+            name: _checkpoint(checkpoints[name], h) for name, h in ckpt.items()
         },
         "manifest": {"path": str(manifest), "sha256": man},
         "outputs": hash_outputs(outputs, results),
     }
+
+
+def _checkpoint(path: str | Path, sha256: str) -> dict[str, Any]:
+    """A checkpoint's entry; an imported one's adds its folder and files' hashes."""
+    entry: dict[str, Any] = {"path": str(path), "sha256": sha256}
+    if Path(path).name == RECORD:
+        entry["imported"] = json.loads(Path(path).read_text(encoding="utf-8"))
+    return entry
 
 
 def write_provenance(path: str | Path, record: Mapping[str, Any]) -> None:

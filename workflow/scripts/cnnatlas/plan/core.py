@@ -27,6 +27,7 @@ from cnnatlas.plan.projector import Projector
 from cnnatlas.plan.provenance import Provenance
 from cnnatlas.plan.similarity import Similarity
 from cnnatlas.plan.stage import Stage
+from cnnatlas.precomputed import complete_models, imported
 from cnnatlas.project import model_files
 
 __all__ = ["Plan"]
@@ -37,6 +38,8 @@ class Plan:
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = config
+        # an imported model's checkpoints are its folders' names unless given
+        complete_models(config["models"])
         self.results: str = config["results"]
         self.models: Mapping[str, Any] = config["models"]
         self.layer_jobs: str = self._layer_jobs(config["layer_jobs"])
@@ -139,9 +142,13 @@ class Plan:
         return list(self.models[wildcards.model]["checkpoints"])
 
     def checkpoint_files(self) -> dict[str, str]:
-        """{model/ckpt: checkpoint file} of the config."""
+        """{model/ckpt: checkpoint file} of the config; for an imported checkpoint the
+        record of its folder's hashes (import_features), so hashing it is cheap."""
         return {
-            f"{m}/{c}": self.models[m]["checkpoints"][c] for m, c in self.model_ckpts()
+            f"{m}/{c}": self.extract.record(m, c)
+            if imported(self.models[m])
+            else self.models[m]["checkpoints"][c]
+            for m, c in self.model_ckpts()
         }
 
 

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from cnnatlas.plan.names import Wildcards
 from cnnatlas.plan.stage import Stage
+from cnnatlas.precomputed import imported
 from cnnatlas.saliency_names import check_saliency_methods
 
 __all__ = ["Explain", "TRUST_FILES"]
@@ -86,11 +87,16 @@ class Explain(Stage):
 
     def explained(self) -> list[tuple[str, str]]:
         """The (model, ckpt) pairs the explain stage explains: those whose checkpoint
-        explain.checkpoints names (all if empty); none when the stage is off."""
+        explain.checkpoints names (all if empty), but for models with features_from
+        (no network to explain); none when the stage is off."""
         if not self.config["enabled"]:
             return []
         wanted = set(self.config["checkpoints"])
-        return [(m, c) for m, c in self.plan.model_ckpts() if not wanted or c in wanted]
+        return [
+            (m, c)
+            for m, c in self.plan.model_ckpts()
+            if (not wanted or c in wanted) and not imported(self.plan.models[m])
+        ]
 
     def targets(self) -> list[str]:
         """Every explanation of the explained checkpoints (`explained`), with their

@@ -1,11 +1,23 @@
-"""What the extract stage (rules build_manifest, extract_features, extract_shard)
-writes: the manifest, and per checkpoint its predictions and one features file per
-layer, from one forward pass (or from shards of it, gathered)."""
+"""What the extract stage (rules build_manifest, extract_features, extract_shard,
+import_features) writes: the manifest, and per checkpoint its predictions and one
+features file per layer, from one forward pass (or from shards of it, gathered), or
+for a model with `features_from` imported from its folders, with the record of what
+was read."""
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from cnnatlas.plan.names import Wildcards
+from cnnatlas.plan.names import Wildcards, alternatives
 from cnnatlas.plan.stage import Stage
+from cnnatlas.precomputed import (
+    FEATURES_FROM,
+    RECORD,
+    dataset_root,
+    folder_files,
+    imported,
+)
+
+# a wildcard constraint no name matches (a rule that makes no file of this run)
+_NOTHING = "(?!)"
 
 __all__ = ["Extract"]
 
@@ -20,12 +32,14 @@ class Extract(Stage):
         "features": "{model}/{ckpt}/features",
         "layer_features": "{model}/{ckpt}/features/{layer}.npy",
         "shard": "{model}/{ckpt}/shards/{shard}-of-{shards}",
+        "imported": f"{{model}}/{{ckpt}}/{RECORD}",
     }
     INSIDE = ("layer_features",)
     RULES: ClassVar[dict[str, str]] = {
         "build_manifest": "",
         "extract_features": "{model}/{ckpt}",
         "extract_shard": "{model}/{ckpt}/{shard}-of-{shards}",
+        "import_features": "{model}/{ckpt}",
     }
 
     SECTION = "extract"
@@ -68,6 +82,51 @@ class Extract(Stage):
             return []
         w = wildcards
         return [self.shard_dir(w.model, w.ckpt, str(i)) for i in range(self.shards)]
+
+    # --- models with features_from: import_features instead of the forward pass ---
+
+    def imported(self, model: str) -> bool:
+        """Whether the model's features are imported (`features_from`)."""
+        return imported(self.plan.models[model])
+
+    def models(self, imported: bool) -> str:
+        """The `model` wildcard constraint of the rules that make a model's features:
+        the imported models (import_features) or the others (extract_features)."""
+        names = [m for m in self.plan.models if self.imported(m) == imported]
+        return alternatives(names) or _NOTHING
+
+    def folder(self, model: str, ckpt: str) -> str:
+        """The folder a checkpoint's features are imported from."""
+        return self.plan.models[model][FEATURES_FROM][ckpt]
+
+    def import_key(self, wildcards: Wildcards) -> str:
+        """The config key of a checkpoint's folder, for error messages."""
+        return f"models.{wildcards.model}.{FEATURES_FROM}.{wildcards.ckpt}"
+
+    def import_folder(self, wildcards: Wildcards) -> str:
+        return self.folder(wildcards.model, wildcards.ckpt)
+
+    def import_files(self, wildcards: Wildcards) -> list[str]:
+        """The folder's files the import reads (present ones: the job names a missing
+        one and its key)."""
+        w = wildcards
+        layers = self.plan.model_layer_list(w.model)
+        return [str(f) for f in folder_files(self.folder(w.model, w.ckpt), layers)]
+
+    def record(self, model: str, ckpt: str) -> str:
+        """The sha256 of the files an imported checkpoint was read from."""
+        return self.out("imported", model=model, ckpt=ckpt)
+
+    def import_options(self, wildcards: Wildcards) -> dict[str, Any]:
+        """The settings the import needs: the model's layers, outputs and class index,
+        and the folder paths.txt is relative to."""
+        spec = self.plan.models[wildcards.model]
+        return {
+            "root": dataset_root(self.plan.config["dataset"]),
+            "layers": list(spec["layers"]),
+            "class_index": spec.get("class_index"),
+            "num_classes": spec.get("num_classes"),
+        }
 
     def targets(self) -> list[str]:
         return [

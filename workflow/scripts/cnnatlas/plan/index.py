@@ -44,10 +44,14 @@ class Index(Stage):
         runs = [{"model": m, "ckpt": c} for m, c in plan.model_ckpts()]
         one = [{}]
         out = self._logs(extract, "build_manifest", one)
-        out += self._logs(extract, "extract_features", runs)
+        # a model with features_from is imported, the others run the network
+        forward = [r for r in runs if not extract.imported(r["model"])]
+        imports = [r for r in runs if extract.imported(r["model"])]
+        out += self._logs(extract, "extract_features", forward)
+        out += self._logs(extract, "import_features", imports)
         if extract.shards > 1:
             shards = [
-                {**r, "shard": str(i)} for r in runs for i in range(extract.shards)
+                {**r, "shard": str(i)} for r in forward for i in range(extract.shards)
             ]
             out += self._logs(extract, "extract_shard", shards)
         for method in plan.maps.config["methods"]:

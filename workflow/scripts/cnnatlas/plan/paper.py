@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from cnnatlas.maps import AXES, get_method, map_values
 from cnnatlas.plan.names import Wildcards
 from cnnatlas.plan.stage import Stage
+from cnnatlas.precomputed import FEATURES_FROM, imported
 
 __all__ = ["PaperKind", "KINDS", "Paper"]
 
@@ -208,7 +209,20 @@ def _separation(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
 # --- saliency, filters: recomputed from the checkpoint ---
 
 
+def _needs_network(name: str, f: Mapping, m: Mapping) -> None:
+    """A kind drawn from the network (or the explain stage) has none to draw from for
+    a model whose features were imported."""
+    if imported(m):
+        raise ValueError(
+            f"paper.figures.{name}.kind: {f['kind']} needs the network, but "
+            f"models.{f['model']}.{FEATURES_FROM} imports its features; remove the "
+            "figure or use a kind drawn from the maps (layer_grid, perplexity_sweep, "
+            "separation, similarity)"
+        )
+
+
 def _model(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
+    _needs_network(name, f, m)
     explain = paper.plan.explain.config
     return {
         "spec": m,
@@ -232,6 +246,7 @@ def _model_files(figure: Mapping[str, Any]) -> list[str]:
 
 
 def _saliency(paper: Paper, name: str, f: dict, m: Mapping) -> dict[str, Any]:
+    _needs_network(name, f, m)
     model, ckpt = f["model"], f["checkpoint"]
     return {
         k: paper.plan.explain.trust_file(model, ckpt, k)
