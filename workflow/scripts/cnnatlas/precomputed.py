@@ -11,14 +11,13 @@ checks, each naming the config key to fix.
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cnnatlas.errors import CnnatlasError
-from cnnatlas.maps.toolbox import row_chunks
 
 __all__ = [
     "FEATURES_FROM",
@@ -236,7 +235,7 @@ def read_logits(
     """The logits [N, K] float32 of the manifest's images, `rows` rows at a time;
     probabilities become log(max(p, PROBS_MIN)), logits with the same softmax."""
     out = np.empty((len(order), folder.scores.shape[1]), np.float32)
-    for block in row_chunks(len(order), rows):
+    for block in _blocks(len(order), rows):
         scores = folder.scores[order[block]]
         if folder.probs:
             scores = np.log(np.maximum(scores.astype(np.float64), PROBS_MIN))
@@ -244,12 +243,18 @@ def read_logits(
     return out
 
 
+def _blocks(n: int, rows: int) -> Iterator[slice]:
+    # as maps.toolbox.row_chunks, which the planner (reading this module) may not import
+    for start in range(0, n, rows):
+        yield slice(start, min(start + rows, n))
+
+
 def copy_rows(
     source: np.ndarray, order: np.ndarray, out: np.ndarray, rows: int = BLOCK_ROWS
 ) -> None:
     """out[i] = source[order[i]] as out's dtype, `rows` rows at a time (memory bounded
     for memmaps)."""
-    for block in row_chunks(len(order), rows):
+    for block in _blocks(len(order), rows):
         idx = order[block]
         start = int(idx[0])
         if np.array_equal(idx, np.arange(start, start + len(idx))):
