@@ -134,3 +134,29 @@ def test_site_builds_strictly(tmp_path):
     # offline: no web fonts or other fetched assets
     home = (site / "index.html").read_text(encoding="utf-8")
     assert "fonts.googleapis.com" not in home
+
+
+def test_every_config_in_the_docs_validates():
+    """A YAML block of the docs that holds a whole config (dataset and models) is valid
+    against the schema, so a config copied from a page runs."""
+    import jsonschema
+    import yaml
+    from cnnatlas.schema import load_schema
+
+    blocks = [
+        (path.name, block)
+        for path in USER_DOCS
+        for block in re.findall(r"```yaml[^\n]*\n(.*?)```", path.read_text(), re.S)
+    ]
+    configs = [(name, yaml.safe_load(b)) for name, b in blocks if "--8<--" not in b]
+    whole = [
+        (n, c)
+        for n, c in configs
+        if isinstance(c, dict) and {"dataset", "models"} <= set(c)
+    ]
+    assert any(name == "cluster.md" for name, _ in whole)
+    for name, config in whole:
+        try:
+            jsonschema.validate(config, load_schema())
+        except jsonschema.ValidationError as err:
+            pytest.fail(f"{name}: {err.message} at {list(err.absolute_path)}")
