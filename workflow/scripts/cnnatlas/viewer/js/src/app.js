@@ -128,6 +128,9 @@ const scatterplot = createScatterplot({
   lassoColor: '#d62728',
   deselectOnDblClick: false,
   syncEvents: true,
+  // the spatial index (for the lasso) built in the page: handing a million points to a
+  // worker costs the page more than building it
+  spatialIndexUseWorker: false,
 });
 
 function pointsFor(mode) {
@@ -179,7 +182,9 @@ async function drawNow(transition) {
   if (transition && live.drawn) Object.assign(opts, { transition: true, transitionDuration: 700 });
   live.drawing = scatterplot.draw(live.points, opts);
   await live.drawing;
-  if (visible.length === N) scatterplot.unfilter({ preventEvent: true });
+  // each call redraws every point (seconds at a million without a GPU): only when needed
+  if (visible.length === N && live.filtered) scatterplot.unfilter({ preventEvent: true });
+  live.filtered = visible.length < N;
   live.grid = pointGrid(live.points, visible);
   live.drawn = true;
   renderLegend();
@@ -247,7 +252,7 @@ function histograms() {
   names.forEach((name, f) => {
     const values = valuesOf(name);
     live.extents = live.extents && live.extents.run === live.runKey ? live.extents : { run: live.runKey };
-    if (!(name in live.extents)) live.extents[name] = extent(values.filter(Number.isFinite));
+    if (!(name in live.extents)) live.extents[name] = extent(values, true);
     const [lo, hi] = live.extents[name];
     if (!(hi >= lo)) return;
     const span = hi > lo ? hi - lo : 1;
@@ -373,6 +378,8 @@ async function showMap({ transition = false } = {}) {
   const previous = live.map;
   const map = syncMenus();
   const runChanged = !live.run || live.runKey !== `${map.model}/${map.ckpt}`;
+  const xy = block(H, map.xy); // read while the checkpoint's predictions are
+  xy.catch(() => {});
   if (runChanged) {
     live.run = await loadRun(map.model, map.ckpt);
     live.runKey = `${map.model}/${map.ckpt}`;
@@ -380,7 +387,7 @@ async function showMap({ transition = false } = {}) {
   // the colours include the checkpoint's scores, known once its predictions are read
   state.colour = fill('atlas-colour', modes(), state.colour);
   live.map = map;
-  live.xy = await block(H, map.xy);
+  live.xy = await xy;
   // Aligned maps of one layer share one frame, so the points move only as much as they
   // moved between the checkpoints; other maps are framed on their own.
   live.norm = map.frame ? map.frame : normalise(live.xy);
@@ -729,7 +736,7 @@ function renderHover(i) {
 function applySelection(ids, quiet = false) {
   if (!quiet) tellPartner('select', ids);
   state.selection = ids;
-  scatterplot.select(ids, { preventEvent: true });
+  if (ids.length || scatterplot.get('selectedPoints').length) scatterplot.select(ids, { preventEvent: true });
   renderSelection();
   if (!quiet) writeHash();
 }
@@ -1600,15 +1607,29 @@ window.cnnatlas = {
   },
 };
 
+// Starts reading every block the first map needs at once (the map the address names, or
+// the first), so that loading, decoding and inflating them overlap; each is read once.
+function prefetch() {
+  const p = new URLSearchParams(window.location.hash.slice(1));
+  const map = mapsWhere({ model: p.get('model'), ckpt: p.get('ckpt'), layer: p.get('layer') })[0] || H.maps[0];
+  const r = H.runs[`${map.model}/${map.ckpt}`];
+  const refs = [H.classes, H.labels, map.xy, r.pred, r.pred_out, r.confidence, r.correct,
+    ...Object.values(r.scores || {}), ...Object.values(H.metadata).map((m) => m.values || m.codes)];
+  for (const ref of refs) block(H, ref).catch(() => {}); // an error shows where it is awaited
+}
+
 async function main() {
   const t0 = performance.now();
+  prefetch();
   [classes, labels] = await Promise.all([block(H, H.classes), block(H, H.labels)]);
   paths = new Rows(H, H.paths);
-  for (const [name, m] of Object.entries(H.metadata)) {
+  const entries = Object.entries(H.metadata);
+  const values = await Promise.all(entries.map(([, m]) => block(H, m.values || m.codes)));
+  entries.forEach(([name, m], j) => {
     meta[name] = m.kind === 'number'
-      ? { kind: 'number', values: await block(H, m.values) }
-      : { kind: 'category', names: m.names, colours: m.colours, codes: await block(H, m.codes) };
-  }
+      ? { kind: 'number', values: values[j] }
+      : { kind: 'category', names: m.names, colours: m.colours, codes: values[j] };
+  });
   document.title = H.title;
   $('atlas-title').textContent = H.title;
   const links = $('atlas-links');

@@ -70,10 +70,13 @@ function decode(ref, buf) {
 
 const cache = new Map();
 
-// The browser decodes the base64 (a data: URL, read without the network) and inflates it.
+// The browser decodes the base64 (natively where it can, else as a data: URL, read
+// without the network) and inflates it.
 async function inflate(b64) {
-  const res = await fetch(`data:application/octet-stream;base64,${b64}`);
-  return new Response(res.body.pipeThrough(new DecompressionStream('deflate'))).arrayBuffer();
+  const body = Uint8Array.fromBase64
+    ? new Response(Uint8Array.fromBase64(b64)).body
+    : (await fetch(`data:application/octet-stream;base64,${b64}`)).body;
+  return new Response(body.pipeThrough(new DecompressionStream('deflate'))).arrayBuffer();
 }
 
 // Sidecar blocks: each file calls cnnatlasBlock(b, base64) once loaded.
