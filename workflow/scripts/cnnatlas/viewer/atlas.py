@@ -43,7 +43,6 @@ from cnnatlas.classes import OTHER, ClassSpace, read_class_space
 from cnnatlas.errors import CnnatlasError
 from cnnatlas.io import atomic_path, read_parquet_meta
 from cnnatlas.maps import get_method, read_spec
-from cnnatlas.schema import default
 from cnnatlas.plots import (
     CORRECT_COLOURS,
     MARKERS,
@@ -52,6 +51,7 @@ from cnnatlas.plots import (
     is_continuous,
     metadata_columns,
 )
+from cnnatlas.schema import default
 from cnnatlas.viewer.density import map_density
 
 __all__ = [
@@ -540,9 +540,7 @@ def _replace_folder(folder: Path, files: Mapping[str, bytes]) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def write_atlas(
-    out: str | Path, inline_mb: float | None = None, **kwargs: Any
-) -> int:
+def write_atlas(out: str | Path, inline_mb: float | None = None, **kwargs: Any) -> int:
     """Write the atlas page to `out` and its sidecar folder (`sidecar_folder(out)`,
     empty for a page of at most `inline_mb` MB of blocks; None: the config's default,
     figures.atlas_inline_mb); other arguments as `atlas_payload`. Returns the page's
