@@ -342,3 +342,10 @@ def test_a_large_page_keeps_its_blocks_beside_it(run, tmp_path, monkeypatch):
     write_atlas(pages[0], **inputs)
     assert list(folder.iterdir()) == []
     assert not list(pages[0].parent.glob("atlas_files.*"))
+
+
+def test_the_rule_declares_the_folder_the_writer_fills():
+    from cnnatlas.plan.atlas import Atlas
+
+    folder = atlas.sidecar_folder(Atlas.PATHS["atlas"])
+    assert Atlas.PATHS["atlas_files"] == folder.as_posix()
