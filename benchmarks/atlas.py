@@ -134,7 +134,8 @@ def open_page(browser, url: str, timeout_ms: int):
 # the point, painted (the next animation frame).
 HOVER_WAIT = """async (before) => {
   const box = document.getElementById('atlas-hover');
-  while (box.dataset.shownAt === before) await new Promise(r => setTimeout(r, 1));
+  // before is null for the first hover (no panel yet): playwright hands undefined over so
+  while ((box.dataset.shownAt ?? null) === before) await new Promise(r => setTimeout(r, 1));
   await new Promise(r => requestAnimationFrame(r));
   return [Number(box.dataset.shownAt) - window.lastMoveAt, performance.now() - window.lastMoveAt];
 }"""
@@ -241,6 +242,7 @@ def bench_atlas(
     # thumbnail set (before the frame, which also redraws the WebGL canvas).
     res["hover_ms"] = float(np.median([h[1] for h in hovers]))
     res["hover_panel_ms"] = float(np.median([h[0] for h in hovers]))
+    res["hovers"] = hovers
     res["lasso_points"], res["lasso_to_grid_ms"] = lasso(page, screen)
     res["pan_ok"] = pan(page)
     res["errors"] = errors
