@@ -7,7 +7,10 @@ makes. Both are opened from file:// in headless Chromium (/usr/bin/chromium thro
 playwright; no GPU here, so WebGL runs on SwiftShader, Chromium's software renderer) and
 timed from the page's own clock:
 
-- page size, and the bytes of the map's coordinates inside the atlas;
+- page size, and the bytes of the map's coordinates inside the atlas; for a page above
+  `--inline-mb` (its data in the sidecar folder atlas_files/), the folder's files and
+  bytes, and one map's bytes (its coordinates and density contours: what drawing a map
+  reads beyond what the first map read);
 - first render: navigation start to the page's ready flag (everything decoded, drawn);
 - hover: a synthetic mousemove over a point to the hover panel showing that image,
   painted (the next animation frame);
@@ -17,6 +20,12 @@ timed from the page's own clock:
   the button to the image grid rendered (atlas only; plotly has no grid);
 - pan (atlas): ten drag steps, then the page must still answer.
 
+`--also-inline` measures, beside the page as `--inline-mb` writes it, the page with all
+its data inside it ("atlas_inline"), in the same run.
+
+`--maps K` writes K maps of the points (the first one's coordinates turned by a
+different angle each) to see the page's size grow with the maps.
+
 With `--baseline REF` the atlas page git revision REF writes (its own package, template
 and bundle, run from an archive of the revision) is measured beside today's on the same
 data, in the same run ("atlas_REF").
@@ -25,6 +34,8 @@ Prints one JSON object. Compare atlas and plotly within one run (same machine, s
 
     .venv/bin/python benchmarks/atlas.py --points 10000 100000 1000000
     .venv/bin/python benchmarks/atlas.py --points 100000 --plotly-max 0 --baseline c734ae7
+    .venv/bin/python benchmarks/atlas.py --points 1280000 --plotly-max 0 --maps 4 \
+        --also-inline
 """
 
 import argparse
@@ -48,14 +59,15 @@ from cnnatlas.io import write_parquet  # noqa: E402
 from cnnatlas.metrics import feature_neighbors  # noqa: E402
 from cnnatlas.plots import load_points  # noqa: E402
 from cnnatlas.schema import default  # noqa: E402
-from cnnatlas.viewer import atlas_payload, write_atlas  # noqa: E402
+from cnnatlas.viewer import write_atlas  # noqa: E402
+from cnnatlas.viewer.atlas import sidecar_folder  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CLASSES = [f"class{i}" for i in range(10)]
 
 
-def synthetic(folder: Path, n: int) -> dict:
-    """Manifest, predictions, one 2-D map and neighbours of n points."""
+def synthetic(folder: Path, n: int, maps: int = 1) -> dict:
+    """Manifest, predictions, `maps` 2-D maps and neighbours of n points."""
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, n)
     man = pd.DataFrame(
@@ -78,6 +90,15 @@ def synthetic(folder: Path, n: int) -> dict:
     write_parquet(
         emb.astype({"x": np.float32, "y": np.float32}), folder / "map.parquet"
     )
+    for m in range(1, maps):
+        c, s = np.cos(m), np.sin(m)
+        turned = emb.assign(
+            x=c * xy[:, 0] - s * xy[:, 1], y=s * xy[:, 0] + c * xy[:, 1]
+        )
+        write_parquet(
+            turned.astype({"x": np.float32, "y": np.float32}),
+            folder / f"map{m}.parquet",
+        )
     np.save(folder / "features.npy", xy.astype(np.float32))
     feature_neighbors(
         folder / "features.npy",
@@ -90,7 +111,9 @@ def synthetic(folder: Path, n: int) -> dict:
         "manifest": folder / "manifest.parquet",
         "predictions": {"bench/ckpt": folder / "pred.parquet"},
         "maps": [{"model": "bench", "ckpt": "ckpt", "layer": "fc", "method": "tsne",
-                  "perplexity": 30, "seed": 0, "embedding": folder / "map.parquet"}],
+                  "perplexity": 30, "seed": m,
+                  "embedding": folder / (f"map{m}.parquet" if m else "map.parquet")}
+                 for m in range(maps)],
         "neighbors": [{"model": "bench", "ckpt": "ckpt", "layer": "fc",
                        "path": folder / "neighbors.npy",
                        "distances": folder / "distances.npy"}],
@@ -111,7 +134,8 @@ def open_page(browser, url: str, timeout_ms: int):
 # the point, painted (the next animation frame).
 HOVER_WAIT = """async (before) => {
   const box = document.getElementById('atlas-hover');
-  while (box.dataset.shownAt === before) await new Promise(r => setTimeout(r, 1));
+  // before is null for the first hover (no panel yet): playwright hands undefined over so
+  while ((box.dataset.shownAt ?? null) === before) await new Promise(r => setTimeout(r, 1));
   await new Promise(r => requestAnimationFrame(r));
   return [Number(box.dataset.shownAt) - window.lastMoveAt, performance.now() - window.lastMoveAt];
 }"""
@@ -149,22 +173,54 @@ def hover(page, xy) -> list[float]:
     return page.evaluate(HOVER_WAIT, before)
 
 
+def block_mb(header: dict, ref: dict | None, page: Path) -> float:
+    """The bytes of one block, in the page (its base64) or in the sidecar folder."""
+    if ref is None:
+        return 0.0
+    item = header["blocks"][ref["b"]]
+    size = (
+        len(item)
+        if isinstance(item, str)
+        else (page.parent / item["src"]).stat().st_size
+    )
+    return size / 1e6
+
+
+def page_header(page: Path) -> dict:
+    text = page.read_text(encoding="utf-8")
+    start = text.index('id="cnnatlas-data">') + len('id="cnnatlas-data">')
+    return json.loads(text[start : text.index("</script>", start)])
+
+
 def bench_atlas(
-    browser, folder: Path, inputs: dict, timeout_ms: int, baseline: str | None = None
+    browser,
+    folder: Path,
+    inputs: dict,
+    timeout_ms: int,
+    baseline: str | None = None,
+    inline_mb: float | None = None,
+    name: str = "atlas",
 ) -> dict:
     """Today's page, or with `baseline` the page git revision `baseline` writes."""
-    out = folder / ("baseline.html" if baseline else "atlas.html")
+    out = folder / ("baseline.html" if baseline else f"{name}.html")
     t = time.perf_counter()
     if baseline:
         size = write_at(baseline, folder.parent, out, inputs)
     else:
-        size = write_atlas(out, **inputs)
+        size = write_atlas(out, inline_mb=inline_mb, **inputs)
     write_s = time.perf_counter() - t
     page, errors = open_page(browser, out.as_uri(), timeout_ms)
     res = {"size_mb": size / 1e6, "write_s": write_s}
     if not baseline:
-        header = atlas_payload(out, **inputs)
-        res["map_xy_mb"] = len(header["blocks"][header["maps"][0]["xy"]["b"]]) / 1e6
+        header = page_header(out)
+        files = sorted(sidecar_folder(out).glob("*.js"))
+        res["sidecar_files"] = len(files)
+        res["sidecar_mb"] = sum(f.stat().st_size for f in files) / 1e6
+        res["maps"] = len(header["maps"])
+        one = header["maps"][-1]
+        res["map_xy_mb"] = block_mb(header, one["xy"], out)
+        lines = (one["density"] or {}).get("lines")
+        res["map_mb"] = res["map_xy_mb"] + block_mb(header, lines, out)
     res["first_render_ms"] = float(page.evaluate("() => document.body.dataset.readyAt"))
     screen = np.array(page.evaluate("() => cnnatlas.screenAll()")).reshape(-1, 2)
     page.evaluate(
@@ -186,6 +242,7 @@ def bench_atlas(
     # thumbnail set (before the frame, which also redraws the WebGL canvas).
     res["hover_ms"] = float(np.median([h[1] for h in hovers]))
     res["hover_panel_ms"] = float(np.median([h[0] for h in hovers]))
+    res["hovers"] = hovers
     res["lasso_points"], res["lasso_to_grid_ms"] = lasso(page, screen)
     res["pan_ok"] = pan(page)
     res["errors"] = errors
@@ -323,6 +380,11 @@ def main() -> None:
     ap.add_argument("--timeout", type=int, default=300, help="seconds per page load")
     ap.add_argument("--baseline", metavar="REF",
                     help="also measure the atlas page of this git revision")  # fmt: skip
+    ap.add_argument("--maps", type=int, default=1, help="2-D maps in the atlas")
+    ap.add_argument("--also-inline", action="store_true",
+                    help="also measure the page with all its data inside it")  # fmt: skip
+    ap.add_argument("--inline-mb", type=float, default=None,
+                    help="the page's figures.atlas_inline_mb (default: the schema's)")  # fmt: skip
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -340,11 +402,19 @@ def main() -> None:
         for n in args.points:
             folder = Path(tmp) / str(n)
             folder.mkdir()
-            inputs = synthetic(folder, n)
+            inputs = synthetic(folder, n, args.maps)
             row = {
                 "points": n,
-                "atlas": bench_atlas(browser, folder, inputs, args.timeout * 1000),
-            }
+                "atlas": bench_atlas(
+                    browser, folder, inputs, args.timeout * 1000,
+                    inline_mb=args.inline_mb,
+                ),
+            }  # fmt: skip
+            if args.also_inline:
+                row["atlas_inline"] = bench_atlas(
+                    browser, folder, inputs, args.timeout * 1000,
+                    inline_mb=float("inf"), name="inline",
+                )  # fmt: skip
             if args.baseline:
                 row[f"atlas_{args.baseline}"] = bench_atlas(
                     browser, folder, inputs, args.timeout * 1000, args.baseline

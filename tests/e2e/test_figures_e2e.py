@@ -179,6 +179,8 @@ def test_atlas_holds_every_2d_map_and_the_neighbours(tiny_run):
     # bundle's only URLs are in regl's error messages.
     assert not re.search(r"""(src|href)\s*=\s*["']?https?:""", page)
     assert "<link" not in page and "<script src" not in page
+    # a small run's page holds all its data: its folder is there, with no block in it
+    assert not list((tiny_run / "atlas_files").glob("*.js"))
     two_d = [e for e in _embeddings(tiny_run) if "-2d-" in e.name]
     own = [m for m in header["maps"] if "aligned" not in m["method"]]
     assert len(own) == len(two_d) and header["n"] == 30

@@ -40,8 +40,12 @@ def test_blocks_hold_the_runs_arrays(run):
     assert header["class_colours"] == [s.colour for s in class_styles(run["classes"])]
     first = header["maps"][0]
     xy = pd.read_parquet(run["inputs"]["maps"][0]["embedding"])[["x", "y"]]
-    assert np.array_equal(
-        atlas_block(header, first["xy"]).reshape(-1, 2), xy.to_numpy(np.float32)
+    # f3: float32 less its lowest byte
+    assert np.allclose(
+        atlas_block(header, first["xy"]).reshape(-1, 2),
+        xy.to_numpy(np.float32),
+        rtol=2**-16,
+        atol=0,
     )
     pred = pd.read_parquet(run["predictions"])
     r = header["runs"][f"net/{CKPTS[0]}"]
@@ -167,11 +171,16 @@ def test_blocks_read_back_as_written():
         blocks.add(xy, "f4", shuffle=True),
     )
     assert ref_ids["s"] == 1 and "s" not in blocks.add(xy, "f4")
+    ref_f3 = blocks.add(xy, "f3")
     values = np.concatenate([rng.lognormal(0, 4, 1000), [1e6, 1e-6, 0.0, np.nan]])
     ref_h = blocks.add(values, "h2")
     header = {"blocks": blocks.items}
     assert np.array_equal(read_block(header, ref_ids), ids.ravel())
     assert np.array_equal(read_block(header, ref_xy), xy.ravel())
+    f3 = read_block(header, ref_f3)
+    assert f3.dtype == np.float32
+    assert np.allclose(f3, xy.ravel(), rtol=2**-16, atol=0)
+    assert not (f3.view(np.uint32) & 0xFF).any()
     back = read_block(header, ref_h)
     assert back.dtype == np.float32 and np.isnan(back[-1])
     ok = values[:-1] > values[:-1].max() * 2**-14  # the half floats' normal range
@@ -248,3 +257,95 @@ def test_index_is_a_landing_page(run, tmp_path):
 )
 def test_a_maps_variant_names_the_axes_of_its_method(method, variant):
     assert atlas.map_variant(method, 30.0 if method == "tsne" else 0.0, 1) == variant
+
+
+def test_tables_in_parts_read_back_whole():
+    """A table of more rows than a part holds is split by rows; read back, it is whole."""
+    rng = np.random.default_rng(0)
+    blocks = Blocks(part_rows=64)
+    ids = rng.integers(0, 300, (150, 5)).astype(np.uint16)
+    dist = rng.random((150, 5))
+    names = [f"img/{i}.png" for i in range(150)]
+    refs = [
+        blocks.add(ids, "u2", shuffle=True, parts=True),
+        blocks.add(dist, "h2", parts=True),
+        blocks.add(names, "json", parts=True),
+    ]
+    assert [len(r["parts"]) for r in refs] == [3, 3, 3]
+    assert refs[0]["rows"] == 64 and "b" not in refs[0]
+    header = {"blocks": blocks.items}
+    assert np.array_equal(read_block(header, refs[0]), ids.ravel())
+    assert np.allclose(read_block(header, refs[1]), dist.ravel(), rtol=2**-11)
+    assert read_block(header, refs[2]) == names
+    # a table of at most a part's rows stays one block
+    assert "b" in blocks.add(ids[:64], "u2", parts=True)
+
+
+def _blocks_of(header: dict, page=None) -> list:
+    """Every array and list of a page's header, in the header's order."""
+    refs = []
+
+    def walk(v):
+        if isinstance(v, dict) and "t" in v and ("b" in v or "parts" in v):
+            refs.append(v)
+        if isinstance(v, dict):
+            for k, w in v.items():
+                if k != "blocks":
+                    walk(w)
+        elif isinstance(v, list):
+            for w in v:
+                walk(w)
+
+    walk(header)
+    return [read_block(header, r, page) for r in refs]
+
+
+def test_a_large_page_keeps_its_blocks_beside_it(run, tmp_path, monkeypatch):
+    """Above inline_mb, every block of more than INLINE_MAX characters is a sidecar
+    file of the page's folder: the same arrays as the self-contained page, the same
+    bytes each time, and a rewrite leaves no stale file behind."""
+    inputs = {**run["inputs"], "part_rows": 8}
+    monkeypatch.setattr(atlas, "INLINE_MAX", 200)  # the run's blocks are small
+    inline = tmp_path / "inline" / "atlas.html"
+    inline.parent.mkdir()
+    write_atlas(inline, **inputs)
+    assert list(atlas.sidecar_folder(inline).iterdir()) == []
+    pages = []
+    for k in (1, 2):
+        page = tmp_path / str(k) / "atlas.html"
+        page.parent.mkdir()
+        write_atlas(page, inline_mb=0, **inputs)
+        pages.append(page)
+    folder = atlas.sidecar_folder(pages[0])
+    assert folder == pages[0].parent / "atlas_files"
+    header = atlas_header(pages[0].read_text())
+    files = sorted(folder.iterdir())
+    assert files and all(f.suffix == ".js" for f in files)
+    sidecar = [b for b in header["blocks"] if isinstance(b, dict)]
+    assert len(sidecar) == len(files)
+    assert all(
+        len(b) <= atlas.INLINE_MAX for b in header["blocks"] if isinstance(b, str)
+    )
+    assert {b["src"] for b in sidecar} == {f"atlas_files/{f.name}" for f in files}
+    # the same arrays as the self-contained page
+    whole = _blocks_of(atlas_header(inline.read_text()))
+    lazy = _blocks_of(header, pages[0])
+    assert len(whole) == len(lazy)
+    for a, b in zip(whole, lazy, strict=True):
+        assert np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
+    # byte for byte the same, page and folder
+    assert pages[0].read_bytes() == pages[1].read_bytes()
+    for f in files:
+        assert f.read_bytes() == (atlas.sidecar_folder(pages[1]) / f.name).read_bytes()
+    # written again self-contained, the folder is left empty
+    (folder / "stale.js").write_text("x")
+    write_atlas(pages[0], **inputs)
+    assert list(folder.iterdir()) == []
+    assert not list(pages[0].parent.glob("atlas_files.*"))
+
+
+def test_the_rule_declares_the_folder_the_writer_fills():
+    from cnnatlas.plan.atlas import Atlas
+
+    folder = atlas.sidecar_folder(Atlas.PATHS["atlas"])
+    assert Atlas.PATHS["atlas_files"] == folder.as_posix()

@@ -1,6 +1,8 @@
-# atlas.html: every 2-D map of the run in one self-contained WebGL page, with
-# each image's feature-space neighbours, the training evolution and the Grad-CAM
-# overlays; compare.html shows two of its maps side by side.
+# atlas.html: every 2-D map of the run in one WebGL page, with each image's
+# feature-space neighbours, the training evolution and the Grad-CAM overlays; its data
+# inline up to figures.atlas_inline_mb, above in atlas_files/ beside it (always
+# written, empty for a self-contained page); compare.html shows two of its maps side
+# by side.
 
 
 rule write_atlas:
@@ -15,6 +17,7 @@ rule write_atlas:
         template=os.path.join(SCRIPTS, "cnnatlas/viewer/template.html"),
     output:
         atlas=P.atlas.out("atlas"),
+        files=directory(P.atlas.out("atlas_files")),
         compare=P.atlas.out("compare"),
     log:
         P.atlas.log("write_atlas"),
@@ -25,5 +28,6 @@ rule write_atlas:
     params:
         plan=P.atlas.inputs(),
         zoom=P.figures.config["thumbnail_zoom"],
+        inline_mb=P.figures.config["atlas_inline_mb"],
     script:
         "../scripts/write_atlas.py"

@@ -10,6 +10,7 @@ def main(snakemake) -> None:
         metrics=snakemake.input.metrics,
         sheets=snakemake.input.sheets,
         zoom=snakemake.params.zoom,
+        inline_mb=snakemake.params.inline_mb,
         title="cnnatlas atlas",
         **snakemake.params.plan,
     )

@@ -18,6 +18,9 @@ class Atlas(Stage):
         "atlas": "atlas.html",
         # two maps of the atlas side by side (the landing page's CKA cells link to it)
         "compare": "compare.html",
+        # the atlas's data blocks, read as the page needs them (empty for a page that
+        # holds them all; viewer.atlas.sidecar_folder names it after the page)
+        "atlas_files": "atlas_files",
     }
     RULES: ClassVar[dict[str, str]] = {"write_atlas": ""}
 

@@ -8,9 +8,18 @@ DecompressionStream, so the page needs neither a server nor the network. A block
 hold its bytes shuffled (every value's first byte, then every second byte, ...: deflate
 packs the slowly varying high bytes far better), and values the page shows to three
 digits travel as half floats (kind h2, scaled by a power of two); `read_block` reads any
-block back. Data strings
-(paths, class names, metadata) only ever sit inside JSON, with `<`, `>` and `&` escaped,
-and the page puts them into the DOM as text.
+block back. Map coordinates travel as float32 less their lowest byte (kind f3: five
+significant digits, a quarter fewer bytes). Data strings (paths, class names, metadata)
+only ever sit inside JSON, with `<`, `>` and `&` escaped, and the page puts them into the
+DOM as text.
+
+Tables read one row at a time (paths, top-k, feature-space neighbours) travel in *parts*
+of `PART_ROWS` rows, so that the page reads only the part holding the row it shows. A
+page whose blocks total more than `inline_mb` keeps every block of more than
+`INLINE_MAX` characters in its sidecar folder, `<page>_files/<block>.js`, a script that
+hands the block to the page (`cnnatlasBlock(b, "...")`): a `<script src>` loads from
+`file://` where fetch cannot, so the page still opens from disk with no server, and
+reads each map, table part or score only when it first needs it.
 
 Point i of every array is image_id i of the manifest; a map, prediction table or
 neighbour file that does not cover image_ids 0..n-1 stops the writer naming the file.
@@ -20,6 +29,7 @@ import base64
 import json
 import logging
 import re
+import shutil
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,6 +51,7 @@ from cnnatlas.plots import (
     is_continuous,
     metadata_columns,
 )
+from cnnatlas.schema import default
 from cnnatlas.viewer.density import map_density
 
 __all__ = [
@@ -51,7 +62,11 @@ __all__ = [
     "render_atlas",
     "write_atlas",
     "script_json",
+    "sidecar_folder",
+    "place_blocks",
     "BUNDLE",
+    "INLINE_MAX",
+    "PART_ROWS",
 ]
 
 log = logging.getLogger(__name__)
@@ -59,6 +74,10 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 BUNDLE = HERE / "atlas.bundle.js"
 TEMPLATE = HERE / "template.html"
+# The characters of base64 up to which a block stays in the page in any case.
+INLINE_MAX = 4096
+# Rows of a part of a table read one row at a time.
+PART_ROWS = 32768
 # Per-image scores of a checkpoint's predictions the page colours and filters by.
 SCORES = ("loss", "entropy", "margin")
 METRIC_KEYS = (
@@ -73,29 +92,49 @@ METRIC_KEYS = (
 
 
 class Blocks:
-    """The page's binary arrays: `add` stores one and returns its reference {b, t}."""
+    """The page's binary arrays: `add` stores one and returns its reference {b, t}, or
+    for a table in parts {parts: [b, ...], rows, t}."""
 
-    def __init__(self) -> None:
+    def __init__(self, part_rows: int = PART_ROWS) -> None:
         self.items: list[str] = []
+        self.part_rows = part_rows
 
-    def add(self, array: Any, kind: str, shuffle: bool = False) -> dict:
-        """Store `array` as dtype `kind` (u1 u2 u4 i4 f4), as half floats scaled by a
-        power of two (h2, shuffled: about three significant digits) or, for kind 'json',
-        as JSON; `shuffle`: its bytes grouped by their place in the value ({s: 1})."""
+    def add(
+        self, array: Any, kind: str, shuffle: bool = False, parts: bool = False
+    ) -> dict:
+        """Store `array` as dtype `kind` (u1 u2 u4 i4 f4), as float32 less its lowest
+        byte (f3, shuffled), as half floats scaled by a power of two (h2, shuffled:
+        about three significant digits) or, for kind 'json', as JSON (a list);
+        `shuffle`: its bytes grouped by their place in the value ({s: 1}); `parts`: a
+        table of more than `part_rows` rows split into parts of that many rows."""
         ref: dict[str, Any] = {"t": kind}
-        if kind == "json":
-            raw = json.dumps(array, ensure_ascii=False, separators=(",", ":"))
-            data = raw.encode("utf-8")
-        elif kind == "h2":
-            half, ref["x"] = _half(np.asarray(array, dtype=np.float64))
-            data, shuffle = _shuffled(half), True
-        else:
-            values = np.ascontiguousarray(array, dtype="<" + kind)
-            data = _shuffled(values) if shuffle else values.tobytes()
+        if kind == "h2":
+            array, ref["x"] = _half(np.asarray(array, dtype=np.float64))
+        elif kind == "f3":
+            array = _f3(np.asarray(array, dtype="<f4"))
+        elif kind != "json":
+            array = np.asarray(array, dtype="<" + kind)
+        shuffle = shuffle or kind in ("h2", "f3")
         if shuffle:
             ref["s"] = 1
+        drop = int(kind == "f3")  # f3: the lowest byte of each float32 stays behind
+        if parts and len(array) > self.part_rows:
+            step = self.part_rows
+            chunks = [array[i : i + step] for i in range(0, len(array), step)]
+            stored = [self._store(c, shuffle, drop) for c in chunks]
+            return {**ref, "rows": step, "parts": stored}
+        return {"b": self._store(array, shuffle, drop), **ref}
+
+    def _store(self, values: Any, shuffle: bool, drop: int) -> int:
+        if isinstance(values, list):
+            raw = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+            data = raw.encode("utf-8")
+        elif shuffle:
+            data = _planes(values)[drop:].tobytes()
+        else:
+            data = np.ascontiguousarray(values).tobytes()
         self.items.append(base64.b64encode(zlib.compress(data, 6)).decode("ascii"))
-        return {"b": len(self.items) - 1, **ref}
+        return len(self.items) - 1
 
 
 def _half(x: np.ndarray) -> tuple[np.ndarray, float]:
@@ -107,25 +146,60 @@ def _half(x: np.ndarray) -> tuple[np.ndarray, float]:
     return (x / scale).astype("<f2"), scale
 
 
-def _shuffled(values: np.ndarray) -> bytes:
-    """The bytes of `values`, all first bytes, then all second bytes, ..."""
+def _f3(x: np.ndarray) -> np.ndarray:
+    """float32 `x` rounded to the nearest value whose lowest byte is zero (16 bits of
+    mantissa: five significant digits)."""
+    bits = np.ascontiguousarray(x, dtype="<f4").view("<u4")
+    return ((bits + np.uint32(0x80)) & np.uint32(0xFFFFFF00)).view("<f4")
+
+
+def _planes(values: np.ndarray) -> np.ndarray:
+    """The bytes of `values` as [width, n]: all first bytes, then all second bytes..."""
     width = values.dtype.itemsize
-    return np.ascontiguousarray(values).view(np.uint8).reshape(-1, width).T.tobytes()
+    return np.ascontiguousarray(values).view(np.uint8).reshape(-1, width).T
 
 
-def read_block(header: Mapping[str, Any], ref: Mapping[str, Any]) -> Any:
-    """One block of a page's header: a list or dict (json) or a flat numpy array (h2
-    blocks as float32), as the page decodes it."""
-    raw = zlib.decompress(base64.b64decode(header["blocks"][ref["b"]]))
+def read_block(
+    header: Mapping[str, Any], ref: Mapping[str, Any], page: str | Path | None = None
+) -> Any:
+    """One block of a page's header: a list or dict (json) or a flat numpy array (h2 and
+    f3 blocks as float32), as the page decodes it; a table in parts as one. `page`: the
+    page's path, where its blocks may sit in its sidecar folder."""
+    if "parts" in ref:
+        whole = {k: v for k, v in ref.items() if k not in ("parts", "rows")}
+        one = [read_block(header, {**whole, "b": b}, page) for b in ref["parts"]]
+        return (
+            [v for part in one for v in part]
+            if ref["t"] == "json"
+            else np.concatenate(one)
+        )
+    raw = zlib.decompress(
+        base64.b64decode(_block_text(header["blocks"][ref["b"]], page))
+    )
     if ref["t"] == "json":
         return json.loads(raw.decode("utf-8"))
-    dtype = np.dtype("<f2" if ref["t"] == "h2" else "<" + ref["t"])
-    if ref.get("s"):
+    dtype = np.dtype({"h2": "<f2", "f3": "<f4"}.get(ref["t"], "<" + ref["t"]))
+    if ref["t"] == "f3":
+        planes = np.frombuffer(raw, np.uint8).reshape(3, -1)
+        raw = np.vstack([np.zeros_like(planes[:1]), planes]).T.tobytes()
+    elif ref.get("s"):
         raw = np.frombuffer(raw, np.uint8).reshape(dtype.itemsize, -1).T.tobytes()
     values = np.frombuffer(raw, dtype)
     if ref["t"] == "h2":
         return values.astype(np.float32) * np.float32(ref["x"])
     return values
+
+
+_SIDECAR = re.compile(r'cnnatlasBlock\((\d+),"([A-Za-z0-9+/=]*)"\);\n')
+
+
+def _block_text(item: str | Mapping[str, str], page: str | Path | None) -> str:
+    """The base64 of a block: in the page, or in the sidecar file it names."""
+    if isinstance(item, str):
+        return item
+    if page is None:
+        raise ValueError(f"block {item['src']} is a sidecar file: name the page")
+    return _SIDECAR.fullmatch((Path(page).parent / item["src"]).read_text()).group(2)
 
 
 def _uint(n: int) -> str:
@@ -192,9 +266,11 @@ def _run(path: str | Path, n: int, classes: Sequence[str], blocks: Blocks) -> di
         "pred_out": blocks.add(np.searchsorted(outputs, pred), kind),
         "confidence": blocks.add(df["confidence"], "f4", shuffle=True),
         "correct": blocks.add(df["correct"].astype(bool), "u1"),
-        "topk_ids": blocks.add(np.searchsorted(outputs, ids), kind),
+        "topk_ids": blocks.add(np.searchsorted(outputs, ids), kind, parts=True),
         # to three decimals: what the hover shows, and it packs
-        "topk_probs": blocks.add(np.round(probs.astype(np.float64), 3), "f4"),
+        "topk_probs": blocks.add(
+            np.round(probs.astype(np.float64), 3), "f4", parts=True
+        ),
         "names": [space.hover(o) for o in outputs],
         "other": bool((space.dataset_codes(pred) == len(classes)).any()),
         "shown": space.class_hovers() if space.has_titles() else None,
@@ -259,7 +335,7 @@ def _maps(maps, evolution, metrics, labels, blocks) -> list[dict]:
             {
                 **{k: str(m[k]) for k in ("model", "ckpt", "layer", "method")},
                 "variant": map_variant(m["method"], m["perplexity"], m["seed"]),
-                "xy": blocks.add(xy, "f4", shuffle=True),
+                "xy": blocks.add(xy, "f3"),
                 "density": _density(xy, labels, blocks),
                 "metrics": rows.get(key),
             }
@@ -275,7 +351,7 @@ def _maps(maps, evolution, metrics, labels, blocks) -> list[dict]:
                     "layer": str(e["layer"]),
                     "method": f"{e['method']} aligned",
                     "variant": map_variant(e["method"], e["perplexity"], e["seed"]),
-                    "xy": blocks.add(xy, "f4", shuffle=True),
+                    "xy": blocks.add(xy, "f3"),
                     "density": _density(xy, labels, blocks),
                     "metrics": None,
                     "note": "aligned across checkpoints by the evolution stage "
@@ -326,6 +402,7 @@ def atlas_payload(
     links: Sequence[Mapping[str, str]] = (),
     title: str = "cnnatlas atlas",
     zoom: int = 2,
+    part_rows: int = PART_ROWS,
 ) -> dict:
     """The page's JSON header (with its blocks) for the atlas written to `out`.
 
@@ -334,7 +411,8 @@ def atlas_payload(
     of ids and, optionally, of their feature-space distances);
     evolution: [{model, layer, method, perplexity, seed, ckpts, dir}] (aligned maps
     dir/{ckpt}.parquet); explain: [{model, ckpt, dir}] (Grad-CAM PNGs {image_id:05d}.png);
-    links: [{label, href}] relative to `out`.
+    links: [{label, href}] relative to `out`; part_rows: rows of a part of the tables
+    read one row at a time (paths, top-k, neighbours).
     """
     out = Path(out)
     if not maps:
@@ -344,7 +422,7 @@ def atlas_payload(
     man = _by_image_id(man, n, manifest)
     classes = json.loads(read_parquet_meta(manifest).get("cnnatlas.classes", "null"))
     classes = classes or [str(i) for i in range(int(man["label"].max()) + 1)]
-    blocks = Blocks()
+    blocks = Blocks(part_rows)
     runs = {key: _run(path, n, classes, blocks) for key, path in predictions.items()}
     # the dataset's classes as the first checkpoint with titles shows them (class_index)
     shown = [r.pop("shown") for r in runs.values()]
@@ -360,7 +438,7 @@ def atlas_payload(
         "class_markers": [MARKERS.index(s.marker) for s in styles],
         "correct_names": list(CORRECT_COLOURS),
         "correct_colours": list(CORRECT_COLOURS.values()),
-        "paths": blocks.add(man["path"].astype(str).tolist(), "json"),
+        "paths": blocks.add(man["path"].astype(str).tolist(), "json", parts=True),
         "labels": blocks.add(man["label"], _uint(len(classes))),
         "metadata": _metadata(man, blocks),
         "runs": runs,
@@ -378,7 +456,7 @@ def atlas_payload(
             )
         key = f"{nb['model']}/{nb['ckpt']}/{nb['layer']}"
         header["neighbors"][key] = {
-            **blocks.add(ids, _uint(n), shuffle=n >= 2**8),
+            **blocks.add(ids, _uint(n), shuffle=n >= 2**8, parts=True),
             "k": int(ids.shape[1]),
         }
         if nb.get("distances") is not None:
@@ -389,7 +467,7 @@ def atlas_payload(
                     " like their ids; rerun measure_maps"
                 )
             # three significant digits: what the gallery shows
-            header["neighbors"][key]["distances"] = blocks.add(dist, "h2")
+            header["neighbors"][key]["distances"] = blocks.add(dist, "h2", parts=True)
     header["blocks"] = blocks.items
     return header
 
@@ -425,17 +503,64 @@ def render_atlas(header: dict) -> str:
     )
 
 
-def write_atlas(out: str | Path, **kwargs: Any) -> int:
-    """Write the atlas page to `out` (arguments as `atlas_payload`); returns its size in bytes."""
+def sidecar_folder(out: str | Path) -> Path:
+    """The folder beside the page `out` that holds its sidecar blocks: `<stem>_files`."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}_files")
+
+
+def place_blocks(header: dict, folder: str, inline_mb: float) -> dict[str, bytes]:
+    """Move the large blocks of `header` out of the page when they total more than
+    `inline_mb` MB: each becomes {src: "<folder>/<b>.js"} in the header. Returns the
+    sidecar files' contents by name (none for a self-contained page)."""
+    items = header["blocks"]
+    if sum(map(len, items)) <= inline_mb * 1e6:
+        return {}
+    files = {}
+    for b, text in enumerate(items):
+        if len(text) > INLINE_MAX:
+            files[f"{b}.js"] = f'cnnatlasBlock({b},"{text}");\n'.encode("ascii")
+            items[b] = {"src": f"{folder}/{b}.js"}
+    return files
+
+
+def _replace_folder(folder: Path, files: Mapping[str, bytes]) -> None:
+    """`folder` holding exactly `files`: written beside it, then swapped in, so that
+    no file of an earlier page lingers and a failed write leaves the old folder whole."""
+    new = folder.with_name(folder.name + ".new")
+    old = folder.with_name(folder.name + ".old")
+    for stale in (new, old):
+        shutil.rmtree(stale, ignore_errors=True)
+    new.mkdir(parents=True)
+    for name, data in sorted(files.items()):
+        (new / name).write_bytes(data)
+    if folder.exists():
+        folder.rename(old)
+    new.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_atlas(out: str | Path, inline_mb: float | None = None, **kwargs: Any) -> int:
+    """Write the atlas page to `out` and its sidecar folder (`sidecar_folder(out)`,
+    empty for a page of at most `inline_mb` MB of blocks; None: the config's default,
+    figures.atlas_inline_mb); other arguments as `atlas_payload`. Returns the page's
+    size in bytes."""
+    if inline_mb is None:
+        inline_mb = default("figures.atlas_inline_mb")
     header = atlas_payload(out, **kwargs)
+    folder = sidecar_folder(out)
+    files = place_blocks(header, folder.name, inline_mb)
     data = render_atlas(header).encode("utf-8")
+    _replace_folder(folder, files)
     with atomic_path(out) as tmp:
         tmp.write_bytes(data)
     log.info(
-        "%s: %d maps of %d points, %.2f MB",
+        "%s: %d maps of %d points, %.2f MB, and %d sidecar files of %.2f MB",
         out,
         len(header["maps"]),
         header["n"],
         len(data) / 1e6,
+        len(files),
+        sum(map(len, files.values())) / 1e6,
     )
     return len(data)

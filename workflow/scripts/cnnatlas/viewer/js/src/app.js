@@ -4,7 +4,7 @@
 // lives in the URL hash. Data strings only ever reach the DOM as text.
 
 import createScatterplot from 'regl-scatterplot';
-import { block, readHeader } from './data.js';
+import { Rows, block, readHeader } from './data.js';
 import { GLYPHS, clear, csvField, el, extent, fmt, option, sig, viridis } from './util.js';
 
 const H = readHeader();
@@ -22,6 +22,7 @@ const live = {
   neighbours: null, mapNeighbours: null, lasso: null, restoring: false, drawing: Promise.resolve(),
   queue: Promise.resolve(), press: null, boxes: 0, hover: -1, grid: null, down: null,
 };
+// paths: read by the part (Rows), as a point is shown; every part once a search needs them
 let classes; let paths; let labels; let meta = {};
 
 // ---- data ------------------------------------------------------------------------------
@@ -34,9 +35,12 @@ const unique = (xs) => [...new Set(xs)];
 
 async function loadRun(model, ckpt) {
   const r = H.runs[`${model}/${ckpt}`];
-  const [pred, predOut, confidence, correct, topkIds, topkProbs] = await Promise.all(
-    [r.pred, r.pred_out, r.confidence, r.correct, r.topk_ids, r.topk_probs].map((b) => block(H, b)),
+  const [pred, predOut, confidence, correct] = await Promise.all(
+    [r.pred, r.pred_out, r.confidence, r.correct].map((b) => block(H, b)),
   );
+  // the top-k of a point is read with the part of the table that holds it
+  const topkIds = new Rows(H, r.topk_ids, r.k);
+  const topkProbs = new Rows(H, r.topk_probs, r.k);
   // pred is the dataset class (colours, legend); predOut and topkIds index names, the
   // model outputs' own names (an output of no dataset class included)
   const names = Object.keys(r.scores || {});
@@ -124,6 +128,9 @@ const scatterplot = createScatterplot({
   lassoColor: '#d62728',
   deselectOnDblClick: false,
   syncEvents: true,
+  // the spatial index (for the lasso) built in the page: handing a million points to a
+  // worker costs the page more than building it
+  spatialIndexUseWorker: false,
 });
 
 function pointsFor(mode) {
@@ -175,7 +182,9 @@ async function drawNow(transition) {
   if (transition && live.drawn) Object.assign(opts, { transition: true, transitionDuration: 700 });
   live.drawing = scatterplot.draw(live.points, opts);
   await live.drawing;
-  if (visible.length === N) scatterplot.unfilter({ preventEvent: true });
+  // each call redraws every point (seconds at a million without a GPU): only when needed
+  if (visible.length === N && live.filtered) scatterplot.unfilter({ preventEvent: true });
+  live.filtered = visible.length < N;
   live.grid = pointGrid(live.points, visible);
   live.drawn = true;
   renderLegend();
@@ -243,7 +252,7 @@ function histograms() {
   names.forEach((name, f) => {
     const values = valuesOf(name);
     live.extents = live.extents && live.extents.run === live.runKey ? live.extents : { run: live.runKey };
-    if (!(name in live.extents)) live.extents[name] = extent(values.filter(Number.isFinite));
+    if (!(name in live.extents)) live.extents[name] = extent(values, true);
     const [lo, hi] = live.extents[name];
     if (!(hi >= lo)) return;
     const span = hi > lo ? hi - lo : 1;
@@ -369,6 +378,8 @@ async function showMap({ transition = false } = {}) {
   const previous = live.map;
   const map = syncMenus();
   const runChanged = !live.run || live.runKey !== `${map.model}/${map.ckpt}`;
+  const xy = block(H, map.xy); // read while the checkpoint's predictions are
+  xy.catch(() => {});
   if (runChanged) {
     live.run = await loadRun(map.model, map.ckpt);
     live.runKey = `${map.model}/${map.ckpt}`;
@@ -376,7 +387,7 @@ async function showMap({ transition = false } = {}) {
   // the colours include the checkpoint's scores, known once its predictions are read
   state.colour = fill('atlas-colour', modes(), state.colour);
   live.map = map;
-  live.xy = await block(H, map.xy);
+  live.xy = await xy;
   // Aligned maps of one layer share one frame, so the points move only as much as they
   // moved between the checkpoints; other maps are framed on their own.
   live.norm = map.frame ? map.frame : normalise(live.xy);
@@ -393,10 +404,13 @@ async function showMap({ transition = false } = {}) {
   writeHash();
 }
 
+// A point's feature-space neighbours are read with the part of the table that holds it.
 async function readNeighbours(map) {
   const nb = H.neighbors[`${map.model}/${map.ckpt}/${map.layer}`];
-  const [ids, dist] = nb ? await Promise.all([block(H, nb), block(H, nb.distances)]) : [null, null];
-  if (live.map === map) live.neighbours = ids ? { k: nb.k, ids, dist } : null;
+  if (live.map !== map) return;
+  live.neighbours = nb ? {
+    k: nb.k, ids: new Rows(H, nb, nb.k), dist: nb.distances ? new Rows(H, nb.distances, nb.k) : null,
+  } : null;
 }
 
 function renderMetrics(map) {
@@ -509,14 +523,20 @@ function isolate(name) {
 
 // ---- hover -----------------------------------------------------------------------------
 
+// What describe(i) reads by the part: its path and top-k.
+function readPoint(i) {
+  const run = live.run;
+  return Promise.all([paths.load([i]), run.topkIds.load([i]), run.topkProbs.load([i])]);
+}
+const pointRead = (i) => paths.has(i) && live.run.topkIds.has(i) && live.run.topkProbs.has(i);
+
 function describe(i) {
   const run = live.run;
   const topk = [];
-  for (let j = 0; j < run.k; j++) {
-    topk.push(`${run.names[run.topkIds[i * run.k + j]]} ${fmt(run.topkProbs[i * run.k + j])}`);
-  }
+  const ids = run.topkIds.get(i); const probs = run.topkProbs.get(i);
+  for (let j = 0; j < run.k; j++) topk.push(`${run.names[ids[j]]} ${fmt(probs[j])}`);
   const lines = [
-    paths[i],
+    paths.get(i),
     `image_id: ${i}`,
     `true: ${classes[labels[i]]}`,
     `pred: ${run.names[run.predOut[i]]}${run.correct[i] ? '' : '  (misclassified)'}`,
@@ -698,6 +718,10 @@ function hover(i, at = null) {
 
 function renderHover(i) {
   const box = $('atlas-hover');
+  if (!pointRead(i)) {
+    readPoint(i).then(() => { if (live.hover === i) renderHover(i); });
+    return;
+  }
   const t0 = performance.now();
   clear(box);
   box.appendChild(thumbnail(i));
@@ -712,7 +736,7 @@ function renderHover(i) {
 function applySelection(ids, quiet = false) {
   if (!quiet) tellPartner('select', ids);
   state.selection = ids;
-  scatterplot.select(ids, { preventEvent: true });
+  if (ids.length || scatterplot.get('selectedPoints').length) scatterplot.select(ids, { preventEvent: true });
   renderSelection();
   if (!quiet) writeHash();
 }
@@ -842,7 +866,9 @@ function renderSelection() {
     const fig = el('figure', { 'data-image-id': String(i) });
     if (!run.correct[i]) fig.classList.add('wrong');
     fig.appendChild(thumbnail(i, 1));
-    fig.appendChild(el('figcaption', { title: paths[i] }, `${classes[labels[i]]} → ${run.names[run.predOut[i]]}`));
+    const caption = el('figcaption', {}, `${classes[labels[i]]} → ${run.names[run.predOut[i]]}`);
+    fig.appendChild(caption);
+    paths.load([i]).then(() => { caption.title = paths.get(i); });
     fig.addEventListener('click', () => pin(i));
     grid.appendChild(fig);
   }
@@ -850,11 +876,12 @@ function renderSelection() {
   $('atlas-selection').dataset.renderedAt = String(performance.now());
 }
 
-function selectionCsv() {
+async function selectionCsv() {
   const run = live.run;
+  await paths.load(state.selection);
   const rows = [['image_id', 'path', 'label', 'pred', 'confidence', 'x', 'y'].join(',')];
   for (const i of state.selection) {
-    rows.push([i, paths[i], classes[labels[i]], run.names[run.predOut[i]], run.confidence[i],
+    rows.push([i, paths.get(i), classes[labels[i]], run.names[run.predOut[i]], run.confidence[i],
       live.xy[2 * i], live.xy[2 * i + 1]].map(csvField).join(','));
   }
   return `${rows.join('\n')}\n`;
@@ -906,8 +933,8 @@ function copyExplain() {
     : 'copy the config snippet from the box (the browser refused the clipboard)';
 }
 
-function downloadCsv() {
-  const blob = new Blob([selectionCsv()], { type: 'text/csv' });
+async function downloadCsv() {
+  const blob = new Blob([await selectionCsv()], { type: 'text/csv' });
   const a = el('a', { href: URL.createObjectURL(blob), download: 'selection.csv' });
   document.body.appendChild(a);
   a.click();
@@ -915,6 +942,12 @@ function downloadCsv() {
 }
 
 // ---- search ----------------------------------------------------------------------------
+
+// A search reads every path first (all parts of the table).
+async function searchAll(query) {
+  if (query.trim()) await paths.all();
+  return search(query);
+}
 
 function search(query) {
   state.query = query;
@@ -931,7 +964,7 @@ function search(query) {
   let hidden = 0;
   for (let i = 0; i < N; i++) {
     const c = classHit[labels[i]];
-    const p = paths[i].toLowerCase().includes(q);
+    const p = paths.get(i).toLowerCase().includes(q);
     let m = false;
     for (let j = 0; !m && j < metaHits.length; j++) {
       const h = metaHits[j];
@@ -974,12 +1007,12 @@ function mapNeighbours(i, k) {
 
 function featureNeighbours(i) {
   const nb = live.neighbours;
-  return nb ? Array.from(nb.ids.subarray(i * nb.k, (i + 1) * nb.k)) : null;
+  return nb ? Array.from(nb.ids.get(i)) : null;
 }
 
 function featureDistances(i) {
   const nb = live.neighbours;
-  return nb && nb.dist ? Array.from(nb.dist.subarray(i * nb.k, (i + 1) * nb.k)) : null;
+  return nb && nb.dist ? Array.from(nb.dist.get(i)) : null;
 }
 
 // One column of the neighbour gallery: thumbnails with label → prediction and distance;
@@ -1017,6 +1050,10 @@ function pin(i) {
 async function renderPin() {
   const i = state.pin;
   if (live.neighboursRead) await live.neighboursRead;
+  if (i >= 0) {
+    const nb = live.neighbours;
+    await Promise.all([readPoint(i), nb && nb.ids.load([i]), nb && nb.dist && nb.dist.load([i])]);
+  }
   if (state.pin !== i) return;
   const box = clear($('atlas-pin'));
   delete box.dataset.pinned;
@@ -1385,8 +1422,8 @@ async function restore() {
   $('atlas-search').value = state.query;
   await showMap();
   setView(state.view);
-  if (state.query && !state.selection.length) state.selection = search(state.query);
-  else if (state.query) search(state.query);
+  if (state.query && !state.selection.length) state.selection = await searchAll(state.query);
+  else if (state.query) await searchAll(state.query);
   applySelection(state.selection, true);
   if (state.pin >= 0) await renderPin();
   else { clear($('atlas-pin')); drawOverlay(); }
@@ -1507,8 +1544,10 @@ function wire() {
     if (live.hover >= 0) hover(live.hover);
     writeHashSoon();
   });
-  $('atlas-search').addEventListener('input', (e) => {
-    const hits = search(e.target.value);
+  $('atlas-search').addEventListener('input', async (e) => {
+    const query = e.target.value;
+    const hits = await searchAll(query);
+    if (e.target.value !== query) return; // a later input searches again
     live.lasso = null;
     applySelection(hits);
   });
@@ -1568,14 +1607,29 @@ window.cnnatlas = {
   },
 };
 
+// Starts reading every block the first map needs at once (the map the address names, or
+// the first), so that loading, decoding and inflating them overlap; each is read once.
+function prefetch() {
+  const p = new URLSearchParams(window.location.hash.slice(1));
+  const map = mapsWhere({ model: p.get('model'), ckpt: p.get('ckpt'), layer: p.get('layer') })[0] || H.maps[0];
+  const r = H.runs[`${map.model}/${map.ckpt}`];
+  const refs = [H.classes, H.labels, map.xy, r.pred, r.pred_out, r.confidence, r.correct,
+    ...Object.values(r.scores || {}), ...Object.values(H.metadata).map((m) => m.values || m.codes)];
+  for (const ref of refs) block(H, ref).catch(() => {}); // an error shows where it is awaited
+}
+
 async function main() {
   const t0 = performance.now();
-  [classes, paths, labels] = await Promise.all([block(H, H.classes), block(H, H.paths), block(H, H.labels)]);
-  for (const [name, m] of Object.entries(H.metadata)) {
+  prefetch();
+  [classes, labels] = await Promise.all([block(H, H.classes), block(H, H.labels)]);
+  paths = new Rows(H, H.paths);
+  const entries = Object.entries(H.metadata);
+  const values = await Promise.all(entries.map(([, m]) => block(H, m.values || m.codes)));
+  entries.forEach(([name, m], j) => {
     meta[name] = m.kind === 'number'
-      ? { kind: 'number', values: await block(H, m.values) }
-      : { kind: 'category', names: m.names, colours: m.colours, codes: await block(H, m.codes) };
-  }
+      ? { kind: 'number', values: values[j] }
+      : { kind: 'category', names: m.names, colours: m.colours, codes: values[j] };
+  });
   document.title = H.title;
   $('atlas-title').textContent = H.title;
   const links = $('atlas-links');

@@ -33,11 +33,13 @@ export function sig(v, digits = 3) {
 }
 
 // Min and max by a loop: Math.min.apply on a million values overflows the call stack.
-export function extent(values) {
+// finite: of the finite values only (no copy of them is made).
+export function extent(values, finite = false) {
   let lo = Infinity;
   let hi = -Infinity;
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
+    if (finite && !Number.isFinite(v)) continue;
     if (v < lo) lo = v;
     if (v > hi) hi = v;
   }
