@@ -325,8 +325,8 @@ def tsne_maps(job: FitJob) -> Maps:
     optimised side by side in that many forked processes (`side_by_side`), each exactly
     as it would be alone, so the bytes do not depend on the cores. 2-D maps of more than
     `max_points_2d` points and 3-D maps of more than `max_points_3d`: `subsampled_map` on
-    a class-stratified subsample (`job.labels`). Yields (spec, coordinates, parameters) in order of decreasing
-    perplexity.
+    a class-stratified subsample (`job.labels`). Yields (spec, coordinates, parameters)
+    in order of decreasing perplexity.
     """
     opts, specs = dict(job.options), job.specs
     xp = prepare_features(job.x, opts["standardize"], opts["pca_components"])
