@@ -24,7 +24,7 @@ def _config() -> dict:
 
 def test_fill_defaults_fills_every_depth_and_each_model():
     config = _config()
-    assert config["explain"]["trust"]["max_images"] == 10
+    assert config["explain"]["trust"]["max_images"] == 100
     assert config["explain"]["filters"]["budget_gflop"] == 1500
     assert config["extract"]["batch_size"] >= 1
     assert config["models"]["r18"]["transform"]["channels"] == 3

@@ -450,3 +450,55 @@ def test_a_difference_within_twice_its_standard_error_is_a_tie():
     assert s.loc["noisy", "insertion_diff_se"] == pytest.approx(
         0.2 / np.sqrt(n) * np.sqrt(n / (n - 1)), rel=1e-4
     )
+
+
+BUDGET = {"step": 0.2, "road_fractions": [0.2, 0.5, 0.8], "max_images": 100,
+          "cascade_images": 20, "budget_gflop": 400.0}  # fmt: skip
+
+
+def test_the_budget_cuts_cascade_images_first_then_images_down_to_the_floors():
+    from cnnatlas.explain.trust import check_passes, fit_check_budget
+
+    def cost(gflop, images, cascade, steps=8):
+        return check_passes(images, cascade, steps, 2, BUDGET) * gflop
+
+    # a small CNN (the demo's at 32 px): everything asked for
+    assert fit_check_budget(0.005, 1000, 5, 2, BUDGET) == (100, 20)
+    assert fit_check_budget(0.005, 60, 5, 2, BUDGET) == (60, 20)  # fewer images
+    # a ResNet-50 at 224 px: the floors, although they cost more than the budget
+    assert fit_check_budget(8.18, 1000, 8, 2, BUDGET) == (10, 4)
+    # in between: the cascade is cut first, then the images, to fit the budget
+    images, cascade = fit_check_budget(0.433, 1000, 8, 2, BUDGET)
+    assert cascade == 4 and 10 < images < 100
+    assert cost(0.433, images, cascade) <= 400 < cost(0.433, images + 1, cascade)
+    images, cascade = fit_check_budget(0.09, 1000, 8, 2, BUDGET)
+    assert images == 100 and 4 < cascade < 20
+    assert cost(0.09, images, cascade) <= 400 < cost(0.09, images, cascade + 1)
+    # no budget, or a smaller request than the floors: as asked
+    assert fit_check_budget(8.18, 1000, 8, 2, BUDGET | {"budget_gflop": None}) == (
+        100,
+        20,
+    )
+    small = BUDGET | {"max_images": 6, "cascade_images": 2}
+    assert fit_check_budget(8.18, 1000, 8, 2, small) == (6, 2)
+    # Score-CAM's masked passes count
+    assert fit_check_budget(0.005, 1000, 5, 2, BUDGET, 512) < (100, 20)
+
+
+def test_the_checks_log_the_budget_cut_and_name_the_keys(caplog):
+    from cnnatlas.explain.trust import _budget
+    from cnnatlas.torchutil import make_transform
+
+    model = DigitNet().eval()
+    tf = make_transform({"resize": 32, "crop": 32, "mean": [0.5], "std": [0.5],
+                         "channels": 1})  # fmt: skip
+    with caplog.at_level("WARNING"):
+        assert _budget(model, "features", tf, torch.device("cpu"), 360, 5,
+                       ["gradcam"], BUDGET) == (100, 20)  # fmt: skip
+        assert not caplog.records
+        images, cascade = _budget(model, "features", tf, torch.device("cpu"), 360, 5,
+                                  ["gradcam"], BUDGET | {"budget_gflop": 1.0})  # fmt: skip
+    assert (images, cascade) < (100, 20) and cascade == 4
+    text = caplog.text
+    assert "explain.trust.budget_gflop (1)" in text
+    assert f"they run on {images} images, 4 of them through the cascade" in text

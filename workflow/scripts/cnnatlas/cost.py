@@ -102,6 +102,7 @@ KEYS = {
         "explain.trust.step",
         "explain.trust.road_fractions",
         "explain.trust.cascade_images",
+        "explain.trust.budget_gflop",
     ],
     "reduce_tsne": ["maps.perplexities", "maps.seeds", "maps.dims"],
     "reduce_umap": ["maps.methods", "maps.seeds"],
@@ -276,16 +277,28 @@ def _passes_check(prof: ModelProfile, trust: Mapping[str, Any], methods, n: int)
     """Forward-pass equivalents of one checkpoint's saliency checks."""
     from cnnatlas.explain.randomise import step_bounds
     from cnnatlas.explain.saliency import METHODS
-    from cnnatlas.explain.trust import passes_per_image
+    from cnnatlas.explain.trust import check_passes
 
-    t = n if trust["max_images"] is None else min(n, trust["max_images"])
-    cascade = t if trust["cascade_images"] is None else min(t, trust["cascade_images"])
+    t, cascade = check_images(prof, trust, methods, n)
     steps = len(step_bounds(prof.parameter_layers, trust["cascade_steps"]))
     score = sum(METHODS[m].passes_per_channel for m in methods) * prof.target_channels
-    per_image = passes_per_image(len(methods), trust, score) + 2  # + the maps' backward
     # ROAD's imputations cost about a forward pass each at 224 px (coarse to fine)
     road = 2 * len(trust["road_fractions"]) * len(methods)
-    return t * (per_image + road) + cascade * steps * (3 + score)
+    return check_passes(t, cascade, steps, len(methods), trust, score) + t * road
+
+
+def check_images(
+    prof: ModelProfile, trust: Mapping[str, Any], methods, n: int
+) -> tuple[int, int]:
+    """(images, cascade images) of one checkpoint's saliency checks, as the job fits
+    them to explain.trust.budget_gflop."""
+    from cnnatlas.explain.randomise import step_bounds
+    from cnnatlas.explain.saliency import METHODS
+    from cnnatlas.explain.trust import fit_check_budget
+
+    steps = len(step_bounds(prof.parameter_layers, trust["cascade_steps"]))
+    score = sum(METHODS[m].passes_per_channel for m in methods) * prof.target_channels
+    return fit_check_budget(prof.gflop, n, steps, len(methods), trust, score)
 
 
 def work(
@@ -342,7 +355,9 @@ def work(
         return jobs * (stats * (per_image(f["batch_size"]) + prof.decode_s) + am)
     if rule == "check_saliency":
         t = ex["trust"]
-        fwd = per_image(min(t["batch_size"], t["max_images"] or t["batch_size"], n))
+        fwd = per_image(
+            min(t["batch_size"], check_images(prof, t, trust_methods, n)[0])
+        )
         passes = _passes_check(prof, t, trust_methods, n)
         return jobs * passes * fwd
     return float(jobs)
@@ -361,7 +376,8 @@ def memory_mb(rule: str, prof: ModelProfile | None, config: Mapping[str, Any]) -
         return base + prof.params_mb + config["extract"]["batch_size"] * infer
     if rule == "check_saliency":
         t = ex["trust"]
-        bs = min(t["batch_size"], t["max_images"] or t["batch_size"])
+        # at most the images the budget leaves without Score-CAM (unknown here)
+        bs = min(t["batch_size"], check_images(prof, t, [], 10**9)[0])
         return base + 2 * prof.params_mb + bs * grad
     if rule == "render_saliency":
         g = ex["saliency"]

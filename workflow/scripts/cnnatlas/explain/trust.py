@@ -62,6 +62,11 @@ __all__ = [
     "render_saliency_checks",
     "layer_channels",
     "passes_per_image",
+    "check_passes",
+    "fit_check_budget",
+    "forward_gflop",
+    "MIN_IMAGES",
+    "MIN_CASCADE",
 ]
 
 log = logging.getLogger(__name__)
@@ -191,6 +196,72 @@ def passes_per_image(
     return (
         1 + 2 + 2 * inner * (n_methods + 1) + 2 * road * n_methods + scorecam_channels
     )
+
+
+# the budget's floors: it never cuts the checks below this many images (cascade images)
+MIN_IMAGES = 10
+MIN_CASCADE = 4
+
+
+def check_passes(
+    images: int,
+    cascade_images: int,
+    steps: int,
+    n_methods: int,
+    options: Mapping[str, Any],
+    scorecam_channels: int = 0,
+) -> int:
+    """Forward-pass equivalents of the checks: each image's passes (`passes_per_image`)
+    and its maps' backward (2), and per cascade image and step a forward and backward (3)
+    and Score-CAM's masked passes."""
+    per_image = passes_per_image(n_methods, options, scorecam_channels) + 2
+    return images * per_image + cascade_images * steps * (3 + scorecam_channels)
+
+
+def fit_check_budget(
+    gflop: float,
+    available: int,
+    steps: int,
+    n_methods: int,
+    options: Mapping[str, Any],
+    scorecam_channels: int = 0,
+) -> tuple[int, int]:
+    """(images, cascade images) of the checks: at most `max_images` of the `available`
+    images and `cascade_images` of those. When they would cost more than `budget_gflop`
+    (`check_passes` x `gflop`, one image's forward pass), fewer cascade images (down to
+    MIN_CASCADE), then fewer images (down to MIN_IMAGES) are checked; null: no budget."""
+    images = available
+    if options["max_images"] is not None:
+        images = min(available, options["max_images"])
+    cascade = images
+    if options.get("cascade_images") is not None:
+        cascade = min(images, options["cascade_images"])
+    budget = options.get("budget_gflop")
+    if budget is None or gflop <= 0:
+        return images, cascade
+    room = budget / gflop  # passes the budget allows
+
+    def cost(i: int, c: int) -> int:
+        return check_passes(i, c, steps, n_methods, options, scorecam_channels)
+
+    if cost(images, cascade) > room:
+        fit = int((room - cost(images, 0)) // cost(0, 1))
+        cascade = max(min(MIN_CASCADE, cascade), min(cascade, fit))
+    if cost(images, cascade) > room:
+        fit = int((room - cost(0, cascade)) // cost(1, 0))
+        images = max(min(MIN_IMAGES, images), min(images, fit))
+        cascade = min(cascade, images)
+    return images, cascade
+
+
+def forward_gflop(model: nn.Module, x: torch.Tensor) -> float:
+    """GFLOP of one forward pass of the image batch `x` [1, C, H, W], counted by
+    torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return counter.get_total_flops() / 1e9
 
 
 def check_saliency(
@@ -555,6 +626,41 @@ def _save(fig: Figure, path: str | Path) -> None:
         fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
 
 
+def _budget(
+    model: nn.Module,
+    layer: str,
+    tf: Any,
+    dev: torch.device,
+    available: int,
+    n_steps: int,
+    methods: Sequence[str],
+    options: Mapping[str, Any],
+) -> tuple[int, int]:
+    """`fit_check_budget` for `model` at the transform's input size; a cut is logged as
+    a warning that names the keys."""
+    x = torch.zeros(1, tf.spec.channels, tf.spec.crop, tf.spec.crop, device=dev)
+    score = sum(c.passes_per_channel for c in _classes(methods))
+    channels = layer_channels(model, layer, x) if score else 0
+    gflop = forward_gflop(model, x)
+    images, cascade = fit_check_budget(
+        gflop, available, n_steps, len(methods), options, score * channels
+    )
+    asked = fit_check_budget(
+        gflop, available, n_steps, len(methods), {**options, "budget_gflop": None}
+    )
+    if (images, cascade) != asked:
+        need = check_passes(*asked, n_steps, len(methods), options, score * channels)
+        log.warning(
+            "the saliency checks would cost %.4g GFLOP on %d images (%d through the "
+            "cascade) at %.3g GFLOP per forward pass, more than explain.trust."
+            "budget_gflop (%g): they run on %d images, %d of them through the "
+            "cascade; raise the budget or set it to null for more",
+            need * gflop, asked[0], asked[1], gflop, options["budget_gflop"],
+            images, cascade,
+        )  # fmt: skip
+    return images, cascade
+
+
 def render_saliency_checks(
     predictions: pd.DataFrame,
     model: nn.Module,
@@ -570,7 +676,8 @@ def render_saliency_checks(
 
     On every device at most `options["max_images"]` images (class-stratified, seeded),
     of which `options["cascade_images"]` (a class-stratified sample of those) go
-    through the randomisation cascade. `out` names the paths: curves, randomisation,
+    through the randomisation cascade, fewer where they would cost more than
+    `options["budget_gflop"]` (`fit_check_budget`). `out` names the paths: curves, randomisation,
     summary (Parquet), cascade (.npz), curves_figure, cascade_figure (PNG). Returns the
     summary. On the CPU the batches are cut to fit `mem_mb` (the job's memory).
     """
@@ -581,16 +688,21 @@ def render_saliency_checks(
             model, transform, options["batch_size"], mem_mb,
             "explain.trust.batch_size", "check_saliency",
         )}  # fmt: skip
-    sample, note = bound_images(
-        predictions, options["max_images"], options["seed"], True,
-        "explain.trust.max_images", every_device=True,
-    )  # fmt: skip
-    sub = sample_images(sample, options.get("cascade_images"), options["seed"])
-    positions = np.searchsorted(sample["image_id"], sub["image_id"])
     tf = make_transform(transform)
     layer = layer or find_target_layer(model, tf.spec.channels, tf.spec.crop)
     n_layers = len(parameter_layers(model))
     n_steps = len(step_bounds(n_layers, options.get("cascade_steps")))
+    images, n_cascade = _budget(
+        model, layer, tf, dev, len(predictions), n_steps, methods, options
+    )
+    key = "explain.trust.max_images"
+    if options["max_images"] is not None and images < options["max_images"]:
+        key = "explain.trust.budget_gflop"
+    sample, note = bound_images(
+        predictions, images, options["seed"], True, key, every_device=True
+    )
+    sub = sample_images(sample, n_cascade, options["seed"])
+    positions = np.searchsorted(sample["image_id"], sub["image_id"])
     log.info(
         "saliency checks of %s at %s on %d images (explain.trust.max_images); the "
         "randomisation cascade on %d of them (explain.trust.cascade_images) in %d steps "
