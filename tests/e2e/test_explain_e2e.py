@@ -109,7 +109,7 @@ def test_saliency_checks_tables_and_figures(tiny_run):
         [c[0] for c in one["deletion"]], one["confidence"], rtol=1e-4
     )
     rand = pd.read_parquet(ex / "saliency_randomisation.parquet")
-    # the default cascade: 4 of the 12 images (class-stratified), at most 8 steps (5 here)
+    # the cascade: 4 of the 12 images (class-stratified), at most 8 steps (5 here)
     assert rand["image_id"].nunique() == 4
     assert set(rand["image_id"]) <= set(curves["image_id"])
     assert rand.groupby("label_name")["image_id"].nunique().sort_values().tolist() == [
