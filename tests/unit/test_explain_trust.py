@@ -314,8 +314,16 @@ def test_cascade_in_fewer_steps_reaches_the_same_random_model():
     from cnnatlas.explain.randomise import step_bounds
 
     assert step_bounds(54, 8) == [
-        (0, 7), (7, 14), (14, 20), (20, 27), (27, 34), (34, 40), (40, 47), (47, 54)
+        (0, 7), (7, 14), (14, 20), (20, 27), (27, 34), (34, 41), (41, 47), (47, 54)
     ]  # fmt: skip
+    # a step ends at half the layers (rounded up), where the verdict is taken
+    assert step_bounds(21, 8) == [
+        (0, 3), (3, 6), (6, 8), (8, 11), (11, 13), (13, 16), (16, 19), (19, 21)
+    ]  # fmt: skip
+    for n in range(2, 60):
+        for k in range(2, n + 1):
+            ends = [e for _, e in step_bounds(n, k)]
+            assert half_index(n) in ends and len(ends) == k and ends[-1] == n
     assert step_bounds(5, None) == [(i, i + 1) for i in range(5)]
     assert step_bounds(3, 8) == [(0, 1), (1, 2), (2, 3)]
     torch.manual_seed(0)
@@ -324,7 +332,7 @@ def test_cascade_in_fewer_steps_reaches_the_same_random_model():
     every_state = {k: v.clone() for k, v in every[-1][2].state_dict().items()}
     two = [(k, top, {n: v.clone() for n, v in m.state_dict().items()})
            for k, top, m in cascade(model, seed=3, max_steps=2)]  # fmt: skip
-    assert [(k, top) for k, top, _ in two] == [(2, "fc2"), (5, "features.2.0")]
+    assert [(k, top) for k, top, _ in two] == [(3, "fc2"), (5, "features.1.0")]
     for name, v in two[-1][2].items():
         assert torch.equal(v, every_state[name]), name
 
@@ -336,17 +344,18 @@ def test_randomisation_on_a_subset_in_steps_and_its_summary():
         model, "features", _loader(x), ["gradcam"], opts, cascade_positions=[0, 5, 9]
     )
     assert sorted(rand["image_id"].unique()) == [0, 5, 9]
-    assert sorted(rand["layers_randomised"].unique()) == [2, 5]
-    assert example["randomised"] == [2, 5] and example["layers"] == [
+    # two steps: the first ends at half the layers (3 of 5)
+    assert sorted(rand["layers_randomised"].unique()) == [3, 5]
+    assert example["randomised"] == [3, 5] and example["layers"] == [
         "fc2",
-        "features.2.0",
+        "features.1.0",
     ]
     assert curves["image_id"].nunique() == 24
     s = summarize_checks(curves, rand, _info(24), threshold=0.5)
     every = s.query("group == 'all'").iloc[0]
     assert every["n_randomised"] == 3 and every["layers"] == 5
-    # "half" is the first step at which at least half (3 of 5) layers are random
-    assert "once 5 of 5 layers are random" in every["verdict"]
+    # "half": the step at which half (3 of 5, rounded up) of the layers are random
+    assert "once 3 of 5 layers are random" in every["verdict"]
     by_class = s.query("group == 'class'").set_index("value")
     assert by_class["n_randomised"].sum() == 3
     none = by_class[by_class["n_randomised"] == 0]
