@@ -2,6 +2,12 @@
 
 umap-learn compiles its numba code in every new process (~30 s), so the maps of every
 layer are made in one job (`batched`).
+
+Large maps: above `max_points` points, a map is fitted on a seeded class-stratified
+subsample of that many and the other points are placed into it by the fitted model's
+`transform`, in fixed blocks of rows (`cnnatlas.maps.toolbox.neighbor_maps`); the
+metadata's `subsample` says so. A whole map's cost grows faster than N, and its local
+accuracy fell at 250,000 points (benchmarks/README.md).
 """
 
 from functools import partial
@@ -13,14 +19,15 @@ __all__ = ["METHOD", "umap_maps"]
 
 
 def umap_maps(job: FitJob) -> Maps:
-    """UMAP maps of `job.x` (options: maps.umap)."""
+    """UMAP maps of `job.x` (options: maps.umap); above `max_points` points each is
+    fitted on a stratified subsample and the rest placed by `UMAP.transform`."""
     import umap  # numba compilation on first use: import only when needed
 
     opts = job.options
     build = partial(
         umap.UMAP, min_dist=opts["min_dist"], metric=opts["metric"], n_jobs=1
     )
-    return neighbor_maps(job, build, METHOD.packages)
+    return neighbor_maps(job, build, METHOD.packages, "umap-learn UMAP.transform")
 
 
 METHOD = MapMethod(
