@@ -77,13 +77,16 @@ def test_large_maps_are_fitted_on_a_subsample_and_the_rest_placed(tmp_path, data
 def test_maps_of_at_most_max_points_fit_every_point_as_without_the_route(
     tmp_path, data
 ):
-    """A map of N <= max_points is the map of every point, byte for byte the same as
-    with max_points null; its metadata names neither routing option."""
+    """A map of N <= max_points (the default's 25,000, or N itself) is the map of every
+    point, byte for byte the same as with max_points null; its metadata names neither
+    routing option."""
     x, labels = data
-    whole = _run(tmp_path, "whole", x, labels, {"n_neighbors": 10})
+    assert UMAP.options()["max_points"] == 25000
+    whole = _run(tmp_path, "whole", x, labels, {"n_neighbors": 10, "max_points": None})
+    default = _run(tmp_path, "default", x, labels, {"n_neighbors": 10})
     at_n = _run(tmp_path, "at_n", x, labels, {"n_neighbors": 10, "max_points": 300})
     for spec in SPECS:
-        assert sha(whole[spec]) == sha(at_n[spec])
+        assert sha(whole[spec]) == sha(default[spec]) == sha(at_n[spec])
         m = meta(whole[spec])
         assert not {"subsample", "max_points", "subsample_seed"} & set(m)
 
