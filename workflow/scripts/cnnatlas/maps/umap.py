@@ -6,8 +6,11 @@ layer are made in one job (`batched`).
 Large maps: above `max_points` points, a map is fitted on a seeded class-stratified
 subsample of that many and the other points are placed into it by the fitted model's
 `transform`, in fixed blocks of rows (`cnnatlas.maps.toolbox.neighbor_maps`); the
-metadata's `subsample` says so. A whole map's cost grows faster than N, and its local
-accuracy fell at 250,000 points (benchmarks/README.md).
+metadata's `subsample` says so. On 2-D maps of augmented digits (benchmarks/README.md,
+`maps_scale.py large-2d`) a whole map cost 15x the CPU at 2.5x the points (100,000 ->
+250,000) and its 10-NN accuracy fell from 0.95 to 0.68; fitted on 25,000, the placed
+points kept 0.95 at either size, for 0.41x and 0.04x the whole map's CPU. Fitting
+100,000 of 250,000 placed less accurately (0.94), hence the default of 25,000.
 """
 
 from functools import partial
