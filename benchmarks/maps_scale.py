@@ -339,9 +339,10 @@ def _large_umap(n: int) -> dict:
 
 def _large_umap_sample(n: int, fitted: int) -> dict:
     """One 2-D UMAP map of n digits (seed 0) by the workflow's route above
-    maps.umap.max_points = `fitted`: fitted on a class-stratified sample, the rest placed
-    by `UMAP.transform` in blocks; after the same 500-point warm-up as `_large_umap`
-    (pynndescent's compilation is counted in both). `place_cpu_s`: the placement's part."""
+    maps.umap.max_points = `fitted`: fitted on a class-stratified sample, the rest
+    placed by `UMAP.transform` in blocks; after the same 500-point warm-up as
+    `_large_umap` (pynndescent's compilation is counted in both). `place_cpu_s`: the
+    placement's part."""
     import cnnatlas.maps.toolbox as toolbox
     from cnnatlas.maps import get_method
 

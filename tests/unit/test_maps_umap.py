@@ -92,7 +92,7 @@ def test_maps_of_at_most_max_points_fit_every_point_as_without_the_route(
 
 
 class _Recorder:
-    """A fitted model whose transform records its batch sizes (first column: the row)."""
+    """A fitted model whose transform records its batch sizes (column 0: the row)."""
 
     def __init__(self):
         self.batches = []

@@ -305,9 +305,10 @@ def subsample_record(
 
 # Rows per call of a fitted estimator's `transform` (`place_points`). umap-learn's holds
 # about 1.5 KB per new point (its kNN query and graph: peak RSS +138 MiB for 95,000 rows
-# in one call, +26 MiB in blocks of 19,000), so a block bounds the memory. It also optimises a
-# batch of more than 10,000 new points for 30 epochs and a smaller one for 100: blocks of
-# more than PLACE_ROWS / 2 rows each keep every point of a large placement on 30.
+# in one call, +26 MiB in blocks of 19,000), so a block bounds the memory. It also
+# optimises a batch of more than 10,000 new points for 30 epochs and a smaller one for
+# 100: blocks of more than PLACE_ROWS / 2 rows each keep every point of a large
+# placement on 30, as one call would.
 PLACE_ROWS = 32768
 
 
@@ -431,7 +432,7 @@ def neighbor_maps(
 
 
 def _fit_and_place(model: Any, xp: np.ndarray, fitted: np.ndarray) -> np.ndarray:
-    """float32 [N, dim]: `model` fitted on the rows `fitted` of `xp`, the others placed."""
+    """float32 [N, dim]: `model` fitted on the rows `fitted` of `xp`, the rest placed."""
     sub = model.fit_transform(xp[fitted]).astype(np.float32)
     out = np.empty((len(xp), sub.shape[1]), np.float32)
     out[fitted] = sub
