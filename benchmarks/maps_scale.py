@@ -18,11 +18,15 @@ Data:
     nice -n 10 python benchmarks/maps_scale.py pca-maps --n 10000 50000
     nice -n 10 python benchmarks/maps_scale.py neighbors --n 10000 50000 --queries 5000
     nice -n 10 python benchmarks/maps_scale.py large-2d --n 100000 250000 --fitted 25000
+    nice -n 10 python benchmarks/maps_scale.py large-2d --n 100000 250000 --fitted 25000 \
+        --routes umap-sample
 
 `large-2d` (2-D maps at 100,000+ points): per N, the whole 2-D t-SNE map (Annoy kNN graph
 + FFT gradients, the workflow's route), the same map fitted on a class-stratified sample
-of `--fitted` points with the rest placed by openTSNE's transform, and a whole UMAP map;
-each in its own process, with CPU seconds, peak RSS and 10-NN accuracy (5,000 points).
+of `--fitted` points with the rest placed by openTSNE's transform, a whole UMAP map, and
+a UMAP map fitted on such a sample with the rest placed by its transform
+(`maps.umap.max_points`); each in its own process, with CPU seconds, peak RSS and 10-NN
+accuracy (5,000 points). `--routes` picks some of them (default: all).
 """
 
 import argparse
@@ -310,15 +314,16 @@ def _large_tsne(n: int, fitted: int | None) -> dict:
 
 
 def _large_umap(n: int) -> dict:
-    """One whole 2-D UMAP map of n digits (seed 0), after a 500-point warm-up that pays
-    numba's compilation (not counted)."""
+    """One whole 2-D UMAP map of n digits (seed 0, maps.umap.max_points null), after a
+    500-point warm-up that pays numba's compilation (not counted)."""
     from cnnatlas.maps import get_method
 
     x, labels = digits(n)
     umap = get_method("umap")
     list(umap.maps(x[:500], [umap.spec(2, seed=0)]))
     t, c = time.perf_counter(), time.process_time()
-    ((_, y, _),) = list(umap.maps(x, [umap.spec(2, seed=0)]))
+    whole = {"max_points": None}
+    ((_, y, _),) = list(umap.maps(x, [umap.spec(2, seed=0)], whole))
     y = np.asarray(y)
     probe = np.arange(min(n, 5000))
     return {
@@ -332,9 +337,54 @@ def _large_umap(n: int) -> dict:
     }
 
 
+def _large_umap_sample(n: int, fitted: int) -> dict:
+    """One 2-D UMAP map of n digits (seed 0) by the workflow's route above
+    maps.umap.max_points = `fitted`: fitted on a class-stratified sample, the rest
+    placed by `UMAP.transform` in blocks; after the same 500-point warm-up as
+    `_large_umap` (pynndescent's compilation is counted in both). `place_cpu_s`: the
+    placement's part."""
+    import cnnatlas.maps.toolbox as toolbox
+    from cnnatlas.maps import get_method
+
+    x, labels = digits(n)
+    umap = get_method("umap")
+    list(umap.maps(x[:500], [umap.spec(2, seed=0)]))
+    placing = []
+    place = toolbox.place_points
+
+    def timed(*args):
+        c = time.process_time()
+        out = place(*args)
+        placing.append(time.process_time() - c)
+        return out
+
+    toolbox.place_points = timed
+    t, c = time.perf_counter(), time.process_time()
+    opts = {"max_points": fitted}
+    ((_, y, meta),) = list(umap.maps(x, [umap.spec(2, seed=0)], opts, labels=labels))
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    sub = meta["subsample"]
+    fit = toolbox.stratified_subsample(n, sub["size"], labels, sub["seed"])
+    probe = np.setdiff1d(np.arange(n), fit)[:5000]
+    return {
+        "n": n,
+        "route": "umap-sample",
+        "fitted": fitted,
+        "knn_fitted": _knn(y[fit[:5000]], labels[fit[:5000]]),
+        "s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "place_cpu_s": round(sum(placing), 2),
+        "knn_map": _knn(y[probe], labels[probe]),
+        "knn_features": _knn(x[probe], labels[probe]),
+        "peak_mib": round(peak_mib()),
+        "load": load(),
+    }
+
+
 PARTS = {
     "large_tsne": _large_tsne,
     "large_umap": _large_umap,
+    "large_umap_sample": _large_umap_sample,
     "tsne_fit": _tsne_fit,
     "tsne_steps": _tsne_steps,
     "tsne_3d_sub": _tsne_3d_sub,
@@ -342,6 +392,15 @@ PARTS = {
     "pca_maps": _pca_maps,
     "neighbors": _neighbors,
     "umap": _umap,
+}
+
+
+# large-2d's routes: (part, its arguments after n; "fitted" stands for --fitted)
+LARGE_ROUTES = {
+    "tsne-sample": ("large_tsne", "fitted"),
+    "tsne-whole": ("large_tsne", None),
+    "umap-whole": ("large_umap",),
+    "umap-sample": ("large_umap_sample", "fitted"),
 }
 
 
@@ -361,6 +420,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50, help="tsne-steps: steps timed")
     ap.add_argument(
         "--fitted", type=int, default=5000, help="tsne-3d-sub: fitted points"
+    )
+    ap.add_argument(
+        "--routes",
+        nargs="+",
+        choices=LARGE_ROUTES,
+        default=list(LARGE_ROUTES),
+        help="large-2d: the maps to make per N",
     )
     ap.add_argument(
         "--queries",
@@ -396,9 +462,9 @@ def main() -> None:
             emit(child("umap", n))
     elif a.part == "large-2d":
         for n in a.n:
-            emit(child("large_tsne", n, a.fitted))
-            emit(child("large_tsne", n, None))
-            emit(child("large_umap", n))
+            for route in a.routes:
+                part, *args = LARGE_ROUTES[route]
+                emit(child(part, n, *[a.fitted if v == "fitted" else v for v in args]))
     elif a.part in ("pca", "pca-maps", "neighbors"):
         with tempfile.TemporaryDirectory(dir=os.getenv("TMPDIR", "/tmp")) as tmp:
             for n in a.n:

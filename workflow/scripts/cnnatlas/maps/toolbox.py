@@ -1,8 +1,8 @@
 """What the map methods share, below them: loading and checking a layer's features, the
 standardisation and exact PCA (the pre-step and PCA maps), class-stratified subsamples,
-a kNN-graph method's input and maps, worker processes that fit maps side by side,
-Procrustes alignment, the images' labels, package versions, and the contract's
-embedding table.
+a kNN-graph method's input and maps (of every point, or fitted on a subsample with the
+other points placed), worker processes that fit maps side by side, Procrustes alignment,
+the images' labels, package versions, and the contract's embedding table.
 
 Work that does not depend on the seed is done once per layer and method: the
 standardisation and the PCA pre-step here, and e.g. t-SNE's kNN graph in
@@ -36,6 +36,8 @@ __all__ = [
     "principal_components",
     "row_chunks",
     "stratified_subsample",
+    "subsample_record",
+    "place_points",
     "neighbor_features",
     "neighbor_maps",
     "procrustes_align",
@@ -287,6 +289,39 @@ def stratified_subsample(
     return np.sort(np.concatenate(picked))
 
 
+def subsample_record(
+    size: int, n: int, seed: int, labels: np.ndarray | None, placed_by: str
+) -> dict[str, Any]:
+    """A subsampled map's metadata `subsample`: what the metrics need to recompute the
+    fitted rows (`stratified_subsample`) and, in words, how the others were placed."""
+    return {
+        "size": int(size),
+        "of": int(n),
+        "seed": int(seed),
+        "stratified_by": "label" if labels is not None else None,
+        "method": f"class-stratified fit, rest placed by {placed_by}",
+    }
+
+
+# Rows per call of a fitted estimator's `transform` (`place_points`). umap-learn's holds
+# about 1.5 KB per new point (its kNN query and graph: peak RSS +138 MiB for 95,000 rows
+# in one call, +26 MiB in blocks of 19,000), so a block bounds the memory. It also
+# optimises a batch of more than 10,000 new points for 30 epochs and a smaller one for
+# 100: blocks of more than PLACE_ROWS / 2 rows each keep every point of a large
+# placement on 30, as one call would.
+PLACE_ROWS = 32768
+
+
+def place_points(model: Any, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`model.transform` of the rows `rows` of `x`: float32 [len(rows), dim], computed
+    in near-equal blocks of at most PLACE_ROWS rows (a split fixed by len(rows) alone,
+    so the bytes do not depend on the machine)."""
+    blocks = np.array_split(rows, max(1, -(-len(rows) // PLACE_ROWS)))
+    return np.concatenate(
+        [np.asarray(model.transform(x[b]), dtype=np.float32) for b in blocks]
+    )
+
+
 def neighbor_features(job: FitJob) -> tuple[np.ndarray, int]:
     """A kNN-graph method's input: prepared features (`standardize`, `pca_components` of
     its options) and its `n_neighbors`, lowered to N - 1 with a warning when N is small."""
@@ -343,8 +378,14 @@ def side_by_side(
     return map(run, tasks) if pool is None else pool.imap(run, tasks)
 
 
+# The options of a kNN-graph method's subsample route, absent from the metadata of a
+# map of every point: such a map does not depend on them, and its file stays the same as
+# one made by a method without the route.
+SUBSAMPLE_KEYS = ("max_points", "subsample_seed")
+
+
 def neighbor_maps(
-    job: FitJob, build: Callable[..., Any], packages: Iterable[str]
+    job: FitJob, build: Callable[..., Any], packages: Iterable[str], placed_by: str = ""
 ) -> Maps:
     """The maps of a kNN-graph method (UMAP, PaCMAP): `build(n_components=,
     n_neighbors=, random_state=)` makes the estimator of one map (seeded with the map's
@@ -352,13 +393,52 @@ def neighbor_maps(
     the options, the n_neighbors used and the versions of `packages`. One map after the
     other: their numba code cannot run in forked workers once the job's process has
     used numba's OpenMP threads (numba stops the worker: "fork() called from a process
-    already using GNU OpenMP")."""
+    already using GNU OpenMP").
+
+    Options `max_points` (not null) and `subsample_seed`, for an estimator with a
+    `transform` (named by `placed_by`): a map of more points is fitted on a
+    class-stratified subsample of `max_points` (`job.labels`) and the other points are
+    placed with `place_points`; the metadata's `subsample` says so."""
     xp, k = neighbor_features(job)
+    n, limit = len(xp), job.options.get("max_points")
+    fitted = None
+    if limit is not None and n > limit:
+        seed = job.options["subsample_seed"]
+        fitted = stratified_subsample(n, limit, job.labels, seed)
+        k = min(k, len(fitted) - 1)
+        log.warning(
+            "%s: %d points > max_points %d: maps are fitted on a class-stratified "
+            "subsample of %d (seed %d) and the other %d points placed by %s",
+            job.name,
+            n,
+            limit,
+            len(fitted),
+            seed,
+            n - len(fitted),
+            placed_by,
+        )
     for spec in job.specs:
         model = build(n_components=spec.dim, n_neighbors=k, random_state=spec.seed)
-        coords = model.fit_transform(xp).astype(np.float32)
         params = {**job.options, "effective_n_neighbors": k}
+        if fitted is None:
+            coords = model.fit_transform(xp).astype(np.float32)
+            params = {p: v for p, v in params.items() if p not in SUBSAMPLE_KEYS}
+        else:
+            coords = _fit_and_place(model, xp, fitted)
+            params["subsample"] = subsample_record(
+                len(fitted), n, seed, job.labels, placed_by
+            )
         yield spec, coords, {**params, "versions": versions(*packages)}
+
+
+def _fit_and_place(model: Any, xp: np.ndarray, fitted: np.ndarray) -> np.ndarray:
+    """float32 [N, dim]: `model` fitted on the rows `fitted` of `xp`, the rest placed."""
+    sub = model.fit_transform(xp[fitted]).astype(np.float32)
+    out = np.empty((len(xp), sub.shape[1]), np.float32)
+    out[fitted] = sub
+    rest = np.setdiff1d(np.arange(len(xp)), fitted, assume_unique=True)
+    out[rest] = place_points(model, xp, rest)
+    return out
 
 
 def procrustes_align(reference: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -44,6 +44,7 @@ from cnnatlas.maps.toolbox import (
     procrustes_align,
     side_by_side,
     stratified_subsample,
+    subsample_record,
     versions,
 )
 
@@ -390,14 +391,13 @@ def tsne_maps(job: FitJob) -> Maps:
     for spec, (coords, kl) in zip(ordered, results, strict=True):
         extra: dict[str, Any] = {}
         if spec not in full:
-            extra["subsample"] = {
-                "size": int(len(fitted[spec.dim])),
-                "of": n,
-                "seed": int(opts["subsample_seed"]),
-                "stratified_by": "label" if job.labels is not None else None,
-                "method": "class-stratified fit, rest placed by "
+            extra["subsample"] = subsample_record(
+                len(fitted[spec.dim]),
+                n,
+                opts["subsample_seed"],
+                job.labels,
                 "openTSNE TSNEEmbedding.transform",
-            }
+            )
         log.info("t-SNE %s: KL divergence %.4f", spec, kl)
         fit_n = extra["subsample"]["size"] if "subsample" in extra else n
         params = {
