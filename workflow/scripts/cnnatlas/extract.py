@@ -196,6 +196,7 @@ def write_predictions(
             for block in blocks:
                 writer.write_batch(block)
                 correct += pc.sum(block.column("correct")).as_py() or 0
+                del block  # not held while the next one is computed
     return correct / len(manifest)
 
 
@@ -225,10 +226,16 @@ def prediction_blocks(
     titles = np.array([space.title(i) for i in outputs], dtype=object)
 
     def batches() -> Iterator[pa.RecordBatch]:
+        # no name holds a block's arrays past its yield: the next block is computed
+        # beside the writer's buffers only
         for rows in row_chunks(len(manifest), PREDICTION_ROWS):
-            part = base.slice(rows.start, rows.stop - rows.start)
-            scores = _scores(logits[rows], targets[rows], k)
-            yield _batch(part, scores, names, titles, schema)
+            yield _batch(
+                base.slice(rows.start, rows.stop - rows.start),
+                _scores(logits[rows], targets[rows], k),
+                names,
+                titles,
+                schema,
+            )
 
     return schema, batches()
 
@@ -265,7 +272,10 @@ def _scores(logits: np.ndarray, targets: np.ndarray, k: int) -> dict[str, np.nda
     top_p, top_i = probs.topk(k, dim=1)
     pred = top_i[:, 0].numpy()
     second = top_p[:, 1] if k > 1 else torch.zeros(len(logp), dtype=logp.dtype)
-    rows = torch.arange(len(logp))
+    loss = -logp[torch.arange(len(logp)), torch.from_numpy(targets)]
+    # p * log p in logp's own memory (the same products as a new array): a block holds
+    # two float64 [n, C] arrays at most
+    entropy = -logp.mul_(probs).sum(1)
     return {
         "pred": pred.astype(np.int64),
         "confidence": top_p[:, 0].numpy().astype(np.float32),
@@ -274,8 +284,8 @@ def _scores(logits: np.ndarray, targets: np.ndarray, k: int) -> dict[str, np.nda
         "topk_probs": top_p.numpy().astype(np.float32),
         "in_topk": (top_i.numpy() == targets[:, None]).any(axis=1),
         "probs": probs.numpy().astype(np.float32),
-        "loss": (-logp[rows, torch.from_numpy(targets)]).numpy().astype(np.float32),
-        "entropy": (-(probs * logp).sum(1)).numpy().astype(np.float32),
+        "loss": loss.numpy().astype(np.float32),
+        "entropy": entropy.numpy().astype(np.float32),
         "margin": (top_p[:, 0] - second).numpy().astype(np.float32),
     }
 

@@ -244,7 +244,11 @@ class LogitRows:
         return self.shape[0]
 
     def __getitem__(self, rows: slice) -> np.ndarray:
-        scores = self.folder.scores[self.order[rows]]
+        # a memmap of its own, unmapped on return: the pages a block read leave the
+        # process's resident set with it (the folder's memmap would keep every one)
+        file = np.load(self.folder.scores_file, mmap_mode="r", allow_pickle=False)
+        scores = file[self.order[rows]]
+        del file
         if self.folder.probs:
             scores = np.log(np.maximum(scores.astype(np.float64), PROBS_MIN))
         return scores.astype(np.float32, copy=False)
