@@ -182,9 +182,10 @@ def write_predictions(
     space: ClassSpace | None = None,
 ) -> float:
     """Write `predictions_table` to the Parquet file `out` (atomically, with `space`'s
-    metadata), `PREDICTION_ROWS` rows at a time: one row group each, so memory does
-    not grow with N. `logits` is anything sliced by rows (an array, a memmap).
-    Returns the share of correct predictions.
+    metadata), `PREDICTION_ROWS` rows at a time, one row group each: the per-class
+    columns never exist for more than one block. `logits` is anything sliced by rows
+    (an array, a memmap, `cnnatlas.precomputed.LogitRows`). Returns the share of
+    correct predictions.
 
     A table of at most `PREDICTION_ROWS` rows is the bytes `write_parquet` writes for
     `predictions_table`; a larger one the same values in more row groups.
