@@ -20,8 +20,8 @@ A child whose RSS passes `--max-rss-gb` is killed (the parent polls /proc), repo
 stopped with the RSS it had reached. Where `old` and `new` both finish, their files
 are compared row group by row group (`same_values`) and by sha256.
 
-    .venv/bin/python benchmarks/predictions_memory.py --n 50000 200000 --classes 1000 \
-        > benchmarks/predictions-memory-2026-12-06.json
+    .venv/bin/python benchmarks/predictions_memory.py --n 50000 100000 200000 400000 \
+        --old-max-n 200000 --classes 1000 > benchmarks/predictions-memory-2026-12-06.json
 
 Prints JSON.
 """
