@@ -1,6 +1,7 @@
-import pandas as pd
 import torch
+from cnnatlas.explain.select import SAMPLE_COLUMNS
 from cnnatlas.explain.trust import render_saliency_checks
+from cnnatlas.io import read_predictions
 from cnnatlas.logs import to_log
 from cnnatlas.models import load_model
 
@@ -10,7 +11,7 @@ def main(snakemake) -> None:
     torch.set_num_threads(snakemake.threads)
     spec, out = snakemake.params.spec, snakemake.output
     render_saliency_checks(
-        pd.read_parquet(snakemake.input.predictions),
+        read_predictions(snakemake.input.predictions, SAMPLE_COLUMNS),
         load_model(spec, snakemake.input.checkpoint),
         spec["transform"],
         out={k: getattr(out, k) for k in out.keys()},

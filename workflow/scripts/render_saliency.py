@@ -2,6 +2,8 @@ import pandas as pd
 import torch
 from cnnatlas.classes import read_class_space
 from cnnatlas.explain.gradcam import render_saliency
+from cnnatlas.explain.select import SAMPLE_COLUMNS
+from cnnatlas.io import read_predictions
 from cnnatlas.logs import to_log
 from cnnatlas.models import load_model
 
@@ -12,7 +14,7 @@ def main(snakemake) -> None:
     spec, opts = snakemake.params.spec, snakemake.params.options
     out = snakemake.output
     render_saliency(
-        pd.read_parquet(snakemake.input.predictions),
+        read_predictions(snakemake.input.predictions, SAMPLE_COLUMNS),
         pd.read_parquet(snakemake.input.selection),
         load_model(spec, snakemake.input.checkpoint),
         spec["transform"],

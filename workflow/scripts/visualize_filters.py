@@ -1,7 +1,8 @@
-import pandas as pd
 import torch
 from cnnatlas.explain.filters import visualize_filters
 from cnnatlas.explain.inputs import spatial_layers
+from cnnatlas.explain.select import SAMPLE_COLUMNS
+from cnnatlas.io import read_predictions
 from cnnatlas.logs import to_log
 from cnnatlas.models import load_model
 
@@ -15,7 +16,7 @@ def main(snakemake) -> None:
         model, spec["transform"], list(spec["layers"]), snakemake.params.layers
     )
     visualize_filters(
-        pd.read_parquet(snakemake.input.predictions),
+        read_predictions(snakemake.input.predictions, SAMPLE_COLUMNS),
         model,
         spec["transform"],
         layers,

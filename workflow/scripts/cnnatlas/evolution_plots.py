@@ -26,7 +26,11 @@ from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
 from cnnatlas.classes import ClassSpace, read_class_space  # noqa: E402
 from cnnatlas.evolution import read_evolution  # noqa: E402
 from cnnatlas.interactive import PLOTLY_SYMBOLS  # noqa: E402
-from cnnatlas.io import atomic_path, read_parquet_meta  # noqa: E402
+from cnnatlas.io import (  # noqa: E402
+    atomic_path,
+    read_parquet_meta,
+    read_predictions,
+)
 from cnnatlas.plots import Style, class_styles, save_figure  # noqa: E402
 
 __all__ = [
@@ -239,6 +243,8 @@ def slider_figure(
     return fig
 
 
+# what a map's hover text reads of a checkpoint's predictions.parquet (`_hover`)
+HOVER = ["image_id", "pred", "pred_name", "confidence"]
 # No modebar control that sends the chart off the machine (plotly's "share to cloud").
 PLOTLY_CONFIG = {
     "displaylogo": False,
@@ -286,7 +292,11 @@ def render_evolution(
     spaces = {c: s if s.classes else ClassSpace.of(classes) for c, s in spaces.items()}
     classes = spaces[ckpts[-1]].class_titles()  # titles (`tench`) in the legends
     hovers = [
-        _hover(man, pd.read_parquet(predictions[c]).sort_values("image_id"), spaces[c])
+        _hover(
+            man,
+            read_predictions(predictions[c], HOVER).sort_values("image_id"),
+            spaces[c],
+        )
         for c in ckpts
     ]
     plot_strip(maps, ckpts, labels, classes, png, pdf, title)

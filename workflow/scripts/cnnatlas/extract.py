@@ -12,12 +12,15 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -34,14 +37,15 @@ from cnnatlas.batches import (
 )
 from cnnatlas.classes import ClassSpace, class_space
 from cnnatlas.errors import CnnatlasError
-from cnnatlas.io import atomic_path, read_parquet_meta, write_parquet
+from cnnatlas.io import atomic_path, read_parquet_meta
 from cnnatlas.logs import Progress
+from cnnatlas.maps.toolbox import row_chunks
 from cnnatlas.models import check_layers
 from cnnatlas.precomputed import (
+    LogitRows,
     copy_rows,
     folder_files,
     open_folder,
-    read_logits,
     row_order,
 )
 from cnnatlas.provenance import sha256_file
@@ -52,7 +56,10 @@ __all__ = [
     "POOLS",
     "pool",
     "forward_pass",
+    "PREDICTION_ROWS",
     "predictions_table",
+    "write_predictions",
+    "prediction_blocks",
     "extract_options",
     "extract",
     "shard_rows",
@@ -64,6 +71,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 POOLS = ("avg", "max", "flatten")
+# rows of the predictions computed and written at a time (one Parquet row group each):
+# a float64 [rows, C] array of 65,536 rows and 1,000 classes is 0.5 GB, where ImageNet's
+# whole [1,280,000, 1,000] is 10 GB
+PREDICTION_ROWS = 1 << 16
+# the manifest's columns that lead the predictions (its metadata columns come last)
+_MANIFEST_COLUMNS = ("image_id", "path", "label", "label_name")
 
 
 def pool(t: torch.Tensor, how: str = "avg") -> torch.Tensor:
@@ -153,45 +166,190 @@ def predictions_table(
     `topk_ids` and `probs` are in the model's outputs, `correct`, `in_topk` and `loss`
     compare them with each label's output. `label_title` and `pred_title` are the human
     names `space` gives (a class-index file's `tench`), else equal to `label_name` and
-    `pred_name`.
+    `pred_name`. The table `write_predictions` writes, in memory: for small N (`probs`
+    is one array per row).
+    """
+    schema, blocks = prediction_blocks(manifest, logits, classes, topk, space)
+    return pa.Table.from_batches(list(blocks), schema).to_pandas()
+
+
+def write_predictions(
+    manifest: pd.DataFrame,
+    logits: np.ndarray,
+    classes: Sequence[str],
+    topk: int,
+    out: str | Path,
+    space: ClassSpace | None = None,
+) -> float:
+    """Write `predictions_table` to the Parquet file `out` (atomically, with `space`'s
+    metadata), `PREDICTION_ROWS` rows at a time, one row group each: the per-class
+    columns never exist for more than one block. `logits` is anything sliced by rows
+    (an array, a memmap, `cnnatlas.precomputed.LogitRows`). Returns the share of
+    correct predictions.
+
+    A table of at most `PREDICTION_ROWS` rows is the bytes `write_parquet` writes for
+    `predictions_table`; a larger one the same values in more row groups.
+    """
+    schema, blocks = prediction_blocks(manifest, logits, classes, topk, space)
+    correct = 0
+    with atomic_path(out) as tmp:
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            for block in blocks:
+                writer.write_batch(block)
+                correct += pc.sum(block.column("correct")).as_py() or 0
+                del block  # not held while the next one is computed
+    return correct / len(manifest)
+
+
+def prediction_blocks(
+    manifest: pd.DataFrame,
+    logits: np.ndarray,
+    classes: Sequence[str],
+    topk: int,
+    space: ClassSpace | None = None,
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """The schema of `predictions_table` (pandas' metadata and `space`'s included) and
+    its rows as Arrow batches of `PREDICTION_ROWS` rows, each computed when taken.
+
+    Per-class columns are list arrays over one flat buffer per batch, never a Python
+    object per row; softmax runs in float64 on a batch's rows only.
     """
     if space is None:
         space = class_space(
             None, classes, logits.shape[1], "models.<model>.class_index"
         )
+    targets = _targets(manifest, space)
+    base = _base_columns(manifest, space, targets)
+    k = min(topk, logits.shape[1])
+    schema = _schema(base, k, space.meta())
+    outputs = range(logits.shape[1])
+    names = np.array([space.name(i) for i in outputs], dtype=object)
+    titles = np.array([space.title(i) for i in outputs], dtype=object)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        # no name holds a block's arrays past its yield: the next block is computed
+        # beside the writer's buffers only
+        for rows in row_chunks(len(manifest), PREDICTION_ROWS):
+            yield _batch(
+                base.slice(rows.start, rows.stop - rows.start),
+                _scores(logits[rows], targets[rows], k),
+                names,
+                titles,
+                schema,
+            )
+
+    return schema, batches()
+
+
+def _targets(manifest: pd.DataFrame, space: ClassSpace) -> np.ndarray:
+    """The model output of each image's label."""
     labels = manifest["label"].to_numpy(dtype=np.int64, copy=True)
     if labels.max() >= len(space.targets):
         raise CnnatlasError(
             f"labels go up to {labels.max()} but the class list has {len(space.targets)} classes"
         )
-    targets = space.target(labels)
-    t = torch.from_numpy(logits).double()
-    logp = torch.log_softmax(t, dim=1)
+    return space.target(labels)
+
+
+def _base_columns(
+    manifest: pd.DataFrame, space: ClassSpace, targets: np.ndarray
+) -> pa.Table:
+    """The columns that do not depend on the logits: the manifest's four, label_title,
+    then its metadata columns, converted once for all rows (so that a column's type is
+    read from all of it, as `write_parquet` reads it)."""
+    df = manifest[list(_MANIFEST_COLUMNS)].copy().reset_index(drop=True)
+    df["label_title"] = [space.title(t) for t in targets]
+    meta = manifest.drop(columns=list(_MANIFEST_COLUMNS))
+    df = pd.concat([df, meta.reset_index(drop=True)], axis=1)
+    return pa.Table.from_pandas(df, preserve_index=False)
+
+
+def _scores(logits: np.ndarray, targets: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """The columns computed from the logits [n, C] of n images, by name: numpy arrays
+    of n values ([n, k] for the top-k columns, [n, C] for probs)."""
+    # float64 whatever the logits' dtype: a copy of this block only
+    logp = torch.log_softmax(torch.from_numpy(np.array(logits, np.float64)), dim=1)
     probs = logp.exp()
-    k = min(topk, logits.shape[1])
     top_p, top_i = probs.topk(k, dim=1)
     pred = top_i[:, 0].numpy()
-    second = top_p[:, 1] if k > 1 else torch.zeros(len(t), dtype=t.dtype)
-    df = manifest[["image_id", "path", "label", "label_name"]].copy()
-    df["label_title"] = [space.title(t) for t in targets]
-    df["pred"] = pred.astype(np.int64)
-    df["pred_name"] = [space.name(i) for i in pred]
-    df["pred_title"] = [space.title(i) for i in pred]
-    df["confidence"] = top_p[:, 0].numpy().astype(np.float32)
-    df["correct"] = pred == targets
-    df["topk_ids"] = list(top_i.numpy().astype(np.int64))
-    df["topk_probs"] = list(top_p.numpy().astype(np.float32))
-    df["in_topk"] = (top_i.numpy() == targets[:, None]).any(axis=1)
-    df["probs"] = list(probs.numpy().astype(np.float32))
-    df["loss"] = (
-        (-logp[torch.arange(len(t)), torch.from_numpy(targets)])
-        .numpy()
-        .astype(np.float32)
+    second = top_p[:, 1] if k > 1 else torch.zeros(len(logp), dtype=logp.dtype)
+    loss = -logp[torch.arange(len(logp)), torch.from_numpy(targets)]
+    # p * log p in logp's own memory (the same products as a new array): a block holds
+    # two float64 [n, C] arrays at most
+    entropy = -logp.mul_(probs).sum(1)
+    return {
+        "pred": pred.astype(np.int64),
+        "confidence": top_p[:, 0].numpy().astype(np.float32),
+        "correct": pred == targets,
+        "topk_ids": top_i.numpy().astype(np.int64),
+        "topk_probs": top_p.numpy().astype(np.float32),
+        "in_topk": (top_i.numpy() == targets[:, None]).any(axis=1),
+        "probs": probs.numpy().astype(np.float32),
+        "loss": loss.numpy().astype(np.float32),
+        "entropy": entropy.numpy().astype(np.float32),
+        "margin": (top_p[:, 0] - second).numpy().astype(np.float32),
+    }
+
+
+def _batch(
+    base: pa.Table,
+    scores: dict[str, np.ndarray],
+    names: np.ndarray,
+    titles: np.ndarray,
+    schema: pa.Schema,
+) -> pa.RecordBatch:
+    """One batch of `schema`: `base`'s rows and the columns computed for them."""
+    pred = scores["pred"]
+    computed = {"pred_name": names[pred], "pred_title": titles[pred]} | scores
+    arrays = []
+    for field in schema:
+        if field.name in computed:
+            arrays.append(_arrow(computed[field.name], field.type))
+        else:
+            arrays.append(base.column(field.name).combine_chunks())
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _arrow(values: np.ndarray, type_: pa.DataType) -> pa.Array:
+    """A numpy column as an Arrow array of `type_`; a 2-D one as a list array over its
+    flat buffer (row i is values[i])."""
+    if values.ndim == 1:
+        return pa.array(values, type=type_)
+    n, width = values.shape
+    offsets = pa.array(np.arange(0, (n + 1) * width, width, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(values.reshape(-1)), type=type_)
+
+
+def _schema(base: pa.Table, k: int, meta: Mapping[str, str]) -> pa.Schema:
+    """The fields and metadata `pa.Table.from_pandas` gives `predictions_table`: the
+    computed columns' from a one-row table of them (their types do not depend on the
+    data), `base`'s from all its rows; `meta` after pandas' own key."""
+    one = {
+        "pred": np.zeros(1, np.int64),
+        "pred_name": ["x"],
+        "pred_title": ["x"],
+        "confidence": np.zeros(1, np.float32),
+        "correct": np.zeros(1, bool),
+        "topk_ids": list(np.zeros((1, k), np.int64)),
+        "topk_probs": list(np.zeros((1, k), np.float32)),
+        "in_topk": np.zeros(1, bool),
+        "probs": list(np.zeros((1, 1), np.float32)),
+        "loss": np.zeros(1, np.float32),
+        "entropy": np.zeros(1, np.float32),
+        "margin": np.zeros(1, np.float32),
+    }
+    computed = pa.Schema.from_pandas(pd.DataFrame(one), preserve_index=False)
+    pandas = json.loads(base.schema.metadata[b"pandas"])
+    at = len(_MANIFEST_COLUMNS) + 1  # after label_title
+    columns = pandas["columns"]
+    pandas["columns"] = (
+        columns[:at]
+        + json.loads(computed.metadata[b"pandas"])["columns"]
+        + columns[at:]
     )
-    df["entropy"] = (-(probs * logp).sum(1)).numpy().astype(np.float32)
-    df["margin"] = (top_p[:, 0] - second).numpy().astype(np.float32)
-    meta = manifest.drop(columns=["image_id", "path", "label", "label_name"])
-    return pd.concat([df, meta.reset_index(drop=True)], axis=1)
+    fields = list(base.schema)[:at] + list(computed) + list(base.schema)[at:]
+    extra = {k.encode(): v.encode() for k, v in meta.items()}
+    return pa.schema(fields, metadata={b"pandas": json.dumps(pandas).encode()} | extra)
 
 
 def extract_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -289,9 +447,8 @@ def _write_predictions(
     classes = json.loads(read_parquet_meta(manifest).get("cnnatlas.classes", "[]"))
     key = f"models.{model_name}.class_index"
     space = class_space(class_index, classes, logits.shape[1], key)
-    table = predictions_table(df, logits, classes, topk, space)
-    write_parquet(table, predictions, meta=space.meta())
-    log.info("accuracy %.4f over %d images", table["correct"].mean(), len(table))
+    accuracy = write_predictions(df, logits, classes, topk, predictions, space)
+    log.info("accuracy %.4f over %d images", accuracy, len(df))
 
 
 def shard_rows(n: int, batch_size: int, shards: int) -> list[tuple[int, int]]:
@@ -421,7 +578,7 @@ def import_features(
             copy_rows(src, order, mm)
             mm.flush()
             del mm
-    logits = read_logits(source, order)
+    logits = LogitRows(source, order)  # read by the writer a block at a time
     _write_predictions(manifest, df, logits, predictions, topk, class_index, model_name)
     _write_record(record, folder, layers)
     log.info("imported %d images of %s from %s", len(df), key, folder)

@@ -6,7 +6,7 @@ at any moment leaves either the old file, or none, never half of a new one.
 """
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,7 +14,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["atomic_path", "write_parquet", "read_parquet_meta", "sync_page"]
+__all__ = [
+    "atomic_path",
+    "write_parquet",
+    "read_parquet_meta",
+    "PER_CLASS",
+    "read_predictions",
+    "sync_page",
+]
+
+# predictions.parquet's columns of one value per class: [N, C], 1.28 M arrays of 1,000
+# floats for ImageNet, which a reader materialises only when it asks for them by name
+PER_CLASS = ("probs",)
 
 
 @contextmanager
@@ -49,6 +60,17 @@ def read_parquet_meta(path: str | Path) -> dict[str, str]:
     """The key-value metadata of a Parquet file written by `write_parquet` (pandas' own key left out)."""
     meta = pq.read_schema(path).metadata or {}
     return {k.decode(): v.decode() for k, v in meta.items() if k != b"pandas"}
+
+
+def read_predictions(
+    path: str | Path, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """The columns of a predictions Parquet that the file has among `columns` (those a
+    newer table added may be absent: callers test for them), or without `columns`
+    every column but the per-class ones (`PER_CLASS`)."""
+    names = pq.read_schema(path).names
+    wanted = [c for c in names if c not in PER_CLASS] if columns is None else columns
+    return pd.read_parquet(path, columns=[c for c in wanted if c in names])
 
 
 def sync_page(page: Path, text: str, command: str, check: bool) -> bool:

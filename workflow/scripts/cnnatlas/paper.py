@@ -37,7 +37,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from cnnatlas import plots  # noqa: E402
 from cnnatlas.classes import OTHER, ClassSpace  # noqa: E402
 from cnnatlas.errors import CnnatlasError  # noqa: E402
-from cnnatlas.io import atomic_path  # noqa: E402
+from cnnatlas.io import atomic_path, read_predictions  # noqa: E402
 from cnnatlas.plan import paper as plan_paper  # noqa: E402
 from cnnatlas.provenance import package_versions, run_hash, sha256_file  # noqa: E402
 from cnnatlas.schema import default, defaults  # noqa: E402
@@ -494,7 +494,7 @@ def draw_saliency(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> Figu
     return gradcam_figure(
         load_model(spec, figure["checkpoint"]),
         spec["transform"],
-        pd.read_parquet(figure["predictions"]),
+        read_predictions(figure["predictions"], ["image_id", "path"]),
         figure["image_ids"],
         read_class_space(figure["predictions"]),
         figure["target_layer"],

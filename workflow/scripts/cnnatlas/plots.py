@@ -24,7 +24,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from cnnatlas.classes import OTHER, read_class_space  # noqa: E402
 from cnnatlas.errors import CnnatlasError  # noqa: E402
-from cnnatlas.io import atomic_path  # noqa: E402
+from cnnatlas.io import atomic_path, read_predictions  # noqa: E402
 
 __all__ = [
     "PALETTE",
@@ -137,7 +137,7 @@ def load_points(
         raise CnnatlasError(
             f"{embedding}: columns {sorted(missing)} are missing; an embedding needs image_id, x, y[, z]"
         )
-    pred = pd.read_parquet(predictions)
+    pred = read_predictions(predictions)  # all but the per-class probs
     df = emb.merge(pred, on="image_id", how="left", validate="one_to_one")
     if df["label"].isna().any():
         bad = df.loc[df["label"].isna(), "image_id"].iloc[0]

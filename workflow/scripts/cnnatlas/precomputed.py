@@ -31,6 +31,7 @@ __all__ = [
     "open_folder",
     "dataset_root",
     "row_order",
+    "LogitRows",
     "read_logits",
     "copy_rows",
 ]
@@ -229,17 +230,38 @@ def row_order(
     return np.array([rows[p] for p in wanted], dtype=np.int64)
 
 
+class LogitRows:
+    """The logits [N, K] float32 of the manifest's images (`order`: each image's row in
+    the folder), read when sliced: `logits[a:b]` reads those rows only, so a reader that
+    takes a block at a time never holds [N, K]. Probabilities become
+    log(max(p, PROBS_MIN)), logits with the same softmax."""
+
+    def __init__(self, folder: Folder, order: np.ndarray) -> None:
+        self.folder, self.order = folder, order
+        self.shape = (len(order), folder.scores.shape[1])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        # a memmap of its own, unmapped on return: the pages a block read leave the
+        # process's resident set with it (the folder's memmap would keep every one)
+        file = np.load(self.folder.scores_file, mmap_mode="r", allow_pickle=False)
+        scores = file[self.order[rows]]
+        del file
+        if self.folder.probs:
+            scores = np.log(np.maximum(scores.astype(np.float64), PROBS_MIN))
+        return scores.astype(np.float32, copy=False)
+
+
 def read_logits(
     folder: Folder, order: np.ndarray, rows: int = BLOCK_ROWS
 ) -> np.ndarray:
-    """The logits [N, K] float32 of the manifest's images, `rows` rows at a time;
-    probabilities become log(max(p, PROBS_MIN)), logits with the same softmax."""
-    out = np.empty((len(order), folder.scores.shape[1]), np.float32)
+    """`LogitRows` read whole: the logits [N, K] float32, `rows` rows at a time."""
+    lazy = LogitRows(folder, order)
+    out = np.empty(lazy.shape, np.float32)
     for block in _blocks(len(order), rows):
-        scores = folder.scores[order[block]]
-        if folder.probs:
-            scores = np.log(np.maximum(scores.astype(np.float64), PROBS_MIN))
-        out[block] = scores
+        out[block] = lazy[block]
     return out
 
 

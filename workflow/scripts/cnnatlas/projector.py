@@ -31,7 +31,7 @@ from PIL import Image, ImageOps
 
 from cnnatlas.data import load_image
 from cnnatlas.errors import CnnatlasError
-from cnnatlas.io import atomic_path
+from cnnatlas.io import atomic_path, read_predictions
 from cnnatlas.schema import default
 
 __all__ = [
@@ -60,6 +60,9 @@ CONFIG_FILE = "projector_config.pbtxt"
 # what was exported: the points, each tensor's source shape and reduction
 EXPORT_FILE = "export.json"
 BASE_COLUMNS = ["image_id", "path", "label", "label_name"]
+# what `metadata_table` reads of predictions.parquet (the titles where it has them)
+METADATA_COLUMNS = ["image_id", "path", "label_name", "label_title", "pred_name",
+                    "pred_title", "correct", "confidence"]  # fmt: skip
 
 
 def sprite_layout(
@@ -285,7 +288,8 @@ def export_projector(
     if reduce not in ("pca", "sample"):
         raise ValueError(f"projector.reduce must be pca or sample, got {reduce!r}")
     out = Path(out)
-    meta = metadata_table(pd.read_parquet(predictions), pd.read_parquet(manifest))
+    pred = read_predictions(predictions, METADATA_COLUMNS)
+    meta = metadata_table(pred, pd.read_parquet(manifest))
     total = len(meta)
     dims = {
         layer: _feature_dims(npy, total, predictions) for layer, npy in features.items()

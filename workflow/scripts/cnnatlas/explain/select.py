@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cnnatlas.errors import CnnatlasError
-from cnnatlas.io import read_parquet_meta, write_parquet
+from cnnatlas.io import read_parquet_meta, read_predictions, write_parquet
 
 __all__ = [
     "select_images",
@@ -22,6 +22,7 @@ __all__ = [
     "bound_images",
     "write_selection",
     "read_classes",
+    "SAMPLE_COLUMNS",
 ]
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 COLUMNS = ["image_id", "path", "label", "label_name", "pred", "pred_name"]
 # the human names of predictions.parquet (absent from tables written before them)
 TITLES = ["label_title", "pred_title"]
+# what the explanation jobs read of predictions.parquet: the images to sample from
+# (`bound_images`) and what their tables record of each
+SAMPLE_COLUMNS = ["image_id", "path", "label", "label_name", "correct"]
 
 
 def select_images(
@@ -134,7 +138,7 @@ def write_selection(
 ) -> pd.DataFrame:
     """Select images from a predictions Parquet and write them (with its class list) to `out`."""
     sel = select_images(
-        pd.read_parquet(predictions),
+        read_predictions(predictions, COLUMNS + TITLES + ["confidence", "correct"]),
         ids,
         correct_per_class=correct_per_class,
         wrong_per_class=wrong_per_class,
