@@ -494,7 +494,7 @@ def draw_saliency(figure: Mapping[str, Any], fonts: Mapping[str, float]) -> Figu
     return gradcam_figure(
         load_model(spec, figure["checkpoint"]),
         spec["transform"],
-        read_predictions(figure["predictions"], ["image_id", "path"]),
+        read_predictions(figure["predictions"]),
         figure["image_ids"],
         read_class_space(figure["predictions"]),
         figure["target_layer"],
