@@ -153,14 +153,13 @@ def profile_model(
     """Measure one model (random weights of its architecture: the cost does not depend
     on the weights) at its configured transform, on `threads` threads."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from cnnatlas.data import load_image
     from cnnatlas.explain.filters import fit_budget, step_gflop
     from cnnatlas.explain.gradcam import find_target_layer
     from cnnatlas.explain.inputs import activation_mb, spatial_layers
     from cnnatlas.explain.randomise import parameter_layers
-    from cnnatlas.explain.trust import layer_channels
+    from cnnatlas.explain.trust import forward_gflop, layer_channels
     from cnnatlas.models import build_model
     from cnnatlas.torchutil import make_transform
 
@@ -169,9 +168,7 @@ def profile_model(
     tf = make_transform(spec["transform"])
     c, crop = tf.spec.channels, tf.spec.crop
     x = torch.rand(1, c, crop, crop)
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        model(x)
-    gflop = counter.get_total_flops() / 1e9
+    gflop = forward_gflop(model, x)
     times = {}
     with torch.inference_mode():
         for b in (1, batch):
@@ -273,15 +270,24 @@ def load_constants(path: str | Path = CONSTANTS) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
 
 
-def _passes_check(prof: ModelProfile, trust: Mapping[str, Any], methods, n: int):
-    """Forward-pass equivalents of one checkpoint's saliency checks."""
+def _check_shape(
+    prof: ModelProfile, trust: Mapping[str, Any], methods
+) -> tuple[int, int]:
+    """(cascade steps, Score-CAM's masked passes per image) of the saliency checks."""
     from cnnatlas.explain.randomise import step_bounds
     from cnnatlas.explain.saliency import METHODS
+
+    steps = len(step_bounds(prof.parameter_layers, trust["cascade_steps"]))
+    score = sum(METHODS[m].passes_per_channel for m in methods) * prof.target_channels
+    return steps, score
+
+
+def _passes_check(prof: ModelProfile, trust: Mapping[str, Any], methods, n: int):
+    """Forward-pass equivalents of one checkpoint's saliency checks."""
     from cnnatlas.explain.trust import check_passes
 
     t, cascade = check_images(prof, trust, methods, n)
-    steps = len(step_bounds(prof.parameter_layers, trust["cascade_steps"]))
-    score = sum(METHODS[m].passes_per_channel for m in methods) * prof.target_channels
+    steps, score = _check_shape(prof, trust, methods)
     # ROAD's imputations cost about a forward pass each at 224 px (coarse to fine)
     road = 2 * len(trust["road_fractions"]) * len(methods)
     return check_passes(t, cascade, steps, len(methods), trust, score) + t * road
@@ -292,12 +298,9 @@ def check_images(
 ) -> tuple[int, int]:
     """(images, cascade images) of one checkpoint's saliency checks, as the job fits
     them to explain.trust.budget_gflop."""
-    from cnnatlas.explain.randomise import step_bounds
-    from cnnatlas.explain.saliency import METHODS
     from cnnatlas.explain.trust import fit_check_budget
 
-    steps = len(step_bounds(prof.parameter_layers, trust["cascade_steps"]))
-    score = sum(METHODS[m].passes_per_channel for m in methods) * prof.target_channels
+    steps, score = _check_shape(prof, trust, methods)
     return fit_check_budget(prof.gflop, n, steps, len(methods), trust, score)
 
 

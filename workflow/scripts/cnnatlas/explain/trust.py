@@ -677,9 +677,9 @@ def render_saliency_checks(
     On every device at most `options["max_images"]` images (class-stratified, seeded),
     of which `options["cascade_images"]` (a class-stratified sample of those) go
     through the randomisation cascade, fewer where they would cost more than
-    `options["budget_gflop"]` (`fit_check_budget`). `out` names the paths: curves, randomisation,
-    summary (Parquet), cascade (.npz), curves_figure, cascade_figure (PNG). Returns the
-    summary. On the CPU the batches are cut to fit `mem_mb` (the job's memory).
+    `options["budget_gflop"]` (`fit_check_budget`). `out` names the paths: curves,
+    randomisation, summary (Parquet), cascade (.npz), curves_figure, cascade_figure
+    (PNG). Returns the summary. On the CPU the batches are cut to fit `mem_mb` (the job's memory).
     """
     dev = resolve_device(device)
     model = model.eval().to(dev)
